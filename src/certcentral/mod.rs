@@ -1,0 +1,15 @@
+//! DigiCert CertCentral Services API v2: wire types, a typed client, and client-side
+//! rate limiting.
+
+mod client;
+mod error;
+pub mod ratelimit;
+pub mod types;
+
+pub use client::{
+    ApiKey, BaseUrl, Client, ClientConfig, EU_BASE_URL, LimiterFactory, RetryPolicy, TrustRoots,
+    US_BASE_URL,
+};
+pub use error::{Error, TransportKind};
+pub use ratelimit::{RateLimiter, Window};
+pub use types::*;

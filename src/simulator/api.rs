@@ -1,0 +1,365 @@
+//! The DigiCert side of the simulator: `/services/v2/...`.
+//!
+//! Every call goes through the same steps, in the order CertCentral's own front would
+//! meet them: route, count, injected faults, API key, rate limit, then the state
+//! change, then faults that act after the work was done.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State as AxumState;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::faults::{FaultAction, Phase};
+use super::state::{ApiError, ApiKeyConfig};
+use super::{Inner, Simulator, clock};
+use crate::certcentral::types::*;
+
+pub fn router(sim: Arc<Simulator>) -> Router {
+    Router::new()
+        .route("/services/v2/{*path}", axum::routing::any(handle))
+        .with_state(sim)
+}
+
+/// A routed call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Call {
+    OrderInfo(u64),
+    Reissue(u64),
+    ListReissues(u64),
+    UpdateOrderStatus(u64),
+    UpdateAutoReissue(u64),
+    Download { certificate: u64, format: String },
+    DownloadByOrder { order: u64, format: String },
+    RequestInfo(u64),
+    UpdateRequestStatus(u64),
+}
+
+impl Call {
+    fn operation(&self) -> Operation {
+        match self {
+            Call::OrderInfo(_) => Operation::OrderInfo,
+            Call::Reissue(_) => Operation::Reissue,
+            Call::ListReissues(_) => Operation::ListReissues,
+            Call::UpdateOrderStatus(_) => Operation::UpdateOrderStatus,
+            Call::UpdateAutoReissue(_) => Operation::UpdateAutoReissue,
+            Call::Download { .. } | Call::DownloadByOrder { .. } => Operation::Download,
+            Call::RequestInfo(_) => Operation::RequestInfo,
+            Call::UpdateRequestStatus(_) => Operation::UpdateRequestStatus,
+        }
+    }
+
+    fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Call::Reissue(_)
+                | Call::UpdateOrderStatus(_)
+                | Call::UpdateAutoReissue(_)
+                | Call::UpdateRequestStatus(_)
+        )
+    }
+}
+
+fn route(method: &Method, path: &str) -> Option<Call> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let id = |s: &str| s.parse::<u64>().ok();
+    let call = match (method, segments.as_slice()) {
+        (&Method::GET, ["order", "certificate", o]) => Call::OrderInfo(id(o)?),
+        (&Method::POST, ["order", "certificate", o, "reissue"]) => Call::Reissue(id(o)?),
+        (&Method::GET, ["order", "certificate", o, "reissue"]) => Call::ListReissues(id(o)?),
+        (&Method::PUT, ["order", "certificate", o, "status"]) => Call::UpdateOrderStatus(id(o)?),
+        (&Method::PUT, ["order", "certificate", o, "auto-reissue"]) => {
+            Call::UpdateAutoReissue(id(o)?)
+        }
+        (&Method::GET, ["certificate", "download", "order", o, "format", f]) => {
+            Call::DownloadByOrder {
+                order: id(o)?,
+                format: f.to_string(),
+            }
+        }
+        (&Method::GET, ["certificate", c, "download", "format", f]) => Call::Download {
+            certificate: id(c)?,
+            format: f.to_string(),
+        },
+        (&Method::GET, ["request", r]) => Call::RequestInfo(id(r)?),
+        (&Method::PUT, ["request", r, "status"]) => Call::UpdateRequestStatus(id(r)?),
+        _ => return None,
+    };
+    Some(call)
+}
+
+fn error_response(err: &ApiError) -> Response {
+    let status = StatusCode::from_u16(err.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (
+        status,
+        axum::Json(ErrorBody::single(err.code.clone(), err.message.clone())),
+    )
+        .into_response()
+}
+
+fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
+    (status, axum::Json(value)).into_response()
+}
+
+fn fault_response(action: &FaultAction) -> Option<Response> {
+    match action {
+        FaultAction::Status { status, code } => {
+            let code = code.clone().unwrap_or_else(|| match status {
+                429 => "request_limit_exceeded".into(),
+                500..=599 => "server_error".into(),
+                _ => "injected_fault".into(),
+            });
+            Some(error_response(&ApiError::new(
+                *status,
+                &code,
+                "Injected by the simulator.",
+            )))
+        }
+        FaultAction::RateLimit => Some(rate_limited()),
+        FaultAction::Malformed => Some(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                r#"{"id": 1, "status": "iss"#,
+            )
+                .into_response(),
+        ),
+        FaultAction::Drop => Some(dropped_connection()),
+        FaultAction::Delay { .. } => None,
+    }
+}
+
+fn rate_limited() -> Response {
+    error_response(&ApiError::new(
+        429,
+        "request_limit_exceeded",
+        "Request limit exceeded.",
+    ))
+}
+
+/// A response whose body fails at once: the server aborts the connection, and the
+/// client sees it break without a complete answer.
+fn dropped_connection() -> Response {
+    let stream = futures::stream::once(async {
+        Err::<Bytes, std::io::Error>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection dropped by fault injection",
+        ))
+    });
+    let mut response = Response::new(Body::from_stream(stream));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+fn outcome_label(response: &Response, dropped: bool) -> String {
+    if dropped {
+        "dropped".into()
+    } else {
+        response.status().as_u16().to_string()
+    }
+}
+
+async fn handle(
+    AxumState(sim): AxumState<Arc<Simulator>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().trim_start_matches("/services/v2");
+    let Some(call) = route(&method, path) else {
+        sim.lock().calls.unrouted += 1;
+        return error_response(&ApiError::new(
+            404,
+            "not_found|route",
+            format!("No route for {method} {path}."),
+        ));
+    };
+    let op = call.operation();
+    let fired = {
+        let mut inner = sim.lock();
+        inner.calls.operations.entry(op).or_default().total += 1;
+        inner.faults.on_call(op)
+    };
+    tracing::debug!(operation = %op, %method, path, "simulator call");
+
+    let mut after = Vec::new();
+    for (phase, action) in fired {
+        if let FaultAction::Delay { millis } = action {
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        } else if phase == Phase::After {
+            after.push(action);
+        } else if let Some(response) = fault_response(&action) {
+            return record(&sim, op, response, action == FaultAction::Drop);
+        }
+    }
+
+    let response = answer(&sim, &call, &headers, &body);
+    if call.mutates() && response.status().is_success() {
+        if let Err(e) = sim.persist().await {
+            tracing::error!(error = %e, "cannot persist the simulator state");
+        }
+    }
+    if let Some(action) = after.first()
+        && let Some(replaced) = fault_response(action)
+    {
+        return record(&sim, op, replaced, *action == FaultAction::Drop);
+    }
+    record(&sim, op, response, false)
+}
+
+fn record(sim: &Simulator, op: Operation, response: Response, dropped: bool) -> Response {
+    let label = outcome_label(&response, dropped);
+    *sim
+        .lock()
+        .calls
+        .operations
+        .entry(op)
+        .or_default()
+        .by_outcome
+        .entry(label)
+        .or_default() += 1;
+    response
+}
+
+fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            400,
+            "bad_request_format",
+            format!("The request body is not valid: {e}"),
+        )
+    })
+}
+
+/// Authenticates, rate-limits and runs the call against the state.
+fn answer(sim: &Simulator, call: &Call, headers: &HeaderMap, body: &[u8]) -> Response {
+    let mut inner = sim.lock();
+    let caller = match authenticate(&inner, headers) {
+        Ok(c) => c,
+        Err(e) => return error_response(&e),
+    };
+    if !inner.limits.admit(&caller.key, Instant::now()) {
+        return rate_limited();
+    }
+    let now = clock(&inner.state);
+    inner.state.settle(&sim.ca, now);
+    let state = &mut inner.state;
+    let ca = &sim.ca;
+    let result: Result<Response, ApiError> = (|| match call {
+        Call::OrderInfo(id) => Ok(json_response(StatusCode::OK, &state.order_info(*id, now)?)),
+        Call::ListReissues(id) => Ok(json_response(
+            StatusCode::OK,
+            &state.list_reissues(*id, now)?,
+        )),
+        Call::Reissue(id) => {
+            let req: ReissueRequest = parse(body)?;
+            let answer = state.reissue(*id, &req, &caller, ca, now)?;
+            Ok(json_response(StatusCode::CREATED, &answer))
+        }
+        Call::UpdateOrderStatus(id) => {
+            let req: OrderStatusUpdate = parse(body)?;
+            state.update_order_status(*id, &req, &sim.rules)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Call::UpdateAutoReissue(id) => {
+            let req: AutoReissueUpdate = parse(body)?;
+            state.update_auto_reissue(*id, &req, ca, now)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Call::Download {
+            certificate,
+            format,
+        } => pem_response(state.certificate_pem(*certificate, format, ca)?),
+        Call::DownloadByOrder { order, format } => {
+            pem_response(state.order_certificate_pem(*order, format, ca)?)
+        }
+        Call::RequestInfo(id) => Ok(json_response(StatusCode::OK, &state.request_info(*id)?)),
+        Call::UpdateRequestStatus(id) => {
+            let req: RequestStatusUpdate = parse(body)?;
+            state.update_request_status(*id, &req, &caller, ca, now)?;
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+    })();
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+fn pem_response(pem: String) -> Result<Response, ApiError> {
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        pem,
+    )
+        .into_response())
+}
+
+fn authenticate(inner: &Inner, headers: &HeaderMap) -> Result<ApiKeyConfig, ApiError> {
+    let key = headers
+        .get("x-dc-devkey")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                401,
+                "access_denied|invalid_api_key",
+                "An API key is required (X-DC-DEVKEY).",
+            )
+        })?;
+    if inner.api_keys.is_empty() {
+        return Ok(ApiKeyConfig::new(key));
+    }
+    inner
+        .api_keys
+        .iter()
+        .find(|k| k.key == key)
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                401,
+                "access_denied|invalid_api_key",
+                "The API key is not valid.",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes() {
+        let cases = [
+            (Method::GET, "/order/certificate/12", Some(Call::OrderInfo(12))),
+            (Method::POST, "/order/certificate/12/reissue", Some(Call::Reissue(12))),
+            (Method::GET, "/order/certificate/12/reissue", Some(Call::ListReissues(12))),
+            (Method::PUT, "/order/certificate/12/status", Some(Call::UpdateOrderStatus(12))),
+            (Method::PUT, "/order/certificate/12/auto-reissue", Some(Call::UpdateAutoReissue(12))),
+            (
+                Method::GET,
+                "/certificate/7/download/format/pem_all",
+                Some(Call::Download { certificate: 7, format: "pem_all".into() }),
+            ),
+            (
+                Method::GET,
+                "/certificate/download/order/12/format/pem_noroot",
+                Some(Call::DownloadByOrder { order: 12, format: "pem_noroot".into() }),
+            ),
+            (Method::GET, "/request/5", Some(Call::RequestInfo(5))),
+            (Method::PUT, "/request/5/status", Some(Call::UpdateRequestStatus(5))),
+            (Method::DELETE, "/order/certificate/12", None),
+            (Method::GET, "/order/certificate/abc", None),
+            (Method::GET, "/order/certificate/12/reissue/extra", None),
+        ];
+        for (method, path, want) in cases {
+            assert_eq!(route(&method, path), want, "{method} {path}");
+        }
+    }
+}
