@@ -134,12 +134,11 @@ pub struct CsrInfo {
 /// so callers can answer each problem with its own error.
 pub fn inspect_csr(csr_pem: &str) -> Result<CsrInfo, KeyError> {
     let der = csr_der(csr_pem)?;
-    let (rest, csr) = X509CertificationRequest::from_der(der.as_ref()).map_err(|e| {
-        KeyError::Parse {
+    let (rest, csr) =
+        X509CertificationRequest::from_der(der.as_ref()).map_err(|e| KeyError::Parse {
             what: "the certificate signing request",
             message: e.to_string(),
-        }
-    })?;
+        })?;
     if !rest.is_empty() {
         return Err(KeyError::Parse {
             what: "the certificate signing request",
@@ -256,7 +255,8 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(inspect_csr("hello").is_err());
-        let bogus = "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
+        let bogus =
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n";
         assert!(inspect_csr(bogus).is_err());
     }
 }

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2034
 # Shared helpers for start.sh, stop.sh and watchdog.sh (sourced, not executed).
 #
 # An instance is described by a key=value file, written both to DIR/instance

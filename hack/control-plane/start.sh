@@ -127,6 +127,7 @@ spawn() {
   shift 3
   local pidfile="$dir/.spawn.$$.$RANDOM"
   rm -f "$pidfile"
+  # shellcheck disable=SC2016 # $$ and $@ belong to the inner shell
   setsid bash -c 'echo $$ >"$0"; exec "$@"' "$pidfile" "$@" </dev/null >>"$logfile" 2>&1 8>&- 9>&- &
   local i pid=""
   for ((i = 0; i < 100; i++)); do

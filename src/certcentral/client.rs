@@ -414,12 +414,14 @@ impl Client {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, Error> {
-        let answer = self.call(op, method, path, body).await?;
-        serde_json::from_slice(&answer.body).map_err(|e| Error::Decode {
-            operation: op,
-            status: answer.status.as_u16(),
-            message: e.to_string(),
+        self.call(op, method, path, body, |status, bytes| {
+            serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+                operation: op,
+                status: status.as_u16(),
+                message: e.to_string(),
+            })
         })
+        .await
     }
 
     async fn no_content(
@@ -429,36 +431,37 @@ impl Client {
         path: &str,
         body: &impl Serialize,
     ) -> Result<(), Error> {
-        self.call(op, method, path, Some(body)).await.map(drop)
+        self.call(op, method, path, Some(body), |_, _| Ok(())).await
     }
 
     async fn text(&self, path: &str) -> Result<String, Error> {
         let op = Operation::Download;
-        let answer = self.call(op, Method::GET, path, None::<&()>).await?;
-        let text = String::from_utf8(answer.body).map_err(|_| Error::Decode {
-            operation: op,
-            status: answer.status.as_u16(),
-            message: "the certificate is not text".into(),
-        })?;
-        if !text.contains("-----BEGIN CERTIFICATE-----") {
-            return Err(Error::Decode {
+        self.call(op, Method::GET, path, None::<&()>, |status, bytes| {
+            let decode_error = |message: &str| Error::Decode {
                 operation: op,
-                status: answer.status.as_u16(),
-                message: "the answer holds no PEM certificate".into(),
-            });
-        }
-        Ok(text)
+                status: status.as_u16(),
+                message: message.into(),
+            };
+            let text = std::str::from_utf8(bytes)
+                .map_err(|_| decode_error("the certificate is not text"))?;
+            if !text.contains("-----BEGIN CERTIFICATE-----") {
+                return Err(decode_error("the answer holds no PEM certificate"));
+            }
+            Ok(text.to_string())
+        })
+        .await
     }
 
-    /// One logical call: rate-limited attempts until success, a permanent error, or the
-    /// retry policy gives up.
-    async fn call(
+    /// One logical call: rate-limited attempts until an answer decodes, a permanent
+    /// error, or the retry policy gives up. A garbled answer counts as a failed attempt.
+    async fn call<T>(
         &self,
         op: Operation,
         method: Method,
         path: &str,
         body: Option<&impl Serialize>,
-    ) -> Result<Answer, Error> {
+        decode: impl Fn(StatusCode, &[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let url = self
             .shared
             .base
@@ -476,12 +479,15 @@ impl Client {
                 tracing::debug!(operation = %op, waited_ms = waited.as_millis() as u64, "rate limiter delayed a CertCentral call");
             }
             let started = std::time::Instant::now();
-            let result = self.attempt(op, method.clone(), url.clone(), body.clone()).await;
+            let result = self
+                .attempt(op, method.clone(), url.clone(), body.clone())
+                .await
+                .and_then(|answer| decode(answer.status, &answer.body));
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match result {
-                Ok(answer) => {
-                    tracing::debug!(operation = %op, status = answer.status.as_u16(), attempt, elapsed_ms, "CertCentral call succeeded");
-                    return Ok(answer);
+                Ok(value) => {
+                    tracing::debug!(operation = %op, attempt, elapsed_ms, "CertCentral call succeeded");
+                    return Ok(value);
                 }
                 Err(err) if retry.should_retry(op, attempt, &err) => {
                     let delay = retry.delay(attempt - 1, &err);
@@ -658,7 +664,11 @@ mod tests {
             (Operation::UpdateOrderStatus, 2, &e429, true),
         ];
         for (op, attempt, err, want) in cases {
-            assert_eq!(policy.should_retry(op, attempt, err), want, "{op} {attempt} {err}");
+            assert_eq!(
+                policy.should_retry(op, attempt, err),
+                want,
+                "{op} {attempt} {err}"
+            );
         }
     }
 

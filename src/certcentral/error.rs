@@ -40,7 +40,9 @@ pub enum Error {
         message: String,
     },
     /// A success status with a body that is not what the API documents.
-    #[error("CertCentral {operation} answered HTTP {status} with a body that could not be read: {message}")]
+    #[error(
+        "CertCentral {operation} answered HTTP {status} with a body that could not be read: {message}"
+    )]
     Decode {
         operation: Operation,
         status: u16,

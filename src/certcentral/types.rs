@@ -412,7 +412,10 @@ mod tests {
                 &ReissueStatus::Pending
             ]
         );
-        assert_eq!(list.certificates[0].valid_till.as_deref(), Some("2020-04-08"));
+        assert_eq!(
+            list.certificates[0].valid_till.as_deref(),
+            Some("2020-04-08")
+        );
         assert_eq!(list.certificates[1].thumbprint, None);
     }
 

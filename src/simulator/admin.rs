@@ -53,7 +53,11 @@ pub fn router(sim: Arc<Simulator>) -> Router {
         .with_state(sim)
 }
 
-async fn authorize(AxumState(sim): AxumState<Arc<Simulator>>, req: Request, next: Next) -> Response {
+async fn authorize(
+    AxumState(sim): AxumState<Arc<Simulator>>,
+    req: Request,
+    next: Next,
+) -> Response {
     if let Some(token) = &sim.admin_token {
         let given = req
             .headers()
@@ -98,7 +102,11 @@ pub(super) fn order_record(state: &State, id: u64) -> Option<Value> {
         .iter()
         .filter_map(|c| state.certificates.get(c))
         .collect();
-    let requests: Vec<_> = state.requests.values().filter(|r| r.order_id == id).collect();
+    let requests: Vec<_> = state
+        .requests
+        .values()
+        .filter(|r| r.order_id == id)
+        .collect();
     Some(json!({
         "order": order,
         "certificates": certificates,
@@ -108,7 +116,10 @@ pub(super) fn order_record(state: &State, id: u64) -> Option<Value> {
 
 async fn list_orders(AxumState(sim): AxumState<Arc<Simulator>>) -> Response {
     let ids: Vec<u64> = sim.lock().state.orders.keys().copied().collect();
-    let records: Vec<Value> = ids.into_iter().filter_map(|id| sim.order_record(id)).collect();
+    let records: Vec<Value> = ids
+        .into_iter()
+        .filter_map(|id| sim.order_record(id))
+        .collect();
     Json(records).into_response()
 }
 
@@ -335,7 +346,8 @@ impl AdminClient {
 
     pub async fn add_order(&self, seed: &OrderSeed) -> Result<Value, AdminError> {
         let body = serde_json::to_value(seed).expect("seed serialises");
-        self.send(reqwest::Method::POST, "/orders", Some(body)).await
+        self.send(reqwest::Method::POST, "/orders", Some(body))
+            .await
     }
 
     pub async fn order(&self, id: u64) -> Result<Value, AdminError> {
@@ -375,7 +387,9 @@ impl AdminClient {
 
     pub async fn add_fault(&self, spec: &FaultSpec) -> Result<u64, AdminError> {
         let body = serde_json::to_value(spec).expect("fault serialises");
-        let v = self.send(reqwest::Method::POST, "/faults", Some(body)).await?;
+        let v = self
+            .send(reqwest::Method::POST, "/faults", Some(body))
+            .await?;
         Ok(v["id"].as_u64().unwrap_or_default())
     }
 

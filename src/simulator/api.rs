@@ -152,9 +152,10 @@ fn dropped_connection() -> Response {
         ))
     });
     let mut response = Response::new(Body::from_stream(stream));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -202,10 +203,11 @@ async fn handle(
     }
 
     let response = answer(&sim, &call, &headers, &body);
-    if call.mutates() && response.status().is_success() {
-        if let Err(e) = sim.persist().await {
-            tracing::error!(error = %e, "cannot persist the simulator state");
-        }
+    if call.mutates()
+        && response.status().is_success()
+        && let Err(e) = sim.persist().await
+    {
+        tracing::error!(error = %e, "cannot persist the simulator state");
     }
     if let Some(action) = after.first()
         && let Some(replaced) = fault_response(action)
@@ -217,8 +219,7 @@ async fn handle(
 
 fn record(sim: &Simulator, op: Operation, response: Response, dropped: bool) -> Response {
     let label = outcome_label(&response, dropped);
-    *sim
-        .lock()
+    *sim.lock()
         .calls
         .operations
         .entry(op)
@@ -337,23 +338,53 @@ mod tests {
     #[test]
     fn routes() {
         let cases = [
-            (Method::GET, "/order/certificate/12", Some(Call::OrderInfo(12))),
-            (Method::POST, "/order/certificate/12/reissue", Some(Call::Reissue(12))),
-            (Method::GET, "/order/certificate/12/reissue", Some(Call::ListReissues(12))),
-            (Method::PUT, "/order/certificate/12/status", Some(Call::UpdateOrderStatus(12))),
-            (Method::PUT, "/order/certificate/12/auto-reissue", Some(Call::UpdateAutoReissue(12))),
+            (
+                Method::GET,
+                "/order/certificate/12",
+                Some(Call::OrderInfo(12)),
+            ),
+            (
+                Method::POST,
+                "/order/certificate/12/reissue",
+                Some(Call::Reissue(12)),
+            ),
+            (
+                Method::GET,
+                "/order/certificate/12/reissue",
+                Some(Call::ListReissues(12)),
+            ),
+            (
+                Method::PUT,
+                "/order/certificate/12/status",
+                Some(Call::UpdateOrderStatus(12)),
+            ),
+            (
+                Method::PUT,
+                "/order/certificate/12/auto-reissue",
+                Some(Call::UpdateAutoReissue(12)),
+            ),
             (
                 Method::GET,
                 "/certificate/7/download/format/pem_all",
-                Some(Call::Download { certificate: 7, format: "pem_all".into() }),
+                Some(Call::Download {
+                    certificate: 7,
+                    format: "pem_all".into(),
+                }),
             ),
             (
                 Method::GET,
                 "/certificate/download/order/12/format/pem_noroot",
-                Some(Call::DownloadByOrder { order: 12, format: "pem_noroot".into() }),
+                Some(Call::DownloadByOrder {
+                    order: 12,
+                    format: "pem_noroot".into(),
+                }),
             ),
             (Method::GET, "/request/5", Some(Call::RequestInfo(5))),
-            (Method::PUT, "/request/5/status", Some(Call::UpdateRequestStatus(5))),
+            (
+                Method::PUT,
+                "/request/5/status",
+                Some(Call::UpdateRequestStatus(5)),
+            ),
             (Method::DELETE, "/order/certificate/12", None),
             (Method::GET, "/order/certificate/abc", None),
             (Method::GET, "/order/certificate/12/reissue/extra", None),

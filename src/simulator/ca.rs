@@ -3,9 +3,8 @@
 //! key of a CSR, and the HTTPS server certificate.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
-    SignatureAlgorithm,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber, SignatureAlgorithm,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -185,7 +184,9 @@ impl TestCa {
             .1;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params.distinguished_name.push(DnType::CommonName, common_name);
+        params
+            .distinguished_name
+            .push(DnType::CommonName, common_name);
         params.subject_alt_names = dns_names
             .iter()
             .map(|n| {
@@ -292,7 +293,14 @@ mod tests {
         // Rebuilt from its material, the CA signs with the same intermediate.
         let again = TestCa::from_material(ca.material().clone()).unwrap();
         let leaf2 = again
-            .issue(&info.public_key_info, "example.com", &names, "sha256", now, now + ::time::Duration::days(1))
+            .issue(
+                &info.public_key_info,
+                "example.com",
+                &names,
+                "sha256",
+                now,
+                now + ::time::Duration::days(1),
+            )
             .unwrap();
         let (_, cert2) = X509Certificate::from_der(&leaf2.der).unwrap();
         cert2.verify_signature(Some(inter.public_key())).unwrap();

@@ -170,8 +170,10 @@ mod tests {
     #[test]
     fn nth_fires_once_on_that_call() {
         let mut f = Faults::new(1);
-        f.add(spec(r#"{"operation":"reissue","kind":"status","status":503,"nth":2}"#))
-            .unwrap();
+        f.add(spec(
+            r#"{"operation":"reissue","kind":"status","status":503,"nth":2}"#,
+        ))
+        .unwrap();
         assert!(f.on_call(Operation::Reissue).is_empty());
         assert!(f.on_call(Operation::OrderInfo).is_empty());
         assert_eq!(
@@ -202,7 +204,8 @@ mod tests {
     fn fractions_are_repeatable_for_a_seed() {
         let run = |seed| {
             let mut f = Faults::new(seed);
-            f.add(spec(r#"{"kind":"rate_limit","fraction":0.3}"#)).unwrap();
+            f.add(spec(r#"{"kind":"rate_limit","fraction":0.3}"#))
+                .unwrap();
             (0..1000)
                 .map(|_| !f.on_call(Operation::OrderInfo).is_empty())
                 .collect::<Vec<_>>()
@@ -216,7 +219,10 @@ mod tests {
     #[test]
     fn bad_specs_are_refused() {
         let mut f = Faults::new(1);
-        assert!(f.add(spec(r#"{"kind":"malformed","fraction":1.5}"#)).is_err());
+        assert!(
+            f.add(spec(r#"{"kind":"malformed","fraction":1.5}"#))
+                .is_err()
+        );
         assert!(f.add(spec(r#"{"kind":"malformed","nth":0}"#)).is_err());
         assert!(f.add(spec(r#"{"kind":"status","status":200}"#)).is_err());
         assert!(serde_json::from_str::<FaultSpec>(r#"{"kind":"explode"}"#).is_err());

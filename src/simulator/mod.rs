@@ -24,8 +24,8 @@ use time::OffsetDateTime;
 use crate::certcentral::{Operation, Window};
 use ca::{CaMaterial, TestCa};
 use faults::{FaultRule, FaultSpec, Faults};
-pub use state::{ApiKeyConfig, OrderPatch, OrderSeed};
 use state::{ApiError, Rules, State};
+pub use state::{ApiKeyConfig, OrderPatch, OrderSeed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
@@ -171,9 +171,17 @@ impl ServerLimits {
         if self.windows.is_empty() {
             return true;
         }
-        let longest = self.windows.iter().map(|w| w.window).max().unwrap_or_default();
+        let longest = self
+            .windows
+            .iter()
+            .map(|w| w.window)
+            .max()
+            .unwrap_or_default();
         let log = self.seen.entry(key.to_string()).or_default();
-        while log.front().is_some_and(|&t| now.duration_since(t) >= longest) {
+        while log
+            .front()
+            .is_some_and(|&t| now.duration_since(t) >= longest)
+        {
             log.pop_front();
         }
         let over = self.windows.iter().any(|w| {
@@ -489,6 +497,9 @@ orders:
             seed.orders[1].status,
             crate::certcentral::OrderStatus::Pending
         );
-        assert!(serde_yaml::from_str::<SeedFile>("orders: [{id: 1, common_name: a, colour: red}]").is_err());
+        assert!(
+            serde_yaml::from_str::<SeedFile>("orders: [{id: 1, common_name: a, colour: red}]")
+                .is_err()
+        );
     }
 }

@@ -313,7 +313,11 @@ fn date(d: Date) -> String {
 
 fn days_remaining(not_after: OffsetDateTime, now: OffsetDateTime) -> i64 {
     let secs = (not_after - now).whole_seconds();
-    if secs <= 0 { 0 } else { (secs + 86_399) / 86_400 }
+    if secs <= 0 {
+        0
+    } else {
+        (secs + 86_399) / 86_400
+    }
 }
 
 fn sha1_hex_upper(bytes: &[u8]) -> String {
@@ -344,7 +348,9 @@ impl State {
     }
 
     fn order(&self, id: u64) -> ApiResult<&Order> {
-        self.orders.get(&id).ok_or_else(|| ApiError::order_not_found(id))
+        self.orders
+            .get(&id)
+            .ok_or_else(|| ApiError::order_not_found(id))
     }
 
     fn order_mut(&mut self, id: u64) -> ApiResult<&mut Order> {
@@ -359,7 +365,13 @@ impl State {
         id
     }
 
-    fn new_request(&mut self, order_id: u64, certificate_id: u64, status: RequestStatus, now: OffsetDateTime) -> u64 {
+    fn new_request(
+        &mut self,
+        order_id: u64,
+        certificate_id: u64,
+        status: RequestStatus,
+        now: OffsetDateTime,
+    ) -> u64 {
         let id = self.next_request_id;
         self.next_request_id += 1;
         self.requests.insert(
@@ -390,12 +402,24 @@ impl State {
 
     /// Adds an order. An `issued` order gets an initial certificate for a key the
     /// simulator makes up (nobody holds it: the first reissue replaces it).
-    pub fn seed_order(&mut self, seed: OrderSeed, ca: &TestCa, now: OffsetDateTime) -> ApiResult<()> {
+    pub fn seed_order(
+        &mut self,
+        seed: OrderSeed,
+        ca: &TestCa,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
         if self.orders.contains_key(&seed.id) {
-            return Err(ApiError::new(409, "duplicate_order", format!("Order {} exists already.", seed.id)));
+            return Err(ApiError::new(
+                409,
+                "duplicate_order",
+                format!("Order {} exists already.", seed.id),
+            ));
         }
         if seed.common_name.trim().is_empty() {
-            return Err(ApiError::bad_request("bad_request_format", "common_name is required"));
+            return Err(ApiError::bad_request(
+                "bad_request_format",
+                "common_name is required",
+            ));
         }
         let order_valid_till = seed
             .order_valid_till
@@ -475,7 +499,10 @@ impl State {
     }
 
     pub fn remove_order(&mut self, id: u64) -> ApiResult<()> {
-        let order = self.orders.remove(&id).ok_or_else(|| ApiError::order_not_found(id))?;
+        let order = self
+            .orders
+            .remove(&id)
+            .ok_or_else(|| ApiError::order_not_found(id))?;
         for c in order.certificates {
             self.certificates.remove(&c);
         }
@@ -502,9 +529,19 @@ impl State {
             return false;
         };
         if now > order.ends_at()
-            && !matches!(order.status, OrderStatus::Expired | OrderStatus::Canceled | OrderStatus::Revoked | OrderStatus::Rejected)
+            && !matches!(
+                order.status,
+                OrderStatus::Expired
+                    | OrderStatus::Canceled
+                    | OrderStatus::Revoked
+                    | OrderStatus::Rejected
+            )
         {
-            let pending: Vec<u64> = self.pending_reissue(order).map(|c| c.id).into_iter().collect();
+            let pending: Vec<u64> = self
+                .pending_reissue(order)
+                .map(|c| c.id)
+                .into_iter()
+                .collect();
             for c in pending {
                 self.reject_certificate(c, None);
             }
@@ -633,7 +670,11 @@ impl State {
                 signature_hash: Some(cert.signature_hash.clone()),
                 server_platform: Some(ServerPlatform {
                     id: cert.server_platform_id,
-                    name: Some(if cert.server_platform_id == -1 { "OTHER".into() } else { format!("platform {}", cert.server_platform_id) }),
+                    name: Some(if cert.server_platform_id == -1 {
+                        "OTHER".into()
+                    } else {
+                        format!("platform {}", cert.server_platform_id)
+                    }),
                 }),
             },
             requests,
@@ -709,12 +750,18 @@ impl State {
         let req = &body.certificate;
         let common_name = req.common_name.trim();
         if common_name.is_empty() {
-            return Err(ApiError::bad_request("bad_request_format", "certificate.common_name is required."));
+            return Err(ApiError::bad_request(
+                "bad_request_format",
+                "certificate.common_name is required.",
+            ));
         }
         if !["sha256", "sha384", "sha512"].contains(&req.signature_hash.as_str()) {
             return Err(ApiError::bad_request(
                 "invalid_signature_hash",
-                format!("Signature hash {:?} is not one of sha256, sha384, sha512.", req.signature_hash),
+                format!(
+                    "Signature hash {:?} is not one of sha256, sha384, sha512.",
+                    req.signature_hash
+                ),
             ));
         }
         let mut names = vec![common_name.to_string()];
@@ -745,7 +792,11 @@ impl State {
             self.reject_certificate(pending, Some("Replaced by a newer reissue."));
         }
         let cert_id = self.new_certificate_id();
-        let status = if needs_approval { RequestStatus::Pending } else { RequestStatus::Approved };
+        let status = if needs_approval {
+            RequestStatus::Pending
+        } else {
+            RequestStatus::Approved
+        };
         let request_id = self.new_request(id, cert_id, status, now);
         self.certificates.insert(
             cert_id,
@@ -781,21 +832,41 @@ impl State {
         }
         let issued_now = self.certificates[&cert_id].status == ReissueStatus::Issued;
         if body.skip_approval == Some(true) && issued_now {
-            Ok(ReissueResponse { id, requests: vec![], certificate_id: Some(cert_id) })
+            Ok(ReissueResponse {
+                id,
+                requests: vec![],
+                certificate_id: Some(cert_id),
+            })
         } else {
-            Ok(ReissueResponse { id, requests: vec![RequestRef { id: request_id }], certificate_id: None })
+            Ok(ReissueResponse {
+                id,
+                requests: vec![RequestRef { id: request_id }],
+                certificate_id: None,
+            })
         }
     }
 
-    pub fn update_order_status(&mut self, id: u64, body: &OrderStatusUpdate, rules: &Rules) -> ApiResult<()> {
-        if !rules.cancel_values.iter().any(|v| *v == body.status) {
+    pub fn update_order_status(
+        &mut self,
+        id: u64,
+        body: &OrderStatusUpdate,
+        rules: &Rules,
+    ) -> ApiResult<()> {
+        if !rules.cancel_values.contains(&body.status) {
             return Err(ApiError::bad_request(
                 "invalid_status",
-                format!("Status {:?} is not allowed; allowed: {}.", body.status, rules.cancel_values.join(", ")),
+                format!(
+                    "Status {:?} is not allowed; allowed: {}.",
+                    body.status,
+                    rules.cancel_values.join(", ")
+                ),
             ));
         }
         if body.note.trim().is_empty() {
-            return Err(ApiError::bad_request("bad_request_format", "A note is required."));
+            return Err(ApiError::bad_request(
+                "bad_request_format",
+                "A note is required.",
+            ));
         }
         let order = self.order(id)?;
         match order.status {
@@ -821,14 +892,25 @@ impl State {
             }
             ref other => Err(ApiError::bad_request(
                 "invalid_order_status",
-                format!("Order {id} is {other}; only pending orders and pending reissues can be canceled."),
+                format!(
+                    "Order {id} is {other}; only pending orders and pending reissues can be canceled."
+                ),
             )),
         }
     }
 
-    pub fn update_auto_reissue(&mut self, id: u64, body: &AutoReissueUpdate, ca: &TestCa, now: OffsetDateTime) -> ApiResult<()> {
+    pub fn update_auto_reissue(
+        &mut self,
+        id: u64,
+        body: &AutoReissueUpdate,
+        ca: &TestCa,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
         if body.auto_reissue > 1 {
-            return Err(ApiError::bad_request("bad_request_format", "auto_reissue must be 0 or 1."));
+            return Err(ApiError::bad_request(
+                "bad_request_format",
+                "auto_reissue must be 0 or 1.",
+            ));
         }
         let order = self.order_mut(id)?;
         if !order.seed.multi_year_plan {
@@ -843,12 +925,18 @@ impl State {
     }
 
     pub fn certificate_pem(&self, cert_id: u64, format: &str, ca: &TestCa) -> ApiResult<String> {
-        let cert = self
-            .certificates
-            .get(&cert_id)
-            .ok_or_else(|| ApiError::new(404, "not_found|certificate", format!("Certificate {cert_id} not found.")))?;
+        let cert = self.certificates.get(&cert_id).ok_or_else(|| {
+            ApiError::new(
+                404,
+                "not_found|certificate",
+                format!("Certificate {cert_id} not found."),
+            )
+        })?;
         let issued = cert.issued.as_ref().ok_or_else(|| {
-            ApiError::bad_request("certificate_not_issued", format!("Certificate {cert_id} has not been issued."))
+            ApiError::bad_request(
+                "certificate_not_issued",
+                format!("Certificate {cert_id} has not been issued."),
+            )
         })?;
         let mut pem = issued.pem.clone();
         match format {
@@ -867,16 +955,20 @@ impl State {
         Ok(pem)
     }
 
-    pub fn order_certificate_pem(&self, order_id: u64, format: &str, ca: &TestCa) -> ApiResult<String> {
+    pub fn order_certificate_pem(
+        &self,
+        order_id: u64,
+        format: &str,
+        ca: &TestCa,
+    ) -> ApiResult<String> {
         let order = self.order(order_id)?;
         self.certificate_pem(order.current_certificate, format, ca)
     }
 
     pub fn request_info(&self, id: u64) -> ApiResult<RequestInfo> {
-        let r = self
-            .requests
-            .get(&id)
-            .ok_or_else(|| ApiError::new(404, "not_found|request", format!("Request {id} not found.")))?;
+        let r = self.requests.get(&id).ok_or_else(|| {
+            ApiError::new(404, "not_found|request", format!("Request {id} not found."))
+        })?;
         Ok(RequestInfo {
             id,
             status: r.status.clone(),
@@ -895,12 +987,15 @@ impl State {
         ca: &TestCa,
         now: OffsetDateTime,
     ) -> ApiResult<()> {
-        let r = self
-            .requests
-            .get(&id)
-            .ok_or_else(|| ApiError::new(404, "not_found|request", format!("Request {id} not found.")))?;
+        let r = self.requests.get(&id).ok_or_else(|| {
+            ApiError::new(404, "not_found|request", format!("Request {id} not found."))
+        })?;
         if !caller.approver {
-            return Err(ApiError::new(403, "access_denied|invalid_approver", "This user may not approve requests."));
+            return Err(ApiError::new(
+                403,
+                "access_denied|invalid_approver",
+                "This user may not approve requests.",
+            ));
         }
         if r.status != RequestStatus::Pending {
             return Err(ApiError::bad_request(
@@ -911,7 +1006,10 @@ impl State {
         let (order_id, cert_id) = (r.order_id, r.certificate_id);
         match body.status.as_str() {
             "approved" => {
-                let delay = self.order(order_id).map(|o| o.seed.issuance_delay_seconds).unwrap_or(0);
+                let delay = self
+                    .order(order_id)
+                    .map(|o| o.seed.issuance_delay_seconds)
+                    .unwrap_or(0);
                 let r = self.requests.get_mut(&id).expect("present");
                 r.status = RequestStatus::Approved;
                 r.processor_comment = body.processor_comment.clone();
@@ -947,7 +1045,14 @@ fn sign(ca: &TestCa, order: &Order, cert: &Certificate, now: OffsetDateTime) -> 
     let info = keys::inspect_csr(&cert.csr).map_err(internal)?;
     let not_after = (now + order.validity()).min(order.ends_at());
     let leaf = ca
-        .issue(&info.public_key_info, &cert.common_name, &cert.dns_names, &cert.signature_hash, now, not_after)
+        .issue(
+            &info.public_key_info,
+            &cert.common_name,
+            &cert.dns_names,
+            &cert.signature_hash,
+            now,
+            not_after,
+        )
         .map_err(internal)?;
     Ok(Issued {
         date_issued: now,
@@ -963,11 +1068,11 @@ fn sign(ca: &TestCa, order: &Order, cert: &Certificate, now: OffsetDateTime) -> 
 /// DigiCert accepts, and its names are exactly the names of the request.
 fn check_csr(pem: &str, names: &[String]) -> ApiResult<keys::CsrInfo> {
     let info = keys::inspect_csr(pem).map_err(|e| {
-        ApiError::bad_request("csr_invalid_cannot_parse", format!("The CSR cannot be parsed: {e}"))
+        ApiError::bad_request(
+            "csr_invalid_cannot_parse",
+            format!("The CSR cannot be parsed: {e}"),
+        )
     })?;
-    if !info.signature_valid {
-        return Err(ApiError::bad_request("csr_invalid_signature", "The CSR's signature does not verify."));
-    }
     match info.key {
         KeyKind::Rsa(bits) if bits >= 2048 => {}
         KeyKind::Rsa(bits) => {
@@ -980,9 +1085,17 @@ fn check_csr(pem: &str, names: &[String]) -> ApiResult<keys::CsrInfo> {
         other => {
             return Err(ApiError::bad_request(
                 "csr_invalid_key_type",
-                format!("{other} keys are not supported; use RSA (2048 bits or more) or ECDSA P-256/P-384."),
+                format!(
+                    "{other} keys are not supported; use RSA (2048 bits or more) or ECDSA P-256/P-384."
+                ),
             ));
         }
+    }
+    if !info.signature_valid {
+        return Err(ApiError::bad_request(
+            "csr_invalid_signature",
+            "The CSR's signature does not verify.",
+        ));
     }
     let mut csr_names: Vec<String> = info.common_name.iter().cloned().collect();
     csr_names.extend(info.dns_names.iter().cloned());
