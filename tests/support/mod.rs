@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod process;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,0 +1,526 @@
+//! Proves the end-to-end harness against the real API server: watches, server-side
+//! apply conflicts, a CRD with a status subresource reconciled by a small controller,
+//! TokenRequest and RBAC, the operator binary as a subprocess, Helm, and that a killed
+//! test leaves no control plane behind.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{CustomResource, CustomResourceExt, ResourceExt};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use support::cluster::{TestCluster, helm, skip, use_existing_cluster};
+use support::process::{OperatorProcess, process_alive};
+
+async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_watcher_sees_a_secret_change() {
+    let cluster = TestCluster::new("secret-watch").await;
+    let secrets: Api<Secret> = cluster.api();
+    let stream = watcher(
+        secrets.clone(),
+        watcher::Config::default().fields("metadata.name=watched"),
+    )
+    .applied_objects();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let sink = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Ok(Some(s)) = stream.try_next().await {
+            let value = s
+                .data
+                .and_then(|d| {
+                    d.get("v")
+                        .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                })
+                .unwrap_or_default();
+            sink.lock().unwrap().push(value);
+        }
+    });
+    let mut secret = Secret {
+        metadata: ObjectMeta {
+            name: Some("watched".into()),
+            ..ObjectMeta::default()
+        },
+        data: Some([("v".to_string(), ByteString(b"one".to_vec()))].into()),
+        ..Secret::default()
+    };
+    secrets
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    eventually("the created secret", Duration::from_secs(30), || async {
+        seen.lock().unwrap().contains(&"one".to_string())
+    })
+    .await;
+    secret.data = Some([("v".to_string(), ByteString(b"two".to_vec()))].into());
+    secrets
+        .replace("watched", &PostParams::default(), &secret)
+        .await
+        .unwrap();
+    eventually("the changed secret", Duration::from_secs(30), || async {
+        seen.lock().unwrap().contains(&"two".to_string())
+    })
+    .await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn server_side_apply_reports_a_conflict_between_managers() {
+    let cluster = TestCluster::new("ssa-conflict").await;
+    let maps: Api<ConfigMap> = cluster.api();
+    let cm = |value: &str| {
+        serde_json::json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "shared"},
+            "data": {"key": value},
+        })
+    };
+    maps.patch(
+        "shared",
+        &PatchParams::apply("manager-a"),
+        &Patch::Apply(cm("a")),
+    )
+    .await
+    .unwrap();
+    let err = maps
+        .patch(
+            "shared",
+            &PatchParams::apply("manager-b"),
+            &Patch::Apply(cm("b")),
+        )
+        .await
+        .unwrap_err();
+    match err {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 409, "{status:?}");
+            assert!(status.message.contains("conflict"), "{}", status.message);
+        }
+        other => panic!("expected a conflict, got {other}"),
+    }
+    let forced = maps
+        .patch(
+            "shared",
+            &PatchParams::apply("manager-b").force(),
+            &Patch::Apply(cm("b")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(forced.data.unwrap()["key"], "b");
+    let managers: Vec<String> = forced
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|m| m.manager)
+        .collect();
+    assert!(managers.contains(&"manager-b".to_string()), "{managers:?}");
+}
+
+/// A namespaced test resource with a status subresource.
+#[derive(CustomResource, Deserialize, Serialize, Clone, Debug, JsonSchema)]
+#[kube(
+    group = "e2e.digicert-operator.dev",
+    version = "v1",
+    kind = "Widget",
+    namespaced,
+    status = "WidgetStatus"
+)]
+pub struct WidgetSpec {
+    pub value: i64,
+}
+
+#[derive(Deserialize, Serialize, Clone, Debug, Default, JsonSchema)]
+pub struct WidgetStatus {
+    pub doubled: i64,
+}
+
+#[tokio::test]
+async fn kubectl_applied_custom_resources_are_reconciled_by_a_controller() {
+    let cluster = TestCluster::new("crd-controller").await;
+    let crd_yaml = serde_yaml::to_string(&Widget::crd()).unwrap();
+    cluster.kubectl_ok(&["apply", "-f", "-"], Some(&crd_yaml));
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/widgets.e2e.digicert-operator.dev",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    let widgets: Api<Widget> = cluster.api();
+
+    // The controller: status.doubled = 2 * spec.value, through the status subresource.
+    let controller = Controller::new(widgets.clone(), watcher::Config::default())
+        .run(
+            |w: std::sync::Arc<Widget>, api: std::sync::Arc<Api<Widget>>| async move {
+                let status = serde_json::json!({
+                    "apiVersion": "e2e.digicert-operator.dev/v1",
+                    "kind": "Widget",
+                    "status": {"doubled": w.spec.value * 2},
+                });
+                api.patch_status(
+                    &w.name_any(),
+                    &PatchParams::apply("widget-controller").force(),
+                    &Patch::Apply(status),
+                )
+                .await?;
+                Ok::<_, kube::Error>(Action::await_change())
+            },
+            |_, _, _| Action::requeue(Duration::from_secs(1)),
+            std::sync::Arc::new(widgets.clone()),
+        )
+        .for_each(|_| async {});
+    let task = tokio::spawn(controller);
+
+    let manifest = "apiVersion: e2e.digicert-operator.dev/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  value: 21\n";
+    // The CRD may take a moment to be served after Established.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cluster.kubectl_run(&["apply", "-f", "-"], Some(manifest));
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "kubectl apply: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eventually("the widget's status", Duration::from_secs(30), || async {
+        widgets
+            .get_status("w1")
+            .await
+            .ok()
+            .and_then(|w| w.status)
+            .is_some_and(|s| s.doubled == 42)
+    })
+    .await;
+    // A spec change is reconciled again; the status subresource kept spec and status apart.
+    cluster.kubectl_ok(
+        &[
+            "patch",
+            "widget",
+            "w1",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"value":5}}"#,
+        ],
+        None,
+    );
+    eventually("the updated status", Duration::from_secs(30), || async {
+        widgets
+            .get("w1")
+            .await
+            .ok()
+            .and_then(|w| w.status)
+            .is_some_and(|s| s.doubled == 10)
+    })
+    .await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_service_account_token_is_limited_by_its_role() {
+    let cluster = TestCluster::new("token-rbac").await;
+    let ns = cluster.namespace.clone();
+    let sas: Api<ServiceAccount> = cluster.api();
+    let sa = ServiceAccount {
+        metadata: ObjectMeta {
+            name: Some("reader".into()),
+            ..ObjectMeta::default()
+        },
+        ..ServiceAccount::default()
+    };
+    sas.create(&PostParams::default(), &sa).await.unwrap();
+    let role = Role {
+        metadata: ObjectMeta {
+            name: Some("configmap-reader".into()),
+            ..ObjectMeta::default()
+        },
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec!["".into()]),
+            resources: Some(vec!["configmaps".into()]),
+            verbs: vec!["get".into(), "list".into()],
+            ..PolicyRule::default()
+        }]),
+    };
+    cluster
+        .api::<Role>()
+        .create(&PostParams::default(), &role)
+        .await
+        .unwrap();
+    let binding = RoleBinding {
+        metadata: ObjectMeta {
+            name: Some("reader".into()),
+            ..ObjectMeta::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: "configmap-reader".into(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: "reader".into(),
+            namespace: Some(ns.clone()),
+            ..Subject::default()
+        }]),
+    };
+    cluster
+        .api::<RoleBinding>()
+        .create(&PostParams::default(), &binding)
+        .await
+        .unwrap();
+    let token = sas
+        .create_token_request(
+            "reader",
+            &PostParams::default(),
+            &TokenRequest {
+                spec: Some(TokenRequestSpec {
+                    expiration_seconds: Some(600),
+                    ..TokenRequestSpec::default()
+                }),
+                ..TokenRequest::default()
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.token)
+        .expect("token issued");
+
+    // A second client that knows only the server, its CA and the token.
+    let mut config = cluster.config_without_credentials().await;
+    config.auth_info.token = Some(token.into());
+    let limited = kube::Client::try_from(config).unwrap();
+    let maps: Api<ConfigMap> = Api::namespaced(limited.clone(), &ns);
+    maps.list(&Default::default())
+        .await
+        .expect("configmaps may be read");
+    let secrets: Api<Secret> = Api::namespaced(limited, &ns);
+    match secrets.list(&Default::default()).await {
+        Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
+        other => panic!("expected 403, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_operator_binary_runs_as_a_subprocess_and_can_be_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let ready = dir.path().join("ready.json");
+    let mut p = OperatorProcess::start(
+        [
+            "simulator",
+            "--listen",
+            "127.0.0.1:0",
+            "--ready-file",
+            ready.to_str().unwrap(),
+        ],
+        &[("LOG_LEVEL", std::ffi::OsStr::new("debug"))],
+    );
+    p.wait_for_log("CertCentral simulator listening", Duration::from_secs(30));
+    assert!(ready.exists());
+    let pid = p.pid();
+    assert!(p.is_running());
+    p.kill();
+    assert!(!process_alive(pid), "SIGKILL ended it");
+
+    // SIGTERM: a clean exit.
+    let mut p = OperatorProcess::start(["simulator", "--listen", "127.0.0.1:0"], &[]);
+    p.wait_for_log("listening", Duration::from_secs(30));
+    let status = p
+        .terminate(Duration::from_secs(10))
+        .expect("exits on SIGTERM");
+    assert!(status.success(), "{status}");
+}
+
+#[tokio::test]
+async fn helm_lints_renders_installs_and_uninstalls_a_chart() {
+    let cluster = TestCluster::new("helm").await;
+    let chart = support::cluster::repo_root().join("tests/fixtures/harness-chart");
+    let chart = chart.to_str().unwrap();
+    let ns = cluster.namespace.as_str();
+    let ok = |args: &[&str]| {
+        let out = helm(&cluster, args);
+        assert!(
+            out.status.success(),
+            "helm {}: {}{}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["lint", chart, "--strict"]);
+    let rendered = ok(&["template", "demo", chart, "-n", ns, "--set", "greeting=hi"]);
+    assert!(rendered.contains(r#"greeting: "hi""#), "{rendered}");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &rendered).unwrap();
+    ok(&[
+        "validate",
+        file.path().to_str().unwrap(),
+        "--k8s-version",
+        "1.20.0",
+    ]);
+    ok(&["install", "demo", chart, "-n", ns, "--wait"]);
+    let maps: Api<ConfigMap> = cluster.api();
+    assert_eq!(
+        maps.get("demo-greeting").await.unwrap().data.unwrap()["greeting"],
+        "hello"
+    );
+    ok(&[
+        "upgrade",
+        "demo",
+        chart,
+        "-n",
+        ns,
+        "--set",
+        "greeting=again",
+        "--wait",
+    ]);
+    assert_eq!(
+        maps.get("demo-greeting").await.unwrap().data.unwrap()["greeting"],
+        "again"
+    );
+    ok(&["uninstall", "demo", "-n", ns, "--wait"]);
+    assert!(maps.get_opt("demo-greeting").await.unwrap().is_none());
+    // A value the schema refuses.
+    let out = helm(
+        &cluster,
+        &["template", "demo", chart, "-n", ns, "--set", "replicas=-1"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("replicas"));
+}
+
+#[tokio::test]
+async fn crd_validation_rules_are_enforced_on_servers_that_have_them() {
+    let cluster = TestCluster::new("cel").await;
+    if !cluster.requires_minor(
+        25,
+        "crd_validation_rules_are_enforced_on_servers_that_have_them",
+        "CRD validation rules (x-kubernetes-validations, CEL)",
+    ) {
+        return;
+    }
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: ranges.e2e.digicert-operator.dev}
+spec:
+  group: e2e.digicert-operator.dev
+  names: {kind: Range, plural: ranges}
+  scope: Namespaced
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              x-kubernetes-validations:
+                - rule: "self.low <= self.high"
+                  message: "low must not exceed high"
+              properties:
+                low: {type: integer}
+                high: {type: integer}
+"#;
+    cluster.kubectl_ok(&["apply", "-f", "-"], Some(crd));
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/ranges.e2e.digicert-operator.dev",
+            "--timeout=60s",
+        ],
+        None,
+    );
+    let bad = "apiVersion: e2e.digicert-operator.dev/v1\nkind: Range\nmetadata: {name: r}\nspec: {low: 5, high: 1}\n";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cluster.kubectl_run(&["apply", "-f", "-"], Some(bad));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("low must not exceed high") {
+            break;
+        }
+        assert!(!out.status.success(), "an invalid range was admitted");
+        assert!(Instant::now() < deadline, "{stderr}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_killed_owner_leaves_no_control_plane_behind() {
+    if use_existing_cluster() {
+        skip(
+            "a_killed_owner_leaves_no_control_plane_behind",
+            "tests the project's own control-plane scripts, not used with USE_EXISTING_CLUSTER",
+        );
+        return;
+    }
+    let root = support::cluster::repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let mut owner = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    let out = std::process::Command::new(root.join("hack/control-plane/start.sh"))
+        .arg(dir.path())
+        .args(["--owner-pid", &owner.id().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let instance = std::fs::read_to_string(dir.path().join("instance")).unwrap();
+    let pids: Vec<u32> = instance
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| *k == "ETCD_PID" || *k == "APISERVER_PID")
+        .filter_map(|(_, v)| v.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(
+        pids.len() >= 2,
+        "etcd and kube-apiserver pids in {instance}"
+    );
+    assert!(pids.iter().all(|p| process_alive(*p)));
+
+    owner.kill().unwrap(); // SIGKILL
+    owner.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pids.iter().any(|p| process_alive(*p)) {
+        assert!(
+            Instant::now() < deadline,
+            "control plane outlived its owner: {instance}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

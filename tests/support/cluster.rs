@@ -1,0 +1,281 @@
+//! A real Kubernetes API server for end-to-end tests, envtest-style.
+//!
+//! Which cluster a test gets, in this order:
+//! 1. `USE_EXISTING_CLUSTER=true`: the cluster of `KUBECONFIG` (or `~/.kube/config`).
+//! 2. `DIGICERT_TEST_KUBECONFIG`: a control plane the test command started once for
+//!    the whole run (`hack/test.sh` does this).
+//! 3. Otherwise a control plane of its own, started by `hack/control-plane/start.sh`
+//!    and stopped by its watchdog when this test process exits.
+//!
+//! Every test gets its own namespace, deleted (without waiting) when it is dropped.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether the suite runs against a cluster it did not start.
+pub fn use_existing_cluster() -> bool {
+    std::env::var("USE_EXISTING_CLUSTER").is_ok_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+/// Says why a test did not run: in its output, and in the file named by
+/// `DIGICERT_TEST_SKIP_LOG`, which the test command prints at the end of the run
+/// (the runner hides the output of tests that pass).
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let line = format!("SKIPPED {test}: {why}");
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("DIGICERT_TEST_SKIP_LOG")
+        && let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}
+
+static OWN_CONTROL_PLANE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Starts a control plane owned by this process (once per process).
+fn own_control_plane() -> Result<PathBuf, String> {
+    OWN_CONTROL_PLANE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!(
+                "digicert-operator-cp-{}-{}",
+                std::process::id(),
+                rand::random::<u32>()
+            ));
+            eprintln!(
+                "starting a control plane of this test's own in {}",
+                dir.display()
+            );
+            let out = Command::new(repo_root().join("hack/control-plane/start.sh"))
+                .arg(&dir)
+                .arg("--owner-pid")
+                .arg(std::process::id().to_string())
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .map_err(|e| format!("cannot run start.sh: {e}"))?;
+            if !out.status.success() {
+                return Err(format!("start.sh failed: {}", out.status));
+            }
+            Ok(dir.join("kubeconfig"))
+        })
+        .clone()
+}
+
+/// The value to pass as `KUBECONFIG` to kubectl, the operator and Helm.
+pub fn kubeconfig_env() -> OsString {
+    if use_existing_cluster() {
+        return std::env::var_os("KUBECONFIG").unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").unwrap_or_default();
+            Path::new(&home).join(".kube/config").into_os_string()
+        });
+    }
+    if let Some(path) = std::env::var_os("DIGICERT_TEST_KUBECONFIG") {
+        return path;
+    }
+    own_control_plane()
+        .unwrap_or_else(|e| panic!("no control plane: {e}"))
+        .into_os_string()
+}
+
+pub async fn client_for(kubeconfig: &OsString) -> kube::Client {
+    digicert_operator::tls::install_crypto_provider();
+    let paths: Vec<PathBuf> = std::env::split_paths(kubeconfig).collect();
+    let mut merged: Option<Kubeconfig> = None;
+    for p in paths.iter().filter(|p| p.exists()) {
+        let kc = Kubeconfig::read_from(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        merged = Some(match merged {
+            None => kc,
+            Some(m) => m.merge(kc).expect("kubeconfigs merge"),
+        });
+    }
+    let kc = merged.unwrap_or_else(|| panic!("no kubeconfig at {kubeconfig:?}"));
+    let config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .expect("kubeconfig is usable");
+    kube::Client::try_from(config).expect("client builds")
+}
+
+/// A cluster connection and a namespace of the test's own.
+pub struct TestCluster {
+    pub client: kube::Client,
+    pub namespace: String,
+    pub kubeconfig: OsString,
+    pub server_minor: u32,
+    pub server_version: String,
+}
+
+impl TestCluster {
+    /// Connects and creates a namespace named after `test`.
+    pub async fn new(test: &str) -> Self {
+        let kubeconfig = tokio::task::spawn_blocking(kubeconfig_env)
+            .await
+            .expect("control plane set-up");
+        let client = client_for(&kubeconfig).await;
+        let info = client
+            .apiserver_version()
+            .await
+            .expect("the API server answers");
+        let server_minor = info
+            .minor
+            .trim_end_matches('+')
+            .parse()
+            .expect("numeric minor version");
+        let slug: String = test
+            .to_ascii_lowercase()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .take(40)
+            .collect();
+        let namespace = format!(
+            "e2e-{}-{:06x}",
+            slug.trim_matches('-'),
+            rand::random::<u32>() & 0xff_ffff
+        );
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(namespace.clone()),
+                labels: Some(
+                    [("digicert-operator.dev/e2e".to_string(), "true".to_string())].into(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace created");
+        TestCluster {
+            client,
+            namespace,
+            kubeconfig,
+            server_minor,
+            server_version: info.git_version,
+        }
+    }
+
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as kube::Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The cluster's server and CA, without the admin's credentials.
+    pub async fn config_without_credentials(&self) -> kube::Config {
+        let path = std::env::split_paths(&self.kubeconfig)
+            .find(|p| p.exists())
+            .expect("a kubeconfig file");
+        let kc = Kubeconfig::read_from(path).expect("kubeconfig");
+        let mut config = kube::Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is usable");
+        config.auth_info = kube::config::AuthInfo::default();
+        config
+    }
+
+    /// True when the server is at least 1.`minor`; otherwise prints why `test` is
+    /// skipped.
+    pub fn requires_minor(&self, minor: u32, test: &str, feature: &str) -> bool {
+        if self.server_minor >= minor {
+            return true;
+        }
+        skip(
+            test,
+            &format!(
+                "{feature} needs Kubernetes 1.{minor} or newer; this server is {}",
+                self.server_version
+            ),
+        );
+        false
+    }
+
+    /// `kubectl` with this cluster's kubeconfig and the test namespace.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .arg("--namespace")
+            .arg(&self.namespace);
+        cmd
+    }
+
+    /// Runs kubectl with `args` and stdin `input`; returns stdout, panics with stderr.
+    pub fn kubectl_ok(&self, args: &[&str], input: Option<&str>) -> String {
+        let out = self.kubectl_run(args, input);
+        assert!(
+            out.status.success(),
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn kubectl_run(&self, args: &[&str], input: Option<&str>) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("kubectl runs");
+        let mut stdin = child.stdin.take().expect("stdin");
+        if let Some(text) = input {
+            stdin.write_all(text.as_bytes()).expect("kubectl stdin");
+        }
+        drop(stdin);
+        child.wait_with_output().expect("kubectl finishes")
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        // Without a controller-manager the namespace stays Terminating; that is harmless.
+        let _ = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(["delete", "namespace", &self.namespace, "--wait=false"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+/// The Python of the Helm venv (made by `hack/helm/venv.sh` if needed).
+pub fn helm_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("DIGICERT_TEST_PYTHON") {
+        return p.into();
+    }
+    let out = Command::new(repo_root().join("hack/helm/venv.sh"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("venv.sh runs");
+    assert!(out.status.success(), "venv.sh failed");
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    PathBuf::from(text.lines().last().expect("a path").trim())
+}
+
+/// `hack/helm/helm.py ARGS` with this cluster's kubeconfig.
+pub fn helm(cluster: &TestCluster, args: &[&str]) -> std::process::Output {
+    Command::new(helm_python())
+        .arg(repo_root().join("hack/helm/helm.py"))
+        .args(args)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .output()
+        .expect("helm.py runs")
+}
