@@ -4,7 +4,10 @@
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, RsaKeySize, SanType};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateSigningRequestDer};
-use x509_parser::prelude::*;
+use x509_parser::prelude::{
+    FromDer, GeneralName, ParsedExtension, SubjectPublicKeyInfo, X509Certificate,
+    X509CertificationRequest,
+};
 
 /// The kind of a public key, as DigiCert tells them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -208,7 +211,187 @@ pub fn certificates_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, 
 }
 
 pub fn certificate_pem(der: &[u8]) -> String {
-    ::pem::encode(&::pem::Pem::new("CERTIFICATE", der))
+    pem::encode(&pem::Pem::new("CERTIFICATE", der))
+}
+
+/// How a private key is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// `RSA PRIVATE KEY` (PKCS#1) or `EC PRIVATE KEY` (SEC 1).
+    Pkcs1,
+    /// `PRIVATE KEY` (PKCS#8).
+    Pkcs8,
+}
+
+/// The kind of a key pair's public key.
+pub fn kind_of(key: &KeyPair) -> KeyKind {
+    use rcgen::PublicKeyData;
+    let spki = key.subject_public_key_info();
+    match SubjectPublicKeyInfo::from_der(&spki) {
+        Ok((_, parsed)) => key_kind(&parsed),
+        Err(_) => KeyKind::Other,
+    }
+}
+
+/// Reads a PEM private key in PKCS#1, SEC 1 or PKCS#8 form.
+pub fn parse_private_key(pem_text: &str) -> Result<KeyPair, KeyError> {
+    let der = rustls_pki_types::PrivateKeyDer::from_pem_slice(pem_text.trim().as_bytes())
+        .map_err(|e| KeyError::Pem(format!("no private key: {e}")))?;
+    KeyPair::try_from(&der).map_err(|e| KeyError::Parse {
+        what: "the private key",
+        message: e.to_string(),
+    })
+}
+
+/// Writes a private key as PEM in the requested encoding.
+pub fn encode_private_key(key: &KeyPair, encoding: Encoding) -> Result<String, KeyError> {
+    let pkcs8 = key.serialize_der();
+    if encoding == Encoding::Pkcs8 {
+        return Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8)));
+    }
+    match kind_of(key) {
+        // PKCS#8 wraps the PKCS#1 RSAPrivateKey in its privateKey OCTET STRING.
+        KeyKind::Rsa(_) => {
+            let inner = pkcs8_private_key(&pkcs8).ok_or_else(|| KeyError::Parse {
+                what: "the PKCS#8 key",
+                message: "no privateKey field".into(),
+            })?;
+            Ok(pem::encode(&pem::Pem::new("RSA PRIVATE KEY", inner)))
+        }
+        KeyKind::Ecdsa(bits) => {
+            use aws_lc_rs::encoding::AsDer;
+            let alg = match bits {
+                256 => &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                384 => &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+                _ => return Err(KeyError::Unsupported(format!("ECDSA P-{bits}"))),
+            };
+            let pair =
+                aws_lc_rs::signature::EcdsaKeyPair::from_pkcs8(alg, &pkcs8).map_err(|e| {
+                    KeyError::Parse {
+                        what: "the ECDSA key",
+                        message: e.to_string(),
+                    }
+                })?;
+            let sec1 = pair.private_key().as_der().map_err(|e| KeyError::Parse {
+                what: "the ECDSA key",
+                message: e.to_string(),
+            })?;
+            Ok(pem::encode(&pem::Pem::new(
+                "EC PRIVATE KEY",
+                sec1.as_ref().to_vec(),
+            )))
+        }
+        other => Err(KeyError::Unsupported(other.to_string())),
+    }
+}
+
+/// The privateKey OCTET STRING of a PKCS#8 PrivateKeyInfo:
+/// SEQUENCE { INTEGER version, SEQUENCE algorithm, OCTET STRING privateKey, ... }.
+fn pkcs8_private_key(der: &[u8]) -> Option<Vec<u8>> {
+    use x509_parser::der_parser::ber::BerObjectContent;
+    let (_, seq) = x509_parser::der_parser::parse_der(der).ok()?;
+    let items = seq.as_sequence().ok()?;
+    match &items.get(2)?.content {
+        BerObjectContent::OctetString(bytes) => Some(bytes.to_vec()),
+        _ => None,
+    }
+}
+
+/// The subjectPublicKey bits of a key pair.
+pub fn public_key_bits(key: &KeyPair) -> Vec<u8> {
+    key.public_key_raw().to_vec()
+}
+
+/// What the operator needs to know about a certificate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateInfo {
+    pub common_name: Option<String>,
+    pub dns_names: Vec<String>,
+    pub not_before: time::OffsetDateTime,
+    pub not_after: time::OffsetDateTime,
+    /// Upper-case hex, as DigiCert shows it.
+    pub serial_number: String,
+    /// SHA-1 of the DER, upper-case hex (DigiCert's thumbprint).
+    pub thumbprint: String,
+    pub key: KeyKind,
+    pub public_key_bits: Vec<u8>,
+    pub self_signed: bool,
+    pub subject: String,
+    pub issuer: String,
+}
+
+pub fn inspect_certificate(der: &[u8]) -> Result<CertificateInfo, KeyError> {
+    let (_, cert) = X509Certificate::from_der(der).map_err(|e| KeyError::Parse {
+        what: "the certificate",
+        message: e.to_string(),
+    })?;
+    let mut dns_names = Vec::new();
+    if let Ok(Some(san)) = cert.subject_alternative_name() {
+        for name in &san.value.general_names {
+            if let GeneralName::DNSName(n) = name {
+                dns_names.push(n.to_string());
+            }
+        }
+    }
+    Ok(CertificateInfo {
+        common_name: cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|c| c.as_str().ok())
+            .map(str::to_string),
+        dns_names,
+        not_before: cert.validity().not_before.to_datetime(),
+        not_after: cert.validity().not_after.to_datetime(),
+        serial_number: crate::hex(cert.raw_serial()).to_ascii_uppercase(),
+        thumbprint: crate::hex(
+            aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY, der).as_ref(),
+        )
+        .to_ascii_uppercase(),
+        key: key_kind(cert.public_key()),
+        public_key_bits: cert.public_key().subject_public_key.data.to_vec(),
+        self_signed: cert.subject() == cert.issuer(),
+        subject: cert.subject().to_string(),
+        issuer: cert.issuer().to_string(),
+    })
+}
+
+/// A downloaded chain split the way a TLS Secret stores it.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub leaf: CertificateDer<'static>,
+    pub intermediates: Vec<CertificateDer<'static>>,
+    /// The self-signed last certificate, when the chain ends with one.
+    pub root: Option<CertificateDer<'static>>,
+}
+
+impl Chain {
+    pub fn parse(pem_text: &str) -> Result<Self, KeyError> {
+        let mut certs = certificates_from_pem(pem_text)?;
+        let leaf = certs.remove(0);
+        let root = match certs.last() {
+            Some(last) if inspect_certificate(last)?.self_signed => certs.pop(),
+            _ => None,
+        };
+        Ok(Chain {
+            leaf,
+            intermediates: certs,
+            root,
+        })
+    }
+
+    /// Leaf and intermediates, as `tls.crt`.
+    pub fn tls_crt(&self) -> String {
+        std::iter::once(&self.leaf)
+            .chain(&self.intermediates)
+            .map(|c| certificate_pem(c))
+            .collect()
+    }
+
+    /// The root, as `ca.crt` (empty when the chain has none).
+    pub fn ca_crt(&self) -> String {
+        self.root.iter().map(|c| certificate_pem(c)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -233,6 +416,35 @@ mod tests {
             assert!(info.signature_valid, "{kind}");
             assert_eq!(csr_fingerprint(&pem).unwrap().len(), 64);
         }
+    }
+
+    #[test]
+    fn keys_round_trip_through_every_encoding() {
+        for kind in [KeyKind::Rsa(2048), KeyKind::Ecdsa(256), KeyKind::Ecdsa(384)] {
+            let key = generate(kind).unwrap();
+            for (encoding, label) in [
+                (Encoding::Pkcs8, "-----BEGIN PRIVATE KEY-----"),
+                (
+                    Encoding::Pkcs1,
+                    if matches!(kind, KeyKind::Rsa(_)) {
+                        "-----BEGIN RSA PRIVATE KEY-----"
+                    } else {
+                        "-----BEGIN EC PRIVATE KEY-----"
+                    },
+                ),
+            ] {
+                let pem = encode_private_key(&key, encoding).unwrap();
+                assert!(pem.starts_with(label), "{kind} {encoding:?}: {pem}");
+                let back = parse_private_key(&pem).unwrap();
+                assert_eq!(
+                    public_key_bits(&back),
+                    public_key_bits(&key),
+                    "{kind} {encoding:?}"
+                );
+                assert_eq!(kind_of(&back), kind);
+            }
+        }
+        assert!(parse_private_key("nope").is_err());
     }
 
     #[test]

@@ -2,6 +2,9 @@
 //! `kubernetes.io/tls` Secrets by reissuing inside (Multi-year) orders.
 
 pub mod certcentral;
+pub mod controller;
+pub mod crd;
+pub mod error;
 pub mod keys;
 pub mod simulator;
 pub mod telemetry;

@@ -4,7 +4,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use digicert_operator::certcentral::Window;
+use digicert_operator::certcentral::{self, BaseUrl, ClientConfig, TrustRoots, Window};
+use digicert_operator::controller::{self, Context, OperatorConfig, SecretRef};
 use digicert_operator::simulator::{self, ApiKeyConfig, SeedFile, SimulatorConfig};
 use digicert_operator::telemetry::{self, LogFormat};
 
@@ -33,9 +34,56 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controller: keep every DigicertOrder's Secret holding a valid certificate.
+    Run(RunArgs),
+    /// Print the DigicertOrder CustomResourceDefinition (YAML).
+    Crd,
     /// Run the CertCentral simulator: a local HTTPS server that behaves like DigiCert's
     /// API and signs certificates from its own test CA.
     Simulator(SimulatorArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// CertCentral: `us`, `eu`, or an https URL (e.g. the simulator's).
+    #[arg(long, env = "CERTCENTRAL_URL", default_value = "us")]
+    certcentral_url: String,
+    /// Also trust the CA certificates in this PEM file (e.g. the simulator's CA).
+    #[arg(long, env = "CERTCENTRAL_CA_BUNDLE")]
+    ca_bundle: Option<PathBuf>,
+    /// The operator's own namespace (where the default API key Secret lives).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "digicert-operator")]
+    namespace: String,
+    /// Secret (in --namespace) with the default CertCentral API key, for orders
+    /// without spec.apiKeySecretRef.
+    #[arg(long, env = "API_KEY_SECRET")]
+    api_key_secret: Option<String>,
+    /// Key of that Secret holding the API key.
+    #[arg(long, env = "API_KEY_SECRET_KEY", default_value = "api-key")]
+    api_key_secret_key: String,
+    /// Watch only these namespaces (repeatable or comma-separated); default: all.
+    #[arg(
+        long = "watch-namespace",
+        env = "WATCH_NAMESPACES",
+        value_delimiter = ','
+    )]
+    watch_namespaces: Vec<String>,
+    /// How often each order is looked at when nothing else happens (e.g. 6h, 30m).
+    #[arg(long, env = "RESYNC_PERIOD", default_value = "6h", value_parser = parse_duration)]
+    resync: std::time::Duration,
+    /// Give certificate Secrets an owner reference, so they are deleted with their
+    /// DigicertOrder (by default they stay).
+    #[arg(long, env = "SECRET_OWNER_REFERENCES")]
+    secret_owner_references: bool,
+    /// Reconciles at once.
+    #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
+    concurrency: u16,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    digicert_operator::controller::decide::parse_duration(text)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{text:?} is not a duration such as 6h or 30m"))
 }
 
 #[derive(Args)]
@@ -96,6 +144,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => run_operator(args).await,
+            Command::Crd => {
+                print!("{}", controller::crd_yaml());
+                Ok(())
+            }
             Command::Simulator(args) => run_simulator(args).await,
         }
     });
@@ -107,6 +160,49 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
+    digicert_operator::tls::install_crypto_provider();
+    let base_url: BaseUrl = args.certcentral_url.parse()?;
+    let trust = match &args.ca_bundle {
+        Some(path) => TrustRoots::SystemAnd(
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
+        ),
+        None => TrustRoots::System,
+    };
+    let service = certcentral::Service::new(
+        ClientConfig {
+            base_url: base_url.clone(),
+            trust,
+            ..ClientConfig::default()
+        },
+        std::sync::Arc::new(certcentral::RateLimiter::certcentral),
+    )?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
+    let config = OperatorConfig {
+        default_api_key: args.api_key_secret.map(|name| SecretRef {
+            namespace: args.namespace.clone(),
+            name,
+            key: args.api_key_secret_key.clone(),
+        }),
+        resync: args.resync,
+        secret_owner_references: args.secret_owner_references,
+        namespaces: args.watch_namespaces,
+        concurrency: args.concurrency.max(1),
+    };
+    tracing::info!(
+        certcentral = %base_url,
+        namespaces = ?config.namespaces,
+        resync_s = config.resync.as_secs(),
+        "starting digicert-operator {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let ctx = std::sync::Arc::new(Context::new(client, service, config));
+    controller::run(ctx).await?;
+    Ok(())
 }
 
 async fn run_simulator(args: SimulatorArgs) -> anyhow::Result<()> {

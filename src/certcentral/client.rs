@@ -243,18 +243,24 @@ struct Answer {
     body: Vec<u8>,
 }
 
-impl Client {
-    /// A client with CertCentral's documented rate limits.
-    pub fn new(config: ClientConfig, key: ApiKey) -> Result<Self, Error> {
-        Self::with_limiter(config, key, Arc::new(RateLimiter::certcentral))
-    }
+/// One CertCentral service (base URL, trust, retry policy, connections) for any number
+/// of API keys: hands out a [`Client`] per key.
+#[derive(Clone)]
+pub struct Service {
+    shared: Arc<Shared>,
+}
 
-    /// A client whose per-key rate limiters come from `new_limiter`.
-    pub fn with_limiter(
-        config: ClientConfig,
-        key: ApiKey,
-        new_limiter: LimiterFactory,
-    ) -> Result<Self, Error> {
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("base", &self.shared.base.as_str())
+            .finish()
+    }
+}
+
+impl Service {
+    /// A service whose per-key rate limiters come from `new_limiter`.
+    pub fn new(config: ClientConfig, new_limiter: LimiterFactory) -> Result<Self, Error> {
         crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
@@ -275,29 +281,49 @@ impl Client {
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
-        let shared = Arc::new(Shared {
-            http,
-            base,
-            retry: config.retry,
-            new_limiter,
-            limiters: Mutex::new(HashMap::new()),
-        });
-        let limiter = limiter_for(&shared, &key);
-        Ok(Client {
-            shared,
-            key,
-            limiter,
+        Ok(Service {
+            shared: Arc::new(Shared {
+                http,
+                base,
+                retry: config.retry,
+                new_limiter,
+                limiters: Mutex::new(HashMap::new()),
+            }),
         })
     }
 
-    /// The same service and connections with another API key.
-    pub fn with_api_key(&self, key: ApiKey) -> Client {
+    /// A client for `key`; all clients of one key share its rate limiter.
+    pub fn client(&self, key: ApiKey) -> Client {
         let limiter = limiter_for(&self.shared, &key);
         Client {
             shared: self.shared.clone(),
             key,
             limiter,
         }
+    }
+}
+
+impl Client {
+    /// A client with CertCentral's documented rate limits.
+    pub fn new(config: ClientConfig, key: ApiKey) -> Result<Self, Error> {
+        Self::with_limiter(config, key, Arc::new(RateLimiter::certcentral))
+    }
+
+    /// A client whose per-key rate limiters come from `new_limiter`.
+    pub fn with_limiter(
+        config: ClientConfig,
+        key: ApiKey,
+        new_limiter: LimiterFactory,
+    ) -> Result<Self, Error> {
+        Ok(Service::new(config, new_limiter)?.client(key))
+    }
+
+    /// The same service and connections with another API key.
+    pub fn with_api_key(&self, key: ApiKey) -> Client {
+        Service {
+            shared: self.shared.clone(),
+        }
+        .client(key)
     }
 
     pub fn api_key(&self) -> &ApiKey {

@@ -1,0 +1,665 @@
+//! The operator's decisions, as pure functions of plain data: what the Secret holds,
+//! what the spec asks for, what DigiCert said, and the time. Nothing here performs
+//! I/O; `reconcile` gathers the inputs and carries out the answers.
+
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::crd::{DigicertOrderSpec, DigicertOrderStatus};
+use crate::keys::{CertificateInfo, KeyKind};
+
+/// What the certificate Secret holds, as far as decisions go.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecretState {
+    Missing,
+    /// Present but unusable; the text says why.
+    Invalid(String),
+    Valid(Box<StoredCertificate>),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredCertificate {
+    pub leaf: CertificateInfo,
+    pub key: KeyKind,
+    /// The key in `tls.key` belongs to the certificate in `tls.crt`.
+    pub key_matches: bool,
+    /// The order the Secret was written for (annotation).
+    pub order_id: Option<u64>,
+    /// DigiCert's certificate id (annotation).
+    pub certificate_id: Option<u64>,
+}
+
+/// Why a new certificate is needed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReissueReason {
+    /// No Secret, or one without a certificate.
+    Missing,
+    /// The Secret cannot be used (does not parse, key and certificate differ).
+    Invalid(String),
+    /// The names of the certificate differ from the spec.
+    NamesChanged,
+    /// The key differs from the spec's algorithm or size.
+    KeyChanged,
+    /// The Secret was written for another order.
+    OrderChanged,
+    /// The renewal time has come.
+    Renewal,
+    /// Asked for with the renew annotation.
+    Manual,
+}
+
+impl ReissueReason {
+    /// CamelCase, for conditions and events.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ReissueReason::Missing => "Missing",
+            ReissueReason::Invalid(_) => "Invalid",
+            ReissueReason::NamesChanged => "NamesChanged",
+            ReissueReason::KeyChanged => "KeyChanged",
+            ReissueReason::OrderChanged => "OrderChanged",
+            ReissueReason::Renewal => "Renewal",
+            ReissueReason::Manual => "Manual",
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            ReissueReason::Missing => "the Secret holds no certificate".into(),
+            ReissueReason::Invalid(why) => format!("the Secret is not usable: {why}"),
+            ReissueReason::NamesChanged => "the certificate's names differ from the spec".into(),
+            ReissueReason::KeyChanged => "the key differs from spec.privateKey".into(),
+            ReissueReason::OrderChanged => "the Secret was written for another order".into(),
+            ReissueReason::Renewal => "the renewal time has come".into(),
+            ReissueReason::Manual => "a renewal was requested".into(),
+        }
+    }
+}
+
+/// The names a certificate for `spec` carries: the common name first, then the DNS
+/// names, lower-cased, without duplicates.
+pub fn wanted_names(spec: &DigicertOrderSpec) -> Vec<String> {
+    let mut names = vec![spec.common_name.to_ascii_lowercase()];
+    for n in &spec.dns_names {
+        let n = n.to_ascii_lowercase();
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    names
+}
+
+fn same_names(a: &[String], b: &[String]) -> bool {
+    let norm = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    norm(a) == norm(b)
+}
+
+/// Whether a certificate with this common name and these SANs is the one the spec asks for.
+pub fn names_match(spec: &DigicertOrderSpec, cert: &CertificateInfo) -> bool {
+    let cn_ok = cert
+        .common_name
+        .as_deref()
+        .is_some_and(|cn| cn.eq_ignore_ascii_case(&spec.common_name));
+    cn_ok && same_names(&cert.dns_names, &wanted_names(spec))
+}
+
+/// Parses a Go-style duration (`720h`, `1h30m`, `90s`, `1.5h`).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total = 0f64;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let value: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let seconds = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        rest = &rest[unit_len..];
+        total += value * seconds;
+    }
+    Duration::try_from_secs_f64(total).ok()
+}
+
+/// When a certificate valid from `not_before` to `not_after` should be renewed:
+/// `renewBefore` ahead of expiry, or when `renewBeforePercentage` of the lifetime is
+/// left, by default when a third is left. Never before `not_before`.
+pub fn renewal_time(
+    spec: &DigicertOrderSpec,
+    not_before: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> OffsetDateTime {
+    let lifetime = not_after - not_before;
+    let before = match (&spec.renew_before, spec.renew_before_percentage) {
+        (Some(d), _) => parse_duration(d)
+            .and_then(|d| time::Duration::try_from(d).ok())
+            .unwrap_or(lifetime / 3),
+        (None, Some(pct)) => lifetime * (f64::from(pct) / 100.0),
+        (None, None) => lifetime / 3,
+    };
+    // A renewBefore longer than the lifetime would renew at once, forever: cap it at
+    // two thirds so a fresh certificate is kept for a while.
+    let before = before.min(lifetime * (2.0 / 3.0));
+    (not_after - before).max(not_before)
+}
+
+/// Spec problems the API server may not have caught (old servers ignore CEL rules).
+pub fn validate_spec(spec: &DigicertOrderSpec, status: &DigicertOrderStatus) -> Result<(), String> {
+    let kind = spec.private_key.kind();
+    if !matches!(
+        kind,
+        KeyKind::Rsa(2048 | 3072 | 4096) | KeyKind::Ecdsa(256 | 384)
+    ) {
+        return Err(format!(
+            "privateKey {kind} is not supported: use RSA 2048/3072/4096 or ECDSA 256/384"
+        ));
+    }
+    if spec.renew_before.is_some() && spec.renew_before_percentage.is_some() {
+        return Err("set renewBefore or renewBeforePercentage, not both".into());
+    }
+    if let Some(d) = &spec.renew_before
+        && parse_duration(d).is_none()
+    {
+        return Err(format!(
+            "renewBefore {d:?} is not a duration such as 720h or 1h30m"
+        ));
+    }
+    for name in wanted_names(spec) {
+        if !is_dns_name(&name) {
+            return Err(format!("{name:?} is not a DNS name"));
+        }
+    }
+    if let Some(observed) = observed_order_id(status)
+        && observed != spec.order_id
+    {
+        return Err(format!(
+            "orderId changed from {observed} to {}; orderId is immutable: create a new DigicertOrder for another order",
+            spec.order_id
+        ));
+    }
+    Ok(())
+}
+
+/// The order id the current certificate was issued for, if any.
+fn observed_order_id(status: &DigicertOrderStatus) -> Option<u64> {
+    status.certificate.as_ref().and(status.observed_order_id)
+}
+
+fn is_dns_name(name: &str) -> bool {
+    let name = name.strip_prefix("*.").unwrap_or(name);
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// Whether (and why) the Secret needs a new certificate.
+pub fn reissue_reason(
+    spec: &DigicertOrderSpec,
+    secret: &SecretState,
+    renew_request: Option<&str>,
+    last_renew_request: Option<&str>,
+    now: OffsetDateTime,
+) -> Option<ReissueReason> {
+    let stored = match secret {
+        SecretState::Missing => return Some(ReissueReason::Missing),
+        SecretState::Invalid(why) => return Some(ReissueReason::Invalid(why.clone())),
+        SecretState::Valid(s) => s,
+    };
+    if !stored.key_matches {
+        return Some(ReissueReason::Invalid(
+            "tls.key does not belong to tls.crt".into(),
+        ));
+    }
+    if stored.order_id.is_some_and(|id| id != spec.order_id) {
+        return Some(ReissueReason::OrderChanged);
+    }
+    if !names_match(spec, &stored.leaf) {
+        return Some(ReissueReason::NamesChanged);
+    }
+    if stored.key != spec.private_key.kind() {
+        return Some(ReissueReason::KeyChanged);
+    }
+    if renew_request.is_some_and(|r| !r.is_empty() && Some(r) != last_renew_request) {
+        return Some(ReissueReason::Manual);
+    }
+    if now >= renewal_time(spec, stored.leaf.not_before, stored.leaf.not_after) {
+        return Some(ReissueReason::Renewal);
+    }
+    None
+}
+
+/// A fingerprint of everything in the spec that shapes a reissue request: when it
+/// changes, a pending reissue is obsolete.
+pub fn spec_fingerprint(spec: &DigicertOrderSpec) -> String {
+    let mut names = wanted_names(spec);
+    names[1..].sort();
+    let text = format!(
+        "{}|{}|{}|{}|{}",
+        spec.order_id,
+        names.join(","),
+        spec.private_key.kind(),
+        spec.signature_hash.as_str(),
+        spec.server_platform_id,
+    );
+    crate::keys::sha256_hex(text.as_bytes())[..16].to_string()
+}
+
+/// Delay before trying again after `failures` failures in a row: exponential from
+/// `base`, capped, with ±20 % jitter (`jitter` in 0..1) so many orders failing
+/// together do not retry together.
+pub fn backoff(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Duration {
+    let exp = failures.saturating_sub(1).min(20);
+    let raw = base.saturating_mul(1u32 << exp).min(cap);
+    raw.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
+}
+
+/// When the next scheduled look is due: the renewal time or the resync period after
+/// the last check, whichever is sooner (never in the past).
+pub fn next_check(
+    renewal: Option<OffsetDateTime>,
+    last_check: Option<OffsetDateTime>,
+    resync: Duration,
+    now: OffsetDateTime,
+) -> Duration {
+    let resync_at = last_check.unwrap_or(now) + resync;
+    let at = renewal.map_or(resync_at, |r| r.min(resync_at));
+    let wait = at - now;
+    if wait.is_negative() {
+        Duration::ZERO
+    } else {
+        wait.try_into().unwrap_or(resync)
+    }
+}
+
+/// Whether the order should be looked at (order info) now: never looked at, or the
+/// resync period has passed.
+pub fn order_check_due(
+    last_check: Option<OffsetDateTime>,
+    resync: Duration,
+    now: OffsetDateTime,
+) -> bool {
+    last_check.is_none_or(|t| now - t >= resync)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn spec(json: serde_json::Value) -> DigicertOrderSpec {
+        let mut base = serde_json::json!({
+            "orderId": 1001, "commonName": "example.com",
+            "dnsNames": ["www.example.com"], "secretName": "tls",
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(json.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    fn leaf(cn: &str, names: &[&str], nb: OffsetDateTime, na: OffsetDateTime) -> CertificateInfo {
+        CertificateInfo {
+            common_name: Some(cn.into()),
+            dns_names: names.iter().map(|s| s.to_string()).collect(),
+            not_before: nb,
+            not_after: na,
+            serial_number: "01".into(),
+            thumbprint: "AA".into(),
+            key: KeyKind::Rsa(2048),
+            public_key_bits: vec![1, 2, 3],
+            self_signed: false,
+            subject: format!("CN={cn}"),
+            issuer: "CN=CA".into(),
+        }
+    }
+
+    fn stored(leaf: CertificateInfo) -> SecretState {
+        SecretState::Valid(Box::new(StoredCertificate {
+            key: leaf.key,
+            leaf,
+            key_matches: true,
+            order_id: Some(1001),
+            certificate_id: Some(7),
+        }))
+    }
+
+    #[test]
+    fn reissue_reasons() {
+        let nb = datetime!(2026-01-01 0:00 UTC);
+        let na = datetime!(2026-04-01 0:00 UTC); // 90 days: renewal at day 60
+        let good = leaf("example.com", &["example.com", "www.example.com"], nb, na);
+        let early = datetime!(2026-02-01 0:00 UTC);
+        let late = datetime!(2026-03-05 0:00 UTC);
+        let base = spec(serde_json::json!({}));
+        let valid = |f: &dyn Fn(&mut StoredCertificate)| match stored(good.clone()) {
+            SecretState::Valid(mut s) => {
+                f(&mut s);
+                SecretState::Valid(s)
+            }
+            _ => unreachable!(),
+        };
+        let mismatched = valid(&|s| s.key_matches = false);
+        let other_order = valid(&|s| s.order_id = Some(9));
+        // (spec, secret, renew annotation, last acted-on annotation, now, reason)
+        type Case<'a> = (
+            DigicertOrderSpec,
+            SecretState,
+            Option<&'a str>,
+            Option<&'a str>,
+            OffsetDateTime,
+            Option<ReissueReason>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                base.clone(),
+                SecretState::Missing,
+                None,
+                None,
+                early,
+                Some(ReissueReason::Missing),
+            ),
+            (
+                base.clone(),
+                SecretState::Invalid("bad".into()),
+                None,
+                None,
+                early,
+                Some(ReissueReason::Invalid("bad".into())),
+            ),
+            (base.clone(), stored(good.clone()), None, None, early, None),
+            (
+                base.clone(),
+                mismatched,
+                None,
+                None,
+                early,
+                Some(ReissueReason::Invalid(
+                    "tls.key does not belong to tls.crt".into(),
+                )),
+            ),
+            (
+                base.clone(),
+                other_order,
+                None,
+                None,
+                early,
+                Some(ReissueReason::OrderChanged),
+            ),
+            (
+                spec(serde_json::json!({"dnsNames": ["www.example.com", "api.example.com"]})),
+                stored(good.clone()),
+                None,
+                None,
+                early,
+                Some(ReissueReason::NamesChanged),
+            ),
+            (
+                spec(
+                    serde_json::json!({"commonName": "www.example.com", "dnsNames": ["example.com"]}),
+                ),
+                stored(good.clone()),
+                None,
+                None,
+                early,
+                Some(ReissueReason::NamesChanged),
+            ),
+            (
+                spec(serde_json::json!({"dnsNames": ["WWW.example.com"]})),
+                stored(good.clone()),
+                None,
+                None,
+                early,
+                None,
+            ),
+            (
+                spec(serde_json::json!({"privateKey": {"algorithm": "ECDSA"}})),
+                stored(good.clone()),
+                None,
+                None,
+                early,
+                Some(ReissueReason::KeyChanged),
+            ),
+            (
+                spec(serde_json::json!({"privateKey": {"size": 4096}})),
+                stored(good.clone()),
+                None,
+                None,
+                early,
+                Some(ReissueReason::KeyChanged),
+            ),
+            (
+                base.clone(),
+                stored(good.clone()),
+                None,
+                None,
+                late,
+                Some(ReissueReason::Renewal),
+            ),
+            (
+                base.clone(),
+                stored(good.clone()),
+                Some("now"),
+                None,
+                early,
+                Some(ReissueReason::Manual),
+            ),
+            (
+                base.clone(),
+                stored(good.clone()),
+                Some("now"),
+                Some("now"),
+                early,
+                None,
+            ),
+            (
+                base.clone(),
+                stored(good.clone()),
+                Some(""),
+                None,
+                early,
+                None,
+            ),
+            (
+                spec(serde_json::json!({"renewBefore": "10d"})),
+                stored(good.clone()),
+                None,
+                None,
+                late,
+                Some(ReissueReason::Renewal),
+            ),
+            (
+                spec(serde_json::json!({"renewBefore": "240h"})),
+                stored(good.clone()),
+                None,
+                None,
+                late,
+                None,
+            ),
+        ];
+        for (i, (spec, secret, req, last, now, want)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                reissue_reason(&spec, &secret, req, last, now),
+                want,
+                "case {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn renewal_times() {
+        let nb = datetime!(2026-01-01 0:00 UTC);
+        let na = datetime!(2026-04-01 0:00 UTC); // 90 days
+        let cases = [
+            (serde_json::json!({}), datetime!(2026-03-02 0:00 UTC)),
+            (
+                serde_json::json!({"renewBeforePercentage": 10}),
+                datetime!(2026-03-23 0:00 UTC),
+            ),
+            (
+                serde_json::json!({"renewBefore": "720h"}),
+                datetime!(2026-03-02 0:00 UTC),
+            ),
+            (
+                serde_json::json!({"renewBefore": "24h"}),
+                datetime!(2026-03-31 0:00 UTC),
+            ),
+            // Longer than the lifetime: capped at two thirds of it.
+            (
+                serde_json::json!({"renewBefore": "8760h"}),
+                datetime!(2026-01-31 0:00 UTC),
+            ),
+        ];
+        for (json, want) in cases {
+            assert_eq!(renewal_time(&spec(json.clone()), nb, na), want, "{json}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        let cases = [
+            ("720h", Some(Duration::from_secs(720 * 3600))),
+            ("1h30m", Some(Duration::from_secs(5400))),
+            ("1.5h", Some(Duration::from_secs(5400))),
+            ("90s", Some(Duration::from_secs(90))),
+            ("250ms", Some(Duration::from_millis(250))),
+            ("10d", None),
+            ("", None),
+            ("h", None),
+            ("5", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn spec_validation() {
+        let ok = DigicertOrderStatus::default();
+        let cases = [
+            (serde_json::json!({}), true),
+            (
+                serde_json::json!({"privateKey": {"algorithm": "RSA", "size": 1024}}),
+                false,
+            ),
+            (
+                serde_json::json!({"privateKey": {"algorithm": "ECDSA", "size": 521}}),
+                false,
+            ),
+            (
+                serde_json::json!({"renewBefore": "720h", "renewBeforePercentage": 20}),
+                false,
+            ),
+            (serde_json::json!({"renewBefore": "a month"}), false),
+            (
+                serde_json::json!({"dnsNames": ["under_score.example.com"]}),
+                false,
+            ),
+            (serde_json::json!({"dnsNames": ["*.example.com"]}), true),
+        ];
+        for (json, valid) in cases {
+            assert_eq!(
+                validate_spec(&spec(json.clone()), &ok).is_ok(),
+                valid,
+                "{json}"
+            );
+        }
+        let issued_for_other = DigicertOrderStatus {
+            certificate: Some(Default::default()),
+            observed_order_id: Some(77),
+            ..Default::default()
+        };
+        let err = validate_spec(&spec(serde_json::json!({})), &issued_for_other).unwrap_err();
+        assert!(err.contains("immutable"), "{err}");
+    }
+
+    #[test]
+    fn spec_fingerprint_follows_what_shapes_the_request() {
+        let base = spec_fingerprint(&spec(serde_json::json!({})));
+        let same = [
+            serde_json::json!({"dnsNames": ["WWW.example.com"]}),
+            serde_json::json!({"comments": "hello"}),
+            serde_json::json!({"renewBefore": "24h"}),
+            serde_json::json!({"autoReissue": true}),
+        ];
+        for json in same {
+            assert_eq!(spec_fingerprint(&spec(json.clone())), base, "{json}");
+        }
+        let different = [
+            serde_json::json!({"dnsNames": ["api.example.com"]}),
+            serde_json::json!({"orderId": 2}),
+            serde_json::json!({"privateKey": {"algorithm": "ECDSA"}}),
+            serde_json::json!({"signatureHash": "sha384"}),
+        ];
+        for json in different {
+            assert_ne!(spec_fingerprint(&spec(json.clone())), base, "{json}");
+        }
+    }
+
+    #[test]
+    fn backoff_grows_caps_and_jitters() {
+        let base = Duration::from_secs(5);
+        let cap = Duration::from_secs(300);
+        assert_eq!(backoff(1, base, cap, 0.5), Duration::from_secs(5));
+        assert_eq!(backoff(2, base, cap, 0.5), Duration::from_secs(10));
+        assert_eq!(backoff(4, base, cap, 0.5), Duration::from_secs(40));
+        assert_eq!(backoff(30, base, cap, 0.5), cap);
+        assert_eq!(backoff(1, base, cap, 0.0), Duration::from_secs(4));
+        assert_eq!(backoff(1, base, cap, 1.0), Duration::from_secs(6));
+    }
+
+    #[test]
+    fn next_checks() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let six_h = Duration::from_secs(6 * 3600);
+        assert_eq!(next_check(None, None, six_h, now), six_h);
+        assert_eq!(
+            next_check(Some(now + time::Duration::hours(1)), Some(now), six_h, now),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(
+            next_check(Some(now - time::Duration::hours(1)), Some(now), six_h, now),
+            Duration::ZERO
+        );
+        assert_eq!(
+            next_check(None, Some(now - time::Duration::hours(5)), six_h, now),
+            Duration::from_secs(3600)
+        );
+        assert!(order_check_due(None, six_h, now));
+        assert!(!order_check_due(
+            Some(now - time::Duration::hours(1)),
+            six_h,
+            now
+        ));
+        assert!(order_check_due(
+            Some(now - time::Duration::hours(6)),
+            six_h,
+            now
+        ));
+    }
+}

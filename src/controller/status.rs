@@ -1,0 +1,153 @@
+//! Conditions in the `metav1.Condition` shape, and the reasons failures map to.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use time::OffsetDateTime;
+
+use crate::certcentral;
+
+pub const READY: &str = "Ready";
+pub const ISSUING: &str = "Issuing";
+pub const ORDER_EXPIRING: &str = "OrderExpiring";
+pub const AUTO_REISSUE_SYNCED: &str = "AutoReissueSynced";
+
+pub fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+}
+
+fn timestamp(t: OffsetDateTime) -> Time {
+    let ts = k8s_openapi::jiff::Timestamp::from_second(t.unix_timestamp())
+        .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+    Time(ts)
+}
+
+pub fn find<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+pub fn is_true(conditions: &[Condition], type_: &str) -> bool {
+    find(conditions, type_).is_some_and(|c| c.status == "True")
+}
+
+/// Sets a condition; its transition time moves only when its status changes.
+pub fn set(
+    conditions: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+    now: OffsetDateTime,
+) {
+    let status = if status { "True" } else { "False" }.to_string();
+    let mut message: String = message.into();
+    if message.len() > 2000 {
+        message.truncate(2000);
+    }
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = timestamp(now);
+            }
+            c.status = status;
+            c.reason = reason.to_string();
+            c.message = message;
+            c.observed_generation = generation;
+        }
+        None => conditions.push(Condition {
+            type_: type_.to_string(),
+            status,
+            reason: reason.to_string(),
+            message,
+            observed_generation: generation,
+            last_transition_time: timestamp(now),
+        }),
+    }
+}
+
+pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
+    conditions.retain(|c| c.type_ != type_);
+}
+
+/// A CamelCase reason for a failed CertCentral call.
+pub fn failure_reason(err: &certcentral::Error) -> &'static str {
+    use certcentral::Error;
+    match err {
+        Error::Api { status: 401, .. } => "InvalidApiKey",
+        Error::Api { status: 403, .. } => "AccessDenied",
+        Error::Api { status: 404, .. } if err.has_code("not_found|order") => "OrderNotFound",
+        Error::Api { status: 404, .. } => "NotFound",
+        Error::Api { status: 429, .. } => "RateLimited",
+        Error::Api { status, .. } if *status >= 500 => "DigiCertUnavailable",
+        Error::Api { .. } if err.code().is_some_and(|c| c.starts_with("csr_")) => "CsrRejected",
+        Error::Api { .. } if err.has_code("cert_validity_exceeds_order_validity") => "OrderExpired",
+        Error::Api { .. } if err.has_code("invalid_order_status") => "OrderNotReissuable",
+        Error::Api { .. } if err.has_code("invalid_dns_name") => "NameNotOnOrder",
+        Error::Api { .. } => "RequestRejected",
+        Error::Transport { .. } => "DigiCertUnreachable",
+        Error::Decode { .. } => "BadResponse",
+        Error::Config(_) => "ConfigurationError",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use certcentral::{ApiErrorDetail, Operation, TransportKind};
+    use time::macros::datetime;
+
+    #[test]
+    fn transition_time_moves_only_on_status_change() {
+        let t0 = datetime!(2026-01-01 0:00 UTC);
+        let t1 = datetime!(2026-01-02 0:00 UTC);
+        let mut c = Vec::new();
+        set(&mut c, READY, false, "Issuing", "a", Some(1), t0);
+        set(&mut c, READY, false, "Pending", "b", Some(2), t1);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].last_transition_time, timestamp(t0));
+        assert_eq!(c[0].reason, "Pending");
+        assert_eq!(c[0].observed_generation, Some(2));
+        set(&mut c, READY, true, "Issued", "c", Some(2), t1);
+        assert_eq!(c[0].last_transition_time, timestamp(t1));
+        assert!(is_true(&c, READY));
+        remove(&mut c, READY);
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn failure_reasons() {
+        let api = |status, code: &str| certcentral::Error::Api {
+            operation: Operation::Reissue,
+            status,
+            errors: vec![ApiErrorDetail {
+                code: code.into(),
+                message: String::new(),
+            }],
+        };
+        let cases = [
+            (api(401, "access_denied|invalid_api_key"), "InvalidApiKey"),
+            (api(403, "access_denied|missing_permission"), "AccessDenied"),
+            (api(404, "not_found|order"), "OrderNotFound"),
+            (api(429, "request_limit_exceeded"), "RateLimited"),
+            (api(503, "x"), "DigiCertUnavailable"),
+            (api(400, "csr_invalid_key_size"), "CsrRejected"),
+            (api(400, "invalid_order_status"), "OrderNotReissuable"),
+            (api(400, "something_new"), "RequestRejected"),
+            (
+                certcentral::Error::Transport {
+                    operation: Operation::OrderInfo,
+                    kind: TransportKind::Timeout,
+                    message: String::new(),
+                },
+                "DigiCertUnreachable",
+            ),
+        ];
+        for (err, want) in cases {
+            assert_eq!(failure_reason(&err), want, "{err}");
+        }
+    }
+}

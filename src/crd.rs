@@ -1,0 +1,452 @@
+//! The `DigicertOrder` custom resource (v1alpha1): what users write (spec) and what the
+//! operator reports (status). Doc comments become `kubectl explain` text.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "digicert-operator.dev";
+/// Finalizer that lets the operator act at DigiCert before the resource goes.
+pub const FINALIZER: &str = "digicert-operator.dev/cleanup";
+/// Set (to any new value, e.g. a timestamp) to request a reissue now.
+pub const RENEW_ANNOTATION: &str = "digicert-operator.dev/renew";
+
+/// Keeps a DigiCert certificate for the names of one CertCentral order in a
+/// `kubernetes.io/tls` Secret, renewing it by reissuing inside the order.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "digicert-operator.dev",
+    version = "v1alpha1",
+    kind = "DigicertOrder",
+    plural = "digicertorders",
+    shortname = "dco",
+    namespaced,
+    status = "DigicertOrderStatus",
+    doc = "A DigiCert CertCentral order whose certificate the operator keeps valid in a Secret.",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Order","type":"integer","jsonPath":".spec.orderId"}"#,
+    printcolumn = r#"{"name":"DigiCert","type":"string","jsonPath":".status.orderStatus"}"#,
+    printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secretName"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.certificate.notAfter"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Renewal","type":"string","priority":1,"jsonPath":".status.renewalTime"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(
+    cel,
+    validation = Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))").message("set renewBefore or renewBeforePercentage, not both")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct DigicertOrderSpec {
+    /// The CertCentral order id. Immutable: to manage another order, create another
+    /// DigicertOrder.
+    #[x_kube(validation = Rule::new("self == oldSelf").message("orderId is immutable; create a new DigicertOrder for another order"))]
+    #[schemars(range(min = 1))]
+    pub order_id: u64,
+
+    /// The domain the certificate secures (its subject common name and first DNS name).
+    /// It must be a domain of the order.
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(
+            pattern = r"^(\*\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+        )
+    )]
+    pub common_name: String,
+
+    /// Further names for the certificate (subject alternative names). The common name
+    /// is always included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 250))]
+    #[x_kube(validation = Rule::new("self.all(n, n.matches('^(\\\\*\\\\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\\\\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message("every DNS name must be a lower-case domain name, optionally starting with *."))]
+    pub dns_names: Vec<String>,
+
+    /// The `kubernetes.io/tls` Secret (same namespace) that holds the certificate
+    /// (`tls.crt`: leaf and intermediates), its key (`tls.key`) and the root (`ca.crt`).
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub secret_name: String,
+
+    /// Mirrors DigiCert's auto-reissue setting of the order: true turns it on, false
+    /// off; unset leaves it as it is. With auto-reissue, DigiCert reissues the latest
+    /// certificate by itself 30 days before it expires; the operator picks it up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_reissue: Option<bool>,
+
+    /// The key pair to generate for the certificate.
+    #[serde(default)]
+    pub private_key: PrivateKeySpec,
+
+    /// Hash of the certificate's signature.
+    #[serde(default)]
+    pub signature_hash: SignatureHash,
+
+    /// DigiCert server platform id (-1: other).
+    #[serde(default = "default_server_platform")]
+    pub server_platform_id: i64,
+
+    /// A message sent with each reissue request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1000))]
+    pub comments: Option<String>,
+
+    /// Ask DigiCert to skip the approval step (the API key needs the right to).
+    #[serde(default)]
+    pub skip_approval: bool,
+
+    /// Approve reissue requests that wait for an administrator, with the API key
+    /// (which needs approver rights).
+    #[serde(default)]
+    pub approve_reissues: bool,
+
+    /// Renew this long before the certificate expires (a duration such as `720h`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"))]
+    pub renew_before: Option<String>,
+
+    /// Renew when this percentage of the certificate's lifetime is left. Default:
+    /// renewal when a third of the lifetime is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 99))]
+    pub renew_before_percentage: Option<u8>,
+
+    /// The Secret (same namespace) holding the CertCentral API key. Default: the
+    /// operator's own key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<SecretKeySelector>,
+
+    /// Labels and annotations copied onto the certificate Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_template: Option<SecretTemplate>,
+
+    /// What deleting this resource does at DigiCert. Retain: nothing. CancelPending:
+    /// cancel a pending reissue, or the order itself while it is pending. Nothing is
+    /// ever revoked, and the Secret stays.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+}
+
+fn default_server_platform() -> i64 {
+    -1
+}
+
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[x_kube(
+    cel,
+    validation = Rule::new("!has(self.size) || (self.algorithm == 'RSA' ? self.size in [2048, 3072, 4096] : self.size in [256, 384])").message("size must be 2048, 3072 or 4096 for RSA and 256 or 384 for ECDSA")
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateKeySpec {
+    #[serde(default)]
+    pub algorithm: KeyAlgorithm,
+    /// Bits: RSA 2048 (default), 3072 or 4096; ECDSA 256 (default, P-256) or 384 (P-384).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u32>,
+    /// Always: a new key for every reissue. Never: keep the key of the current Secret.
+    #[serde(default)]
+    pub rotation_policy: RotationPolicy,
+    /// How `tls.key` is written: PKCS1 (`RSA PRIVATE KEY` / `EC PRIVATE KEY`) or PKCS8.
+    #[serde(default)]
+    pub encoding: KeyEncoding,
+}
+
+impl PrivateKeySpec {
+    /// The key kind asked for, with defaults filled in.
+    pub fn kind(&self) -> crate::keys::KeyKind {
+        match self.algorithm {
+            KeyAlgorithm::Rsa => crate::keys::KeyKind::Rsa(self.size.unwrap_or(2048)),
+            KeyAlgorithm::Ecdsa => crate::keys::KeyKind::Ecdsa(self.size.unwrap_or(256)),
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyAlgorithm {
+    #[default]
+    #[serde(rename = "RSA")]
+    Rsa,
+    #[serde(rename = "ECDSA")]
+    Ecdsa,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RotationPolicy {
+    #[default]
+    Always,
+    Never,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeyEncoding {
+    #[default]
+    #[serde(rename = "PKCS1")]
+    Pkcs1,
+    #[serde(rename = "PKCS8")]
+    Pkcs8,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SignatureHash {
+    #[default]
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl SignatureHash {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureHash::Sha256 => "sha256",
+            SignatureHash::Sha384 => "sha384",
+            SignatureHash::Sha512 => "sha512",
+        }
+    }
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DeletionPolicy {
+    #[default]
+    Retain,
+    CancelPending,
+}
+
+/// A key of a Secret in the resource's namespace.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SecretKeySelector {
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Default `api-key`.
+    #[serde(default = "default_api_key_key")]
+    pub key: String,
+}
+
+pub fn default_api_key_key() -> String {
+    "api-key".into()
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecretTemplate {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What the operator observed and did.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct DigicertOrderStatus {
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Ready`: the Secret holds a valid certificate for the spec. `Issuing`: a reissue
+    /// is under way. `OrderExpiring`: the order ends before the next renewal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// The order the current certificate was issued for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_order_id: Option<u64>,
+    /// When the operator last read the order at DigiCert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_order_check: Option<String>,
+    /// The order's status at DigiCert (issued, reissue_pending, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_status: Option<String>,
+    /// The order's auto-reissue setting as DigiCert reports it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_reissue: Option<bool>,
+    /// The last day of the order (Multi-year Plan).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_valid_till: Option<String>,
+    /// The certificate in the Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<CertificateStatus>,
+    /// When the operator will reissue (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_time: Option<String>,
+    /// The reissue in flight, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reissue: Option<ReissueStatus>,
+    /// Failures in a row; reset by success.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure_time: Option<String>,
+    /// No DigiCert call before this time (back-off after failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_time: Option<String>,
+    /// Certificates written to the Secret so far.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub revision: u32,
+    /// The last value of the renew annotation acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renew_request: Option<String>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct CertificateStatus {
+    /// DigiCert's certificate id.
+    pub id: u64,
+    pub serial_number: String,
+    /// SHA-1 of the certificate, upper-case hex (as DigiCert shows it).
+    pub thumbprint: String,
+    pub not_before: String,
+    pub not_after: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_names: Vec<String>,
+}
+
+/// Where a reissue stands.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReissueState {
+    /// Key and CSR made and stored; not sent yet.
+    Prepared,
+    /// About to be sent: if no request id follows, it may or may not have arrived.
+    Submitting,
+    /// Accepted by DigiCert; followed until issued.
+    Submitted,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReissueStatus {
+    pub state: ReissueState,
+    /// Why: Missing, Invalid, SpecChanged, Renewal, Manual, ...
+    pub reason: String,
+    /// SHA-256 of the CSR (DER), to find the reissue at DigiCert.
+    pub csr_fingerprint: String,
+    /// Fingerprint of the spec fields the CSR was made for; a change makes the
+    /// reissue obsolete.
+    pub spec_fingerprint: String,
+    /// The Secret that holds the new key until the certificate is written.
+    pub key_secret_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::CustomResourceExt;
+
+    fn spec(extra: serde_json::Value) -> serde_json::Value {
+        let mut base = serde_json::json!({
+            "orderId": 1001, "commonName": "example.com", "secretName": "example-tls",
+        });
+        base.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        base
+    }
+
+    #[test]
+    fn defaults_fill_an_empty_spec() {
+        let s: DigicertOrderSpec = serde_json::from_value(spec(serde_json::json!({}))).unwrap();
+        assert_eq!(s.private_key.kind(), crate::keys::KeyKind::Rsa(2048));
+        assert_eq!(s.signature_hash, SignatureHash::Sha256);
+        assert_eq!(s.server_platform_id, -1);
+        assert_eq!(s.deletion_policy, DeletionPolicy::Retain);
+        assert_eq!(s.auto_reissue, None);
+        let s: DigicertOrderSpec = serde_json::from_value(spec(
+            serde_json::json!({"privateKey": {"algorithm": "ECDSA"}}),
+        ))
+        .unwrap();
+        assert_eq!(s.private_key.kind(), crate::keys::KeyKind::Ecdsa(256));
+    }
+
+    #[test]
+    fn cel_rules_refuse_bad_specs() {
+        // (spec, old spec, accepted?)
+        let cases = [
+            (spec(serde_json::json!({})), None, true),
+            (spec(serde_json::json!({"renewBefore": "720h"})), None, true),
+            (
+                spec(serde_json::json!({"renewBefore": "720h", "renewBeforePercentage": 20})),
+                None,
+                false,
+            ),
+            (
+                spec(serde_json::json!({"dnsNames": ["www.example.com", "*.example.com"]})),
+                None,
+                true,
+            ),
+            (
+                spec(serde_json::json!({"dnsNames": ["Bad_Name"]})),
+                None,
+                false,
+            ),
+            (
+                spec(serde_json::json!({"orderId": 1002})),
+                Some(spec(serde_json::json!({}))),
+                false,
+            ),
+            (
+                spec(serde_json::json!({"commonName": "example.com"})),
+                Some(spec(serde_json::json!({}))),
+                true,
+            ),
+        ];
+        for (value, old, ok) in cases {
+            let result = DigicertOrderSpec::validate_cel(&value, old.as_ref());
+            assert_eq!(result.is_ok(), ok, "{value} (old {old:?}): {result:?}");
+        }
+    }
+
+    #[test]
+    fn cel_rules_pair_key_algorithms_with_sizes() {
+        let cases = [
+            (serde_json::json!({"algorithm": "RSA", "size": 2048}), true),
+            (serde_json::json!({"algorithm": "RSA", "size": 4096}), true),
+            (serde_json::json!({"algorithm": "RSA", "size": 256}), false),
+            (serde_json::json!({"algorithm": "RSA", "size": 1024}), false),
+            (serde_json::json!({"algorithm": "ECDSA", "size": 384}), true),
+            (
+                serde_json::json!({"algorithm": "ECDSA", "size": 2048}),
+                false,
+            ),
+            (serde_json::json!({"algorithm": "ECDSA"}), true),
+        ];
+        for (value, ok) in cases {
+            let result = PrivateKeySpec::validate_cel(&value, None);
+            assert_eq!(result.is_ok(), ok, "{value}: {result:?}");
+        }
+    }
+
+    #[test]
+    fn the_crd_has_the_status_subresource_short_name_and_columns() {
+        let crd = serde_json::to_value(DigicertOrder::crd()).unwrap();
+        assert_eq!(crd["spec"]["names"]["shortNames"][0], "dco");
+        let version = &crd["spec"]["versions"][0];
+        assert!(version["subresources"]["status"].is_object());
+        let columns: Vec<&str> = version["additionalPrinterColumns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            columns,
+            [
+                "Ready", "Order", "DigiCert", "Secret", "Expires", "Reason", "Renewal", "Age"
+            ]
+        );
+        let text = crd.to_string();
+        assert!(text.contains("orderId is immutable"));
+        assert!(text.contains("x-kubernetes-validations"));
+    }
+}
