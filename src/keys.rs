@@ -210,8 +210,16 @@ pub fn certificates_from_pem(pem: &str) -> Result<Vec<CertificateDer<'static>>, 
     Ok(certs)
 }
 
+/// PEM text with LF line ends (the `pem` crate writes CRLF by default).
+fn pem_lf(block: pem::Pem) -> String {
+    pem::encode_config(
+        &block,
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 pub fn certificate_pem(der: &[u8]) -> String {
-    pem::encode(&pem::Pem::new("CERTIFICATE", der))
+    pem_lf(pem::Pem::new("CERTIFICATE", der))
 }
 
 /// How a private key is written.
@@ -247,7 +255,7 @@ pub fn parse_private_key(pem_text: &str) -> Result<KeyPair, KeyError> {
 pub fn encode_private_key(key: &KeyPair, encoding: Encoding) -> Result<String, KeyError> {
     let pkcs8 = key.serialize_der();
     if encoding == Encoding::Pkcs8 {
-        return Ok(pem::encode(&pem::Pem::new("PRIVATE KEY", pkcs8)));
+        return Ok(pem_lf(pem::Pem::new("PRIVATE KEY", pkcs8)));
     }
     match kind_of(key) {
         // PKCS#8 wraps the PKCS#1 RSAPrivateKey in its privateKey OCTET STRING.
@@ -256,7 +264,7 @@ pub fn encode_private_key(key: &KeyPair, encoding: Encoding) -> Result<String, K
                 what: "the PKCS#8 key",
                 message: "no privateKey field".into(),
             })?;
-            Ok(pem::encode(&pem::Pem::new("RSA PRIVATE KEY", inner)))
+            Ok(pem_lf(pem::Pem::new("RSA PRIVATE KEY", inner)))
         }
         KeyKind::Ecdsa(bits) => {
             use aws_lc_rs::encoding::AsDer;
@@ -276,7 +284,7 @@ pub fn encode_private_key(key: &KeyPair, encoding: Encoding) -> Result<String, K
                 what: "the ECDSA key",
                 message: e.to_string(),
             })?;
-            Ok(pem::encode(&pem::Pem::new(
+            Ok(pem_lf(pem::Pem::new(
                 "EC PRIVATE KEY",
                 sec1.as_ref().to_vec(),
             )))

@@ -119,21 +119,24 @@ impl Run {
         }
     }
 
-    /// Writes the status if it changed (server-side apply, the operator owns it all).
+    /// Writes the status if it changed. A merge patch with explicit nulls for the
+    /// fields that are gone: the operator alone writes status, and some API servers
+    /// leave `null` behind when server-side apply drops a nullable field.
     async fn save(&mut self) -> Result<()> {
         if self.status == self.saved {
             return Ok(());
         }
-        let patch = json!({
-            "apiVersion": DigicertOrder::api_version(&()),
-            "kind": DigicertOrder::kind(&()),
-            "status": self.status,
-        });
+        let mut value = serde_json::to_value(&self.status)?;
+        if let Some(map) = value.as_object_mut() {
+            for field in status_fields() {
+                map.entry(field.as_str()).or_insert(serde_json::Value::Null);
+            }
+        }
         self.orders()
             .patch_status(
                 &self.name,
-                &PatchParams::apply(secret::MANAGER).force(),
-                &Patch::Apply(patch),
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": value })),
             )
             .await?;
         self.saved = self.status.clone();
@@ -330,7 +333,12 @@ impl Run {
             .last_order_check
             .as_deref()
             .and_then(status::parse_rfc3339);
-        if decide::order_check_due(last_check, self.ctx.config.resync, self.now)
+        let auto_reissue_differs = self.spec().auto_reissue.is_some()
+            && self.spec().auto_reissue != self.status.auto_reissue
+            && !status::find(&self.status.conditions, AUTO_REISSUE_SYNCED)
+                .is_some_and(|c| c.status == "False" && c.observed_generation == generation);
+        if (decide::order_check_due(last_check, self.ctx.config.resync, self.now)
+            || auto_reissue_differs)
             && let Some(action) = self
                 .check_order(target.as_ref(), stored.certificate_id)
                 .await?
@@ -1161,6 +1169,19 @@ impl Run {
     }
 }
 
+/// Every top-level status field, from the schema.
+fn status_fields() -> &'static [String] {
+    static FIELDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        let schema =
+            serde_json::to_value(schemars::schema_for!(DigicertOrderStatus)).unwrap_or_default();
+        schema["properties"]
+            .as_object()
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
+    })
+}
+
 /// How often to look at a pending reissue: often at first, then less.
 pub fn poll_interval(pending_for: time::Duration) -> Duration {
     let secs = pending_for.whole_seconds();
@@ -1186,6 +1207,14 @@ fn certificate_status(id: u64, leaf: &keys::CertificateInfo) -> CertificateStatu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_fields_come_from_the_schema() {
+        let fields = status_fields();
+        for f in ["reissue", "conditions", "certificate", "nextAttemptTime"] {
+            assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
+        }
+    }
 
     #[test]
     fn polling_slows_down_while_pending() {

@@ -193,10 +193,10 @@ async fn handle(
 
     let mut after = Vec::new();
     for (phase, action) in fired {
-        if let FaultAction::Delay { millis } = action {
-            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
-        } else if phase == Phase::After {
+        if phase == Phase::After {
             after.push(action);
+        } else if let FaultAction::Delay { millis } = action {
+            tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
         } else if let Some(response) = fault_response(&action) {
             return record(&sim, op, response, action == FaultAction::Drop);
         }
@@ -209,7 +209,16 @@ async fn handle(
     {
         tracing::error!(error = %e, "cannot persist the simulator state");
     }
-    if let Some(action) = after.first()
+    // After the work: a delay holds the answer back (the client waits while the
+    // change is already made); anything else replaces the answer.
+    for action in &after {
+        if let FaultAction::Delay { millis } = action {
+            tokio::time::sleep(std::time::Duration::from_millis(*millis)).await;
+        }
+    }
+    if let Some(action) = after
+        .iter()
+        .find(|a| !matches!(a, FaultAction::Delay { .. }))
         && let Some(replaced) = fault_response(action)
     {
         return record(&sim, op, replaced, *action == FaultAction::Drop);

@@ -1,0 +1,329 @@
+//! Everything an end-to-end test of the operator needs: the API server (with the CRD
+//! installed and a namespace of the test's own), the CertCentral simulator over HTTPS,
+//! an API key Secret, and the operator binary as a subprocess watching only that
+//! namespace.
+
+use std::ffi::OsStr;
+use std::time::{Duration, Instant};
+
+use digicert_operator::crd::DigicertOrder;
+use digicert_operator::keys;
+use digicert_operator::simulator::{
+    self, ApiKeyConfig, OrderSeed, RunningSimulator, SeedFile, SimulatorConfig,
+};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ObjectMeta, PostParams};
+
+use super::cluster::TestCluster;
+use super::process::OperatorProcess;
+
+pub const API_KEY: &str = "e2e-api-key-0123456789";
+pub const API_KEY_SECRET: &str = "digicert-api-key";
+
+pub struct OperatorEnv {
+    pub cluster: TestCluster,
+    pub sim: RunningSimulator,
+    pub ca_file: tempfile::NamedTempFile,
+    pub operator: Option<OperatorProcess>,
+    /// Extra flags for every operator start.
+    pub operator_args: Vec<String>,
+}
+
+/// Installs the CRD from `crds/` (idempotent; tests share the cluster).
+pub fn install_crd(cluster: &TestCluster) {
+    let crd = super::cluster::repo_root().join("crds/digicertorders.yaml");
+    let crd = crd.to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // --validate=false: older servers' published schema does not know
+        // x-kubernetes-validations; the server itself accepts (or drops) it.
+        let out = cluster.kubectl_run(&["apply", "--validate=false", "-f", crd], None);
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "installing the CRD: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/digicertorders.digicert-operator.dev",
+            "--timeout=60s",
+        ],
+        None,
+    );
+}
+
+impl OperatorEnv {
+    /// A cluster namespace, the CRD, a simulator with `orders` (rate limits off), and
+    /// the API key Secret. The operator is not started yet.
+    pub async fn new(test: &str, orders: Vec<OrderSeed>) -> Self {
+        Self::with_simulator(
+            test,
+            SimulatorConfig {
+                seed: SeedFile {
+                    api_keys: vec![ApiKeyConfig::new(API_KEY)],
+                    orders,
+                    rate_limits: None,
+                },
+                rate_limits: Vec::new(),
+                ..SimulatorConfig::default()
+            },
+        )
+        .await
+    }
+
+    pub async fn with_simulator(test: &str, config: SimulatorConfig) -> Self {
+        let cluster = TestCluster::new(test).await;
+        install_crd(&cluster);
+        let sim = simulator::start(config).await.expect("simulator starts");
+        let ca_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(ca_file.path(), sim.ca_pem()).unwrap();
+        let env = OperatorEnv {
+            cluster,
+            sim,
+            ca_file,
+            operator: None,
+            operator_args: Vec::new(),
+        };
+        env.put_api_key(API_KEY_SECRET, API_KEY).await;
+        env
+    }
+
+    /// Creates or replaces a Secret with `api-key: key` in the test namespace.
+    pub async fn put_api_key(&self, name: &str, key: &str) {
+        let secret = Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                ..ObjectMeta::default()
+            },
+            string_data: Some([("api-key".to_string(), key.to_string())].into()),
+            ..Secret::default()
+        };
+        let api: Api<Secret> = self.cluster.api();
+        if api.get_opt(name).await.unwrap().is_some() {
+            api.replace(name, &PostParams::default(), &secret)
+                .await
+                .unwrap();
+        } else {
+            api.create(&PostParams::default(), &secret).await.unwrap();
+        }
+    }
+
+    /// The flags the operator is started with: this simulator, this namespace.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec![
+            "run".to_string(),
+            "--certcentral-url".into(),
+            self.sim.base_url(),
+            "--ca-bundle".into(),
+            self.ca_file.path().display().to_string(),
+            "--namespace".into(),
+            self.cluster.namespace.clone(),
+            "--api-key-secret".into(),
+            API_KEY_SECRET.into(),
+            "--watch-namespace".into(),
+            self.cluster.namespace.clone(),
+        ];
+        args.extend(self.operator_args.iter().cloned());
+        args
+    }
+
+    /// Starts (or restarts) the operator.
+    pub fn start_operator(&mut self) {
+        self.stop_operator();
+        let args = self.args();
+        let env = [
+            ("KUBECONFIG", self.cluster.kubeconfig.as_os_str()),
+            ("LOG_LEVEL", OsStr::new("info,digicert_operator=debug")),
+        ];
+        self.operator = Some(OperatorProcess::start(&args, &env));
+    }
+
+    /// SIGKILL: the operator dies wherever it is.
+    pub fn kill_operator(&mut self) {
+        if let Some(mut p) = self.operator.take() {
+            p.kill();
+        }
+    }
+
+    pub fn stop_operator(&mut self) {
+        if let Some(mut p) = self.operator.take() {
+            p.terminate(Duration::from_secs(10));
+        }
+    }
+
+    pub fn operator_logs(&self) -> String {
+        self.operator.as_ref().map(|p| p.logs()).unwrap_or_default()
+    }
+
+    pub fn orders(&self) -> Api<DigicertOrder> {
+        self.cluster.api()
+    }
+
+    pub fn secrets(&self) -> Api<Secret> {
+        self.cluster.api()
+    }
+
+    /// `kubectl apply -f -` of a manifest into the test namespace.
+    pub fn apply(&self, yaml: &str) {
+        self.cluster.kubectl_ok(&["apply", "-f", "-"], Some(yaml));
+    }
+
+    /// A DigicertOrder manifest for `order_id` with extra spec lines (YAML, indented
+    /// by two spaces).
+    pub fn order_yaml(name: &str, order_id: u64, extra_spec: &str) -> String {
+        format!(
+            "apiVersion: digicert-operator.dev/v1alpha1\nkind: DigicertOrder\nmetadata:\n  name: {name}\nspec:\n  orderId: {order_id}\n  commonName: example.com\n  dnsNames: [www.example.com]\n  secretName: {name}-tls\n{extra_spec}"
+        )
+    }
+
+    /// Waits until `check` holds for the DigicertOrder; panics with its status and the
+    /// operator log otherwise.
+    pub async fn wait_for(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&DigicertOrder) -> bool,
+    ) -> DigicertOrder {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(o) = self.orders().get_opt(name).await.unwrap()
+                && check(&o)
+            {
+                return o;
+            }
+            if Instant::now() >= deadline {
+                let o = self.orders().get_opt(name).await.unwrap();
+                panic!(
+                    "timed out waiting for {what} on {name}\nstatus: {}\n--- operator log ---\n{}",
+                    serde_json::to_string_pretty(&o.and_then(|o| o.status)).unwrap(),
+                    self.operator_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn wait_condition(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: Option<&str>,
+        timeout: Duration,
+    ) -> DigicertOrder {
+        self.wait_for(
+            name,
+            &format!("{type_}={status} {reason:?}"),
+            timeout,
+            |o| {
+                condition(o, type_)
+                    .is_some_and(|c| c.status == status && reason.is_none_or(|r| c.reason == r))
+            },
+        )
+        .await
+    }
+
+    pub async fn wait_ready(&self, name: &str) -> DigicertOrder {
+        self.wait_condition(name, "Ready", "True", None, Duration::from_secs(60))
+            .await
+    }
+
+    /// Checks the certificate Secret: type, key belongs to the certificate, chain
+    /// verifies up to the simulator's root, names as given. Returns the leaf.
+    pub async fn verify_secret(&self, secret_name: &str, names: &[&str]) -> VerifiedSecret {
+        let secret = self.secrets().get(secret_name).await.unwrap();
+        verify_tls_secret(&secret, self.sim.ca_pem(), names)
+    }
+}
+
+impl Drop for OperatorEnv {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(p) = &self.operator
+        {
+            eprintln!("--- operator log ---\n{}\n--- end ---", p.logs());
+        }
+        self.kill_operator();
+    }
+}
+
+pub fn condition<'a>(
+    o: &'a DigicertOrder,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    o.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+pub struct VerifiedSecret {
+    pub leaf: keys::CertificateInfo,
+    pub key_pem: String,
+    pub tls_crt: String,
+    pub annotations: std::collections::BTreeMap<String, String>,
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+fn data(secret: &Secret, key: &str) -> String {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|b| String::from_utf8(b.0.clone()).unwrap())
+        .unwrap_or_else(|| panic!("the Secret has no {key}"))
+}
+
+pub fn verify_tls_secret(secret: &Secret, root_pem: &str, names: &[&str]) -> VerifiedSecret {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
+    let tls_crt = data(secret, "tls.crt");
+    let key_pem = data(secret, "tls.key");
+    let ca_crt = data(secret, "ca.crt");
+    assert_eq!(
+        ca_crt.trim(),
+        root_pem.trim(),
+        "ca.crt is the simulator's root"
+    );
+    let certs = keys::certificates_from_pem(&tls_crt).unwrap();
+    assert_eq!(certs.len(), 2, "tls.crt holds leaf and intermediate");
+    let (_, leaf) = X509Certificate::from_der(&certs[0]).unwrap();
+    let (_, intermediate) = X509Certificate::from_der(&certs[1]).unwrap();
+    let root_der = keys::certificates_from_pem(root_pem).unwrap().remove(0);
+    let (_, root) = X509Certificate::from_der(&root_der).unwrap();
+    leaf.verify_signature(Some(intermediate.public_key()))
+        .expect("leaf signed by the intermediate");
+    intermediate
+        .verify_signature(Some(root.public_key()))
+        .expect("intermediate signed by the root");
+    let info = keys::inspect_certificate(&certs[0]).unwrap();
+    let key = keys::parse_private_key(&key_pem).expect("tls.key parses");
+    assert_eq!(
+        keys::public_key_bits(&key),
+        info.public_key_bits,
+        "tls.key belongs to tls.crt"
+    );
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let mut have = info.dns_names.clone();
+    want.sort();
+    have.sort();
+    assert_eq!(have, want, "certificate names");
+    let now = time::OffsetDateTime::now_utc();
+    assert!(info.not_before <= now + time::Duration::minutes(1) && now < info.not_after);
+    VerifiedSecret {
+        leaf: info,
+        key_pem,
+        tls_crt,
+        annotations: secret.metadata.annotations.clone().unwrap_or_default(),
+        labels: secret.metadata.labels.clone().unwrap_or_default(),
+    }
+}
