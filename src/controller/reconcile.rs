@@ -313,21 +313,6 @@ impl Run {
             ));
             self.status.observed_order_id = Some(self.spec().order_id);
         }
-        if !status::is_true(&self.status.conditions, READY) {
-            self.condition(
-                READY,
-                true,
-                "Issued",
-                format!(
-                    "the Secret holds a certificate valid until {}",
-                    status::rfc3339(stored.leaf.not_after)
-                ),
-            );
-        }
-        if status::find(&self.status.conditions, ISSUING).is_none_or(|c| c.status == "True") {
-            self.condition(ISSUING, false, "Idle", "no reissue in progress");
-        }
-
         let last_check = self
             .status
             .last_order_check
@@ -345,6 +330,23 @@ impl Run {
         {
             return Ok(action);
         }
+        // Ready only once DigiCert raised no complaint: setting it and taking it back
+        // in one reconcile would rewrite status (and wake the controller) forever.
+        if !status::is_true(&self.status.conditions, READY) && self.status.failed_attempts == 0 {
+            self.condition(
+                READY,
+                true,
+                "Issued",
+                format!(
+                    "the Secret holds a certificate valid until {}",
+                    status::rfc3339(stored.leaf.not_after)
+                ),
+            );
+        }
+        if status::find(&self.status.conditions, ISSUING).is_none_or(|c| c.status == "True") {
+            self.condition(ISSUING, false, "Idle", "no reissue in progress");
+        }
+
         let last_check = self
             .status
             .last_order_check
