@@ -6,6 +6,8 @@ pub mod controller;
 pub mod crd;
 pub mod error;
 pub mod keys;
+pub mod metrics;
+pub mod operator;
 pub mod simulator;
 pub mod telemetry;
 pub mod tls;

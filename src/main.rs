@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use digicert_operator::certcentral::{self, BaseUrl, ClientConfig, TrustRoots, Window};
 use digicert_operator::controller::{self, Context, OperatorConfig, SecretRef};
+use digicert_operator::operator;
 use digicert_operator::simulator::{self, ApiKeyConfig, SeedFile, SimulatorConfig};
 use digicert_operator::telemetry::{self, LogFormat};
 
@@ -78,6 +79,21 @@ struct RunArgs {
     /// Reconciles at once.
     #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
+    /// Address of the HTTP endpoint: /healthz, /readyz, /metrics.
+    #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8080")]
+    health_addr: SocketAddr,
+    /// Run controllers only while holding a Lease (for more than one replica).
+    #[arg(long, env = "LEADER_ELECT")]
+    leader_elect: bool,
+    /// Name of the Lease in --namespace.
+    #[arg(long, env = "LEASE_NAME", default_value = "digicert-operator")]
+    lease_name: String,
+    /// How long a Lease holds without renewal; a standby takes over after it.
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: std::time::Duration,
+    /// This replica's identity in the Lease (default: POD_NAME, else host name and pid).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -171,13 +187,15 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         ),
         None => TrustRoots::System,
     };
-    let service = certcentral::Service::new(
+    let metrics = std::sync::Arc::new(digicert_operator::metrics::Metrics::new());
+    let service = certcentral::Service::observed(
         ClientConfig {
             base_url: base_url.clone(),
             trust,
             ..ClientConfig::default()
         },
         std::sync::Arc::new(certcentral::RateLimiter::certcentral),
+        Some(metrics.clone()),
     )?;
     let client = kube::Client::try_default()
         .await
@@ -200,8 +218,26 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         "starting digicert-operator {}",
         env!("CARGO_PKG_VERSION")
     );
-    let ctx = std::sync::Arc::new(Context::new(client, service, config));
-    controller::run(ctx).await?;
+    let leader_election = args.leader_elect.then(|| operator::LeaderElection {
+        lease_name: args.lease_name.clone(),
+        namespace: args.namespace.clone(),
+        identity: args.identity.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "digicert-operator".into());
+            format!("{host}-{}", std::process::id())
+        }),
+        duration: args.lease_duration,
+    });
+    let ctx = std::sync::Arc::new(Context::new(client, service, config, metrics));
+    operator::run(
+        ctx,
+        operator::Options {
+            health_addr: args.health_addr,
+            leader_election,
+        },
+    )
+    .await?;
     Ok(())
 }
 

@@ -210,12 +210,22 @@ impl Default for ClientConfig {
 /// Builds rate limiters, one per API key: all clients of a key share it.
 pub type LimiterFactory = Arc<dyn Fn() -> RateLimiter + Send + Sync>;
 
+/// Told about every attempt (for metrics).
+pub trait CallObserver: Send + Sync {
+    /// `status`: the HTTP status, or `timeout`, `connection`, `reset` when none came;
+    /// `code`: DigiCert's error code, empty on success.
+    fn call(&self, operation: Operation, status: &str, code: &str, elapsed: Duration);
+    /// Time spent waiting for the rate limiter.
+    fn waited(&self, waited: Duration);
+}
+
 struct Shared {
     http: reqwest::Client,
     base: reqwest::Url,
     retry: RetryPolicy,
     new_limiter: LimiterFactory,
     limiters: Mutex<HashMap<String, Arc<RateLimiter>>>,
+    observer: Option<Arc<dyn CallObserver>>,
 }
 
 /// A CertCentral client for one API key. Cheap to clone; clients made with
@@ -261,6 +271,15 @@ impl std::fmt::Debug for Service {
 impl Service {
     /// A service whose per-key rate limiters come from `new_limiter`.
     pub fn new(config: ClientConfig, new_limiter: LimiterFactory) -> Result<Self, Error> {
+        Self::observed(config, new_limiter, None)
+    }
+
+    /// The same, telling `observer` about every attempt.
+    pub fn observed(
+        config: ClientConfig,
+        new_limiter: LimiterFactory,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Result<Self, Error> {
         crate::tls::install_crypto_provider();
         let mut builder = reqwest::Client::builder()
             .user_agent(config.user_agent.clone())
@@ -288,6 +307,7 @@ impl Service {
                 retry: config.retry,
                 new_limiter,
                 limiters: Mutex::new(HashMap::new()),
+                observer,
             }),
         })
     }
@@ -501,6 +521,9 @@ impl Client {
         let mut attempt = 1;
         loop {
             let waited = self.limiter.acquire().await;
+            if let Some(o) = &self.shared.observer {
+                o.waited(waited);
+            }
             if waited >= Duration::from_millis(100) {
                 tracing::debug!(operation = %op, waited_ms = waited.as_millis() as u64, "rate limiter delayed a CertCentral call");
             }
@@ -508,7 +531,15 @@ impl Client {
             let result = self
                 .attempt(op, method.clone(), url.clone(), body.clone())
                 .await
-                .and_then(|answer| decode(answer.status, &answer.body));
+                .and_then(|answer| decode(answer.status, &answer.body).map(|v| (answer.status, v)));
+            if let Some(o) = &self.shared.observer {
+                let (status, code) = match &result {
+                    Ok((status, _)) => (status.as_u16().to_string(), String::new()),
+                    Err(e) => outcome_labels(e),
+                };
+                o.call(op, &status, &code, started.elapsed());
+            }
+            let result = result.map(|(_, v)| v);
             let elapsed_ms = started.elapsed().as_millis() as u64;
             match result {
                 Ok(value) => {
@@ -602,6 +633,24 @@ impl Client {
             kind,
             message: self.key.redact(&error_chain(err)),
         }
+    }
+}
+
+/// The status and code labels of a failed attempt.
+fn outcome_labels(err: &Error) -> (String, String) {
+    match err {
+        Error::Api { status, .. } => (status.to_string(), err.code().unwrap_or_default().into()),
+        Error::Decode { status, .. } => (status.to_string(), "malformed_response".into()),
+        Error::Transport { kind, .. } => (
+            match kind {
+                TransportKind::Timeout => "timeout",
+                TransportKind::Connect => "connection",
+                TransportKind::Reset => "reset",
+            }
+            .into(),
+            String::new(),
+        ),
+        Error::Config(_) => ("config".into(), String::new()),
     }
 }
 

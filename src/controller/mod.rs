@@ -23,9 +23,13 @@ use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
+use tokio::sync::watch;
+
 use crate::certcentral;
 use crate::crd::{DigicertOrder, FINALIZER};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::operator::Health;
 
 /// Where the operator's default API key is.
 #[derive(Clone, Debug)]
@@ -55,6 +59,8 @@ pub struct Context {
     pub certcentral: certcentral::Service,
     pub config: OperatorConfig,
     pub recorder: Recorder,
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
 }
 
 impl Context {
@@ -62,6 +68,7 @@ impl Context {
         client: kube::Client,
         certcentral: certcentral::Service,
         config: OperatorConfig,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let reporter = Reporter {
             controller: "digicert-operator".into(),
@@ -72,12 +79,27 @@ impl Context {
             client,
             certcentral,
             config,
+            metrics,
+            health: Arc::new(Health::default()),
         }
     }
 }
 
 #[tracing::instrument(skip_all, fields(namespace = order.namespace().unwrap_or_default(), name = order.name_any(), order_id = order.spec.order_id))]
 async fn reconcile(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Action> {
+    let started = std::time::Instant::now();
+    ctx.metrics.reconciles.inc();
+    let result = reconcile_inner(order, ctx.clone()).await;
+    ctx.metrics
+        .reconcile_duration
+        .observe(started.elapsed().as_secs_f64());
+    if result.is_err() {
+        ctx.metrics.reconcile_errors.inc();
+    }
+    result
+}
+
+async fn reconcile_inner(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Action> {
     let ns = order.namespace().unwrap_or_default();
     let api: Api<DigicertOrder> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, order, |event| async {
@@ -112,65 +134,103 @@ fn error_policy(order: Arc<DigicertOrder>, err: &Error, _ctx: Arc<Context>) -> A
     Action::requeue(Duration::from_secs(20 + rand::random::<u64>() % 20))
 }
 
-/// Runs the controller until SIGTERM/SIGINT.
-pub async fn run(ctx: Arc<Context>) -> Result<()> {
+/// How long to wait before looking again at a namespace that cannot be watched.
+const BLOCKED_RETRY: Duration = Duration::from_secs(30);
+
+/// Runs the controllers (one per watched namespace, or one for all) until `stop`
+/// turns true; reconciles in flight finish first.
+pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) -> Result<()> {
     let namespaces: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
         vec![None]
     } else {
         ctx.config.namespaces.iter().cloned().map(Some).collect()
     };
-    // Fail early and clearly when the CRD is missing or access is denied.
-    for ns in &namespaces {
-        let api: Api<DigicertOrder> = match ns {
-            Some(ns) => Api::namespaced(ctx.client.clone(), ns),
-            None => Api::all(ctx.client.clone()),
+    let runs = namespaces
+        .into_iter()
+        .map(|ns| run_namespace(ctx.clone(), ns, stop.clone()));
+    futures::future::join_all(runs).await;
+    tracing::info!("controllers stopped");
+    Ok(())
+}
+
+/// Waits until DigicertOrders can be listed (CRD installed, access granted), saying
+/// clearly why not meanwhile, then runs the controller. A namespace the operator
+/// may not read does not stop the others.
+async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::Receiver<bool>) {
+    let (orders, secrets): (Api<DigicertOrder>, Api<Secret>) = match &ns {
+        Some(ns) => (
+            Api::namespaced(ctx.client.clone(), ns),
+            Api::namespaced(ctx.client.clone(), ns),
+        ),
+        None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
+    };
+    let scope = ns
+        .as_deref()
+        .map(|n| format!("namespace {n}"))
+        .unwrap_or_else(|| "all namespaces".into());
+    let mut blocked = false;
+    loop {
+        let check = orders
+            .list(&kube::api::ListParams::default().limit(1))
+            .await;
+        let problem = match check {
+            Ok(_) => break,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                "the DigicertOrder CRD is not installed (kubectl apply -f crds/)".to_string()
+            }
+            Err(kube::Error::Api(s)) if s.code == 403 => format!(
+                "no access to DigicertOrders in {scope} ({}): grant the operator's Role there, or leave it out of --watch-namespace",
+                s.message
+            ),
+            Err(e) => format!("cannot list DigicertOrders in {scope}: {e}"),
         };
-        if let Err(e) = api.list(&kube::api::ListParams::default().limit(1)).await {
-            return Err(Error::Config(match e {
-                kube::Error::Api(s) if s.code == 404 => {
-                    "the DigicertOrder CRD is not installed: kubectl apply -f crds/".into()
-                }
-                other => format!(
-                    "cannot list DigicertOrders{}: {other}",
-                    ns.as_deref()
-                        .map(|n| format!(" in {n}"))
-                        .unwrap_or_default()
-                ),
-            }));
+        if !blocked {
+            blocked = true;
+            ctx.health.block();
+        }
+        tracing::error!(scope = %scope, retry_in_s = BLOCKED_RETRY.as_secs(), "{problem}");
+        tokio::select! {
+            _ = tokio::time::sleep(BLOCKED_RETRY) => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
-    let controllers = namespaces.into_iter().map(|ns| {
-        let (orders, secrets): (Api<DigicertOrder>, Api<Secret>) = match &ns {
-            Some(ns) => (
-                Api::namespaced(ctx.client.clone(), ns),
-                Api::namespaced(ctx.client.clone(), ns),
-            ),
-            None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
-        };
-        // Only Secrets the operator labelled are watched, never every Secret.
-        let secret_watch = watcher::Config::default().labels(secret::ORDER_LABEL);
-        Controller::new(orders, watcher::Config::default().any_semantic())
-            .with_config(
-                kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
-            )
-            .watches(secrets, secret_watch, |s: Secret| {
-                let ns = s.namespace();
-                s.labels().get(secret::ORDER_LABEL).map(|name| {
-                    ObjectRef::<DigicertOrder>::new(name).within(&ns.unwrap_or_default())
-                })
-            })
-            .shutdown_on_signal()
-            .run(reconcile, error_policy, ctx.clone())
-            .for_each(|result| async move {
-                match result {
-                    Ok((obj, _)) => tracing::trace!(name = %obj.name, "reconciled"),
-                    Err(e) => tracing::debug!(error = %e, "controller"),
-                }
-            })
+    if blocked {
+        ctx.health.unblock();
+        tracing::info!(scope = %scope, "DigicertOrders can be listed now");
+    }
+    // Only Secrets the operator labelled are watched, never every Secret.
+    let secret_watch = watcher::Config::default().labels(secret::ORDER_LABEL);
+    let controller = Controller::new(orders, watcher::Config::default().any_semantic())
+        .with_config(
+            kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
+        )
+        .watches(secrets, secret_watch, |s: Secret| {
+            let ns = s.namespace();
+            s.labels()
+                .get(secret::ORDER_LABEL)
+                .map(|name| ObjectRef::<DigicertOrder>::new(name).within(&ns.unwrap_or_default()))
+        });
+    let store = controller.store();
+    ctx.health.controller_started();
+    let health = ctx.health.clone();
+    tokio::spawn(async move {
+        if store.wait_until_ready().await.is_ok() {
+            health.controller_synced();
+        }
     });
-    futures::future::join_all(controllers).await;
-    tracing::info!("controller stopped");
-    Ok(())
+    tracing::info!(scope = %scope, "watching DigicertOrders");
+    controller
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|result| async move {
+            match result {
+                Ok((obj, _)) => tracing::trace!(name = %obj.name, "reconciled"),
+                Err(e) => tracing::debug!(error = %e, "controller"),
+            }
+        })
+        .await;
 }
 
 /// The CRD as YAML, for `digicert-operator crd` and `crds/`.

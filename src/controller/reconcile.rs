@@ -220,6 +220,7 @@ impl Run {
         }
         if self.status.reissue.is_some() {
             self.condition(ISSUING, true, reason, message.clone());
+            self.ctx.metrics.reissue("failed");
         }
         tracing::warn!(%reason, retry_in_s = delay.as_secs(), error = %err, "{doing} failed");
         self.event(EventType::Warning, reason, "CallDigiCert", message)
@@ -243,7 +244,34 @@ impl Run {
         let action = self.step().await;
         // Whatever happened, what is known goes into status.
         self.save().await?;
+        self.publish_metrics();
         action
+    }
+
+    fn labels(&self) -> crate::metrics::OrderLabels {
+        crate::metrics::OrderLabels {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    fn publish_metrics(&self) {
+        let not_after = self
+            .status
+            .certificate
+            .as_ref()
+            .and_then(|c| status::parse_rfc3339(&c.not_after));
+        let renewal = self
+            .status
+            .renewal_time
+            .as_deref()
+            .and_then(status::parse_rfc3339);
+        self.ctx.metrics.order(
+            &self.labels(),
+            status::is_true(&self.status.conditions, READY),
+            not_after,
+            renewal,
+        );
     }
 
     async fn step(&mut self) -> Result<Action> {
@@ -486,6 +514,7 @@ impl Run {
                     Err(e) if e.status() == Some(400) => {}
                     Err(e) => return Ok(self.fail(&e, "canceling the obsolete reissue").await),
                 }
+                self.ctx.metrics.reissue("canceled");
                 self.event(
                     EventType::Normal,
                     "ReissueCanceled",
@@ -571,6 +600,7 @@ impl Run {
                 self.clear_failures();
                 self.condition(ISSUING, true, "Submitted", "reissue submitted to DigiCert");
                 self.save().await?;
+                self.ctx.metrics.reissue("submitted");
                 self.event(
                     EventType::Normal,
                     "ReissueSubmitted",
@@ -1095,6 +1125,7 @@ impl Run {
         self.condition(READY, true, "Issued", message.clone());
         self.check_plan_end(renewal);
         self.save().await?;
+        self.ctx.metrics.reissue("picked_up");
         self.event(EventType::Normal, "ReissuePickedUp", "WriteSecret", message)
             .await;
         Ok(Action::requeue(decide::next_check(
@@ -1167,6 +1198,7 @@ impl Run {
             }
         }
         self.delete_pending_key().await?;
+        self.ctx.metrics.forget_order(&self.labels());
         Ok(Action::await_change())
     }
 }

@@ -129,6 +129,9 @@ impl OperatorEnv {
             API_KEY_SECRET.into(),
             "--watch-namespace".into(),
             self.cluster.namespace.clone(),
+            // Tests run side by side: every operator gets a free port.
+            "--health-addr".into(),
+            "127.0.0.1:0".into(),
         ];
         args.extend(self.operator_args.iter().cloned());
         args
@@ -156,6 +159,23 @@ impl OperatorEnv {
         if let Some(mut p) = self.operator.take() {
             p.terminate(Duration::from_secs(10));
         }
+    }
+
+    /// The operator's HTTP endpoint (health, readiness, metrics), from its log.
+    pub fn http_base(&self) -> String {
+        let p = self.operator.as_ref().expect("operator running");
+        p.wait_for_log("serving /healthz", Duration::from_secs(30));
+        let logs = p.logs();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("serving /healthz"))
+            .expect("the endpoint line");
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("addr=... in the line");
+        format!("http://{addr}")
     }
 
     pub fn operator_logs(&self) -> String {

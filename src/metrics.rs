@@ -1,0 +1,253 @@
+//! Prometheus metrics, served on `/metrics` in the OpenMetrics text format.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::certcentral::{CallObserver, Operation};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OrderLabels {
+    pub namespace: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReissueLabels {
+    /// submitted, issued, failed, canceled, picked_up
+    pub event: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub operation: String,
+    /// HTTP status, or `timeout` / `connection` / `reset` when none came.
+    pub status: String,
+    /// DigiCert's error code, empty on success.
+    pub code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    pub operation: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+pub struct Metrics {
+    registry: Registry,
+    pub certificate_not_after: Family<OrderLabels, FloatGauge>,
+    pub renewal_time: Family<OrderLabels, FloatGauge>,
+    pub ready: Family<OrderLabels, Gauge>,
+    pub reissues: Family<ReissueLabels, Counter>,
+    pub certcentral_calls: Family<CallLabels, Counter>,
+    pub certcentral_duration: Family<OperationLabels, Histogram>,
+    pub rate_limiter_wait: Histogram,
+    pub reconciles: Counter,
+    pub reconcile_errors: Counter,
+    pub reconcile_duration: Histogram,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("digicert_operator");
+        let certificate_not_after = Family::<OrderLabels, FloatGauge>::default();
+        registry.register(
+            "certificate_not_after_seconds",
+            "Expiry of the certificate in each order's Secret (Unix time)",
+            certificate_not_after.clone(),
+        );
+        let renewal_time = Family::<OrderLabels, FloatGauge>::default();
+        registry.register(
+            "certificate_renewal_time_seconds",
+            "When each order's certificate will be renewed (Unix time)",
+            renewal_time.clone(),
+        );
+        let ready = Family::<OrderLabels, Gauge>::default();
+        registry.register(
+            "order_ready",
+            "1 when the order's Secret holds a valid certificate for its spec",
+            ready.clone(),
+        );
+        let reissues = Family::<ReissueLabels, Counter>::default();
+        registry.register(
+            "reissues",
+            "Reissues by event: submitted, issued, failed, canceled, picked_up",
+            reissues.clone(),
+        );
+        let certcentral_calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "certcentral_requests",
+            "CertCentral API requests (every attempt) by operation and outcome",
+            certcentral_calls.clone(),
+        );
+        let certcentral_duration =
+            Family::<OperationLabels, Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 2.0, 14))
+            });
+        registry.register(
+            "certcentral_request_duration_seconds",
+            "Latency of CertCentral API requests",
+            certcentral_duration.clone(),
+        );
+        let rate_limiter_wait = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        registry.register(
+            "rate_limiter_wait_seconds",
+            "Time CertCentral requests waited for the client-side rate limiter",
+            rate_limiter_wait.clone(),
+        );
+        let reconciles = Counter::default();
+        registry.register("reconciles", "Reconciles run", reconciles.clone());
+        let reconcile_errors = Counter::default();
+        registry.register(
+            "reconcile_errors",
+            "Reconciles that ended in an error",
+            reconcile_errors.clone(),
+        );
+        let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register(
+            "reconcile_duration_seconds",
+            "Duration of reconciles",
+            reconcile_duration.clone(),
+        );
+        Metrics {
+            registry,
+            certificate_not_after,
+            renewal_time,
+            ready,
+            reissues,
+            certcentral_calls,
+            certcentral_duration,
+            rate_limiter_wait,
+            reconciles,
+            reconcile_errors,
+            reconcile_duration,
+        }
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn reissue(&self, event: &str) {
+        self.reissues
+            .get_or_create(&ReissueLabels {
+                event: event.into(),
+            })
+            .inc();
+    }
+
+    /// Publishes an order's certificate gauges.
+    pub fn order(
+        &self,
+        labels: &OrderLabels,
+        ready: bool,
+        not_after: Option<time::OffsetDateTime>,
+        renewal: Option<time::OffsetDateTime>,
+    ) {
+        self.ready.get_or_create(labels).set(i64::from(ready));
+        match not_after {
+            Some(t) => {
+                self.certificate_not_after
+                    .get_or_create(labels)
+                    .set(t.unix_timestamp() as f64);
+            }
+            None => {
+                self.certificate_not_after.remove(labels);
+            }
+        }
+        match renewal {
+            Some(t) => {
+                self.renewal_time
+                    .get_or_create(labels)
+                    .set(t.unix_timestamp() as f64);
+            }
+            None => {
+                self.renewal_time.remove(labels);
+            }
+        }
+    }
+
+    pub fn forget_order(&self, labels: &OrderLabels) {
+        self.ready.remove(labels);
+        self.certificate_not_after.remove(labels);
+        self.renewal_time.remove(labels);
+    }
+}
+
+impl CallObserver for Metrics {
+    fn call(&self, operation: Operation, status: &str, code: &str, elapsed: Duration) {
+        self.certcentral_calls
+            .get_or_create(&CallLabels {
+                operation: operation.as_str().into(),
+                status: status.into(),
+                code: code.into(),
+            })
+            .inc();
+        self.certcentral_duration
+            .get_or_create(&OperationLabels {
+                operation: operation.as_str().into(),
+            })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    fn waited(&self, waited: Duration) {
+        self.rate_limiter_wait.observe(waited.as_secs_f64());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_what_was_recorded() {
+        let m = Metrics::new();
+        let labels = OrderLabels {
+            namespace: "ns".into(),
+            name: "web".into(),
+        };
+        m.order(
+            &labels,
+            true,
+            Some(time::macros::datetime!(2027-01-01 0:00 UTC)),
+            None,
+        );
+        m.reissue("issued");
+        m.call(Operation::Reissue, "201", "", Duration::from_millis(20));
+        m.call(
+            Operation::OrderInfo,
+            "404",
+            "not_found|order",
+            Duration::from_millis(5),
+        );
+        let text = m.encode();
+        assert!(
+            text.contains(r#"digicert_operator_order_ready{namespace="ns",name="web"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"digicert_operator_certificate_not_after_seconds{namespace="ns",name="web"} 1798761600.0"#), "{text}");
+        assert!(
+            text.contains(r#"digicert_operator_reissues_total{event="issued"} 1"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"digicert_operator_certcentral_requests_total{operation="order_info",status="404",code="not_found|order"} 1"#), "{text}");
+        m.forget_order(&labels);
+        assert!(!m.encode().contains(r#"name="web""#));
+    }
+}

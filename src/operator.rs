@@ -1,0 +1,305 @@
+//! The operator process: HTTP endpoints (health, readiness, metrics), leader
+//! election, and the controllers, until SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::sync::watch;
+
+use crate::controller::{self, Context};
+use crate::error::{Error, Result};
+
+/// What `/readyz` reports.
+#[derive(Debug, Default)]
+pub struct Health {
+    /// 0: not known yet, 1: leader (or no election), 2: standby.
+    role: AtomicU8,
+    /// Controllers started, and of those, whose watches have synced.
+    started: AtomicUsize,
+    synced: AtomicUsize,
+    /// Namespaces that could not be watched (missing CRD or permission).
+    blocked: AtomicUsize,
+    stopping: AtomicBool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Unknown,
+    Leader,
+    Standby,
+}
+
+impl Health {
+    pub fn set_role(&self, role: Role) {
+        let v = match role {
+            Role::Unknown => 0,
+            Role::Leader => 1,
+            Role::Standby => 2,
+        };
+        self.role.store(v, Ordering::SeqCst);
+    }
+
+    pub fn role(&self) -> Role {
+        match self.role.load(Ordering::SeqCst) {
+            1 => Role::Leader,
+            2 => Role::Standby,
+            _ => Role::Unknown,
+        }
+    }
+
+    pub fn controller_started(&self) {
+        self.started.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn controller_synced(&self) {
+        self.synced.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A namespace cannot be watched (yet).
+    pub fn block(&self) {
+        self.blocked.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn unblock(&self) {
+        self.blocked.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub fn set_stopping(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+    }
+
+    /// Ready: shutting down no, role known, and as leader every started watch synced
+    /// (a standby is ready to take over; it watches nothing).
+    pub fn readiness(&self) -> Result<String, String> {
+        if self.stopping.load(Ordering::SeqCst) {
+            return Err("shutting down".into());
+        }
+        match self.role() {
+            Role::Unknown => Err("leader election has not decided yet".into()),
+            Role::Standby => Ok("standby: another replica leads".into()),
+            Role::Leader => {
+                let started = self.started.load(Ordering::SeqCst);
+                let synced = self.synced.load(Ordering::SeqCst);
+                let blocked = self.blocked.load(Ordering::SeqCst);
+                if started == 0 {
+                    Err(format!(
+                        "no namespace can be watched yet ({blocked} blocked: see the log)"
+                    ))
+                } else if synced < started {
+                    Err(format!("{synced} of {started} watches synced"))
+                } else if blocked > 0 {
+                    Ok(format!(
+                        "leader; {synced} watches synced, {blocked} namespaces not accessible (see the log)"
+                    ))
+                } else {
+                    Ok(format!("leader; {synced} watches synced"))
+                }
+            }
+        }
+    }
+}
+
+pub struct LeaderElection {
+    pub lease_name: String,
+    pub namespace: String,
+    pub identity: String,
+    pub duration: Duration,
+}
+
+pub struct Options {
+    pub health_addr: SocketAddr,
+    pub leader_election: Option<LeaderElection>,
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics`.
+pub async fn serve_http(
+    addr: SocketAddr,
+    health: Arc<Health>,
+    metrics: Arc<crate::metrics::Metrics>,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {addr}: {e}")))?;
+    let addr = listener.local_addr().unwrap_or(addr);
+    let ready = health.clone();
+    let app = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    match ready.readiness() {
+                        Ok(m) => (StatusCode::OK, m).into_response(),
+                        Err(m) => (StatusCode::SERVICE_UNAVAILABLE, m).into_response(),
+                    }
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        metrics.encode(),
+                    )
+                }
+            }),
+        );
+    tracing::info!(%addr, "serving /healthz, /readyz and /metrics");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the HTTP endpoint stopped");
+        }
+    }))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs the operator: with leader election, only the leader runs controllers (and so
+/// calls DigiCert); a replica that loses the lease stops its controllers and exits, so
+/// that it comes back as a standby.
+pub async fn run(ctx: Arc<Context>, options: Options) -> Result<()> {
+    let health = ctx.health.clone();
+    let _http = serve_http(options.health_addr, health.clone(), ctx.metrics.clone()).await?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_on_signal = {
+        let stop_tx = stop_tx.clone();
+        let health = health.clone();
+        tokio::spawn(async move {
+            termination().await;
+            tracing::info!("termination requested; finishing reconciles in flight");
+            health.set_stopping();
+            let _ = stop_tx.send(true);
+        })
+    };
+
+    let Some(election) = options.leader_election else {
+        health.set_role(Role::Leader);
+        controller::run(ctx, stop_rx).await?;
+        stop_on_signal.abort();
+        return Ok(());
+    };
+
+    let secs = election.duration.as_secs().max(2);
+    let manager =
+        kube_lease_manager::LeaseManagerBuilder::new(ctx.client.clone(), &election.lease_name)
+            .with_namespace(&election.namespace)
+            .with_identity(&election.identity)
+            .with_duration(secs)
+            .with_grace((secs / 3).max(1))
+            .with_field_manager("digicert-operator")
+            .build()
+            .await
+            .map_err(|e| Error::Config(format!("leader election: {e}")))?;
+    let (mut leading, lease_task) = manager.watch().await;
+    health.set_role(Role::Standby);
+    tracing::info!(
+        lease = %election.lease_name,
+        namespace = %election.namespace,
+        identity = %election.identity,
+        "waiting to become the leader"
+    );
+    let mut stop = stop_rx.clone();
+    loop {
+        if *leading.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    return Err(Error::Config("leader election stopped".into()));
+                }
+            }
+            _ = stop.wait_for(|s| *s) => {
+                drop(leading);
+                let _ = lease_task.await;
+                return Ok(());
+            }
+        }
+    }
+    health.set_role(Role::Leader);
+    tracing::info!(identity = %election.identity, "became the leader");
+
+    // Losing the lease stops the controllers like a termination does.
+    let lost = {
+        let stop_tx = stop_tx.clone();
+        let mut leading = leading.clone();
+        tokio::spawn(async move {
+            let lost = leading.wait_for(|l| !*l).await.is_ok();
+            if lost {
+                tracing::error!("lost the leader lease; stopping");
+                let _ = stop_tx.send(true);
+            }
+            lost
+        })
+    };
+    controller::run(ctx, stop_rx).await?;
+    let lost_lease = lost.is_finished() && lost.await.unwrap_or(false);
+    // Dropping the last receiver makes the lease manager release the lease, so a
+    // standby takes over at once instead of after the lease duration.
+    drop(leading);
+    let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
+    stop_on_signal.abort();
+    if lost_lease {
+        return Err(Error::Config("lost the leader lease".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_follows_role_and_watches() {
+        let h = Health::default();
+        assert!(h.readiness().is_err(), "role unknown");
+        h.set_role(Role::Standby);
+        assert!(h.readiness().is_ok());
+        h.set_role(Role::Leader);
+        assert!(h.readiness().is_err(), "nothing started");
+        h.controller_started();
+        h.controller_started();
+        h.controller_synced();
+        assert!(h.readiness().is_err(), "one of two synced");
+        h.controller_synced();
+        assert!(h.readiness().is_ok());
+        h.block();
+        assert!(h.readiness().unwrap().contains("not accessible"));
+        h.set_stopping();
+        assert!(h.readiness().is_err());
+    }
+}
