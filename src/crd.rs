@@ -13,6 +13,9 @@ pub const GROUP: &str = "digicert-operator.dev";
 pub const FINALIZER: &str = "digicert-operator.dev/cleanup";
 /// Set (to any new value, e.g. a timestamp) to request a reissue now.
 pub const RENEW_ANNOTATION: &str = "digicert-operator.dev/renew";
+/// Set (to any new value) to cancel the reissue in flight; no new one starts until
+/// the spec changes or a renewal is requested.
+pub const CANCEL_ANNOTATION: &str = "digicert-operator.dev/cancel";
 
 /// Keeps a DigiCert certificate for the names of one CertCentral order in a
 /// `kubernetes.io/tls` Secret, renewing it by reissuing inside the order.
@@ -287,6 +290,13 @@ pub struct DigicertOrderStatus {
     /// The last value of the renew annotation acted upon.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_renew_request: Option<String>,
+    /// The last value of the cancel annotation acted upon.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_cancel_request: Option<String>,
+    /// After a requested cancel: no reissue starts while the spec is at this
+    /// generation (unless a renewal is requested).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_generation: Option<i64>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -2,6 +2,7 @@
 //! `kubernetes.io/tls` Secrets by reissuing inside (Multi-year) orders.
 
 pub mod certcentral;
+pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod error;

@@ -6,9 +6,9 @@ use clap::{Args, Parser, Subcommand};
 
 use digicert_operator::certcentral::{self, BaseUrl, ClientConfig, TrustRoots, Window};
 use digicert_operator::controller::{self, Context, OperatorConfig, SecretRef};
-use digicert_operator::operator;
 use digicert_operator::simulator::{self, ApiKeyConfig, SeedFile, SimulatorConfig};
 use digicert_operator::telemetry::{self, LogFormat};
+use digicert_operator::{cli, operator};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +39,34 @@ enum Command {
     Run(RunArgs),
     /// Print the DigicertOrder CustomResourceDefinition (YAML).
     Crd,
+    /// A table of DigicertOrders: Ready, DigiCert status, expiry, renewal, last error.
+    Status {
+        /// Namespace (default: the kubeconfig's).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// All namespaces.
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
+    },
+    /// Request a reissue of a DigicertOrder now.
+    Renew {
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+    /// Cancel a DigicertOrder's pending reissue (at DigiCert too).
+    Cancel {
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+    /// Show the certificate in a DigicertOrder's Secret: subject, SANs, issuer,
+    /// serial, validity, and whether the key matches.
+    Inspect {
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
     /// Run the CertCentral simulator: a local HTTPS server that behaves like DigiCert's
     /// API and signs certificates from its own test CA.
     Simulator(SimulatorArgs),
@@ -145,6 +173,11 @@ struct SimulatorArgs {
     cancel_status: Vec<String>,
 }
 
+fn print(result: digicert_operator::error::Result<String>) -> anyhow::Result<()> {
+    print!("{}", result?);
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Err(e) = telemetry::init(&cli.log_level, cli.log_format) {
@@ -166,6 +199,19 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Simulator(args) => run_simulator(args).await,
+            Command::Status {
+                namespace,
+                all_namespaces,
+            } => print(
+                cli::status(cli::Scope {
+                    namespace,
+                    all_namespaces,
+                })
+                .await,
+            ),
+            Command::Renew { name, namespace } => print(cli::renew(&name, namespace).await),
+            Command::Cancel { name, namespace } => print(cli::cancel(&name, namespace).await),
+            Command::Inspect { name, namespace } => print(cli::inspect(&name, namespace).await),
         }
     });
     match result {

@@ -28,8 +28,8 @@ use crate::certcentral::{
     ReissueStatus as DigiCertReissueStatus, RequestStatus, ServerPlatformId,
 };
 use crate::crd::{
-    CertificateStatus, DigicertOrder, DigicertOrderStatus, KeyEncoding, RENEW_ANNOTATION,
-    ReissueState, ReissueStatus, RotationPolicy,
+    CANCEL_ANNOTATION, CertificateStatus, DigicertOrder, DigicertOrderStatus, KeyEncoding,
+    RENEW_ANNOTATION, ReissueState, ReissueStatus, RotationPolicy,
 };
 use crate::error::{Error, Result};
 use crate::keys::{self, Chain};
@@ -285,7 +285,17 @@ impl Run {
             // New instructions deserve a fresh start, not the old back-off.
             self.clear_failures();
         }
+        if manual {
+            self.status.hold_generation = None;
+        }
         self.status.observed_generation = generation;
+
+        let cancel_request = self.order.annotations().get(CANCEL_ANNOTATION).cloned();
+        if cancel_request.as_deref().is_some_and(|c| !c.is_empty())
+            && cancel_request != self.status.last_cancel_request
+        {
+            return self.cancel_on_request(cancel_request).await;
+        }
 
         if let Err(message) = decide::validate_spec(self.spec(), &self.status) {
             self.condition(READY, false, "InvalidSpec", message);
@@ -320,7 +330,24 @@ impl Run {
             self.status.last_renew_request.as_deref(),
             self.now,
         );
+        let held = self
+            .status
+            .hold_generation
+            .is_some_and(|g| Some(g) == generation);
         if let Some(reason) = reason {
+            if held {
+                // Canceled on request: wait for a spec change or a renewal request.
+                if !matches!(reason, ReissueReason::Renewal) {
+                    self.condition(READY, false, reason.as_str(), reason.describe());
+                }
+                self.condition(
+                    ISSUING,
+                    false,
+                    "Canceled",
+                    "canceled on request; a spec change or a renewal request starts a new reissue",
+                );
+                return Ok(Action::requeue(self.ctx.config.resync));
+            }
             if reason == ReissueReason::Manual {
                 self.status.last_renew_request = renew_request;
             }
@@ -386,6 +413,43 @@ impl Run {
             self.ctx.config.resync,
             self.now,
         )))
+    }
+
+    /// The cancel annotation: cancel the reissue in flight at DigiCert, and hold.
+    async fn cancel_on_request(&mut self, request: Option<String>) -> Result<Action> {
+        if let Some(reissue) = self.status.reissue.clone() {
+            if reissue.state != ReissueState::Prepared {
+                let Some(client) = self.client().await? else {
+                    return Ok(Action::requeue(Duration::from_secs(300)));
+                };
+                match client
+                    .cancel(self.spec().order_id, "Canceled on request")
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.status() == Some(400) => {}
+                    Err(e) => return Ok(self.fail(&e, "canceling the reissue").await),
+                }
+            }
+            self.ctx.metrics.reissue("canceled");
+            self.event(
+                EventType::Normal,
+                "ReissueCanceled",
+                "Cancel",
+                "canceled the reissue on request".into(),
+            )
+            .await;
+            self.abandon().await?;
+        }
+        self.status.last_cancel_request = request;
+        self.status.hold_generation = self.generation();
+        self.condition(
+            ISSUING,
+            false,
+            "Canceled",
+            "canceled on request; a spec change or a renewal request starts a new reissue",
+        );
+        Ok(Action::requeue(Duration::ZERO))
     }
 
     /// Makes and stores a key pair and CSR, marks the reissue `Prepared`, then submits.

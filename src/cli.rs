@@ -1,0 +1,242 @@
+//! The command line for people: `status`, `renew`, `cancel`, `inspect`. The same
+//! binary installed as `kubectl-digicert` is a kubectl plugin (`kubectl digicert status`).
+//! Uses the current kubeconfig.
+
+use std::fmt::Write as _;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use serde_json::json;
+
+use crate::controller::secret::{TLS_CRT, TLS_KEY};
+use crate::controller::status::{READY, find, rfc3339};
+use crate::crd::{CANCEL_ANNOTATION, DigicertOrder, RENEW_ANNOTATION};
+use crate::error::{Error, Result};
+use crate::keys;
+
+/// Where to look: one namespace (default: the kubeconfig's) or all.
+pub struct Scope {
+    pub namespace: Option<String>,
+    pub all_namespaces: bool,
+}
+
+pub async fn client() -> Result<(Client, String)> {
+    crate::tls::install_crypto_provider();
+    let config = kube::Config::infer()
+        .await
+        .map_err(|e| Error::Config(format!("no usable kubeconfig: {e}")))?;
+    let default_ns = config.default_namespace.clone();
+    let client = Client::try_from(config)?;
+    Ok((client, default_ns))
+}
+
+fn age(t: Option<&str>, now: time::OffsetDateTime) -> String {
+    let Some(t) = t.and_then(crate::controller::status::parse_rfc3339) else {
+        return "-".into();
+    };
+    let d = t - now;
+    let (sign, d) = if d.is_negative() { ("-", -d) } else { ("", d) };
+    let days = d.whole_days();
+    if days >= 2 {
+        format!("{sign}{days}d")
+    } else if d.whole_hours() >= 2 {
+        format!("{sign}{}h", d.whole_hours())
+    } else {
+        format!("{sign}{}m", d.whole_minutes())
+    }
+}
+
+/// The rows of `status`, as text (one line per order).
+pub fn status_table(orders: &[DigicertOrder], show_namespace: bool) -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let mut rows: Vec<Vec<String>> = vec![
+        [
+            "NAMESPACE",
+            "NAME",
+            "ORDER",
+            "READY",
+            "DIGICERT",
+            "EXPIRES IN",
+            "RENEWAL IN",
+            "REISSUE",
+            "LAST ERROR",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ];
+    for o in orders {
+        let status = o.status.clone().unwrap_or_default();
+        let ready = find(&status.conditions, READY);
+        let last_error = match ready {
+            Some(c) if c.status != "True" => format!("{}: {}", c.reason, c.message),
+            _ => "-".into(),
+        };
+        rows.push(vec![
+            o.namespace().unwrap_or_default(),
+            o.name_any(),
+            o.spec.order_id.to_string(),
+            ready.map_or("Unknown".into(), |c| c.status.clone()),
+            status.order_status.clone().unwrap_or_else(|| "-".into()),
+            age(
+                status.certificate.as_ref().map(|c| c.not_after.as_str()),
+                now,
+            ),
+            age(status.renewal_time.as_deref(), now),
+            status
+                .reissue
+                .as_ref()
+                .map_or("-".into(), |r| format!("{:?} ({})", r.state, r.reason)),
+            last_error,
+        ]);
+    }
+    let skip = usize::from(!show_namespace);
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in &rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .skip(skip)
+            .map(|(i, c)| {
+                if i + 1 == row.len() {
+                    c.clone()
+                } else {
+                    format!("{c:<width$}", width = widths[i])
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("   ").trim_end());
+    }
+    out
+}
+
+pub async fn status(scope: Scope) -> Result<String> {
+    let (client, default_ns) = client().await?;
+    let api: Api<DigicertOrder> = if scope.all_namespaces {
+        Api::all(client)
+    } else {
+        Api::namespaced(client, &scope.namespace.unwrap_or(default_ns))
+    };
+    let mut orders = api.list(&ListParams::default()).await?.items;
+    orders.sort_by_key(|o| (o.namespace(), o.name_any()));
+    if orders.is_empty() {
+        return Ok("No DigicertOrders found.\n".into());
+    }
+    Ok(status_table(&orders, scope.all_namespaces))
+}
+
+async fn annotate(name: &str, namespace: Option<String>, annotation: &str) -> Result<String> {
+    let (client, default_ns) = client().await?;
+    let ns = namespace.unwrap_or(default_ns);
+    let api: Api<DigicertOrder> = Api::namespaced(client, &ns);
+    let value = rfc3339(time::OffsetDateTime::now_utc());
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {annotation: value}}})),
+    )
+    .await
+    .map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 404 => {
+            Error::Config(format!("DigicertOrder {ns}/{name} not found"))
+        }
+        other => other.into(),
+    })?;
+    Ok(value)
+}
+
+pub async fn renew(name: &str, namespace: Option<String>) -> Result<String> {
+    let at = annotate(name, namespace, RENEW_ANNOTATION).await?;
+    Ok(format!(
+        "Requested a reissue of {name} ({RENEW_ANNOTATION}={at}); follow it with: kubectl get dco {name} -w\n"
+    ))
+}
+
+pub async fn cancel(name: &str, namespace: Option<String>) -> Result<String> {
+    let at = annotate(name, namespace, CANCEL_ANNOTATION).await?;
+    Ok(format!(
+        "Requested canceling the pending reissue of {name} ({CANCEL_ANNOTATION}={at}). No new reissue starts until the spec changes or a renewal is requested.\n"
+    ))
+}
+
+/// What `inspect` shows about a certificate Secret.
+pub fn describe_secret(secret: &Secret) -> Result<String> {
+    let get = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+    };
+    let crt = get(TLS_CRT).ok_or_else(|| Error::Config("the Secret has no tls.crt".into()))?;
+    let certs = keys::certificates_from_pem(&crt)?;
+    let leaf = keys::inspect_certificate(&certs[0])?;
+    let key_match = match get(TLS_KEY).map(|k| keys::parse_private_key(&k)) {
+        Some(Ok(k)) if keys::public_key_bits(&k) == leaf.public_key_bits => "yes".to_string(),
+        Some(Ok(_)) => "NO: tls.key does not belong to tls.crt".into(),
+        Some(Err(e)) => format!("NO: tls.key does not parse: {e}"),
+        None => "NO: no tls.key".into(),
+    };
+    let now = time::OffsetDateTime::now_utc();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Secret:      {}/{}",
+        secret.namespace().unwrap_or_default(),
+        secret.name_any()
+    );
+    let _ = writeln!(out, "Subject:     {}", leaf.subject);
+    let _ = writeln!(out, "SANs:        {}", leaf.dns_names.join(", "));
+    let _ = writeln!(out, "Issuer:      {}", leaf.issuer);
+    let _ = writeln!(out, "Serial:      {}", leaf.serial_number);
+    let _ = writeln!(out, "Thumbprint:  {}", leaf.thumbprint);
+    let _ = writeln!(out, "Key:         {}", leaf.key);
+    let _ = writeln!(out, "Not before:  {}", rfc3339(leaf.not_before));
+    let _ = writeln!(
+        out,
+        "Not after:   {} ({})",
+        rfc3339(leaf.not_after),
+        if leaf.not_after < now {
+            "EXPIRED".to_string()
+        } else {
+            format!("in {}", age(Some(&rfc3339(leaf.not_after)), now))
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Chain:       {} certificate(s) in tls.crt",
+        certs.len()
+    );
+    let _ = writeln!(out, "Key match:   {key_match}");
+    Ok(out)
+}
+
+pub async fn inspect(name: &str, namespace: Option<String>) -> Result<String> {
+    let (client, default_ns) = client().await?;
+    let ns = namespace.unwrap_or(default_ns);
+    let orders: Api<DigicertOrder> = Api::namespaced(client.clone(), &ns);
+    let order = orders
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| Error::Config(format!("DigicertOrder {ns}/{name} not found")))?;
+    let secrets: Api<Secret> = Api::namespaced(client, &ns);
+    let secret = secrets
+        .get_opt(&order.spec.secret_name)
+        .await?
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "Secret {ns}/{} does not exist (yet)",
+                order.spec.secret_name
+            ))
+        })?;
+    let mut out = format!(
+        "DigicertOrder: {ns}/{name} (order {})\n",
+        order.spec.order_id
+    );
+    out.push_str(&describe_secret(&secret)?);
+    Ok(out)
+}
