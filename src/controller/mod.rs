@@ -214,8 +214,17 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
     ctx.health.controller_started();
     let health = ctx.health.clone();
     tokio::spawn(async move {
-        if store.wait_until_ready().await.is_ok() {
-            health.controller_synced();
+        // The store wakes one waiter (the controller's own); asking again in a loop
+        // sees the ready state as soon as it is there.
+        loop {
+            match tokio::time::timeout(Duration::from_millis(200), store.wait_until_ready()).await {
+                Ok(Ok(())) => {
+                    health.controller_synced();
+                    break;
+                }
+                Ok(Err(_)) => break,
+                Err(_) => {}
+            }
         }
     });
     tracing::info!(scope = %scope, "watching DigicertOrders");

@@ -960,6 +960,7 @@ impl Run {
         self.check_plan_end(renewal);
         self.save().await?;
         self.delete_pending_key().await?;
+        self.ctx.metrics.reissue("issued");
         self.event(
             EventType::Normal,
             "CertificateIssued",
