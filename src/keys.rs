@@ -241,14 +241,50 @@ pub fn kind_of(key: &KeyPair) -> KeyKind {
     }
 }
 
-/// Reads a PEM private key in PKCS#1, SEC 1 or PKCS#8 form.
+/// Reads a PEM private key in PKCS#1, SEC 1 or PKCS#8 form. The key pair always
+/// holds PKCS#8 (`serialize_der`), whatever the input was.
 pub fn parse_private_key(pem_text: &str) -> Result<KeyPair, KeyError> {
-    let der = rustls_pki_types::PrivateKeyDer::from_pem_slice(pem_text.trim().as_bytes())
-        .map_err(|e| KeyError::Pem(format!("no private key: {e}")))?;
-    KeyPair::try_from(&der).map_err(|e| KeyError::Parse {
+    use aws_lc_rs::encoding::AsDer;
+    use rustls_pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+    let bad = |message: String| KeyError::Parse {
         what: "the private key",
-        message: e.to_string(),
-    })
+        message,
+    };
+    let der = PrivateKeyDer::from_pem_slice(pem_text.trim().as_bytes())
+        .map_err(|e| KeyError::Pem(format!("no private key: {e}")))?;
+    let pkcs8: Vec<u8> = match &der {
+        PrivateKeyDer::Pkcs8(k) => k.secret_pkcs8_der().to_vec(),
+        PrivateKeyDer::Pkcs1(k) => {
+            let pair = aws_lc_rs::rsa::KeyPair::from_der(k.secret_pkcs1_der())
+                .map_err(|e| bad(e.to_string()))?;
+            let der: aws_lc_rs::encoding::Pkcs8V1Der =
+                pair.as_der().map_err(|e| bad(e.to_string()))?;
+            der.as_ref().to_vec()
+        }
+        PrivateKeyDer::Sec1(k) => {
+            let curves = [
+                &aws_lc_rs::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+                &aws_lc_rs::signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+            ];
+            let pair = curves
+                .into_iter()
+                .find_map(|alg| {
+                    aws_lc_rs::signature::EcdsaKeyPair::from_private_key_der(
+                        alg,
+                        k.secret_sec1_der(),
+                    )
+                    .ok()
+                })
+                .ok_or_else(|| bad("not a P-256 or P-384 key".into()))?;
+            pair.to_pkcs8v1()
+                .map_err(|e| bad(e.to_string()))?
+                .as_ref()
+                .to_vec()
+        }
+        _ => return Err(bad("unknown key format".into())),
+    };
+    KeyPair::try_from(&PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8)))
+        .map_err(|e| bad(e.to_string()))
 }
 
 /// Writes a private key as PEM in the requested encoding.

@@ -15,13 +15,14 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
+use kube::runtime::utils::PredicateConfig;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
 
 use tokio::sync::watch;
 
@@ -102,6 +103,16 @@ async fn reconcile(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Actio
 async fn reconcile_inner(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Action> {
     let ns = order.namespace().unwrap_or_default();
     let api: Api<DigicertOrder> = Api::namespaced(ctx.client.clone(), &ns);
+    // A deletion is acted upon once: the cache may still show an object whose
+    // finalizer was removed a moment ago, so ask the API server.
+    let order = if order.meta().deletion_timestamp.is_some() {
+        match api.get_opt(&order.name_any()).await? {
+            Some(fresh) if fresh.finalizers().iter().any(|f| f == FINALIZER) => Arc::new(fresh),
+            _ => return Ok(Action::await_change()),
+        }
+    } else {
+        order
+    };
     finalizer(&api, FINALIZER, order, |event| async {
         match event {
             FinalizerEvent::Apply(o) => reconcile::Run::new(o, ctx.clone()).apply().await,
@@ -132,6 +143,21 @@ fn error_policy(order: Arc<DigicertOrder>, err: &Error, _ctx: Arc<Context>) -> A
         "reconcile failed"
     );
     Action::requeue(Duration::from_secs(20 + rand::random::<u64>() % 20))
+}
+
+/// What of a DigicertOrder, when it changes, calls for a reconcile.
+fn relevant_change(order: &DigicertOrder) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = order.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    meta.deletion_timestamp
+        .as_ref()
+        .map(|t| t.0.as_second())
+        .hash(&mut h);
+    Some(h.finish())
 }
 
 /// How long to wait before looking again at a namespace that cannot be watched.
@@ -200,7 +226,17 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
     }
     // Only Secrets the operator labelled are watched, never every Secret.
     let secret_watch = watcher::Config::default().labels(secret::ORDER_LABEL);
-    let controller = Controller::new(orders, watcher::Config::default().any_semantic())
+    // Status changes (most of them the operator's own) do not trigger reconciles: a
+    // reconcile that writes status must not wake itself up again. Spec (generation),
+    // annotations (renew, cancel), finalizers and deletion do.
+    let writer = kube::runtime::reflector::store::Writer::<DigicertOrder>::default();
+    let store = writer.as_reader();
+    let trigger = watcher(orders, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(relevant_change, PredicateConfig::default());
+    let controller = Controller::for_stream(trigger, store)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
         )

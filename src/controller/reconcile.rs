@@ -241,11 +241,12 @@ impl Run {
 
     /// The whole reconcile of a live (not deleted) resource.
     pub async fn apply(&mut self) -> Result<Action> {
-        let action = self.step().await;
-        // Whatever happened, what is known goes into status.
+        let action = self.step().await?;
+        // What the step learnt goes into status. After an error it does not: the
+        // error policy's pause is what should come next, not another status write.
         self.save().await?;
         self.publish_metrics();
-        action
+        Ok(action)
     }
 
     fn labels(&self) -> crate::metrics::OrderLabels {
@@ -320,6 +321,11 @@ impl Run {
         let state = secret::inspect(target.as_ref());
 
         if let Some(reissue) = self.status.reissue.clone() {
+            // A renewal asked for while a reissue is under way is what that reissue
+            // brings; it must not start another one afterwards.
+            if manual {
+                self.status.last_renew_request = renew_request;
+            }
             return self.progress(reissue, target.as_ref()).await;
         }
 
@@ -348,7 +354,8 @@ impl Run {
                 );
                 return Ok(Action::requeue(self.ctx.config.resync));
             }
-            if reason == ReissueReason::Manual {
+            // Whatever the reason, this reissue answers a pending renewal request too.
+            if manual {
                 self.status.last_renew_request = renew_request;
             }
             return self.prepare(reason, target.as_ref()).await;

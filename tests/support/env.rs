@@ -266,11 +266,7 @@ impl OperatorEnv {
 
 impl Drop for OperatorEnv {
     fn drop(&mut self) {
-        if std::thread::panicking()
-            && let Some(p) = &self.operator
-        {
-            eprintln!("--- operator log ---\n{}\n--- end ---", p.logs());
-        }
+        // The operator process prints its own log when the test panics.
         self.kill_operator();
     }
 }
