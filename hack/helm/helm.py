@@ -6,8 +6,8 @@ Run it with the venv's interpreter (hack/helm/venv.sh prints its path):
     PY=$(hack/helm/venv.sh | tail -n 1)
     $PY hack/helm/helm.py lint CHART [--strict] [-f values.yaml] [--set k=v] [--kube-version v1.20.0]
     $PY hack/helm/helm.py template NAME CHART [-n NS] [-f values.yaml] [--set k=v] [--include-crds]
-    $PY hack/helm/helm.py install NAME CHART -n NS [-f values.yaml] [--set k=v] [--kubeconfig PATH] [--wait]
-    $PY hack/helm/helm.py upgrade NAME CHART -n NS [--install] [-f ...] [--set ...] [--kubeconfig PATH] [--wait]
+    $PY hack/helm/helm.py install NAME CHART -n NS [-f values.yaml] [--set k=v] [--kubeconfig PATH] [--wait] [--skip-crds]
+    $PY hack/helm/helm.py upgrade NAME CHART -n NS [--install] [-f ...] [--set ...] [--kubeconfig PATH] [--wait] [--skip-crds]
     $PY hack/helm/helm.py uninstall NAME -n NS [--kubeconfig PATH] [--ignore-not-found] [--wait]
     $PY hack/helm/helm.py status NAME -n NS [--kubeconfig PATH]
     $PY hack/helm/helm.py validate FILE|- [--k8s-version 1.20.0] [--no-strict] [--require-schemas]
@@ -171,14 +171,41 @@ def cmd_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def install(cfg: helm.Config, chart: str, name: str, values: dict[str, Any] | None, *,
+            skip_crds: bool, **options: Any) -> dict[str, Any]:
+    """cfg.install, or with skip_crds the same without the chart's crds/ (`helm install
+    --skip-crds`). helm-python-sdk 0.2.2 has no keyword for that; its library takes
+    the option."""
+    if not skip_crds:
+        return cfg.install(chart, name, values, **options)
+    from helm_python import _native
+
+    handle, ref = cfg._chart_args(chart)
+    opts = {
+        "namespace": options.get("namespace"),
+        "timeout_seconds": options.get("timeout"),
+        "wait": options.get("wait"),
+        "create_namespace": options.get("create_namespace") or None,
+        "skip_crds": True,
+    }
+    payload = _native.call_string(
+        "helm_install", cfg._raw(), cfg._context_arg(None), handle, ref, name,
+        None if values is None else json.dumps(values),
+        json.dumps({k: v for k, v in opts.items() if v is not None}),
+    )
+    return json.loads(payload)
+
+
 def cmd_install(args: argparse.Namespace) -> int:
     values = collect_values(args)
     wait = "watcher" if args.wait else None
     with make_config(args) as cfg:
-        release = cfg.install(
+        release = install(
+            cfg,
             args.chart,
             args.name,
             values,
+            skip_crds=args.skip_crds,
             namespace=args.namespace,
             wait=wait,
             timeout=args.timeout,
@@ -201,9 +228,10 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     wait = "watcher" if args.wait else None
     with make_config(args) as cfg:
         if args.install and not _release_exists(cfg, args.name):
-            release = cfg.install(
-                args.chart, args.name, values, namespace=args.namespace, wait=wait,
-                timeout=args.timeout, create_namespace=args.create_namespace,
+            release = install(
+                cfg, args.chart, args.name, values, skip_crds=args.skip_crds,
+                namespace=args.namespace, wait=wait, timeout=args.timeout,
+                create_namespace=args.create_namespace,
             )
         else:
             release = cfg.upgrade(
@@ -314,6 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--wait", action="store_true", help="wait until resources are ready")
         p.add_argument("--timeout", type=int, default=300, metavar="SECONDS")
         p.add_argument("--create-namespace", action="store_true")
+        p.add_argument("--skip-crds", action="store_true",
+                       help="do not install the chart's crds/ (Helm 4 applies them server-side, "
+                            "which servers before 1.25 refuse for CRDs with validation rules)")
         p.add_argument("--output", "-o", choices=("text", "json"), default="text")
         if name == "upgrade":
             p.add_argument("--install", "-i", action="store_true",

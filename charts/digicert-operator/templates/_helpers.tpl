@@ -1,0 +1,183 @@
+{{/* The chart's name. */}}
+{{- define "digicert-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* The release's full name: the release name when it already contains the chart's. */}}
+{{- define "digicert-operator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* `<fullname>-<suffix>`, within 63 characters. Call with (list . "suffix"). */}}
+{{- define "digicert-operator.suffixed" -}}
+{{- $ctx := index . 0 -}}
+{{- $suffix := index . 1 -}}
+{{- printf "%s-%s" (include "digicert-operator.fullname" $ctx | trunc (int (sub 62 (len $suffix))) | trimSuffix "-") $suffix -}}
+{{- end -}}
+
+{{- define "digicert-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object. */}}
+{{- define "digicert-operator.labels" -}}
+helm.sh/chart: {{ include "digicert-operator.chart" . }}
+app.kubernetes.io/name: {{ include "digicert-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: digicert-operator
+{{- end -}}
+
+{{/* Selector labels of the operator's pods. */}}
+{{- define "digicert-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "digicert-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end -}}
+
+{{/* Selector labels of the simulator's pod. */}}
+{{- define "digicert-operator.simulatorSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "digicert-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: simulator
+{{- end -}}
+
+{{- define "digicert-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "digicert-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name: the ServiceAccount to run as, when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{/* repository:tag or repository@digest. Call with (list . image); an image without
+a repository is the operator's. */}}
+{{- define "digicert-operator.imageRef" -}}
+{{- $ctx := index . 0 -}}
+{{- $img := index . 1 -}}
+{{- if not $img.repository -}}{{- $img = $ctx.Values.image -}}{{- end -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default $ctx.Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{/* "true" when the operator runs with leader election. */}}
+{{- define "digicert-operator.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) -}}true{{- end -}}
+{{- end -}}
+
+{{- define "digicert-operator.leaseName" -}}
+{{- default (include "digicert-operator.fullname" .) .Values.leaderElection.leaseName -}}
+{{- end -}}
+
+{{/* Whether the chart creates the API key Secret ("true" or empty). */}}
+{{- define "digicert-operator.createApiKeySecret" -}}
+{{- if and .Values.apiKey.value .Values.apiKey.existingSecret -}}
+{{- fail "apiKey.value and apiKey.existingSecret: set only one of them" -}}
+{{- end -}}
+{{- if or .Values.apiKey.value (and .Values.simulator.enabled (not .Values.apiKey.existingSecret)) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The API key Secret the operator reads by default. */}}
+{{- define "digicert-operator.apiKeySecretName" -}}
+{{- if .Values.apiKey.existingSecret -}}
+{{- .Values.apiKey.existingSecret -}}
+{{- else if include "digicert-operator.createApiKeySecret" . -}}
+{{- include "digicert-operator.suffixed" (list . "api-key") -}}
+{{- else -}}
+digicert-api-key
+{{- end -}}
+{{- end -}}
+
+{{- define "digicert-operator.simulatorName" -}}
+{{- include "digicert-operator.suffixed" (list . "simulator") -}}
+{{- end -}}
+
+{{/* The simulator's Service URL, as the operator's CertCentral URL. */}}
+{{- define "digicert-operator.simulatorURL" -}}
+{{- printf "https://%s.%s.svc:8443/services/v2" (include "digicert-operator.simulatorName" .) .Release.Namespace -}}
+{{- end -}}
+
+{{- define "digicert-operator.certcentralURL" -}}
+{{- if .Values.simulator.enabled -}}
+{{- include "digicert-operator.simulatorURL" . -}}
+{{- else -}}
+{{- .Values.certcentral.url -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The simulator's serving certificate and its CA, as JSON {"ca", "cert", "key"} (PEM).
+Kept from the installed Secret when there is one, so upgrades keep it; otherwise
+generated. Generated once per render: every template sees the same.
+*/}}
+{{- define "digicert-operator.simulatorTLS" -}}
+{{- if not (hasKey .Values "__simulatorTLS") -}}
+{{- $name := include "digicert-operator.simulatorName" . -}}
+{{- $ns := .Release.Namespace -}}
+{{- $tls := dict -}}
+{{- $existing := lookup "v1" "Secret" $ns (printf "%s-tls" $name) -}}
+{{- $data := dict -}}
+{{- if $existing -}}{{- $data = default dict $existing.data -}}{{- end -}}
+{{- if and (hasKey $data "ca.crt") (hasKey $data "tls.crt") (hasKey $data "tls.key") -}}
+{{- $tls = dict "ca" (index $data "ca.crt" | b64dec) "cert" (index $data "tls.crt" | b64dec) "key" (index $data "tls.key" | b64dec) -}}
+{{- else -}}
+{{- $ca := genCA (printf "%s CA" $name) 3650 -}}
+{{- $dns := list $name (printf "%s.%s" $name $ns) (printf "%s.%s.svc" $name $ns) (printf "%s.%s.svc.cluster.local" $name $ns) "localhost" -}}
+{{- $cert := genSignedCert $name (list "127.0.0.1") $dns 3650 $ca -}}
+{{- $tls = dict "ca" $ca.Cert "cert" $cert.Cert "key" $cert.Key -}}
+{{- end -}}
+{{- $_ := set .Values "__simulatorTLS" $tls -}}
+{{- end -}}
+{{- get .Values "__simulatorTLS" | toJson -}}
+{{- end -}}
+
+{{/* The CA certificates the operator trusts beside the system's (PEM; may be empty). */}}
+{{- define "digicert-operator.caBundle" -}}
+{{- $parts := list -}}
+{{- with .Values.certcentral.caBundle | trim -}}{{- $parts = append $parts . -}}{{- end -}}
+{{- if .Values.simulator.enabled -}}
+{{- $parts = append $parts ((include "digicert-operator.simulatorTLS" . | fromJson).ca | trim) -}}
+{{- end -}}
+{{- if $parts -}}{{- printf "%s\n" (join "\n" $parts) -}}{{- end -}}
+{{- end -}}
+
+{{/* The rules in every watched namespace (or cluster-wide). */}}
+{{- define "digicert-operator.watchRules" -}}
+# The orders: watched; the finalizer added and removed (patch); the status written
+# (patch).
+- apiGroups: [digicert-operator.dev]
+  resources: [digicertorders]
+  verbs: [get, list, watch, patch]
+- apiGroups: [digicert-operator.dev]
+  resources: [digicertorders/status]
+  verbs: [patch]
+# Secrets it writes are owned by their order with blockOwnerDeletion, which clusters
+# with the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) allow
+# only with this.
+- apiGroups: [digicert-operator.dev]
+  resources: [digicertorders/finalizers]
+  verbs: [update]
+# The certificate Secrets and pending keys it writes with server-side apply (create,
+# patch) and deletes; it watches only those it labels. Also the API keys that orders
+# name with spec.apiKeySecretRef (get).
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get, list, watch, create, patch, delete]
+# Events about the orders.
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end -}}

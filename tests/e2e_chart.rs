@@ -1,0 +1,1844 @@
+//! The Helm chart (charts/digicert-operator), the plain manifests (deploy/) and the
+//! image (Dockerfile): lint, render and validate for Kubernetes 1.20, refuse bad
+//! values, install, upgrade and uninstall on a real API server, and prove the RBAC the
+//! chart grants by running the operator with nothing but a token of the chart's
+//! ServiceAccount. The README's install commands run here as they are written.
+
+mod support;
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use digicert_operator::simulator::{
+    self, ApiKeyConfig, RunningSimulator, SeedFile, SimulatorConfig,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
+use kube::api::{Api, ObjectMeta, PostParams};
+use kube::config::Kubeconfig;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use support::cluster::{
+    TestCluster, client_for, helm_python, repo_root, skip, use_existing_cluster,
+};
+use support::env::{OperatorEnv, install_crd, verify_tls_secret};
+use support::process::OperatorProcess;
+use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+
+const CHART: &str = "charts/digicert-operator";
+
+// ----------------------------------------------------------------- helm
+
+/// `hack/helm/helm.py ARGS` in the repository root (paths are relative to it),
+/// against `kubeconfig` or, without one, no cluster at all.
+fn helm(args: &[&str], kubeconfig: Option<&OsStr>) -> Output {
+    let mut cmd = Command::new(helm_python());
+    cmd.arg(repo_root().join("hack/helm/helm.py"))
+        .args(args)
+        .current_dir(repo_root());
+    match kubeconfig {
+        Some(k) => cmd.env("KUBECONFIG", k),
+        None => cmd.env_remove("KUBECONFIG"),
+    };
+    cmd.output().expect("helm.py runs")
+}
+
+fn helm_ok(args: &[&str], kubeconfig: Option<&OsStr>) -> String {
+    let out = helm(args, kubeconfig);
+    assert!(
+        out.status.success(),
+        "helm {}:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `helm template test CHART -n test-ns ARGS`.
+fn template(args: &[&str]) -> String {
+    let mut all = vec!["template", "test", CHART, "-n", "test-ns"];
+    all.extend_from_slice(args);
+    helm_ok(&all, None)
+}
+
+/// The documents of a multi-document YAML text; empty ones are left out.
+fn documents(yaml: &str) -> Vec<Value> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|d| Value::deserialize(d).expect("a YAML document"))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn describe(docs: &[Value]) -> Vec<String> {
+    docs.iter()
+        .map(|d| {
+            format!(
+                "{}/{}/{}",
+                d["kind"].as_str().unwrap_or("?"),
+                d["metadata"]["namespace"].as_str().unwrap_or(""),
+                d["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+fn of_kind<'a>(docs: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    docs.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+fn find<'a>(docs: &'a [Value], kind: &str, name: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+        .unwrap_or_else(|| panic!("no {kind} {name} in {:?}", describe(docs)))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| s.as_str().expect("a string").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `helm.py validate` for Kubernetes `version`, strict: panics on an invalid object;
+/// returns the kinds without a schema there (custom resources), which are not checked.
+fn validate(yaml: &str, version: &str) -> Vec<String> {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), yaml).unwrap();
+    let out = helm(
+        &[
+            "validate",
+            file.path().to_str().unwrap(),
+            "--k8s-version",
+            version,
+        ],
+        None,
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "validation for {version} failed:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut kinds: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("WARN"))
+        .map(|l| l.trim().split('/').next().unwrap_or_default().to_string())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+/// No `*` in any rule of any Role or ClusterRole.
+fn assert_no_wildcards(docs: &[Value]) {
+    let roles: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "Role" || d["kind"] == "ClusterRole")
+        .collect();
+    assert!(!roles.is_empty(), "no roles in {:?}", describe(docs));
+    for role in roles {
+        assert!(role.get("aggregationRule").is_none(), "{role}");
+        let rules = role["rules"].as_array().expect("rules");
+        assert!(!rules.is_empty(), "{role}");
+        for rule in rules {
+            for field in [
+                "apiGroups",
+                "resources",
+                "verbs",
+                "resourceNames",
+                "nonResourceURLs",
+            ] {
+                for v in strings(&rule[field]) {
+                    assert!(
+                        !v.contains('*'),
+                        "{} {}: {field} has {v:?}",
+                        role["kind"],
+                        role["metadata"]["name"]
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The pod passes the restricted Pod Security Standard.
+fn assert_restricted(deployment: &Value) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let name = &deployment["metadata"]["name"];
+    let psc = &pod["securityContext"];
+    assert_eq!(psc["runAsNonRoot"], true, "{name}");
+    assert_eq!(psc["runAsUser"], 65532, "{name}");
+    assert_eq!(psc["seccompProfile"]["type"], "RuntimeDefault", "{name}");
+    for field in ["hostNetwork", "hostPID", "hostIPC"] {
+        assert!(pod.get(field).is_none(), "{name}: {field}");
+    }
+    for v in pod["volumes"].as_array().into_iter().flatten() {
+        let kind: Vec<&String> = v
+            .as_object()
+            .unwrap()
+            .keys()
+            .filter(|k| *k != "name")
+            .collect();
+        assert!(
+            matches!(kind[0].as_str(), "configMap" | "secret" | "emptyDir"),
+            "{name}: volume {v}"
+        );
+    }
+    let containers = pod["containers"].as_array().expect("containers");
+    assert_eq!(containers.len(), 1, "{name}");
+    for c in containers {
+        let sc = &c["securityContext"];
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{name}");
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{name}");
+        assert_eq!(sc["capabilities"]["drop"], json!(["ALL"]), "{name}");
+        assert!(sc.get("privileged").is_none(), "{name}");
+        assert!(sc["capabilities"].get("add").is_none(), "{name}");
+        assert!(c["resources"]["requests"]["memory"].is_string(), "{name}");
+        assert!(c["resources"]["limits"]["memory"].is_string(), "{name}");
+        for p in c["ports"].as_array().into_iter().flatten() {
+            assert!(p.get("hostPort").is_none(), "{name}");
+        }
+    }
+}
+
+fn container(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn args(deployment: &Value) -> Vec<String> {
+    strings(&container(deployment)["args"])
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    digicert_operator::hex(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data).as_ref())
+}
+
+/// A rendered Secret's value for `key`, decoded.
+fn secret_value(secret: &Value, key: &str) -> Vec<u8> {
+    let secret: Secret = serde_json::from_value(secret.clone()).expect("a Secret");
+    secret.data.unwrap_or_default()[key].0.clone()
+}
+
+/// The DNS names of a certificate, and whether it verifies with the CA's key.
+fn certificate_names(cert_pem: &str, ca_pem: &str) -> Vec<String> {
+    let der = digicert_operator::keys::certificates_from_pem(cert_pem).unwrap();
+    let ca_der = digicert_operator::keys::certificates_from_pem(ca_pem).unwrap();
+    let (_, cert) = X509Certificate::from_der(&der[0]).unwrap();
+    let (_, ca) = X509Certificate::from_der(&ca_der[0]).unwrap();
+    cert.verify_signature(Some(ca.public_key()))
+        .expect("signed by the CA");
+    let san = cert
+        .subject_alternative_name()
+        .unwrap()
+        .expect("subjectAltName");
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A self-signed CA certificate (PEM), standing for a TLS-inspecting proxy's.
+fn some_ca_pem() -> String {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Proxy CA");
+    params.self_signed(&key).unwrap().pem()
+}
+
+// ----------------------------------------------------------------- static checks
+
+#[test]
+fn the_charts_crd_is_the_generated_crd() {
+    let root = repo_root();
+    let chart = std::fs::read_to_string(root.join(CHART).join("crds/digicertorders.yaml"))
+        .expect("the chart has crds/digicertorders.yaml");
+    let generated = std::fs::read_to_string(root.join("crds/digicertorders.yaml")).unwrap();
+    assert!(
+        chart == generated,
+        "charts/digicert-operator/crds/digicertorders.yaml differs from crds/digicertorders.yaml: \
+         run hack/render-manifests.sh (it copies the CRD and renders deploy/)"
+    );
+    let files: Vec<_> = std::fs::read_dir(root.join(CHART).join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, vec![OsString::from("digicertorders.yaml")]);
+}
+
+/// Values that turn on everything the defaults leave off.
+fn full_values() -> String {
+    let values = json!({
+        "replicas": 2,
+        "leaderElection": {"enabled": false},
+        "watchNamespaces": ["team-a", "team-b"],
+        "apiKey": {"value": "my-api-key", "key": "token"},
+        "certcentral": {"url": "eu", "caBundle": some_ca_pem()},
+        "simulator": {"enabled": true, "adminToken": "admin-secret", "rateLimits": false},
+        "networkPolicy": {
+            "enabled": true,
+            "kubernetesApi": {"cidrs": ["10.0.0.1/32"], "ports": [6443]},
+        },
+        "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}},
+        "podDisruptionBudget": {"enabled": true},
+        "resync": "30m",
+        "concurrency": 4,
+        "secretOwnerReferences": true,
+        "logLevel": "info,digicert_operator=debug",
+        "logFormat": "json",
+        "extraArgs": ["--lease-duration=20s"],
+        "podAnnotations": {"example.org/team": "pki"},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "pki", "effect": "NoSchedule"}],
+        "image": {"repository": "registry.example.org/digicert-operator", "tag": "1.2.3"},
+    });
+    serde_yaml::to_string(&values).unwrap()
+}
+
+fn values_file(yaml: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::Builder::new().suffix(".yaml").tempfile().unwrap();
+    std::fs::write(file.path(), yaml).unwrap();
+    file
+}
+
+#[test]
+fn the_chart_lints_strictly_with_default_and_other_values() {
+    helm_ok(&["lint", CHART, "--strict"], None);
+    helm_ok(
+        &["lint", CHART, "--strict", "--kube-version", "v1.20.0"],
+        None,
+    );
+    let values = values_file(&full_values());
+    helm_ok(
+        &[
+            "lint",
+            CHART,
+            "--strict",
+            "-f",
+            values.path().to_str().unwrap(),
+        ],
+        None,
+    );
+}
+
+/// What the operator may do where it watches (cluster-wide, or in each watched
+/// namespace): no more than it does.
+fn watch_rules() -> Value {
+    json!([
+        {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertorders"],
+         "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertorders/status"],
+         "verbs": ["patch"]},
+        {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertorders/finalizers"],
+         "verbs": ["update"]},
+        {"apiGroups": [""], "resources": ["secrets"],
+         "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
+        {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+    ])
+}
+
+#[test]
+fn default_values_render_a_restricted_cluster_wide_operator() {
+    let yaml = template(&[]);
+    let docs = documents(&yaml);
+    // Valid for Kubernetes 1.20, strictly; nothing without a schema.
+    assert_eq!(validate(&yaml, "1.20.0"), Vec::<String>::new());
+    let mut kinds: Vec<String> = describe(&docs);
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        [
+            "ClusterRole//test-digicert-operator",
+            "ClusterRoleBinding//test-digicert-operator",
+            "Deployment/test-ns/test-digicert-operator",
+            "Role/test-ns/test-digicert-operator-leader-election",
+            "RoleBinding/test-ns/test-digicert-operator-leader-election",
+            "Service/test-ns/test-digicert-operator-metrics",
+            "ServiceAccount/test-ns/test-digicert-operator",
+        ]
+    );
+    assert_no_wildcards(&docs);
+
+    let deployment = find(&docs, "Deployment", "test-digicert-operator");
+    assert_restricted(deployment);
+    assert_eq!(deployment["spec"]["replicas"], 1);
+    assert_eq!(
+        args(deployment),
+        [
+            "run",
+            "--certcentral-url=us",
+            "--api-key-secret=digicert-api-key",
+            "--api-key-secret-key=api-key",
+            "--resync=6h",
+            "--concurrency=8",
+            "--log-level=info",
+            "--log-format=text",
+            "--health-addr=0.0.0.0:8080",
+            "--leader-elect",
+            "--lease-name=test-digicert-operator",
+        ]
+    );
+    let c = container(deployment);
+    assert_eq!(c["image"], "digicert-operator:0.1.0", "tag = appVersion");
+    assert_eq!(
+        c["env"],
+        json!([
+            {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+            {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        ])
+    );
+    assert_eq!(
+        c["ports"],
+        json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}])
+    );
+    assert_eq!(
+        c["livenessProbe"]["httpGet"],
+        json!({"path": "/healthz", "port": "http"})
+    );
+    assert_eq!(
+        c["readinessProbe"]["httpGet"],
+        json!({"path": "/readyz", "port": "http"})
+    );
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "test-digicert-operator");
+    assert_eq!(pod["automountServiceAccountToken"], true);
+    assert_eq!(deployment["spec"]["strategy"]["type"], "RollingUpdate");
+
+    let service = find(&docs, "Service", "test-digicert-operator-metrics");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http", "port": 8080, "targetPort": "http", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+
+    // Cluster-wide: one ClusterRole for the orders, their Secrets and Events; the
+    // Lease in the operator's own namespace, by name.
+    let cluster_role = find(&docs, "ClusterRole", "test-digicert-operator");
+    assert_eq!(cluster_role["rules"], watch_rules());
+    let binding = find(&docs, "ClusterRoleBinding", "test-digicert-operator");
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "test-digicert-operator", "namespace": "test-ns"}])
+    );
+    let lease_role = find(&docs, "Role", "test-digicert-operator-leader-election");
+    assert_eq!(
+        lease_role["rules"],
+        json!([
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "resourceNames": ["test-digicert-operator"], "verbs": ["get", "update", "patch"]},
+        ])
+    );
+}
+
+#[test]
+fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
+    let values = values_file(&full_values());
+    let yaml = template(&["-f", values.path().to_str().unwrap()]);
+    let docs = documents(&yaml);
+    // The ServiceMonitor is a custom resource: no schema to check it against. Helm
+    // renders policy/v1 for the PodDisruptionBudget where the server has it (1.21 and
+    // newer, and here, without a server); 1.20 gets policy/v1beta1 (see the install
+    // test).
+    assert_eq!(
+        validate(&yaml, "1.20.0"),
+        ["PodDisruptionBudget", "ServiceMonitor"]
+    );
+    assert_eq!(validate(&yaml, "1.25.0"), ["ServiceMonitor"]);
+    assert_no_wildcards(&docs);
+    assert!(of_kind(&docs, "ClusterRole").is_empty());
+    assert!(of_kind(&docs, "ClusterRoleBinding").is_empty());
+
+    let fullname = "test-digicert-operator";
+    // A Role and RoleBinding in each watched namespace.
+    for ns in ["team-a", "team-b"] {
+        let role = docs
+            .iter()
+            .find(|d| d["kind"] == "Role" && d["metadata"]["namespace"] == ns)
+            .unwrap_or_else(|| panic!("no Role in {ns}"));
+        assert_eq!(role["metadata"]["name"], fullname);
+        assert_eq!(role["rules"], watch_rules());
+        let binding = docs
+            .iter()
+            .find(|d| d["kind"] == "RoleBinding" && d["metadata"]["namespace"] == ns)
+            .unwrap_or_else(|| panic!("no RoleBinding in {ns}"));
+        assert_eq!(
+            binding["subjects"],
+            json!([{"kind": "ServiceAccount", "name": fullname, "namespace": "test-ns"}])
+        );
+    }
+    // In its own namespace only the API key Secret (by name) and the Lease.
+    let key_role = find(&docs, "Role", "test-digicert-operator-api-key");
+    assert_eq!(key_role["metadata"]["namespace"], "test-ns");
+    assert_eq!(
+        key_role["rules"],
+        json!([{"apiGroups": [""], "resources": ["secrets"],
+                "resourceNames": ["test-digicert-operator-api-key"], "verbs": ["get"]}])
+    );
+    find(&docs, "Role", "test-digicert-operator-leader-election");
+
+    // The API key Secret from apiKey.value.
+    let key = find(&docs, "Secret", "test-digicert-operator-api-key");
+    assert_eq!(secret_value(key, "token"), b"my-api-key");
+
+    // Two replicas: leader election is on although leaderElection.enabled is false.
+    let deployment = find(&docs, "Deployment", fullname);
+    assert_restricted(deployment);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let sim_url = "https://test-digicert-operator-simulator.test-ns.svc:8443/services/v2";
+    assert_eq!(
+        args(deployment),
+        [
+            "run".to_string(),
+            format!("--certcentral-url={sim_url}"),
+            "--ca-bundle=/etc/digicert-operator/certcentral-ca/ca.crt".into(),
+            "--api-key-secret=test-digicert-operator-api-key".into(),
+            "--api-key-secret-key=token".into(),
+            "--watch-namespace=team-a,team-b".into(),
+            "--resync=30m".into(),
+            "--concurrency=4".into(),
+            "--secret-owner-references".into(),
+            "--log-level=info,digicert_operator=debug".into(),
+            "--log-format=json".into(),
+            "--health-addr=0.0.0.0:8080".into(),
+            "--leader-elect".into(),
+            format!("--lease-name={fullname}"),
+            "--lease-duration=20s".into(),
+        ]
+    );
+    let c = container(deployment);
+    assert_eq!(c["image"], "registry.example.org/digicert-operator:1.2.3");
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "certcentral-ca", "mountPath": "/etc/digicert-operator/certcentral-ca", "readOnly": true}])
+    );
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(pod["metadata"]["annotations"]["example.org/team"], "pki");
+    assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/os"], "linux");
+    assert_eq!(pod["spec"]["tolerations"][0]["key"], "dedicated");
+
+    // The CA bundle: certcentral.caBundle and the simulator's CA; its checksum on
+    // the pod, so that a new CA restarts the operator.
+    let bundle =
+        find(&docs, "ConfigMap", "test-digicert-operator-certcentral-ca")["data"]["ca.crt"]
+            .as_str()
+            .unwrap();
+    assert_eq!(bundle.matches("-----BEGIN CERTIFICATE-----").count(), 2);
+    assert_eq!(
+        pod["metadata"]["annotations"]["checksum/certcentral-ca"],
+        sha256_hex(bundle.as_bytes())
+    );
+
+    // The simulator: its certificate is for the Service's names (and localhost, for
+    // port-forwarding) and signed by the CA the operator trusts.
+    let sim_name = "test-digicert-operator-simulator";
+    let tls = find(&docs, "Secret", &format!("{sim_name}-tls"));
+    assert_eq!(tls["type"], "kubernetes.io/tls");
+    let ca = String::from_utf8(secret_value(tls, "ca.crt")).unwrap();
+    assert!(
+        bundle.contains(ca.trim()),
+        "the operator trusts the simulator's CA"
+    );
+    let cert = String::from_utf8(secret_value(tls, "tls.crt")).unwrap();
+    let names = certificate_names(&cert, &ca);
+    for name in [
+        sim_name.to_string(),
+        format!("{sim_name}.test-ns"),
+        format!("{sim_name}.test-ns.svc"),
+        format!("{sim_name}.test-ns.svc.cluster.local"),
+        "localhost".into(),
+    ] {
+        assert!(names.contains(&name), "{name} not in {names:?}");
+    }
+    let orders = find(&docs, "ConfigMap", &format!("{sim_name}-orders"))["data"]["orders.yaml"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        orders,
+        std::fs::read_to_string(repo_root().join("deploy/simulator/orders.yaml")).unwrap(),
+        "simulator.orders defaults to deploy/simulator/orders.yaml"
+    );
+    let service = find(&docs, "Service", sim_name);
+    assert_eq!(service["spec"]["ports"][0]["port"], 8443);
+    let sim = find(&docs, "Deployment", sim_name);
+    assert_restricted(sim);
+    assert_eq!(
+        args(sim),
+        [
+            "simulator",
+            "--listen=0.0.0.0:8443",
+            "--orders=/etc/digicert-simulator/orders/orders.yaml",
+            "--tls-cert=/etc/digicert-simulator/tls/tls.crt",
+            "--tls-key=/etc/digicert-simulator/tls/tls.key",
+            "--state-file=/var/lib/digicert-simulator/state.json",
+            "--no-rate-limit",
+            "--log-level=info,digicert_operator=debug",
+            "--log-format=json",
+        ]
+    );
+    assert_eq!(
+        container(sim)["env"],
+        json!([{"name": "SIMULATOR_ADMIN_TOKEN", "valueFrom": {"secretKeyRef":
+            {"name": format!("{sim_name}-admin"), "key": "token"}}}])
+    );
+    assert_eq!(
+        sim["spec"]["template"]["spec"]["automountServiceAccountToken"],
+        false
+    );
+    assert_eq!(
+        sim["spec"]["template"]["metadata"]["annotations"]["checksum/orders"],
+        sha256_hex(orders.as_bytes())
+    );
+
+    // The NetworkPolicy: in on http; out to DNS, the API server, CertCentral and the
+    // simulator only.
+    let policy = find(&docs, "NetworkPolicy", fullname);
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        policy["spec"]["podSelector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    assert_eq!(
+        policy["spec"]["ingress"],
+        json!([{"ports": [{"port": "http", "protocol": "TCP"}]}])
+    );
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    let ports: Vec<Value> = egress.iter().map(|r| r["ports"].clone()).collect();
+    assert_eq!(
+        ports,
+        [
+            json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]),
+            json!([{"port": 6443, "protocol": "TCP"}]),
+            json!([{"port": 443, "protocol": "TCP"}]),
+            json!([{"port": 8443, "protocol": "TCP"}]),
+        ]
+    );
+    assert_eq!(
+        egress[1]["to"],
+        json!([{"ipBlock": {"cidr": "10.0.0.1/32"}}])
+    );
+    assert_eq!(
+        egress[3]["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"],
+        "simulator"
+    );
+
+    // The ServiceMonitor scrapes the metrics Service's http port.
+    let monitor = find(&docs, "ServiceMonitor", fullname);
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    let metrics = find(&docs, "Service", "test-digicert-operator-metrics");
+    for (k, v) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&metrics["metadata"]["labels"][k], v, "selects the Service");
+    }
+    assert_eq!(monitor["spec"]["endpoints"][0]["port"], "http");
+    assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
+
+    let pdb = find(&docs, "PodDisruptionBudget", fullname);
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(
+        pdb["spec"]["selector"]["matchLabels"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+}
+
+#[test]
+fn no_role_grants_a_wildcard() {
+    for values in [
+        vec![],
+        vec!["--set", "watchNamespaces={a,b}"],
+        vec!["--set", "simulator.enabled=true,replicas=3"],
+        vec!["--set", "leaderElection.enabled=false"],
+    ] {
+        assert_no_wildcards(&documents(&template(&values)));
+    }
+}
+
+#[test]
+fn without_leader_election_one_pod_is_replaced_by_the_next() {
+    let docs = documents(&template(&["--set", "leaderElection.enabled=false"]));
+    let deployment = find(&docs, "Deployment", "test-digicert-operator");
+    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
+    assert!(!args(deployment).iter().any(|a| a.starts_with("--lease")));
+    assert!(!args(deployment).contains(&"--leader-elect".to_string()));
+    assert!(of_kind(&docs, "Role").is_empty(), "no Lease, no Role");
+}
+
+#[test]
+fn bad_values_are_refused_with_the_field_named() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--set", "replicas=0"], "/replicas"),
+        (&["--set-json", "replicas=1.5"], "/replicas"),
+        (&["--set", "logFormat=xml"], "/logFormat"),
+        (
+            &["--set", "certcentral.url=http://example.com"],
+            "/certcentral/url",
+        ),
+        (&["--set", "certcentral.url=asia"], "/certcentral/url"),
+        (&["--set", "watchNamespaces={Team_A}"], "/watchNamespaces/0"),
+        (
+            &["--set-json", "watchNamespaces=\"team-a\""],
+            "/watchNamespaces",
+        ),
+        (&["--set", "resync=6d"], "/resync"),
+        (&["--set", "service.port=70000"], "/service/port"),
+        (&["--set", "image.pullPolicy=Sometimes"], "/image"),
+        (&["--set", "replicaCount=2"], "'replicaCount' not allowed"),
+        (&["--set", "simulator.enable=true"], "'enable' not allowed"),
+        (
+            &["--set", "apiKey.value=k,apiKey.existingSecret=s"],
+            "apiKey.value and apiKey.existingSecret",
+        ),
+    ];
+    for (args, field) in cases {
+        let mut all = vec!["template", "test", CHART, "-n", "test-ns"];
+        all.extend_from_slice(args);
+        let out = helm(&all, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{args:?} was accepted:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            stderr.contains(field),
+            "{args:?}: the message does not name {field}:\n{stderr}"
+        );
+    }
+}
+
+#[test]
+fn the_plain_manifests_are_a_fresh_render_of_the_defaults() {
+    let root = repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = dir.path().join("digicert-operator.yaml");
+    let out = Command::new(root.join("hack/render-manifests.sh"))
+        .arg(&fresh)
+        .env("DIGICERT_TEST_PYTHON", helm_python())
+        .output()
+        .expect("render-manifests.sh runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = std::fs::read_to_string(&fresh).unwrap();
+    let committed = std::fs::read_to_string(root.join("deploy/digicert-operator.yaml"))
+        .expect("deploy/digicert-operator.yaml exists");
+    assert!(
+        fresh == committed,
+        "deploy/digicert-operator.yaml is stale: run hack/render-manifests.sh"
+    );
+
+    // The Namespace and the CRD, then exactly what the chart renders by default.
+    let docs = documents(&committed);
+    assert_eq!(docs[0]["kind"], "Namespace");
+    assert_eq!(docs[0]["metadata"]["name"], "digicert-operator");
+    assert_eq!(
+        docs[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "restricted"
+    );
+    assert_eq!(docs[1]["kind"], "CustomResourceDefinition");
+    let crd = documents(&std::fs::read_to_string(root.join("crds/digicertorders.yaml")).unwrap());
+    assert_eq!(docs[1], crd[0]);
+    let chart = documents(&helm_ok(
+        &[
+            "template",
+            "digicert-operator",
+            CHART,
+            "-n",
+            "digicert-operator",
+        ],
+        None,
+    ));
+    assert_eq!(docs[2..], chart[..]);
+    // Only the file is applied by `kubectl apply -f deploy/`: nothing else there.
+    let mut files: Vec<String> = std::fs::read_dir(root.join("deploy"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["digicert-operator.yaml"],
+        "`kubectl apply -f deploy/` applies every file in deploy/"
+    );
+
+    // Strictly valid: the CRD for 1.25 (the first with CRD validation rules), the
+    // rest for 1.20.
+    let without_crd: Vec<String> = [&docs[..1], &docs[2..]]
+        .concat()
+        .iter()
+        .map(|d| serde_yaml::to_string(d).unwrap())
+        .collect();
+    assert_eq!(
+        validate(&without_crd.join("---\n"), "1.20.0"),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        validate(&serde_yaml::to_string(&docs[1]).unwrap(), "1.25.0"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_image_runs_the_binary_as_the_charts_user() {
+    let root = repo_root();
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile")).unwrap();
+    let lines: Vec<&str> = dockerfile
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let froms: Vec<&&str> = lines.iter().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(froms.len(), 2, "a build stage and the final stage");
+    assert!(froms[0].starts_with("FROM rust:"), "{}", froms[0]);
+    assert_eq!(*froms[1], "FROM gcr.io/distroless/cc-debian12:nonroot");
+    assert!(dockerfile.contains("cargo build --release --locked --bin digicert-operator"));
+    let last_stage = &lines[lines.iter().position(|l| l == froms[1]).unwrap()..];
+    assert_eq!(
+        last_stage
+            .iter()
+            .filter(|l| l.starts_with("COPY"))
+            .collect::<Vec<_>>(),
+        [&"COPY --from=build /out/digicert-operator /usr/local/bin/digicert-operator"],
+        "only the binary goes into the image"
+    );
+    assert!(last_stage.contains(&"USER 65532:65532"));
+    assert!(last_stage.contains(&r#"ENTRYPOINT ["/usr/local/bin/digicert-operator"]"#));
+    assert!(last_stage.contains(&r#"CMD ["run"]"#));
+    // The chart runs it as the same user, with `run` as its first argument.
+    let docs = documents(&template(&[]));
+    let deployment = find(&docs, "Deployment", "test-digicert-operator");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"]["runAsUser"],
+        65532
+    );
+    assert!(container(deployment).get("command").is_none());
+    assert_eq!(args(deployment)[0], "run");
+    // The build context: the manifest, the lock file and the sources, not target/.
+    let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
+    let rules: Vec<&str> = ignore
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    assert_eq!(rules, ["*", "!Cargo.toml", "!Cargo.lock", "!src/"]);
+}
+
+// ----------------------------------------------------------------- the cluster
+
+/// A namespace of the test's own beside the TestCluster's, deleted at the end.
+struct ExtraNamespace {
+    name: String,
+    kubeconfig: OsString,
+}
+
+impl ExtraNamespace {
+    async fn create(cluster: &TestCluster, suffix: &str) -> Self {
+        let name = format!("{}-{suffix}", cluster.namespace);
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(
+                    [("digicert-operator.dev/e2e".to_string(), "true".to_string())].into(),
+                ),
+                ..ObjectMeta::default()
+            },
+            ..Namespace::default()
+        };
+        Api::<Namespace>::all(cluster.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await
+            .expect("namespace created");
+        ExtraNamespace {
+            name,
+            kubeconfig: cluster.kubeconfig.clone(),
+        }
+    }
+}
+
+impl Drop for ExtraNamespace {
+    fn drop(&mut self) {
+        let _ = Command::new("kubectl")
+            .env("KUBECONFIG", &self.kubeconfig)
+            .args(["delete", "namespace", &self.name, "--wait=false"])
+            .output();
+    }
+}
+
+/// `kubectl ARGS` against `kubeconfig`, from the repository root; panics on failure.
+fn kubectl(kubeconfig: &OsStr, args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .current_dir(repo_root())
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "kubectl {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Tests install the CRD with kubectl and the chart with --skip-crds, as the README
+/// does: Helm 4 applies a chart's CRDs server-side, which servers before 1.25 refuse
+/// for a CRD with validation rules.
+const SKIP_CRDS: &str = "--skip-crds";
+
+/// A kubeconfig with the cluster's address and CA and nothing but `token`.
+fn token_kubeconfig(admin: &OsStr, token: &str) -> String {
+    let path = std::env::split_paths(admin)
+        .find(|p| p.exists())
+        .expect("a kubeconfig file");
+    let kc = Kubeconfig::read_from(&path).expect("kubeconfig");
+    let current = kc.current_context.clone().expect("a current context");
+    let context = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == current)
+        .and_then(|c| c.context.clone())
+        .expect("the current context");
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.clone())
+        .expect("the context's cluster");
+    let mut entry = serde_json::Map::new();
+    entry.insert("server".into(), json!(cluster.server.expect("a server")));
+    if let Some(data) = cluster.certificate_authority_data {
+        entry.insert("certificate-authority-data".into(), json!(data));
+    }
+    if let Some(file) = cluster.certificate_authority {
+        let file = path.parent().unwrap().join(file);
+        entry.insert("certificate-authority".into(), json!(file));
+    }
+    serde_yaml::to_string(&json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": entry}],
+        "users": [{"name": "service-account", "user": {"token": token}}],
+        "contexts": [{"name": "service-account", "context": {"cluster": "cluster", "user": "service-account"}}],
+        "current-context": "service-account",
+    }))
+    .unwrap()
+}
+
+/// A Deployment's container, run on this machine as the kubelet would run it in a
+/// pod: its args and env (downward API, Secret and ConfigMap references resolved),
+/// its ConfigMap, Secret and emptyDir volumes as files, and, unless the pod opts out,
+/// a token of its ServiceAccount as its only credential. `rewrite` maps each arg (with
+/// mount paths already replaced) to the args to use instead: in-cluster addresses
+/// become local ones.
+struct LocalPod {
+    process: OperatorProcess,
+    name: String,
+    _files: tempfile::TempDir,
+}
+
+impl LocalPod {
+    async fn start(
+        client: &kube::Client,
+        kubeconfig: &OsStr,
+        namespace: &str,
+        deployment: &str,
+        rewrite: &dyn Fn(&str) -> Vec<String>,
+    ) -> LocalPod {
+        let d = Api::<Deployment>::namespaced(client.clone(), namespace)
+            .get(deployment)
+            .await
+            .unwrap_or_else(|e| panic!("Deployment {namespace}/{deployment}: {e}"));
+        let pod = d.spec.template.spec.expect("a pod spec");
+        assert_eq!(pod.containers.len(), 1, "one container");
+        let c = &pod.containers[0];
+        assert!(c.command.is_none(), "the image's entrypoint runs");
+        let files = tempfile::tempdir().unwrap();
+        let name = format!("{deployment}-local");
+        let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
+        let maps: Api<ConfigMap> = Api::namespaced(client.clone(), namespace);
+
+        // Volumes as files.
+        let mut mounts: Vec<(String, PathBuf)> = Vec::new();
+        for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+            let dir = files.path().join(format!("volume-{i}"));
+            std::fs::create_dir_all(&dir).unwrap();
+            let volume = pod
+                .volumes
+                .iter()
+                .flatten()
+                .find(|v| v.name == m.name)
+                .unwrap_or_else(|| panic!("no volume {}", m.name));
+            let mut content: Vec<(String, Vec<u8>)> = Vec::new();
+            let (data, items) = if let Some(cm) = &volume.config_map {
+                let map = maps.get(&cm.name).await.expect("the ConfigMap");
+                let data = map
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                (data, cm.items.clone())
+            } else if let Some(s) = &volume.secret {
+                let secret = secrets
+                    .get(s.secret_name.as_deref().unwrap())
+                    .await
+                    .expect("the Secret");
+                let data = secret
+                    .data
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                (data, s.items.clone())
+            } else if volume.empty_dir.is_some() {
+                (std::collections::BTreeMap::new(), None)
+            } else {
+                panic!("volume {} is of a kind this test does not run", m.name);
+            };
+            match items {
+                Some(items) => {
+                    for item in items {
+                        let bytes = data
+                            .get(&item.key)
+                            .unwrap_or_else(|| panic!("no {} in {}", item.key, m.name));
+                        content.push((item.path, bytes.clone()));
+                    }
+                }
+                None => content.extend(data),
+            }
+            for (file, bytes) in content {
+                std::fs::write(dir.join(file), bytes).unwrap();
+            }
+            mounts.push((m.mount_path.clone(), dir));
+        }
+        mounts.sort_by_key(|(p, _)| std::cmp::Reverse(p.len()));
+
+        let mut args: Vec<String> = Vec::new();
+        for arg in c.args.iter().flatten() {
+            let mut arg = arg.clone();
+            if let Some((path, dir)) = mounts.iter().find(|(p, _)| arg.contains(p.as_str())) {
+                arg = arg.replace(path.as_str(), dir.to_str().unwrap());
+            }
+            args.extend(rewrite(&arg));
+        }
+
+        let mut env: Vec<(String, OsString)> = Vec::new();
+        for e in c.env.iter().flatten() {
+            let value = match (&e.value, &e.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, Some(from)) => {
+                    if let Some(f) = &from.field_ref {
+                        match f.field_path.as_str() {
+                            "metadata.namespace" => namespace.to_string(),
+                            "metadata.name" => name.clone(),
+                            other => panic!("env {} from {other}", e.name),
+                        }
+                    } else if let Some(s) = &from.secret_key_ref {
+                        let secret = secrets.get(&s.name).await.expect("the Secret");
+                        String::from_utf8(secret.data.unwrap()[&s.key].0.clone()).unwrap()
+                    } else if let Some(m) = &from.config_map_key_ref {
+                        maps.get(&m.name)
+                            .await
+                            .expect("the ConfigMap")
+                            .data
+                            .unwrap()[&m.key]
+                            .clone()
+                    } else {
+                        panic!("env {}: a source this test does not run", e.name)
+                    }
+                }
+                (None, None) => String::new(),
+            };
+            env.push((e.name.clone(), value.into()));
+        }
+
+        // The ServiceAccount's token, as the kubelet would mount it.
+        let credentials = files.path().join("kubeconfig");
+        if pod.automount_service_account_token != Some(false) {
+            let sa = pod.service_account_name.as_deref().unwrap_or("default");
+            let token = Api::<ServiceAccount>::namespaced(client.clone(), namespace)
+                .create_token_request(
+                    sa,
+                    &PostParams::default(),
+                    &TokenRequest {
+                        spec: Some(TokenRequestSpec {
+                            expiration_seconds: Some(3600),
+                            ..TokenRequestSpec::default()
+                        }),
+                        ..TokenRequest::default()
+                    },
+                )
+                .await
+                .unwrap_or_else(|e| panic!("a token for {namespace}/{sa}: {e}"))
+                .status
+                .and_then(|s| s.token)
+                .expect("token issued");
+            std::fs::write(&credentials, token_kubeconfig(kubeconfig, &token)).unwrap();
+        }
+        // Without a token the pod has no credentials at all.
+        env.push(("KUBECONFIG".into(), credentials.into_os_string()));
+        let env_refs: Vec<(&str, &OsStr)> = env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_os_str()))
+            .collect();
+        let process = OperatorProcess::start(&args, &env_refs);
+        LocalPod {
+            process,
+            name,
+            _files: files,
+        }
+    }
+
+    fn logs(&self) -> String {
+        self.process.logs()
+    }
+
+    /// `http://ADDR` of the operator's health and metrics endpoint, from its log.
+    fn http_base(&self) -> String {
+        self.process
+            .wait_for_log("serving /healthz", Duration::from_secs(30));
+        let logs = self.logs();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("serving /healthz"))
+            .unwrap();
+        let addr = line
+            .split("addr=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .expect("addr=... in the line");
+        format!("http://{addr}")
+    }
+}
+
+impl Drop for LocalPod {
+    fn drop(&mut self) {
+        // Shown with the test's output (on failure, or with --no-capture).
+        if !std::thread::panicking() {
+            eprintln!("--- {} ---\n{}--- end ---", self.name, self.logs());
+        }
+    }
+}
+
+/// The operator's args for a chart that talks to DigiCert US (the default): the
+/// simulator at `url` instead (and its CA), and a free local port for the health
+/// endpoint.
+fn local_operator_args(arg: &str, url: &str, ca: &Path) -> Vec<String> {
+    if let Some(value) = arg.strip_prefix("--certcentral-url=") {
+        assert_eq!(value, "us", "the chart's CertCentral");
+        return vec![
+            format!("--certcentral-url={url}"),
+            format!("--ca-bundle={}", ca.display()),
+        ];
+    }
+    if let Some(value) = arg.strip_prefix("--health-addr=") {
+        assert_eq!(value, "0.0.0.0:8080");
+        return vec!["--health-addr=127.0.0.1:0".into()];
+    }
+    vec![arg.to_string()]
+}
+
+async fn http_get(url: &str) -> (u16, String) {
+    let resp = reqwest::get(url).await.expect("the endpoint answers");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap())
+}
+
+/// Waits until /readyz answers 200 and returns its text.
+async fn wait_ready_endpoint(pod: &LocalPod) -> String {
+    let base = pod.http_base();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (code, body) = http_get(&format!("{base}/readyz")).await;
+        if code == 200 {
+            return body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not ready: {body}\n{}",
+            pod.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A simulator configuration with the example orders (deploy/simulator/orders.yaml,
+/// which the examples in deploy/examples/ refer to) and `key`.
+fn example_orders(key: &str) -> SimulatorConfig {
+    let mut seed = SeedFile::load(&repo_root().join("deploy/simulator/orders.yaml")).unwrap();
+    seed.api_keys.push(ApiKeyConfig::new(key));
+    SimulatorConfig {
+        seed,
+        rate_limits: Vec::new(),
+        ..SimulatorConfig::default()
+    }
+}
+
+/// The simulator with the example orders and `key`, and a file with its CA.
+async fn example_simulator(key: &str) -> (RunningSimulator, tempfile::NamedTempFile) {
+    let sim = simulator::start(example_orders(key))
+        .await
+        .expect("simulator starts");
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), sim.ca_pem()).unwrap();
+    (sim, ca)
+}
+
+#[tokio::test]
+async fn the_chart_installs_upgrades_and_uninstalls() {
+    let cluster = TestCluster::new("chart-lifecycle").await;
+    install_crd(&cluster);
+    let ns = cluster.namespace.clone();
+    let kubeconfig = cluster.kubeconfig.clone();
+    let k = Some(kubeconfig.as_os_str());
+    // Cluster-scoped names differ per test: the release name carries the namespace's
+    // random suffix.
+    let release = format!("lc{}", &ns[ns.len() - 6..]);
+    let fullname = format!("{release}-digicert-operator");
+    let values = values_file(
+        &serde_yaml::to_string(&json!({
+            "replicas": 2,
+            "simulator": {"enabled": true},
+            "podDisruptionBudget": {"enabled": true},
+            "networkPolicy": {"enabled": true},
+        }))
+        .unwrap(),
+    );
+    let values = values.path().to_str().unwrap();
+    let out = helm_ok(
+        &[
+            "install", &release, CHART, "-n", &ns, "-f", values, SKIP_CRDS,
+        ],
+        k,
+    );
+    assert!(out.contains("STATUS: deployed"), "{out}");
+    assert!(
+        out.contains("kubectl wait --for=condition=Ready dco/example-com"),
+        "{out}"
+    );
+
+    let selector = format!("app.kubernetes.io/instance={release}");
+    let namespaced = "deployments,serviceaccounts,services,secrets,configmaps,poddisruptionbudgets,networkpolicies,roles,rolebindings";
+    let listed = |kinds: &str, extra: &[&str]| -> Vec<String> {
+        let mut args = vec!["get", kinds, "-l", &selector, "-o", "name"];
+        args.extend_from_slice(extra);
+        let mut names: Vec<String> = kubectl(&kubeconfig, &args)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    };
+    let objects = listed(namespaced, &["-n", &ns]);
+    let mut want: Vec<String> = [
+        format!("configmap/{fullname}-certcentral-ca"),
+        format!("configmap/{fullname}-simulator-orders"),
+        format!("deployment.apps/{fullname}"),
+        format!("deployment.apps/{fullname}-simulator"),
+        format!("networkpolicy.networking.k8s.io/{fullname}"),
+        format!("poddisruptionbudget.policy/{fullname}"),
+        format!("role.rbac.authorization.k8s.io/{fullname}-leader-election"),
+        format!("rolebinding.rbac.authorization.k8s.io/{fullname}-leader-election"),
+        format!("secret/{fullname}-api-key"),
+        format!("secret/{fullname}-simulator-tls"),
+        format!("service/{fullname}-metrics"),
+        format!("service/{fullname}-simulator"),
+        format!("serviceaccount/{fullname}"),
+    ]
+    .into();
+    want.sort();
+    assert_eq!(objects, want);
+    assert_eq!(
+        listed("clusterroles,clusterrolebindings", &[]),
+        [
+            format!("clusterrole.rbac.authorization.k8s.io/{fullname}"),
+            format!("clusterrolebinding.rbac.authorization.k8s.io/{fullname}"),
+        ]
+    );
+
+    // What Helm rendered for this server (e.g. policy/v1beta1 on 1.20) is valid for it.
+    let status: Value =
+        serde_json::from_str(&helm_ok(&["status", &release, "-n", &ns, "-o", "json"], k)).unwrap();
+    let manifest = status["manifest"].as_str().expect("the release manifest");
+    let version = format!("1.{}.0", cluster.server_minor);
+    assert_eq!(validate(manifest, &version), Vec::<String>::new());
+
+    // Upgrade: the log level reaches the operator's args; the simulator's CA stays, so
+    // the operator is not restarted for it.
+    let deployments: Api<Deployment> = cluster.api();
+    let secrets: Api<Secret> = cluster.api();
+    let before = deployments.get(&fullname).await.unwrap();
+    let tls_before = secrets
+        .get(&format!("{fullname}-simulator-tls"))
+        .await
+        .unwrap()
+        .data;
+    let pod_args = |d: &Deployment| -> Vec<String> {
+        d.spec.template.spec.as_ref().unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap()
+    };
+    let annotations = |d: &Deployment| {
+        d.spec
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .clone()
+    };
+    assert!(pod_args(&before).contains(&"--log-level=info".to_string()));
+    let out = helm_ok(
+        &[
+            "upgrade",
+            &release,
+            CHART,
+            "-n",
+            &ns,
+            "-f",
+            values,
+            "--set",
+            "logLevel=debug",
+        ],
+        k,
+    );
+    assert!(out.contains("REVISION: 2"), "{out}");
+    let after = deployments.get(&fullname).await.unwrap();
+    assert!(
+        pod_args(&after).contains(&"--log-level=debug".to_string()),
+        "{:?}",
+        pod_args(&after)
+    );
+    assert!(!pod_args(&after).contains(&"--log-level=info".to_string()));
+    assert_eq!(annotations(&after), annotations(&before));
+    let tls_after = secrets
+        .get(&format!("{fullname}-simulator-tls"))
+        .await
+        .unwrap()
+        .data;
+    assert_eq!(tls_after, tls_before, "the simulator keeps its certificate");
+
+    helm_ok(&["uninstall", &release, "-n", &ns], k);
+    assert_eq!(listed(namespaced, &["-n", &ns]), Vec::<String>::new());
+    assert_eq!(
+        listed("clusterroles,clusterrolebindings", &[]),
+        Vec::<String>::new()
+    );
+}
+
+/// A namespaced install (watchNamespaces: [ns-a]) in the env's namespace, whose
+/// `digicert-api-key` Secret is the default API key; the operator runs as the chart's
+/// Deployment with the chart's ServiceAccount token, against the env's simulator.
+struct NamespacedInstall {
+    env: OperatorEnv,
+    watched: ExtraNamespace,
+    fullname: String,
+}
+
+async fn namespaced_install(test: &str) -> NamespacedInstall {
+    let env = OperatorEnv::with_simulator(test, example_orders(support::env::API_KEY)).await;
+    let watched = ExtraNamespace::create(&env.cluster, "a").await;
+    let ns = env.cluster.namespace.clone();
+    let watch = format!("watchNamespaces={{{}}}", watched.name);
+    helm_ok(
+        &[
+            "install", "op", CHART, "-n", &ns, "--set", &watch, SKIP_CRDS,
+        ],
+        Some(env.cluster.kubeconfig.as_os_str()),
+    );
+    NamespacedInstall {
+        env,
+        watched,
+        fullname: "op-digicert-operator".into(),
+    }
+}
+
+impl NamespacedInstall {
+    async fn start(&self, rewrite: &dyn Fn(&str) -> Vec<String>) -> LocalPod {
+        let url = self.env.sim.base_url();
+        let ca = self.env.ca_file.path().to_path_buf();
+        let watch = self.watched.name.clone();
+        LocalPod::start(
+            &self.env.cluster.client,
+            &self.env.cluster.kubeconfig,
+            &self.env.cluster.namespace,
+            &self.fullname,
+            &move |arg: &str| {
+                if let Some(value) = arg.strip_prefix("--watch-namespace=") {
+                    assert_eq!(value, watch, "the chart's watched namespaces");
+                }
+                local_operator_args(arg, &url, &ca)
+                    .iter()
+                    .flat_map(|a| rewrite(a))
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    fn kubectl(&self, args: &[&str]) -> String {
+        kubectl(&self.env.cluster.kubeconfig, args)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn namespaced_rbac_is_all_the_operator_needs_in_its_namespaces() {
+    let install = namespaced_install("chart-namespaced").await;
+    let pod = install.start(&|a| vec![a.to_string()]).await;
+    let ns_a = install.watched.name.as_str();
+    let ready = wait_ready_endpoint(&pod).await;
+    assert!(ready.contains("leader"), "{ready}");
+    install.kubectl(&["apply", "-n", ns_a, "-f", "deploy/examples/rsa-order.yaml"]);
+    install.kubectl(&[
+        "wait",
+        "-n",
+        ns_a,
+        "--for=condition=Ready",
+        "dco/example-com",
+        "--timeout=60s",
+    ]);
+    let secret = Api::<Secret>::namespaced(install.env.cluster.client.clone(), ns_a)
+        .get("example-com-tls")
+        .await
+        .unwrap();
+    verify_tls_secret(
+        &secret,
+        install.env.sim.ca_pem(),
+        &["example.com", "www.example.com"],
+    );
+    // The Lease, in the operator's namespace, held by this pod.
+    let lease = Api::<Lease>::namespaced(
+        install.env.cluster.client.clone(),
+        &install.env.cluster.namespace,
+    )
+    .get(&install.fullname)
+    .await
+    .expect("the Lease");
+    assert_eq!(
+        lease.spec.unwrap().holder_identity.as_deref(),
+        Some(pod.name.as_str())
+    );
+    // Deleting the order removes the finalizer: the operator may do that too.
+    install.kubectl(&["delete", "-n", ns_a, "dco/example-com", "--timeout=60s"]);
+    let logs = pod.logs();
+    for bad in ["forbidden", "Forbidden", "no access"] {
+        assert!(!logs.contains(bad), "{bad} in the log:\n{logs}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_namespace_without_a_role_is_reported_and_the_others_are_served() {
+    let install = namespaced_install("chart-no-access").await;
+    let other = ExtraNamespace::create(&install.env.cluster, "b").await;
+    let ns_a = install.watched.name.clone();
+    let both = format!("--watch-namespace={ns_a},{}", other.name);
+    let mut pod = install
+        .start(&move |a| {
+            if a.starts_with("--watch-namespace=") {
+                vec![both.clone()]
+            } else {
+                vec![a.to_string()]
+            }
+        })
+        .await;
+    install.kubectl(&["apply", "-n", &ns_a, "-f", "deploy/examples/rsa-order.yaml"]);
+    install.kubectl(&[
+        "wait",
+        "-n",
+        &ns_a,
+        "--for=condition=Ready",
+        "dco/example-com",
+        "--timeout=60s",
+    ]);
+    pod.process.wait_for_log(
+        &format!("no access to DigicertOrders in namespace {}", other.name),
+        Duration::from_secs(30),
+    );
+    let ready = wait_ready_endpoint(&pod).await;
+    assert!(ready.contains("not accessible"), "{ready}");
+    assert!(
+        pod.process.is_running(),
+        "the operator stopped:\n{}",
+        pod.logs()
+    );
+}
+
+// ----------------------------------------------------------------- the README
+
+/// The README's install section. Its shell blocks run below as they are written.
+const README_INSTALL: &str = r#"## Install
+
+`charts/digicert-operator` is the Helm chart: the operator (a Deployment running
+`digicert-operator run` as user 65532 with a read-only root file system, under the
+restricted Pod Security Standard), its ServiceAccount and RBAC (a ClusterRole, or with
+`watchNamespaces` Roles in those namespaces only), a Service for `/metrics`, and
+optionally a ServiceMonitor, a PodDisruptionBudget, a NetworkPolicy and the CertCentral
+simulator; see `charts/digicert-operator/values.yaml`. The image comes from the
+`Dockerfile` (`docker build -t digicert-operator:0.1.0 .`; push it somewhere and set
+`image.repository`).
+
+With your CertCentral API key:
+
+```sh
+kubectl apply --validate=false -f charts/digicert-operator/crds/
+kubectl create namespace digicert-operator
+kubectl create secret generic digicert-api-key --namespace digicert-operator \
+  --from-literal=api-key="$DIGICERT_API_KEY"
+helm install digicert-operator charts/digicert-operator --namespace digicert-operator --skip-crds
+```
+
+Or, without a DigiCert account, with the CertCentral simulator in the cluster (with the
+orders of `deploy/simulator/orders.yaml`):
+
+```sh
+kubectl apply --validate=false -f charts/digicert-operator/crds/
+helm install digicert-operator charts/digicert-operator --namespace digicert-operator \
+  --create-namespace --skip-crds --set simulator.enabled=true
+```
+
+Or without Helm: `deploy/digicert-operator.yaml` is the chart rendered with its defaults,
+with the Namespace and the CRD (`hack/render-manifests.sh` writes it):
+
+```sh
+kubectl apply --validate=false -f deploy/
+kubectl create secret generic digicert-api-key --namespace digicert-operator \
+  --from-literal=api-key="$DIGICERT_API_KEY"
+```
+
+Then order a certificate (for an order of yours, edit `orderId` and the names first) and
+wait for it:
+
+```sh
+kubectl apply -f deploy/examples/rsa-order.yaml
+kubectl wait --for=condition=Ready dco/example-com --timeout=5m
+kubectl get dco
+```
+
+The CRD is applied on its own: Helm installs a chart's CRDs but never upgrades them
+(apply it again after an upgrade), and Helm 4 applies them server-side, which Kubernetes
+before 1.25 refuses for a CRD with validation rules. `--validate=false` lets kubectl send
+it to those versions; the operator checks the same rules itself.
+"#;
+
+/// The commands of each shell block of README_INSTALL (continued lines joined).
+fn readme_blocks() -> Vec<Vec<String>> {
+    let mut blocks = Vec::new();
+    let mut current: Option<Vec<String>> = None;
+    let mut pending = String::new();
+    for line in README_INSTALL.lines() {
+        match (&mut current, line) {
+            (None, "```sh") => current = Some(Vec::new()),
+            (Some(_), "```") => blocks.push(current.take().unwrap()),
+            (Some(block), _) => {
+                pending.push_str(line.trim_end_matches('\\').trim());
+                if line.ends_with('\\') {
+                    pending.push(' ');
+                } else {
+                    block.push(std::mem::take(&mut pending));
+                }
+            }
+            (None, _) => {}
+        }
+    }
+    assert_eq!(blocks.len(), 4, "four shell blocks");
+    blocks
+}
+
+/// Runs README commands with bash in the repository root, as a reader would: `helm`
+/// is hack/helm/helm.py; KUBECONFIG is the test's control plane.
+fn run_readme(commands: &[String], kubeconfig: &OsStr, api_key: &str) -> String {
+    let shim = tempfile::tempdir().unwrap();
+    let helm = shim.path().join("helm");
+    std::fs::write(
+        &helm,
+        format!(
+            "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
+            helm_python().display(),
+            repo_root().join("hack/helm/helm.py").display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(shim.path().to_path_buf())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+    let mut output = String::new();
+    for command in commands {
+        let mut child = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", command])
+            .current_dir(repo_root())
+            .env("PATH", &path)
+            .env("KUBECONFIG", kubeconfig)
+            .env("DIGICERT_API_KEY", api_key)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bash runs");
+        // A failure shows long before `kubectl wait --timeout=5m` gives up.
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while child.try_wait().unwrap().is_none() {
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "{command}: still running after 90 s:\n{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{command}:\n{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        output.push_str(&stdout);
+    }
+    output
+}
+
+#[test]
+fn the_readme_has_the_tested_install_section() {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    if !readme.contains("\n## Install\n") {
+        skip(
+            "the_readme_has_the_tested_install_section",
+            "README.md has no Install section yet (README_INSTALL in tests/e2e_chart.rs is the tested text)",
+        );
+        return;
+    }
+    assert!(
+        readme.contains(README_INSTALL),
+        "README.md's Install section differs from README_INSTALL in tests/e2e_chart.rs, whose commands the tests run"
+    );
+    for block in readme_blocks() {
+        for command in block {
+            assert!(!command.is_empty());
+        }
+    }
+}
+
+/// A control plane of the test's own, for the README's commands: they install into
+/// fixed names (the namespace digicert-operator, cluster-wide RBAC), and the operator
+/// they install watches every namespace. It enforces owner reference permissions.
+struct OwnControlPlane {
+    dir: tempfile::TempDir,
+    kubeconfig: OsString,
+    client: kube::Client,
+}
+
+impl OwnControlPlane {
+    async fn start(test: &str) -> Option<OwnControlPlane> {
+        if use_existing_cluster() {
+            skip(
+                test,
+                "installs into the namespace digicert-operator with an operator watching every namespace: needs a control plane of its own, not USE_EXISTING_CLUSTER",
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(repo_root().join("hack/control-plane/start.sh"))
+                .arg(&path)
+                .args(["--owner-pid", &std::process::id().to_string()])
+                // As on OpenShift: an owner reference that blocks the owner's deletion
+                // needs the right to update the owner's finalizers.
+                .env(
+                    "DIGICERT_CP_APISERVER_ARGS",
+                    "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+                )
+                .output()
+                .expect("start.sh runs")
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "start.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kubeconfig = dir.path().join("kubeconfig").into_os_string();
+        let client = client_for(&kubeconfig).await;
+        Some(OwnControlPlane {
+            dir,
+            kubeconfig,
+            client,
+        })
+    }
+}
+
+impl Drop for OwnControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("hack/control-plane/stop.sh"))
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+const README_KEY: &str = "readme-api-key-0123456789";
+
+/// The README's order block, then the certificate in the Secret.
+/// (A failure shows the logs of the local pods: they print them when dropped.)
+async fn order_and_wait(cp: &OwnControlPlane, root_pem: &str) {
+    let out = run_readme(&readme_blocks()[3], &cp.kubeconfig, README_KEY);
+    assert!(out.contains("example-com"), "{out}");
+    let secret = Api::<Secret>::namespaced(cp.client.clone(), "default")
+        .get("example-com-tls")
+        .await
+        .unwrap();
+    verify_tls_secret(&secret, root_pem, &["example.com", "www.example.com"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readme_install_with_an_api_key_makes_an_order_ready() {
+    let test = "readme_install_with_an_api_key_makes_an_order_ready";
+    let Some(cp) = OwnControlPlane::start(test).await else {
+        return;
+    };
+    let (sim, ca) = example_simulator(README_KEY).await;
+    run_readme(&readme_blocks()[0], &cp.kubeconfig, README_KEY);
+    // The cluster-wide RBAC, proven: the operator has only the chart's token.
+    let url = sim.base_url();
+    let pod = LocalPod::start(
+        &cp.client,
+        &cp.kubeconfig,
+        "digicert-operator",
+        "digicert-operator",
+        &|a| local_operator_args(a, &url, ca.path()),
+    )
+    .await;
+    order_and_wait(&cp, sim.ca_pem()).await;
+    let ready = wait_ready_endpoint(&pod).await;
+    assert!(ready.contains("leader"), "{ready}");
+    let (code, metrics) = http_get(&format!("{}/metrics", pod.http_base())).await;
+    assert_eq!(code, 200);
+    assert!(metrics.contains("# TYPE"), "{metrics}");
+    assert!(!pod.logs().contains("orbidden"), "{}", pod.logs());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready() {
+    let test = "readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready";
+    let Some(cp) = OwnControlPlane::start(test).await else {
+        return;
+    };
+    run_readme(&readme_blocks()[1], &cp.kubeconfig, README_KEY);
+    // The simulator as its Deployment says, on a local port.
+    let sim = LocalPod::start(
+        &cp.client,
+        &cp.kubeconfig,
+        "digicert-operator",
+        "digicert-operator-simulator",
+        &|a| {
+            if a == "--listen=0.0.0.0:8443" {
+                vec!["--listen=127.0.0.1:0".into()]
+            } else {
+                vec![a.to_string()]
+            }
+        },
+    )
+    .await;
+    sim.process
+        .wait_for_log("CertCentral simulator: ", Duration::from_secs(30));
+    let logs = sim.logs();
+    let port: u16 = logs
+        .lines()
+        .find_map(|l| l.strip_prefix("CertCentral simulator: https://127.0.0.1:"))
+        .and_then(|r| r.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .expect("the simulator's port");
+    // The operator reaches it at localhost, as through `kubectl port-forward`: the
+    // chart's certificate is valid for that name too, and the operator trusts the
+    // chart's CA (its --ca-bundle, from the mounted ConfigMap).
+    let cluster_url = "https://digicert-operator-simulator.digicert-operator.svc:8443/services/v2";
+    let local_url = format!("https://localhost:{port}/services/v2");
+    let operator = LocalPod::start(
+        &cp.client,
+        &cp.kubeconfig,
+        "digicert-operator",
+        "digicert-operator",
+        &|a| {
+            if let Some(value) = a.strip_prefix("--certcentral-url=") {
+                assert_eq!(value, cluster_url);
+                return vec![format!("--certcentral-url={local_url}")];
+            }
+            if a == "--health-addr=0.0.0.0:8080" {
+                return vec!["--health-addr=127.0.0.1:0".into()];
+            }
+            vec![a.to_string()]
+        },
+    )
+    .await;
+    // The simulator's root, fetched over the chart's TLS with the chart's CA.
+    let tls = Api::<Secret>::namespaced(cp.client.clone(), "digicert-operator")
+        .get("digicert-operator-simulator-tls")
+        .await
+        .unwrap();
+    let chart_ca = tls.data.unwrap()["ca.crt"].0.clone();
+    let client = reqwest::Client::builder()
+        .tls_certs_only(reqwest::Certificate::from_pem_bundle(&chart_ca).unwrap())
+        .build()
+        .unwrap();
+    let root = client
+        .get(format!("https://localhost:{port}/admin/ca.pem"))
+        .send()
+        .await
+        .expect("the simulator answers over the chart's TLS")
+        .text()
+        .await
+        .unwrap();
+    order_and_wait(&cp, &root).await;
+    drop((sim, operator));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readme_install_without_helm_makes_an_order_ready() {
+    let test = "readme_install_without_helm_makes_an_order_ready";
+    let Some(cp) = OwnControlPlane::start(test).await else {
+        return;
+    };
+    let (sim, ca) = example_simulator(README_KEY).await;
+    run_readme(&readme_blocks()[2], &cp.kubeconfig, README_KEY);
+    let url = sim.base_url();
+    let pod = LocalPod::start(
+        &cp.client,
+        &cp.kubeconfig,
+        "digicert-operator",
+        "digicert-operator",
+        &|a| local_operator_args(a, &url, ca.path()),
+    )
+    .await;
+    order_and_wait(&cp, sim.ca_pem()).await;
+    assert!(!pod.logs().contains("orbidden"), "{}", pod.logs());
+}
