@@ -254,28 +254,27 @@ pub async fn run(ctx: Arc<Context>, options: Options) -> Result<()> {
     tracing::info!(identity = %election.identity, "became the leader");
 
     // Losing the lease stops the controllers like a termination does.
+    // Losing the lease ends the process at once: finishing reconciles would overlap
+    // with the new leader's. What was in flight is recovered by the next leader.
     let lost = {
-        let stop_tx = stop_tx.clone();
         let mut leading = leading.clone();
         tokio::spawn(async move {
-            let lost = leading.wait_for(|l| !*l).await.is_ok();
-            if lost {
-                tracing::error!("lost the leader lease; stopping");
-                let _ = stop_tx.send(true);
+            if leading.wait_for(|l| !*l).await.is_ok() {
+                tracing::error!("lost the leader lease; exiting");
+                std::process::exit(1);
             }
-            lost
         })
     };
     controller::run(ctx, stop_rx).await?;
-    let lost_lease = lost.is_finished() && lost.await.unwrap_or(false);
+    // The watcher of the lease holds a receiver too: gone first, so that dropping
+    // ours below closes the channel.
+    lost.abort();
+    let _ = lost.await;
     // Dropping the last receiver makes the lease manager release the lease, so a
     // standby takes over at once instead of after the lease duration.
     drop(leading);
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
     stop_on_signal.abort();
-    if lost_lease {
-        return Err(Error::Config("lost the leader lease".into()));
-    }
     Ok(())
 }
 

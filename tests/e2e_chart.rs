@@ -342,7 +342,7 @@ fn watch_rules() -> Value {
         {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertorders"],
          "verbs": ["get", "list", "watch", "patch"]},
         {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertorders/status"],
-         "verbs": ["patch"]},
+         "verbs": ["update"]},
         {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertorders/finalizers"],
          "verbs": ["update"]},
         {"apiGroups": [""], "resources": ["secrets"],

@@ -567,11 +567,15 @@ impl Client {
         url: reqwest::Url,
         body: Option<Vec<u8>>,
     ) -> Result<Answer, Error> {
+        // Sensitive: never shown by the HTTP stack's own debug output.
+        let mut key = reqwest::header::HeaderValue::from_str(self.key.expose())
+            .map_err(|_| Error::Config("the API key cannot go into a header".into()))?;
+        key.set_sensitive(true);
         let mut request = self
             .shared
             .http
             .request(method, url)
-            .header("X-DC-DEVKEY", self.key.expose())
+            .header("X-DC-DEVKEY", key)
             .header(reqwest::header::ACCEPT, "application/json");
         if let Some(body) = body {
             request = request

@@ -89,23 +89,33 @@ pub fn wanted_names(spec: &DigicertOrderSpec) -> Vec<String> {
     names
 }
 
-fn same_names(a: &[String], b: &[String]) -> bool {
-    let norm = |v: &[String]| {
-        let mut v: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
-        v.sort();
-        v.dedup();
-        v
-    };
-    norm(a) == norm(b)
-}
-
-/// Whether a certificate with this common name and these SANs is the one the spec asks for.
+/// Whether a certificate with this common name and these SANs is the one the spec
+/// asks for: the common name, every wanted name, and no other names than those
+/// DigiCert adds by itself for some products (the `www.` twin of a name, or the base
+/// domain of a wildcard).
 pub fn names_match(spec: &DigicertOrderSpec, cert: &CertificateInfo) -> bool {
     let cn_ok = cert
         .common_name
         .as_deref()
         .is_some_and(|cn| cn.eq_ignore_ascii_case(&spec.common_name));
-    cn_ok && same_names(&cert.dns_names, &wanted_names(spec))
+    let wanted = wanted_names(spec);
+    let have: Vec<String> = cert
+        .dns_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    let added_by_digicert = |n: &str| {
+        wanted.iter().any(|w| {
+            n.strip_prefix("www.") == Some(w.as_str())
+                || w.strip_prefix("www.") == Some(n)
+                || w.strip_prefix("*.") == Some(n)
+        })
+    };
+    cn_ok
+        && wanted.iter().all(|w| have.contains(w))
+        && have
+            .iter()
+            .all(|n| wanted.contains(n) || added_by_digicert(n))
 }
 
 /// Parses a Go-style duration (`720h`, `1h30m`, `90s`, `1.5h`).
@@ -224,6 +234,7 @@ pub fn reissue_reason(
     secret: &SecretState,
     renew_request: Option<&str>,
     last_renew_request: Option<&str>,
+    order_ends: Option<OffsetDateTime>,
     now: OffsetDateTime,
 ) -> Option<ReissueReason> {
     let stored = match secret {
@@ -248,7 +259,11 @@ pub fn reissue_reason(
     if renew_request.is_some_and(|r| !r.is_empty() && Some(r) != last_renew_request) {
         return Some(ReissueReason::Manual);
     }
-    if now >= renewal_time(spec, stored.leaf.not_before, stored.leaf.not_after) {
+    // A certificate never outlives its order: when this one already runs to the
+    // order's end, a reissue cannot extend it (and would only shorten each time).
+    let can_extend =
+        order_ends.is_none_or(|end| end > stored.leaf.not_after + time::Duration::days(1));
+    if can_extend && now >= renewal_time(spec, stored.leaf.not_before, stored.leaf.not_after) {
         return Some(ReissueReason::Renewal);
     }
     None
@@ -504,11 +519,53 @@ mod tests {
         ];
         for (i, (spec, secret, req, last, now, want)) in cases.into_iter().enumerate() {
             assert_eq!(
-                reissue_reason(&spec, &secret, req, last, now),
+                reissue_reason(&spec, &secret, req, last, None, now),
                 want,
                 "case {i}"
             );
         }
+        // The order ends with the certificate: no renewal (it could not extend it),
+        // but a requested one still happens.
+        let ends = Some(na);
+        assert_eq!(
+            reissue_reason(&base, &stored(good.clone()), None, None, ends, late),
+            None
+        );
+        assert_eq!(
+            reissue_reason(&base, &stored(good.clone()), Some("x"), None, ends, late),
+            Some(ReissueReason::Manual)
+        );
+        let later_end = Some(na + time::Duration::days(300));
+        assert_eq!(
+            reissue_reason(&base, &stored(good.clone()), None, None, later_end, late),
+            Some(ReissueReason::Renewal)
+        );
+        // Names DigiCert adds by itself are fine; any other extra name is not.
+        let with_www = leaf(
+            "example.com",
+            &["example.com", "www.example.com", "www.www.example.com"],
+            nb,
+            na,
+        );
+        assert!(names_match(&base, &with_www));
+        let wildcard = spec(serde_json::json!({"commonName": "*.example.com", "dnsNames": []}));
+        assert!(names_match(
+            &wildcard,
+            &leaf("*.example.com", &["*.example.com", "example.com"], nb, na)
+        ));
+        assert!(!names_match(
+            &base,
+            &leaf(
+                "example.com",
+                &["example.com", "www.example.com", "other.example.com"],
+                nb,
+                na
+            )
+        ));
+        assert!(!names_match(
+            &base,
+            &leaf("example.com", &["example.com"], nb, na)
+        ));
     }
 
     #[test]

@@ -103,16 +103,19 @@ async fn reconcile(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Actio
 async fn reconcile_inner(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Action> {
     let ns = order.namespace().unwrap_or_default();
     let api: Api<DigicertOrder> = Api::namespaced(ctx.client.clone(), &ns);
-    // A deletion is acted upon once: the cache may still show an object whose
-    // finalizer was removed a moment ago, so ask the API server.
-    let order = if order.meta().deletion_timestamp.is_some() {
-        match api.get_opt(&order.name_any()).await? {
-            Some(fresh) if fresh.finalizers().iter().any(|f| f == FINALIZER) => Arc::new(fresh),
-            _ => return Ok(Action::await_change()),
-        }
-    } else {
-        order
+    // Decisions rest on the object as the API server has it now, not on the cache:
+    // right after its own status write, a reconcile woken by a Secret could otherwise
+    // see the status from before it (and start a second reissue), and a deletion
+    // could be acted upon twice.
+    let Some(fresh) = api.get_opt(&order.name_any()).await? else {
+        return Ok(Action::await_change());
     };
+    if fresh.meta().deletion_timestamp.is_some()
+        && !fresh.finalizers().iter().any(|f| f == FINALIZER)
+    {
+        return Ok(Action::await_change());
+    }
+    let order = Arc::new(fresh);
     finalizer(&api, FINALIZER, order, |event| async {
         match event {
             FinalizerEvent::Apply(o) => reconcile::Run::new(o, ctx.clone()).apply().await,

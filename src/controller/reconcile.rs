@@ -12,11 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 use time::OffsetDateTime;
 
 use super::Context;
@@ -41,6 +40,10 @@ const TRANSIENT_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duratio
 const PERMANENT_BACKOFF: (Duration, Duration) =
     (Duration::from_secs(300), Duration::from_secs(3600));
 
+/// How long after a POST whose fate is unknown it could still reach DigiCert: the
+/// client's request timeout and some slack.
+const SUBMIT_SETTLE: Duration = Duration::from_secs(45);
+
 /// The state of one reconcile: the resource, the status being built, and the clients.
 pub struct Run {
     ctx: Arc<Context>,
@@ -49,6 +52,8 @@ pub struct Run {
     namespace: String,
     status: DigicertOrderStatus,
     saved: DigicertOrderStatus,
+    /// The version status writes are made against.
+    resource_version: Option<String>,
     now: OffsetDateTime,
     client: Option<certcentral::Client>,
 }
@@ -65,6 +70,7 @@ impl Run {
             namespace: order.namespace().unwrap_or_default(),
             saved: status.clone(),
             status,
+            resource_version: order.metadata.resource_version.clone(),
             order,
             ctx,
             now: OffsetDateTime::now_utc(),
@@ -119,26 +125,22 @@ impl Run {
         }
     }
 
-    /// Writes the status if it changed. A merge patch with explicit nulls for the
-    /// fields that are gone: the operator alone writes status, and some API servers
-    /// leave `null` behind when server-side apply drops a nullable field.
+    /// Writes the status if it changed: the whole status, replaced, and only if the
+    /// object is still the version this reconcile read (a conflict makes the error
+    /// policy start a fresh reconcile at once). Replacing, not merging, leaves no
+    /// field of an earlier reissue behind.
     async fn save(&mut self) -> Result<()> {
         if self.status == self.saved {
             return Ok(());
         }
-        let mut value = serde_json::to_value(&self.status)?;
-        if let Some(map) = value.as_object_mut() {
-            for field in status_fields() {
-                map.entry(field.as_str()).or_insert(serde_json::Value::Null);
-            }
-        }
-        self.orders()
-            .patch_status(
-                &self.name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "status": value })),
-            )
+        let mut object = (*self.order).clone();
+        object.metadata.resource_version = self.resource_version.clone();
+        object.status = Some(self.status.clone());
+        let written = self
+            .orders()
+            .replace_status(&self.name, &PostParams::default(), &object)
             .await?;
+        self.resource_version = written.metadata.resource_version;
         self.saved = self.status.clone();
         Ok(())
     }
@@ -228,6 +230,23 @@ impl Run {
         Action::requeue(delay)
     }
 
+    /// Counts a failure that will not heal by itself and returns the wait before the
+    /// next try (5 min doubling to 1 h).
+    fn back_off_permanently(&mut self) -> Duration {
+        self.status.failed_attempts = self.status.failed_attempts.saturating_add(1);
+        let delay = decide::backoff(
+            self.status.failed_attempts,
+            PERMANENT_BACKOFF.0,
+            PERMANENT_BACKOFF.1,
+            jitter(),
+        );
+        self.status.last_failure_time = Some(status::rfc3339(self.now));
+        self.status.next_attempt_time = Some(status::rfc3339(
+            self.now + time::Duration::try_from(delay).unwrap_or_default(),
+        ));
+        delay
+    }
+
     /// Whether the status says the Secret is good (None: not known yet).
     fn stored_state_ok(&self) -> Option<bool> {
         status::find(&self.status.conditions, READY).map(|c| c.status == "True")
@@ -298,6 +317,16 @@ impl Run {
             return self.cancel_on_request(cancel_request).await;
         }
 
+        // The name goes into a label on the Secrets (at most 63 characters).
+        if self.name.len() > 63 {
+            self.condition(
+                READY,
+                false,
+                "InvalidSpec",
+                "the DigicertOrder's name must be at most 63 characters",
+            );
+            return Ok(Action::await_change());
+        }
         if let Err(message) = decide::validate_spec(self.spec(), &self.status) {
             self.condition(READY, false, "InvalidSpec", message);
             return Ok(Action::await_change());
@@ -318,7 +347,31 @@ impl Run {
         }
 
         let target = self.secrets().get_opt(&self.spec().secret_name).await?;
+        if let Some(problem) = target
+            .as_ref()
+            .and_then(|t| secret::conflict(t, &self.name))
+        {
+            self.condition(READY, false, "SecretConflict", problem);
+            return Ok(Action::requeue(self.ctx.config.resync));
+        }
         let state = secret::inspect(target.as_ref());
+        let expired = match &state {
+            SecretState::Valid(stored) => self.now >= stored.leaf.not_after,
+            _ => false,
+        };
+        if let SecretState::Valid(stored) = &state
+            && expired
+        {
+            self.condition(
+                READY,
+                false,
+                "Expired",
+                format!(
+                    "the certificate in the Secret expired at {}",
+                    status::rfc3339(stored.leaf.not_after)
+                ),
+            );
+        }
 
         if let Some(reissue) = self.status.reissue.clone() {
             // A renewal asked for while a reissue is under way is what that reissue
@@ -329,11 +382,18 @@ impl Run {
             return self.progress(reissue, target.as_ref()).await;
         }
 
+        let order_ends = self.status.order_valid_till.as_deref().and_then(|d| {
+            time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+                .ok()
+                .and_then(|d| d.with_hms(23, 59, 59).ok())
+                .map(|t| t.assume_utc())
+        });
         let reason = decide::reissue_reason(
             self.spec(),
             &state,
             renew_request.as_deref(),
             self.status.last_renew_request.as_deref(),
+            order_ends,
             self.now,
         );
         let held = self
@@ -365,6 +425,9 @@ impl Run {
         let SecretState::Valid(stored) = &state else {
             unreachable!("no reissue reason means a valid Secret")
         };
+        // A crash between the last status write of a reissue and the removal of its
+        // key leaves that Secret behind: no reissue is in flight, so it goes.
+        self.delete_pending_key().await?;
         let renewal =
             decide::renewal_time(self.spec(), stored.leaf.not_before, stored.leaf.not_after);
         self.status.renewal_time = Some(status::rfc3339(renewal));
@@ -394,7 +457,10 @@ impl Run {
         }
         // Ready only once DigiCert raised no complaint: setting it and taking it back
         // in one reconcile would rewrite status (and wake the controller) forever.
-        if !status::is_true(&self.status.conditions, READY) && self.status.failed_attempts == 0 {
+        if !status::is_true(&self.status.conditions, READY)
+            && self.status.failed_attempts == 0
+            && !expired
+        {
             self.condition(
                 READY,
                 true,
@@ -706,11 +772,13 @@ impl Run {
             Ok(l) => l,
             Err(e) => return Ok(self.fail(&e, "listing reissues").await),
         };
+        let known = self.status.certificate.as_ref().map(|c| c.id);
         let ours = list.iter().find(|c| {
-            c.csr
-                .as_deref()
-                .and_then(|csr| keys::csr_fingerprint(csr).ok())
-                .is_some_and(|f| f == pending.csr_fingerprint)
+            Some(c.id) != known
+                && c.csr
+                    .as_deref()
+                    .and_then(|csr| keys::csr_fingerprint(csr).ok())
+                    .is_some_and(|f| f == pending.csr_fingerprint)
         });
         match ours {
             Some(found) => {
@@ -735,6 +803,28 @@ impl Run {
                 self.follow(pending, client, None).await
             }
             None => {
+                // Not (yet) there. A POST still on its way could arrive later than the
+                // list was read: wait until no attempt can still be in flight.
+                let sent_at = self
+                    .status
+                    .reissue
+                    .as_ref()
+                    .and_then(|r| r.submitted_at.as_deref())
+                    .and_then(status::parse_rfc3339);
+                if let Some(at) = sent_at {
+                    let settled = at + time::Duration::try_from(SUBMIT_SETTLE).unwrap_or_default();
+                    if settled > self.now {
+                        self.condition(
+                            ISSUING,
+                            true,
+                            "Submitting",
+                            "the reissue request may still be arriving at DigiCert; looking again shortly",
+                        );
+                        return Ok(Action::requeue(
+                            (settled - self.now).try_into().unwrap_or(SUBMIT_SETTLE),
+                        ));
+                    }
+                }
                 // It never arrived: submit it now.
                 self.reissue_mut().state = ReissueState::Prepared;
                 self.save().await?;
@@ -757,22 +847,49 @@ impl Run {
             Err(e) => return Ok(self.fail(&e, "reading the order").await),
         };
         self.observe_order(&info);
+        // An adopted reissue has no request id yet: the order's pending request is it.
+        if self
+            .status
+            .reissue
+            .as_ref()
+            .is_some_and(|r| r.request_id.is_none())
+            && info.status == OrderStatus::ReissuePending
+            && let Some(r) = info
+                .requests
+                .iter()
+                .find(|r| matches!(r.status, RequestStatus::Pending | RequestStatus::Submitted))
+        {
+            self.reissue_mut().request_id = Some(r.id);
+        }
         let reissue = self.status.reissue.clone().expect("in flight");
+        // The certificate in the Secret is not the answer, even when its CSR is the
+        // same (a reused RSA key gives the very same CSR).
+        let known = self.status.certificate.as_ref().map(|c| c.id);
         let current_is_ours = info.certificate.serial_number.is_some()
             && (reissue.certificate_id == Some(info.certificate.id)
-                || info
-                    .certificate
-                    .csr
-                    .as_deref()
-                    .and_then(|c| keys::csr_fingerprint(c).ok())
-                    .is_some_and(|f| f == reissue.csr_fingerprint));
+                || (known != Some(info.certificate.id)
+                    && info
+                        .certificate
+                        .csr
+                        .as_deref()
+                        .and_then(|c| keys::csr_fingerprint(c).ok())
+                        .is_some_and(|f| f == reissue.csr_fingerprint)));
         if current_is_ours && info.status != OrderStatus::ReissuePending {
-            return self
+            let action = self
                 .write_certificate(info.certificate.id, &pending, client)
-                .await;
+                .await?;
+            // The same order info serves to mirror auto-reissue: no extra read.
+            return Ok(self
+                .sync_auto_reissue(&info, client)
+                .await
+                .unwrap_or(action));
         }
         if info.status == OrderStatus::ReissuePending {
-            return self.waiting(&reissue, client).await;
+            let action = self.waiting(&reissue, client).await?;
+            return Ok(self
+                .sync_auto_reissue(&info, client)
+                .await
+                .unwrap_or(action));
         }
         // The order is not waiting on a reissue and its certificate is not ours: ours
         // was rejected, canceled or replaced. The reissue list says which.
@@ -787,11 +904,20 @@ impl Run {
                     .and_then(|csr| keys::csr_fingerprint(csr).ok())
                     .is_some_and(|f| f == reissue.csr_fingerprint)
         });
+        let submitted = reissue
+            .submitted_at
+            .as_deref()
+            .and_then(status::parse_rfc3339)
+            .unwrap_or(self.now);
+        let young = self.now - submitted < time::Duration::minutes(2);
         match ours.map(|c| (c.id, c.status)) {
-            Some((id, DigiCertReissueStatus::Issued)) => {
+            Some((id, DigiCertReissueStatus::Issued)) if known != Some(id) => {
                 self.write_certificate(id, &pending, client).await
             }
             Some((_, DigiCertReissueStatus::Pending)) => self.waiting(&reissue, client).await,
+            // DigiCert may not show a fresh reissue everywhere at once: give it time
+            // before concluding it is gone.
+            None if young => self.waiting(&reissue, client).await,
             other => {
                 let what = if other.is_some() {
                     "rejected"
@@ -809,17 +935,7 @@ impl Run {
                 self.event(EventType::Warning, "ReissueRejected", "Reissue", message)
                     .await;
                 // Try again, but not at once: somebody may have rejected it on purpose.
-                self.status.failed_attempts = self.status.failed_attempts.saturating_add(1);
-                let delay = decide::backoff(
-                    self.status.failed_attempts,
-                    PERMANENT_BACKOFF.0,
-                    PERMANENT_BACKOFF.1,
-                    jitter(),
-                );
-                self.status.last_failure_time = Some(status::rfc3339(self.now));
-                self.status.next_attempt_time = Some(status::rfc3339(
-                    self.now + time::Duration::try_from(delay).unwrap_or_default(),
-                ));
+                let delay = self.back_off_permanently();
                 self.abandon().await?;
                 Ok(Action::requeue(delay))
             }
@@ -925,8 +1041,9 @@ impl Run {
             )
             .await;
             self.condition(ISSUING, true, "CertificateMismatch", message);
+            let delay = self.back_off_permanently();
             self.abandon().await?;
-            return Ok(Action::requeue(Duration::from_secs(30)));
+            return Ok(Action::requeue(delay));
         }
         let encoding = match self.spec().private_key.encoding {
             KeyEncoding::Pkcs1 => keys::Encoding::Pkcs1,
@@ -1102,7 +1219,6 @@ impl Run {
             Err(e) => return Ok(Some(self.fail(&e, "reading the order").await)),
         };
         self.observe_order(&info);
-        self.clear_failures();
         if let Some(renewal) = self
             .status
             .renewal_time
@@ -1135,6 +1251,8 @@ impl Run {
                 .await
                 .map(Some);
         }
+        // Only a check that went through to the end resets the back-off.
+        self.clear_failures();
         Ok(None)
     }
 
@@ -1196,6 +1314,7 @@ impl Run {
         );
         self.condition(READY, true, "Issued", message.clone());
         self.check_plan_end(renewal);
+        self.clear_failures();
         self.save().await?;
         self.ctx.metrics.reissue("picked_up");
         self.event(EventType::Normal, "ReissuePickedUp", "WriteSecret", message)
@@ -1275,19 +1394,6 @@ impl Run {
     }
 }
 
-/// Every top-level status field, from the schema.
-fn status_fields() -> &'static [String] {
-    static FIELDS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-    FIELDS.get_or_init(|| {
-        let schema =
-            serde_json::to_value(schemars::schema_for!(DigicertOrderStatus)).unwrap_or_default();
-        schema["properties"]
-            .as_object()
-            .map(|p| p.keys().cloned().collect())
-            .unwrap_or_default()
-    })
-}
-
 /// How often to look at a pending reissue: often at first, then less.
 pub fn poll_interval(pending_for: time::Duration) -> Duration {
     let secs = pending_for.whole_seconds();
@@ -1313,14 +1419,6 @@ fn certificate_status(id: u64, leaf: &keys::CertificateInfo) -> CertificateStatu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_fields_come_from_the_schema() {
-        let fields = status_fields();
-        for f in ["reissue", "conditions", "certificate", "nextAttemptTime"] {
-            assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
-        }
-    }
 
     #[test]
     fn polling_slows_down_while_pending() {

@@ -206,15 +206,29 @@ pub fn inspect(secret: Option<&Secret>) -> SecretState {
     }))
 }
 
-/// Whether a Secret carries the operator's label for this order (so it may be
-/// overwritten without taking over somebody else's Secret silently).
-pub fn owned_by(secret: &Secret, order_name: &str) -> bool {
-    secret
+/// Why the operator may not write its certificate into this existing Secret, if it
+/// may not: it belongs to another DigicertOrder, or it is of another type (which a
+/// Secret cannot change).
+pub fn conflict(secret: &Secret, order_name: &str) -> Option<String> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    if let Some(other) = secret
         .metadata
         .labels
         .as_ref()
         .and_then(|l| l.get(ORDER_LABEL))
-        .is_some_and(|v| v == order_name)
+        .filter(|v| *v != order_name)
+    {
+        return Some(format!(
+            "Secret {name} belongs to DigicertOrder {other}; give this one another secretName"
+        ));
+    }
+    match secret.type_.as_deref() {
+        Some("kubernetes.io/tls") => None,
+        other => Some(format!(
+            "Secret {name} exists with type {}, not kubernetes.io/tls; delete it or choose another secretName",
+            other.unwrap_or("Opaque")
+        )),
+    }
 }
 
 pub fn owner_reference(order: &crate::crd::DigicertOrder) -> OwnerReference {
@@ -297,8 +311,13 @@ mod tests {
         let labels = secret.metadata.labels.as_ref().unwrap();
         assert_eq!(labels["team"], "web");
         assert_eq!(labels[ORDER_LABEL], "web");
-        assert!(owned_by(&secret, "web"));
-        assert!(!owned_by(&secret, "other"));
+        assert_eq!(conflict(&secret, "web"), None);
+        assert!(
+            conflict(&secret, "other").is_some_and(|m| m.contains("belongs to DigicertOrder web"))
+        );
+        let mut opaque = secret.clone();
+        opaque.type_ = Some("Opaque".into());
+        assert!(conflict(&opaque, "web").is_some_and(|m| m.contains("type Opaque")));
         assert_eq!(secret.metadata.annotations.as_ref().unwrap()["note"], "x");
         match inspect(Some(&secret)) {
             SecretState::Valid(s) => {

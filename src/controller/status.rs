@@ -46,7 +46,11 @@ pub fn set(
     let status = if status { "True" } else { "False" }.to_string();
     let mut message: String = message.into();
     if message.len() > 2000 {
-        message.truncate(2000);
+        let mut cut = 2000;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
     }
     match conditions.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {

@@ -156,14 +156,14 @@ generated. Generated once per render: every template sees the same.
 
 {{/* The rules in every watched namespace (or cluster-wide). */}}
 {{- define "digicert-operator.watchRules" -}}
-# The orders: watched; the finalizer added and removed (patch); the status written
-# (patch).
+# The orders: watched; the finalizer added and removed (patch); the status replaced
+# against the version read (update).
 - apiGroups: [digicert-operator.dev]
   resources: [digicertorders]
   verbs: [get, list, watch, patch]
 - apiGroups: [digicert-operator.dev]
   resources: [digicertorders/status]
-  verbs: [patch]
+  verbs: [update]
 # Secrets it writes are owned by their order with blockOwnerDeletion, which clusters
 # with the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) allow
 # only with this.
