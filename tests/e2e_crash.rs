@@ -672,16 +672,15 @@ async fn assert_kill_loop(env: &Crash, orders: &[(&str, u64)], trace: &[String])
             .await;
     }
     // A kill between the last status write and the pending key delete leaves the
-    // pending key behind, and nothing removes it: a known defect that
-    // `a_pending_key_left_by_a_crash_after_the_status_write_is_removed` shows every
-    // time. Whether a kill of this loop lands in that window is chance, so here it is
-    // only reported, to keep this verdict about the reissues themselves.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // pending key behind for a moment: the restarted operator removes it.
     for &(name, _) in orders {
-        if env.pending_key(name).await.is_some() {
-            eprintln!(
-                "NOTE {name}: the pending key Secret was left behind (crash after the status write)"
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        while env.pending_key(name).await.is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name}: the pending key Secret was left behind"
             );
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

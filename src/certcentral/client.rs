@@ -464,7 +464,8 @@ impl Client {
             serde_json::from_slice(bytes).map_err(|e| Error::Decode {
                 operation: op,
                 status: status.as_u16(),
-                message: e.to_string(),
+                // serde may quote the answer; the answer is scrubbed like any other.
+                message: self.key.redact(&e.to_string()),
             })
         })
         .await

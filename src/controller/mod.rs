@@ -172,7 +172,11 @@ pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) -> Result<()> {
     let namespaces: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
         vec![None]
     } else {
-        ctx.config.namespaces.iter().cloned().map(Some).collect()
+        // A namespace named twice would get two controllers racing on its orders.
+        let mut unique = ctx.config.namespaces.clone();
+        unique.sort();
+        unique.dedup();
+        unique.into_iter().map(Some).collect()
     };
     let runs = namespaces
         .into_iter()
