@@ -225,7 +225,14 @@ pub async fn run(ctx: Arc<Context>, options: Options) -> Result<()> {
             .await
             .map_err(|e| Error::Config(format!("leader election: {e}")))?;
     let (mut leading, lease_task) = manager.watch().await;
-    health.set_role(Role::Standby);
+    // The first answer takes a moment: only then is this replica known to stand by
+    // (until then it is not ready).
+    if !*leading.borrow() {
+        let _ = tokio::time::timeout(Duration::from_secs(3), leading.changed()).await;
+    }
+    if !*leading.borrow() {
+        health.set_role(Role::Standby);
+    }
     tracing::info!(
         lease = %election.lease_name,
         namespace = %election.namespace,

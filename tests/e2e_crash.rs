@@ -273,7 +273,14 @@ impl Crash {
             }
             Clock::Simulator => {
                 let secret = self.secrets().get(secret_name).await.unwrap();
-                let serial = verify_at(&secret, self.sim.ca_pem(), self.sim.simulator().now());
+                let serial = support::env::verify_tls_secret_at(
+                    &secret,
+                    self.sim.ca_pem(),
+                    NAMES,
+                    self.sim.simulator().now(),
+                )
+                .leaf
+                .serial_number;
                 (
                     secret.metadata.annotations.clone().unwrap_or_default(),
                     serial,
@@ -317,44 +324,6 @@ async fn event_reasons(env: &OperatorEnv, name: &str) -> Vec<String> {
         })
         .filter_map(|e| e.reason)
         .collect()
-}
-
-/// What `support::env::verify_tls_secret` checks, with validity judged at `now`.
-fn verify_at(secret: &Secret, root_pem: &str, now: time::OffsetDateTime) -> String {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    let data = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| String::from_utf8(b.0.clone()).unwrap())
-            .unwrap_or_else(|| panic!("the Secret has no {key}"))
-    };
-    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
-    assert_eq!(data("ca.crt").trim(), root_pem.trim());
-    let certs = keys::certificates_from_pem(&data("tls.crt")).unwrap();
-    assert_eq!(certs.len(), 2, "tls.crt holds leaf and intermediate");
-    let (_, leaf) = X509Certificate::from_der(&certs[0]).unwrap();
-    let (_, intermediate) = X509Certificate::from_der(&certs[1]).unwrap();
-    let root_der = keys::certificates_from_pem(root_pem).unwrap().remove(0);
-    let (_, root) = X509Certificate::from_der(&root_der).unwrap();
-    leaf.verify_signature(Some(intermediate.public_key()))
-        .expect("leaf signed by the intermediate");
-    intermediate
-        .verify_signature(Some(root.public_key()))
-        .expect("intermediate signed by the root");
-    let info = keys::inspect_certificate(&certs[0]).unwrap();
-    let key = keys::parse_private_key(&data("tls.key")).expect("tls.key parses");
-    assert_eq!(
-        keys::public_key_bits(&key),
-        info.public_key_bits,
-        "tls.key belongs to tls.crt"
-    );
-    let mut have = info.dns_names.clone();
-    have.sort();
-    assert_eq!(have, NAMES, "certificate names");
-    assert!(info.not_before <= now + time::Duration::minutes(1) && now < info.not_after);
-    info.serial_number
 }
 
 // ---- 1. Killed right after the POST ----

@@ -13,7 +13,7 @@ use digicert_operator::simulator::OrderSeed;
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, VerifiedSecret, condition};
+use support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition};
 
 const NAMES: &[&str] = &["example.com", "www.example.com"];
 
@@ -130,69 +130,6 @@ fn is_ready(o: &DigicertOrder) -> bool {
 
 fn public_key(key_pem: &str) -> Vec<u8> {
     keys::public_key_bits(&keys::parse_private_key(key_pem).expect("tls.key parses"))
-}
-
-/// `verify_secret` with the validity checked against the simulator's clock: once a
-/// test moves that clock ahead, certificates start in the (real) future.
-async fn verify_secret_at_sim_time(
-    env: &OperatorEnv,
-    secret_name: &str,
-    names: &[&str],
-) -> VerifiedSecret {
-    use x509_parser::prelude::{FromDer, X509Certificate};
-    let secret = env.secrets().get(secret_name).await.unwrap();
-    assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
-    let data = |key: &str| {
-        secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get(key))
-            .map(|b| String::from_utf8(b.0.clone()).unwrap())
-            .unwrap_or_else(|| panic!("the Secret has no {key}"))
-    };
-    let (tls_crt, key_pem, ca_crt) = (data("tls.crt"), data("tls.key"), data("ca.crt"));
-    let root_pem = env.sim.ca_pem();
-    assert_eq!(
-        ca_crt.trim(),
-        root_pem.trim(),
-        "ca.crt is the simulator's root"
-    );
-    let certs = keys::certificates_from_pem(&tls_crt).unwrap();
-    assert_eq!(certs.len(), 2, "tls.crt holds leaf and intermediate");
-    let (_, leaf) = X509Certificate::from_der(&certs[0]).unwrap();
-    let (_, intermediate) = X509Certificate::from_der(&certs[1]).unwrap();
-    let root_der = keys::certificates_from_pem(root_pem).unwrap().remove(0);
-    let (_, root) = X509Certificate::from_der(&root_der).unwrap();
-    leaf.verify_signature(Some(intermediate.public_key()))
-        .expect("leaf signed by the intermediate");
-    intermediate
-        .verify_signature(Some(root.public_key()))
-        .expect("intermediate signed by the root");
-    let info = keys::inspect_certificate(&certs[0]).unwrap();
-    assert_eq!(
-        public_key(&key_pem),
-        info.public_key_bits,
-        "tls.key belongs to tls.crt"
-    );
-    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
-    let mut have = info.dns_names.clone();
-    want.sort();
-    have.sort();
-    assert_eq!(have, want, "certificate names");
-    let now = env.sim.simulator().now();
-    assert!(
-        info.not_before <= now + time::Duration::minutes(1) && now < info.not_after,
-        "valid on the simulator's clock ({now}): {} to {}",
-        info.not_before,
-        info.not_after
-    );
-    VerifiedSecret {
-        leaf: info,
-        key_pem,
-        tls_crt,
-        annotations: secret.metadata.annotations.clone().unwrap_or_default(),
-        labels: secret.metadata.labels.clone().unwrap_or_default(),
-    }
 }
 
 /// Everything the operator said in the namespace: events and DigicertOrder statuses.
@@ -540,7 +477,7 @@ async fn a_spec_change_cancels_the_pending_reissue_and_starts_one_for_the_new_na
     let o = env.wait_ready("web").await;
     assert_eq!(revision(&o), 1);
     let names = ["example.com", "www.example.com", "api.example.com"];
-    verify_secret_at_sim_time(&env, "web-tls", &names).await;
+    env.verify_secret_at_sim_time("web-tls", &names).await;
     assert_eq!(calls(&env, Operation::UpdateOrderStatus), 1, "one cancel");
     assert_eq!(calls(&env, Operation::Reissue), 2, "two reissues in all");
 }
@@ -578,7 +515,7 @@ async fn a_delayed_issuance_is_waited_for() {
     let o = env.wait_ready("web").await;
     assert_eq!(revision(&o), 1);
     assert_eq!(condition(&o, "Issuing").unwrap().status, "False");
-    verify_secret_at_sim_time(&env, "web-tls", NAMES).await;
+    env.verify_secret_at_sim_time("web-tls", NAMES).await;
     assert_eq!(calls(&env, Operation::Reissue), 1);
 }
 
@@ -670,7 +607,7 @@ async fn a_certificate_digicert_auto_reissued_is_picked_up_with_the_same_key() {
     let o = wait_revision(&env, "web", 2, Duration::from_secs(30), "").await;
     assert_eq!(revision(&o), 2);
     assert!(is_ready(&o));
-    let after = verify_secret_at_sim_time(&env, "web-tls", NAMES).await;
+    let after = env.verify_secret_at_sim_time("web-tls", NAMES).await;
     assert_ne!(after.leaf.serial_number, before.leaf.serial_number);
     assert_eq!(after.key_pem, before.key_pem, "tls.key is byte-identical");
     let status = o.status.as_ref().unwrap();

@@ -1050,28 +1050,9 @@ impl Run {
             KeyEncoding::Pkcs8 => keys::Encoding::Pkcs8,
         };
         let key_pem = keys::encode_private_key(&pending.key, encoding)?;
-        let tls = secret::TlsSecret {
-            order_name: &self.name,
-            namespace: &self.namespace,
-            spec: self.spec(),
-            chain: &chain,
-            key_pem: &key_pem,
-            certificate_id,
-            serial_number: &leaf.serial_number,
-            owner: self
-                .ctx
-                .config
-                .secret_owner_references
-                .then(|| secret::owner_reference(&self.order)),
-        }
-        .build();
-        self.write_secret(&tls).await?;
-
-        let renewal = decide::renewal_time(self.spec(), leaf.not_before, leaf.not_after);
-        self.status.certificate = Some(certificate_status(certificate_id, &leaf));
-        self.status.observed_order_id = Some(self.spec().order_id);
-        self.status.renewal_time = Some(status::rfc3339(renewal));
-        self.status.revision = self.status.revision.saturating_add(1);
+        let renewal = self
+            .store_certificate(certificate_id, &chain, &leaf, &key_pem)
+            .await?;
         self.status.reissue = None;
         self.clear_failures();
         let message = format!(
@@ -1098,6 +1079,39 @@ impl Run {
             self.ctx.config.resync,
             self.now,
         )))
+    }
+
+    /// Writes certificate and key into the Secret in one update and records the
+    /// certificate in status; returns its renewal time.
+    async fn store_certificate(
+        &mut self,
+        certificate_id: u64,
+        chain: &Chain,
+        leaf: &keys::CertificateInfo,
+        key_pem: &str,
+    ) -> Result<OffsetDateTime> {
+        let tls = secret::TlsSecret {
+            order_name: &self.name,
+            namespace: &self.namespace,
+            spec: self.spec(),
+            chain,
+            key_pem,
+            certificate_id,
+            serial_number: &leaf.serial_number,
+            owner: self
+                .ctx
+                .config
+                .secret_owner_references
+                .then(|| secret::owner_reference(&self.order)),
+        }
+        .build();
+        self.write_secret(&tls).await?;
+        let renewal = decide::renewal_time(self.spec(), leaf.not_before, leaf.not_after);
+        self.status.certificate = Some(certificate_status(certificate_id, leaf));
+        self.status.observed_order_id = Some(self.spec().order_id);
+        self.status.renewal_time = Some(status::rfc3339(renewal));
+        self.status.revision = self.status.revision.saturating_add(1);
+        Ok(renewal)
     }
 
     async fn write_secret(&self, secret: &Secret) -> Result<()> {
@@ -1287,26 +1301,9 @@ impl Run {
             return Ok(Action::requeue(self.ctx.config.resync));
         }
         let key_pem = secret::stored_key_pem(target).unwrap_or_default();
-        let tls = secret::TlsSecret {
-            order_name: &self.name,
-            namespace: &self.namespace,
-            spec: self.spec(),
-            chain: &chain,
-            key_pem: &key_pem,
-            certificate_id,
-            serial_number: &leaf.serial_number,
-            owner: self
-                .ctx
-                .config
-                .secret_owner_references
-                .then(|| secret::owner_reference(&self.order)),
-        }
-        .build();
-        self.write_secret(&tls).await?;
-        let renewal = decide::renewal_time(self.spec(), leaf.not_before, leaf.not_after);
-        self.status.certificate = Some(certificate_status(certificate_id, &leaf));
-        self.status.renewal_time = Some(status::rfc3339(renewal));
-        self.status.revision = self.status.revision.saturating_add(1);
+        let renewal = self
+            .store_certificate(certificate_id, &chain, &leaf, &key_pem)
+            .await?;
         let message = format!(
             "picked up certificate {certificate_id} that DigiCert reissued (serial {}), valid until {}; key unchanged",
             leaf.serial_number,

@@ -262,6 +262,21 @@ impl OperatorEnv {
         let secret = self.secrets().get(secret_name).await.unwrap();
         verify_tls_secret(&secret, self.sim.ca_pem(), names)
     }
+
+    /// The same, with validity judged on the simulator's clock (after `advance_clock`).
+    pub async fn verify_secret_at_sim_time(
+        &self,
+        secret_name: &str,
+        names: &[&str],
+    ) -> VerifiedSecret {
+        let secret = self.secrets().get(secret_name).await.unwrap();
+        verify_tls_secret_at(
+            &secret,
+            self.sim.ca_pem(),
+            names,
+            self.sim.simulator().now(),
+        )
+    }
 }
 
 impl Drop for OperatorEnv {
@@ -300,6 +315,16 @@ fn data(secret: &Secret, key: &str) -> String {
 }
 
 pub fn verify_tls_secret(secret: &Secret, root_pem: &str, names: &[&str]) -> VerifiedSecret {
+    verify_tls_secret_at(secret, root_pem, names, time::OffsetDateTime::now_utc())
+}
+
+/// Checks a certificate Secret with validity judged at `now`.
+pub fn verify_tls_secret_at(
+    secret: &Secret,
+    root_pem: &str,
+    names: &[&str],
+    now: time::OffsetDateTime,
+) -> VerifiedSecret {
     use x509_parser::prelude::{FromDer, X509Certificate};
     assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
     let tls_crt = data(secret, "tls.crt");
@@ -333,8 +358,12 @@ pub fn verify_tls_secret(secret: &Secret, root_pem: &str, names: &[&str]) -> Ver
     want.sort();
     have.sort();
     assert_eq!(have, want, "certificate names");
-    let now = time::OffsetDateTime::now_utc();
-    assert!(info.not_before <= now + time::Duration::minutes(1) && now < info.not_after);
+    assert!(
+        info.not_before <= now + time::Duration::minutes(1) && now < info.not_after,
+        "valid at {now}: {} to {}",
+        info.not_before,
+        info.not_after
+    );
     VerifiedSecret {
         leaf: info,
         key_pem,
