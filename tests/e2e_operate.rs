@@ -398,3 +398,34 @@ async fn the_command_line_shows_renews_cancels_and_inspects() {
     );
     assert!(stdout.contains("web"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn json_logs_carry_the_order_and_never_the_key() {
+    let mut env = OperatorEnv::new("json-logs", vec![support::order(1001)]).await;
+    let kubeconfig = env.cluster.kubeconfig.clone();
+    let process_env = [
+        ("KUBECONFIG", kubeconfig.as_os_str()),
+        ("LOG_LEVEL", OsStr::new("info,digicert_operator=debug")),
+        ("LOG_FORMAT", OsStr::new("json")),
+    ];
+    let operator = OperatorProcess::start(env.args(), &process_env);
+    env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
+    env.wait_ready("web").await;
+    let logs = operator.logs();
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let call = lines
+        .iter()
+        .find(|l| l["message"] == "CertCentral call succeeded")
+        .unwrap_or_else(|| panic!("no call logged:\n{logs}"));
+    let span = &call["span"];
+    assert_eq!(span["namespace"], env.cluster.namespace.as_str(), "{call}");
+    assert_eq!(span["order_name"], "web", "{call}");
+    assert_eq!(span["order_id"], 1001, "{call}");
+    assert!(!logs.contains(support::env::API_KEY));
+    assert!(!logs.contains("PRIVATE KEY"));
+    drop(operator);
+    env.operator = None;
+}

@@ -86,7 +86,7 @@ impl Context {
     }
 }
 
-#[tracing::instrument(skip_all, fields(namespace = order.namespace().unwrap_or_default(), name = order.name_any(), order_id = order.spec.order_id))]
+#[tracing::instrument(skip_all, fields(namespace = order.namespace().unwrap_or_default(), order_name = order.name_any(), order_id = order.spec.order_id))]
 async fn reconcile(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
     ctx.metrics.reconciles.inc();
