@@ -488,6 +488,30 @@ impl Run {
         )))
     }
 
+    /// Cancels the order's pending reissue at DigiCert; `Some` is the back-off after a
+    /// failure. A 400 means nothing is pending any more (issued, or canceled already).
+    async fn cancel_at_digicert(
+        &mut self,
+        client: &certcentral::Client,
+        note: &str,
+        why: &str,
+    ) -> Option<Action> {
+        match client.cancel(self.spec().order_id, note).await {
+            Ok(()) => {}
+            Err(e) if e.status() == Some(400) => {}
+            Err(e) => return Some(self.fail(&e, "canceling the pending reissue").await),
+        }
+        self.ctx.metrics.reissue("canceled");
+        self.event(
+            EventType::Normal,
+            "ReissueCanceled",
+            "Cancel",
+            format!("canceled the pending reissue: {why}"),
+        )
+        .await;
+        None
+    }
+
     /// The cancel annotation: cancel the reissue in flight at DigiCert, and hold.
     async fn cancel_on_request(&mut self, request: Option<String>) -> Result<Action> {
         if let Some(reissue) = self.status.reissue.clone() {
@@ -495,23 +519,13 @@ impl Run {
                 let Some(client) = self.client().await? else {
                     return Ok(Action::requeue(Duration::from_secs(300)));
                 };
-                match client
-                    .cancel(self.spec().order_id, "Canceled on request")
+                if let Some(action) = self
+                    .cancel_at_digicert(&client, "Canceled on request", "on request")
                     .await
                 {
-                    Ok(()) => {}
-                    Err(e) if e.status() == Some(400) => {}
-                    Err(e) => return Ok(self.fail(&e, "canceling the reissue").await),
+                    return Ok(action);
                 }
             }
-            self.ctx.metrics.reissue("canceled");
-            self.event(
-                EventType::Normal,
-                "ReissueCanceled",
-                "Cancel",
-                "canceled the reissue on request".into(),
-            )
-            .await;
             self.abandon().await?;
         }
         self.status.last_cancel_request = request;
@@ -638,27 +652,16 @@ impl Run {
         if reissue.spec_fingerprint != decide::spec_fingerprint(self.spec()) {
             // The spec changed under a pending reissue: it would bring the wrong
             // certificate. Cancel it at DigiCert (if it got there) and start again.
-            if sent {
-                match client
-                    .cancel(
-                        self.spec().order_id,
+            if sent
+                && let Some(action) = self
+                    .cancel_at_digicert(
+                        &client,
                         "Superseded: the DigicertOrder's spec changed",
+                        "the spec changed",
                     )
                     .await
-                {
-                    Ok(()) => {}
-                    // Nothing pending any more (issued, or canceled already).
-                    Err(e) if e.status() == Some(400) => {}
-                    Err(e) => return Ok(self.fail(&e, "canceling the obsolete reissue").await),
-                }
-                self.ctx.metrics.reissue("canceled");
-                self.event(
-                    EventType::Normal,
-                    "ReissueCanceled",
-                    "Cancel",
-                    "canceled the pending reissue: the spec changed".into(),
-                )
-                .await;
+            {
+                return Ok(action);
             }
             self.condition(
                 ISSUING,
