@@ -379,7 +379,7 @@ impl Run {
             if manual {
                 self.status.last_renew_request = renew_request;
             }
-            return self.progress(reissue, target.as_ref()).await;
+            return self.progress(reissue).await;
         }
 
         let order_ends = self.status.order_valid_till.as_deref().and_then(|d| {
@@ -640,11 +640,7 @@ impl Run {
     }
 
     /// Carries a reissue in flight one step further.
-    async fn progress(
-        &mut self,
-        reissue: ReissueStatus,
-        target: Option<&Secret>,
-    ) -> Result<Action> {
+    async fn progress(&mut self, reissue: ReissueStatus) -> Result<Action> {
         let Some(client) = self.client().await? else {
             return Ok(Action::requeue(Duration::from_secs(300)));
         };
@@ -697,7 +693,7 @@ impl Run {
         match reissue.state {
             ReissueState::Prepared => self.submit(pending).await,
             ReissueState::Submitting => self.adopt(pending, &client).await,
-            ReissueState::Submitted => self.follow(pending, &client, target).await,
+            ReissueState::Submitted => self.follow(pending, &client).await,
         }
     }
 
@@ -756,7 +752,7 @@ impl Run {
                 )
                 .await;
                 let client = client.clone();
-                self.follow(pending, &client, None).await
+                self.follow(pending, &client).await
             }
             Err(e) => {
                 if e.certainly_not_processed() || !e.is_retryable() {
@@ -803,7 +799,7 @@ impl Run {
                     format!("found reissue {id} at DigiCert by its CSR"),
                 )
                 .await;
-                self.follow(pending, client, None).await
+                self.follow(pending, client).await
             }
             None => {
                 // Not (yet) there. A POST still on its way could arrive later than the
@@ -842,7 +838,6 @@ impl Run {
         &mut self,
         pending: PendingKey,
         client: &certcentral::Client,
-        _target: Option<&Secret>,
     ) -> Result<Action> {
         let order_id = self.spec().order_id;
         let info = match client.order_info(order_id).await {
@@ -1019,35 +1014,28 @@ impl Run {
         pending: &PendingKey,
         client: &certcentral::Client,
     ) -> Result<Action> {
-        let pem = match client
-            .download_certificate(certificate_id, DownloadFormat::PemAll)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return Ok(self.fail(&e, "downloading the certificate").await),
+        let (chain, leaf) = match self.download(certificate_id, &pending.key, client).await? {
+            Downloaded::Failed(action) => return Ok(action),
+            Downloaded::Matching(chain, leaf) => (chain, leaf),
+            Downloaded::Mismatch(leaf) => {
+                // Never write a certificate that does not belong to the key or the spec.
+                let message = format!(
+                    "certificate {certificate_id} does not match the pending key and names ({}); starting over",
+                    leaf.dns_names.join(", ")
+                );
+                self.event(
+                    EventType::Warning,
+                    "CertificateMismatch",
+                    "Download",
+                    message.clone(),
+                )
+                .await;
+                self.condition(ISSUING, true, "CertificateMismatch", message);
+                let delay = self.back_off_permanently();
+                self.abandon().await?;
+                return Ok(Action::requeue(delay));
+            }
         };
-        let chain = Chain::parse(&pem)?;
-        let leaf = keys::inspect_certificate(&chain.leaf)?;
-        if leaf.public_key_bits != keys::public_key_bits(&pending.key)
-            || !decide::names_match(self.spec(), &leaf)
-        {
-            // Never write a certificate that does not belong to the key or the spec.
-            let message = format!(
-                "certificate {certificate_id} does not match the pending key and names ({}); starting over",
-                leaf.dns_names.join(", ")
-            );
-            self.event(
-                EventType::Warning,
-                "CertificateMismatch",
-                "Download",
-                message.clone(),
-            )
-            .await;
-            self.condition(ISSUING, true, "CertificateMismatch", message);
-            let delay = self.back_off_permanently();
-            self.abandon().await?;
-            return Ok(Action::requeue(delay));
-        }
         let encoding = match self.spec().private_key.encoding {
             KeyEncoding::Pkcs1 => keys::Encoding::Pkcs1,
             KeyEncoding::Pkcs8 => keys::Encoding::Pkcs8,
@@ -1082,6 +1070,35 @@ impl Run {
             self.ctx.config.resync,
             self.now,
         )))
+    }
+
+    /// Downloads a certificate's chain and checks the leaf against `key` and the
+    /// spec's names.
+    async fn download(
+        &mut self,
+        certificate_id: u64,
+        key: &rcgen::KeyPair,
+        client: &certcentral::Client,
+    ) -> Result<Downloaded> {
+        let pem = match client
+            .download_certificate(certificate_id, DownloadFormat::PemAll)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let action = self.fail(&e, "downloading the certificate").await;
+                return Ok(Downloaded::Failed(action));
+            }
+        };
+        let chain = Chain::parse(&pem)?;
+        let leaf = keys::inspect_certificate(&chain.leaf)?;
+        if leaf.public_key_bits == keys::public_key_bits(key)
+            && decide::names_match(self.spec(), &leaf)
+        {
+            Ok(Downloaded::Matching(chain, leaf))
+        } else {
+            Ok(Downloaded::Mismatch(leaf))
+        }
     }
 
     /// Writes certificate and key into the Secret in one update and records the
@@ -1284,25 +1301,18 @@ impl Run {
         let Some(key) = secret::stored_key(target) else {
             return Ok(Action::requeue(Duration::ZERO));
         };
-        let pem = match client
-            .download_certificate(certificate_id, DownloadFormat::PemAll)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return Ok(self.fail(&e, "downloading the reissued certificate").await),
+        let (chain, leaf) = match self.download(certificate_id, &key, client).await? {
+            Downloaded::Failed(action) => return Ok(action),
+            Downloaded::Matching(chain, leaf) => (chain, leaf),
+            Downloaded::Mismatch(_) => {
+                let message = format!(
+                    "DigiCert's current certificate {certificate_id} is for another key or other names; keeping the Secret's"
+                );
+                self.event(EventType::Warning, "ForeignCertificate", "PickUp", message)
+                    .await;
+                return Ok(Action::requeue(self.ctx.config.resync));
+            }
         };
-        let chain = Chain::parse(&pem)?;
-        let leaf = keys::inspect_certificate(&chain.leaf)?;
-        if leaf.public_key_bits != keys::public_key_bits(&key)
-            || !decide::names_match(self.spec(), &leaf)
-        {
-            let message = format!(
-                "DigiCert's current certificate {certificate_id} is for another key or other names; keeping the Secret's"
-            );
-            self.event(EventType::Warning, "ForeignCertificate", "PickUp", message)
-                .await;
-            return Ok(Action::requeue(self.ctx.config.resync));
-        }
         let key_pem = secret::stored_key_pem(target).unwrap_or_default();
         let renewal = self
             .store_certificate(certificate_id, &chain, &leaf, &key_pem)
@@ -1392,6 +1402,16 @@ impl Run {
         self.ctx.metrics.forget_order(&self.labels());
         Ok(Action::await_change())
     }
+}
+
+/// What a download brought.
+enum Downloaded {
+    /// The call failed; the back-off to return.
+    Failed(Action),
+    /// For the key and the spec's names.
+    Matching(Chain, keys::CertificateInfo),
+    /// For another key or other names.
+    Mismatch(keys::CertificateInfo),
 }
 
 /// How often to look at a pending reissue: often at first, then less.
