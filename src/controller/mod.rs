@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -86,8 +86,12 @@ impl Context {
     }
 }
 
-#[tracing::instrument(skip_all, fields(namespace = order.namespace().unwrap_or_default(), order_name = order.name_any(), order_id = order.spec.order_id))]
-async fn reconcile(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Action> {
+/// What the controller caches of an order: its metadata only. Every reconcile reads
+/// the whole object anyway, so a full cache would only cost memory.
+type OrderMeta = PartialObjectMeta<DigicertOrder>;
+
+#[tracing::instrument(skip_all, fields(namespace = order.namespace().unwrap_or_default(), order_name = order.name_any(), order_id = tracing::field::Empty))]
+async fn reconcile(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
     ctx.metrics.reconciles.inc();
     let result = reconcile_inner(order, ctx.clone()).await;
@@ -100,7 +104,7 @@ async fn reconcile(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Actio
     result
 }
 
-async fn reconcile_inner(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result<Action> {
+async fn reconcile_inner(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Action> {
     let ns = order.namespace().unwrap_or_default();
     let api: Api<DigicertOrder> = Api::namespaced(ctx.client.clone(), &ns);
     // Decisions rest on the object as the API server has it now, not on the cache:
@@ -110,6 +114,7 @@ async fn reconcile_inner(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result
     let Some(fresh) = api.get_opt(&order.name_any()).await? else {
         return Ok(Action::await_change());
     };
+    tracing::Span::current().record("order_id", fresh.spec.order_id);
     if fresh.meta().deletion_timestamp.is_some()
         && !fresh.finalizers().iter().any(|f| f == FINALIZER)
     {
@@ -134,7 +139,7 @@ async fn reconcile_inner(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Result
 
 /// Errors that reconcile did not turn into status (Kubernetes API trouble): a write
 /// conflict is retried at once, anything else after a pause.
-fn error_policy(order: Arc<DigicertOrder>, err: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(order: Arc<OrderMeta>, err: &Error, _ctx: Arc<Context>) -> Action {
     if err.is_conflict() {
         tracing::debug!(name = order.name_any(), "write conflict; retrying");
         return Action::requeue(Duration::from_millis(500 + rand::random::<u64>() % 1000));
@@ -149,7 +154,7 @@ fn error_policy(order: Arc<DigicertOrder>, err: &Error, _ctx: Arc<Context>) -> A
 }
 
 /// What of a DigicertOrder, when it changes, calls for a reconcile.
-fn relevant_change(order: &DigicertOrder) -> Option<u64> {
+fn relevant_change(order: &OrderMeta) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let meta = order.meta();
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -190,7 +195,8 @@ pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) -> Result<()> {
 /// clearly why not meanwhile, then runs the controller. A namespace the operator
 /// may not read does not stop the others.
 async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::Receiver<bool>) {
-    let (orders, secrets): (Api<DigicertOrder>, Api<Secret>) = match &ns {
+    // Metadata-only APIs: watches of these get no spec, status or Secret data.
+    let (orders, secrets): (Api<OrderMeta>, Api<PartialObjectMeta<Secret>>) = match &ns {
         Some(ns) => (
             Api::namespaced(ctx.client.clone(), ns),
             Api::namespaced(ctx.client.clone(), ns),
@@ -231,15 +237,21 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
         ctx.health.unblock();
         tracing::info!(scope = %scope, "DigicertOrders can be listed now");
     }
-    // Only Secrets the operator labelled are watched, never every Secret.
+    // Only Secrets the operator labelled are watched, never every Secret, and only
+    // their metadata: the label names the order, which is all a watch event needs.
     let secret_watch = watcher::Config::default().labels(secret::ORDER_LABEL);
+    let secret_events = watcher(secrets, secret_watch)
+        .default_backoff()
+        .touched_objects();
     // Status changes (most of them the operator's own) do not trigger reconciles: a
     // reconcile that writes status must not wake itself up again. Spec (generation),
-    // annotations (renew, cancel), finalizers and deletion do.
-    let writer = kube::runtime::reflector::store::Writer::<DigicertOrder>::default();
+    // annotations (renew, cancel), finalizers and deletion do. Lists are paged (the
+    // default semantic), so a restart with many orders never holds them all at once.
+    let writer = kube::runtime::reflector::store::Writer::<OrderMeta>::default();
     let store = writer.as_reader();
-    let trigger = watcher(orders, watcher::Config::default().any_semantic())
+    let trigger = watcher(orders, watcher::Config::default())
         .default_backoff()
+        .modify(|o| o.metadata.managed_fields = None)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(relevant_change, PredicateConfig::default());
@@ -247,11 +259,11 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
         )
-        .watches(secrets, secret_watch, |s: Secret| {
+        .watches_stream(secret_events, |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace();
             s.labels()
                 .get(secret::ORDER_LABEL)
-                .map(|name| ObjectRef::<DigicertOrder>::new(name).within(&ns.unwrap_or_default()))
+                .map(|name| ObjectRef::<OrderMeta>::new(name).within(&ns.unwrap_or_default()))
         });
     let store = controller.store();
     ctx.health.controller_started();
