@@ -122,6 +122,13 @@ struct RunArgs {
     /// This replica's identity in the Lease (default: POD_NAME, else host name and pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
+    /// Limit for one CertCentral call (connection included) before it counts as failed.
+    #[arg(long, env = "CERTCENTRAL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    certcentral_timeout: std::time::Duration,
+    /// Do not pace calls to CertCentral's rate limits (100 requests / 5 s and 1000 /
+    /// 3 min per API key). Only for a simulator started with --no-rate-limit.
+    #[arg(long, env = "NO_RATE_LIMIT")]
+    no_rate_limit: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -238,9 +245,15 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         ClientConfig {
             base_url: base_url.clone(),
             trust,
+            timeout: args.certcentral_timeout,
+            connect_timeout: args.certcentral_timeout.min(ClientConfig::default().connect_timeout),
             ..ClientConfig::default()
         },
-        std::sync::Arc::new(certcentral::RateLimiter::certcentral),
+        if args.no_rate_limit {
+            std::sync::Arc::new(certcentral::RateLimiter::unlimited)
+        } else {
+            std::sync::Arc::new(certcentral::RateLimiter::certcentral)
+        },
         Some(metrics.clone()),
     )?;
     let client = kube::Client::try_default()
