@@ -246,7 +246,9 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             base_url: base_url.clone(),
             trust,
             timeout: args.certcentral_timeout,
-            connect_timeout: args.certcentral_timeout.min(ClientConfig::default().connect_timeout),
+            connect_timeout: args
+                .certcentral_timeout
+                .min(ClientConfig::default().connect_timeout),
             ..ClientConfig::default()
         },
         if args.no_rate_limit {

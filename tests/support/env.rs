@@ -27,6 +27,8 @@ pub struct OperatorEnv {
     pub operator: Option<OperatorProcess>,
     /// Extra flags for every operator start.
     pub operator_args: Vec<String>,
+    /// LOG_LEVEL of the operator (benchmarks at scale log less).
+    pub log_level: String,
 }
 
 /// Installs the CRD from `crds/` (idempotent; tests share the cluster).
@@ -90,6 +92,7 @@ impl OperatorEnv {
             ca_file,
             operator: None,
             operator_args: Vec::new(),
+            log_level: "info,digicert_operator=debug".into(),
         };
         env.put_api_key(API_KEY_SECRET, API_KEY).await;
         env
@@ -143,7 +146,7 @@ impl OperatorEnv {
         let args = self.args();
         let env = [
             ("KUBECONFIG", self.cluster.kubeconfig.as_os_str()),
-            ("LOG_LEVEL", OsStr::new("info,digicert_operator=debug")),
+            ("LOG_LEVEL", OsStr::new(&self.log_level)),
         ];
         self.operator = Some(OperatorProcess::start(&args, &env));
     }

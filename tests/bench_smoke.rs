@@ -1,0 +1,54 @@
+//! Small versions of benchmarks 1, 4 and 6 (see BENCHMARKS.md), so that a regression
+//! in calls per certificate, memory or crash safety fails CI. They assert counts and
+//! sizes, never times.
+
+mod support;
+
+#[path = "../benches/scenarios/mod.rs"]
+mod scenarios;
+
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_per_certificate_and_per_resync_stay_within_target() {
+    let o = scenarios::calls::run(scenarios::calls::Params {
+        orders: 4,
+        resync: Duration::from_secs(5),
+        periods: 3,
+    })
+    .await;
+    println!("{o:#?}");
+    assert!(o.calls_per_certificate <= 3.0, "{o:#?}");
+    assert!(o.calls_per_order_per_resync <= 1.0, "{o:#?}");
+    // Every period does look at each order: the count is not trivially zero.
+    assert!(o.steady_calls >= o.orders as u64, "{o:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_with_a_thousand_orders_and_unrelated_secrets_stays_under_64_mib() {
+    let o = scenarios::memory::run(scenarios::memory::Params {
+        orders: 1000,
+        unrelated_secrets: 1000,
+    })
+    .await;
+    println!("{o:#?}");
+    assert!(o.peak_mib <= 64.0, "{o:#?}");
+    assert!(o.peak_mib > 1.0, "RSS was measured: {o:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_orders_survive_twenty_kills_without_duplicates_or_lost_keys() {
+    let o = scenarios::crash::run(scenarios::crash::Params {
+        orders: 20,
+        kills: 20,
+        seed: 20,
+    })
+    .await;
+    println!("{o:#?}");
+    assert_eq!(o.ready, o.orders, "{o:#?}");
+    assert_eq!(o.duplicate_reissues, 0, "{o:#?}");
+    assert_eq!(o.lost_keys, 0, "{o:#?}");
+    assert_eq!(o.mismatched_secrets, 0, "{o:#?}");
+    assert_eq!(o.leftover_pending_keys, 0, "{o:#?}");
+    assert_eq!(o.reissues, o.orders, "one reissue per order: {o:#?}");
+}
