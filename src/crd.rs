@@ -281,6 +281,10 @@ pub struct DigicertOrderStatus {
     pub failed_attempts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_time: Option<String>,
+    /// What failed last and why, while failures last (e.g. a DigiCert call that the
+    /// conditions do not show because the certificate in the Secret is still good).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
     /// No DigiCert call before this time (back-off after failures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_attempt_time: Option<String>,

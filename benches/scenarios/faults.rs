@@ -128,7 +128,7 @@ impl Endpoint {
             Endpoint::Cancel => "canceling the pending reissue",
             Endpoint::AutoReissue => "updating auto-reissue",
             Endpoint::RequestInfo => "reading the reissue request",
-            Endpoint::ApproveRequest => "cannot approve it",
+            Endpoint::ApproveRequest => "approving the reissue request",
         }
     }
 }

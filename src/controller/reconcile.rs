@@ -217,6 +217,7 @@ impl Run {
         ));
         let reason = status::failure_reason(err);
         let message = format!("{doing}: {err}");
+        self.status.last_failure = Some(format!("{reason}: {message}"));
         if permanent || !matches!(self.stored_state_ok(), Some(true)) {
             self.condition(READY, false, reason, message.clone());
         }
@@ -254,6 +255,7 @@ impl Run {
 
     fn clear_failures(&mut self) {
         self.status.failed_attempts = 0;
+        self.status.last_failure = None;
         self.status.last_failure_time = None;
         self.status.next_attempt_time = None;
     }
@@ -445,8 +447,7 @@ impl Run {
             .and_then(status::parse_rfc3339);
         let auto_reissue_differs = self.spec().auto_reissue.is_some()
             && self.spec().auto_reissue != self.status.auto_reissue
-            && !status::find(&self.status.conditions, AUTO_REISSUE_SYNCED)
-                .is_some_and(|c| c.status == "False" && c.observed_generation == generation);
+            && !status::auto_reissue_refused(&self.status.conditions, generation);
         if (decide::order_check_due(last_check, self.ctx.config.resync, self.now)
             || auto_reissue_differs)
             && let Some(action) = self
@@ -974,6 +975,10 @@ impl Run {
                                 message =
                                     format!("approved request {request_id}; waiting for issuance");
                             }
+                            // DigiCert busy or down: back off like any failed call.
+                            Err(e) if e.is_retryable() => {
+                                return Ok(self.fail(&e, "approving the reissue request").await);
+                            }
                             Err(e) => {
                                 reason = "NeedsApproval";
                                 message = format!(
@@ -1186,8 +1191,7 @@ impl Run {
         // Auto-reissue: mirror the spec when DigiCert differs, once per spec generation
         // when DigiCert refuses.
         if let Some(want) = self.spec().auto_reissue {
-            let refused_now = status::find(&self.status.conditions, AUTO_REISSUE_SYNCED)
-                .is_some_and(|c| c.status == "False" && c.observed_generation == self.generation());
+            let refused_now = status::auto_reissue_refused(&self.status.conditions, self.generation());
             if (info.auto_reissue == 1) != want && !refused_now {
                 match client.set_auto_reissue(self.spec().order_id, want).await {
                     Ok(()) => {
@@ -1220,6 +1224,12 @@ impl Run {
                     Err(e) => {
                         // Look again after the back-off, not a resync later.
                         self.status.last_order_check = None;
+                        self.condition(
+                            AUTO_REISSUE_SYNCED,
+                            false,
+                            status::failure_reason(&e),
+                            format!("updating auto-reissue: {e}; trying again"),
+                        );
                         return Some(self.fail(&e, "updating auto-reissue").await);
                     }
                 }

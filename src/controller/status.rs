@@ -78,6 +78,24 @@ pub fn remove(conditions: &mut Vec<Condition>, type_: &str) {
 }
 
 /// A CamelCase reason for a failed CertCentral call.
+/// Reasons of failures that heal by themselves (DigiCert busy, down or garbled).
+pub const TRANSIENT_REASONS: [&str; 4] = [
+    "DigiCertUnavailable",
+    "RateLimited",
+    "DigiCertUnreachable",
+    "BadResponse",
+];
+
+/// DigiCert refused to change auto-reissue for this generation of the spec (not a
+/// passing failure): asking again before the spec changes would only be refused again.
+pub fn auto_reissue_refused(conditions: &[Condition], generation: Option<i64>) -> bool {
+    find(conditions, AUTO_REISSUE_SYNCED).is_some_and(|c| {
+        c.status == "False"
+            && c.observed_generation == generation
+            && !TRANSIENT_REASONS.contains(&c.reason.as_str())
+    })
+}
+
 pub fn failure_reason(err: &certcentral::Error) -> &'static str {
     use certcentral::Error;
     match err {
@@ -103,6 +121,38 @@ mod tests {
     use super::*;
     use certcentral::{ApiErrorDetail, Operation, TransportKind};
     use time::macros::datetime;
+
+    #[test]
+    fn auto_reissue_is_refused_only_by_lasting_answers_of_this_generation() {
+        let cond = |status: &str, reason: &str, generation: i64| Condition {
+            type_: AUTO_REISSUE_SYNCED.into(),
+            status: status.into(),
+            reason: reason.into(),
+            message: String::new(),
+            observed_generation: Some(generation),
+            last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+        };
+        let cases = [
+            (cond("False", "NotSupported", 2), Some(2), true),
+            (cond("False", "RequestRejected", 2), Some(2), true),
+            // An older spec's refusal does not hold for this one.
+            (cond("False", "NotSupported", 1), Some(2), false),
+            // DigiCert busy or unreachable: ask again after the back-off.
+            (cond("False", "DigiCertUnavailable", 2), Some(2), false),
+            (cond("False", "RateLimited", 2), Some(2), false),
+            (cond("False", "DigiCertUnreachable", 2), Some(2), false),
+            (cond("False", "BadResponse", 2), Some(2), false),
+            (cond("True", "Synced", 2), Some(2), false),
+        ];
+        for (c, generation, refused) in cases {
+            assert_eq!(
+                auto_reissue_refused(&[c.clone()], generation),
+                refused,
+                "{c:?}"
+            );
+        }
+        assert!(!auto_reissue_refused(&[], Some(1)));
+    }
 
     #[test]
     fn transition_time_moves_only_on_status_change() {
