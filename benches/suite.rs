@@ -368,10 +368,9 @@ async fn faults(runs: usize, scale: f64) -> Report {
         all.push(cells);
     }
     r.lines.push(format!(
-        "| bound per order while failing | {} calls in {:.0} s | at most 4 attempts per reconcile, reconciles ≥ 4 s, 8 s, 16 s, … apart (back-off 5 s doubling to 5 min, −20% jitter): {}/min after 10 min, 0.8/min at the cap |",
+        "| bound per order while failing | {} calls in {:.0} s | ≤ 4 attempts per reconcile; reconciles ≥ 4 s, 8 s, 16 s, … apart (back-off 5 s doubling to 5 min, jitter −20 %); at the cap ≤ 4 calls per 4 min |",
         scenarios::faults::call_bound(window),
         window.as_secs_f64(),
-        "≤ 4 per 4 min"
     ));
     r.lines.push(String::new());
     r.lines.push("| endpoint | fault | calls while failing (median) | bound | status explained | recovered after heal (s, median) | status while failing (last run) |".into());

@@ -646,6 +646,13 @@ async fn transient_failures_are_retried_with_backoff() {
             serde_json::json!({"kind": "drop", "phase": "after", "nth": 1}),
             2,
         ),
+        // A 2xx with a garbled body instead of 204 is not taken for success: the
+        // change may not have been made.
+        (
+            UpdateAutoReissue,
+            serde_json::json!({"kind": "malformed", "nth": 1}),
+            2,
+        ),
     ];
     for (op, spec, want_calls) in cases {
         s.clear_faults();

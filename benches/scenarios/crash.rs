@@ -35,18 +35,19 @@ pub struct Outcome {
     /// Pending-key Secrets left behind.
     pub leftover_pending_keys: usize,
     pub reissues: usize,
-    pub issuance_delayed_orders: usize,
+    /// Orders Ready when the last kill came (the rest were still issuing).
+    pub ready_at_last_kill: usize,
+    /// Seconds the kill loop took.
+    pub kill_loop_s: f64,
 }
 
 pub async fn run(p: Params) -> Outcome {
-    // Every fourth order issues after 2 s, so kills also land while reissues are
+    // Issuance takes 0, 2, 4, 6 or 8 s, so kills also land while reissues are
     // pending at DigiCert.
     let seeds = (1..=p.orders as u64)
         .map(|id| {
             let mut s = crate::support::order(id);
-            if id % 4 == 0 {
-                s.issuance_delay_seconds = 2;
-            }
+            s.issuance_delay_seconds = (id % 5) * 2;
             s
         })
         .collect::<Vec<_>>();
@@ -73,12 +74,16 @@ pub async fn run(p: Params) -> Outcome {
         tokio::spawn(async move { create_all(&api, objects, 16).await })
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(p.seed);
+    let loop_started = Instant::now();
+    let mut ready_at_last_kill = 0;
     for _ in 0..p.kills {
-        let wait = Duration::from_millis(rng.random_range(200..2500));
+        let wait = Duration::from_millis(rng.random_range(200..1500));
         tokio::time::sleep(wait).await;
+        ready_at_last_kill = watch.count();
         env.kill_operator();
         env.start_operator();
     }
+    let kill_loop_s = loop_started.elapsed().as_secs_f64();
     creating.await.expect("orders created");
     let restarted = Instant::now();
     // A reissue caught between "submitting" and its answer waits out the settle
@@ -101,7 +106,8 @@ pub async fn run(p: Params) -> Outcome {
         mismatched_secrets: 0,
         leftover_pending_keys: 0,
         reissues: 0,
-        issuance_delayed_orders: p.orders / 4,
+        ready_at_last_kill,
+        kill_loop_s,
     };
     for (i, name) in names.iter().enumerate() {
         let record = sim.order_record(i as u64 + 1).expect("order exists");

@@ -243,7 +243,7 @@ async fn run_cell(endpoint: Endpoint, fault: Fault, window: Duration) -> Cell {
             name,
             "Issuing",
             "True",
-            Some("Pending"),
+            Some("ValidationPending"),
             Duration::from_secs(60),
         )
         .await;
@@ -280,6 +280,10 @@ async fn run_cell(endpoint: Endpoint, fault: Fault, window: Duration) -> Cell {
         match endpoint {
             Endpoint::Cancel => condition(o, "Issuing")
                 .is_some_and(|c| c.status == "False" && c.reason == "Canceled"),
+            // The order waits for an administrator: reading the request again is
+            // the recovery.
+            Endpoint::RequestInfo => condition(o, "Issuing")
+                .is_some_and(|c| c.status == "True" && c.reason == "NeedsApproval"),
             Endpoint::AutoReissue => {
                 condition(o, "Ready").is_some_and(|c| c.status == "True")
                     && condition(o, "AutoReissueSynced").is_some_and(|c| c.status == "True")
@@ -312,11 +316,15 @@ async fn run_cell(endpoint: Endpoint, fault: Fault, window: Duration) -> Cell {
     let calls = sim.calls();
     let failing_for = started.elapsed();
     let reason = fault.reason().unwrap_or_default();
-    let explained = failing
-        .status
-        .iter()
-        .flat_map(|s| s.conditions.iter())
-        .any(|c| c.reason == reason && c.message.contains(endpoint.doing()));
+    // A condition names it, or status.lastFailure does (when a condition shows what
+    // the operator does about it, e.g. waiting before it submits again).
+    let explains = |text: &str| text.contains(reason) && text.contains(endpoint.doing());
+    let explained = failing.status.iter().any(|s| {
+        s.conditions
+            .iter()
+            .any(|c| explains(&format!("{} {}", c.reason, c.message)))
+            || s.last_failure.as_deref().is_some_and(explains)
+    });
     sim.clear_faults();
     let healed = Instant::now();
     let recovered = wait_until(&orders, name, Duration::from_secs(400), &done).await;
@@ -353,14 +361,34 @@ async fn wait_until(
     None
 }
 
-/// The conditions that are not fine, in one line.
+/// The conditions and the last failure, in one line (messages shortened).
 fn describe(o: &DigicertOrder) -> String {
-    o.status
+    let short = |m: &str| {
+        let m = m.split(": error sending request").next().unwrap_or(m);
+        if m.chars().count() > 110 {
+            format!("{}…", m.chars().take(110).collect::<String>())
+        } else {
+            m.to_string()
+        }
+    };
+    let mut parts: Vec<String> = o
+        .status
         .iter()
         .flat_map(|s| s.conditions.iter())
-        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
-        .collect::<Vec<_>>()
-        .join(" | ")
+        .map(|c| {
+            format!(
+                "{}={} {}: {}",
+                c.type_,
+                c.status,
+                c.reason,
+                short(&c.message)
+            )
+        })
+        .collect();
+    if let Some(f) = o.status.as_ref().and_then(|s| s.last_failure.as_deref()) {
+        parts.push(format!("lastFailure: {}", short(f)));
+    }
+    parts.join(" | ")
 }
 
 #[cfg(test)]

@@ -478,7 +478,23 @@ impl Client {
         path: &str,
         body: &impl Serialize,
     ) -> Result<(), Error> {
-        self.call(op, method, path, Some(body), |_, _| Ok(())).await
+        // Documented as 204. Any other 2xx must at least carry readable JSON: a
+        // garbled answer is no proof that DigiCert made the change.
+        self.call(op, method, path, Some(body), |status, bytes| {
+            if status == StatusCode::NO_CONTENT
+                || bytes.iter().all(u8::is_ascii_whitespace)
+                || serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
+            {
+                Ok(())
+            } else {
+                Err(Error::Decode {
+                    operation: op,
+                    status: status.as_u16(),
+                    message: "expected no content (204) but got an unreadable body".into(),
+                })
+            }
+        })
+        .await
     }
 
     async fn text(&self, path: &str) -> Result<String, Error> {

@@ -1191,7 +1191,8 @@ impl Run {
         // Auto-reissue: mirror the spec when DigiCert differs, once per spec generation
         // when DigiCert refuses.
         if let Some(want) = self.spec().auto_reissue {
-            let refused_now = status::auto_reissue_refused(&self.status.conditions, self.generation());
+            let refused_now =
+                status::auto_reissue_refused(&self.status.conditions, self.generation());
             if (info.auto_reissue == 1) != want && !refused_now {
                 match client.set_auto_reissue(self.spec().order_id, want).await {
                     Ok(()) => {
