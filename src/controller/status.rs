@@ -146,7 +146,7 @@ mod tests {
         ];
         for (c, generation, refused) in cases {
             assert_eq!(
-                auto_reissue_refused(&[c.clone()], generation),
+                auto_reissue_refused(std::slice::from_ref(&c), generation),
                 refused,
                 "{c:?}"
             );
