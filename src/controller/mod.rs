@@ -6,6 +6,7 @@
 //! - `status`: conditions and failure reasons.
 
 pub mod decide;
+pub mod events;
 pub mod reconcile;
 pub mod secret;
 pub mod status;
@@ -17,7 +18,6 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::utils::PredicateConfig;
@@ -59,7 +59,7 @@ pub struct Context {
     pub client: kube::Client,
     pub certcentral: certcentral::Service,
     pub config: OperatorConfig,
-    pub recorder: Recorder,
+    pub events: events::Events,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
 }
@@ -71,12 +71,12 @@ impl Context {
         config: OperatorConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: "digicert-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
         Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            events: events::Events::new(
+                client.clone(),
+                "digicert-operator",
+                std::env::var("POD_NAME").ok(),
+            ),
             client,
             certcentral,
             config,

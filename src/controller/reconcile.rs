@@ -11,10 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::events::EventType;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
 use time::OffsetDateTime;
 
@@ -108,17 +108,10 @@ impl Run {
     }
 
     async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
-        let event = Event {
-            type_,
-            reason: reason.into(),
-            note: Some(note),
-            action: action.into(),
-            secondary: None,
-        };
         if let Err(e) = self
             .ctx
-            .recorder
-            .publish(&event, &self.order.object_ref(&()))
+            .events
+            .publish(type_, reason, action, &note, &self.order.object_ref(&()))
             .await
         {
             tracing::warn!(error = %e, "cannot publish an event");
