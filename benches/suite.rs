@@ -332,10 +332,12 @@ async fn crash(runs: usize, scale: f64) -> Report {
         r.runs.push(to_value(&o));
     }
     r.figure(
-        "orders (half RSA-2048, half P-256; ¼ with 2 s issuance)",
+        "orders (half RSA-2048, half P-256; issuance after 0–8 s)",
         "/orders",
     );
-    r.figure("SIGKILL + restart", "/kills");
+    r.figure("SIGKILL + restart (every 0.2–1.5 s)", "/kills");
+    r.figure("Ready when the last kill came", "/ready_at_last_kill");
+    r.figure("seconds the kill loop took", "/kill_loop_s");
     let ready = r.figure("Ready at the end", "/ready");
     let dup = r.figure("orders with a duplicate reissue", "/duplicate_reissues");
     let lost = r.figure("lost keys", "/lost_keys");

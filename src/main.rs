@@ -371,11 +371,15 @@ async fn terminate() {
 
 /// glibc gives each thread that allocates its own arena (up to 8 per core), and
 /// memory freed in one is not reused by another: with many short-lived tasks that
-/// roughly doubles the resident size. Two arenas are plenty for this workload.
+/// roughly doubles the resident size. Two arenas are plenty for this workload. Fixed
+/// mmap and trim thresholds keep glibc from raising them after the first large
+/// answers (pages of a list), so large buffers go back to the system when freed.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    // SAFETY: mallopt only sets allocator parameters; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 256 * 1024);
     }
 }
