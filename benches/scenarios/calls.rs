@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::env::OperatorEnv;
 
-use super::{Key, ReadyWatch, calls_by_operation, create_all, order};
+use super::{ReadyWatch, calls_by_operation, create_all, mixed_orders};
 
 pub struct Params {
     pub orders: usize,
@@ -36,16 +36,8 @@ pub async fn run(p: Params) -> Outcome {
     env.log_level = "info".into();
     env.start_operator();
     let watch = ReadyWatch::start(env.orders());
-    let objects = (0..p.orders)
-        .map(|i| {
-            let key = if i % 2 == 0 {
-                Key::Rsa2048
-            } else {
-                Key::EcdsaP256
-            };
-            order(&format!("calls-{i:04}"), i as u64 + 1, key)
-        })
-        .collect();
+    let names: Vec<String> = (0..p.orders).map(|i| format!("calls-{i:04}")).collect();
+    let objects = mixed_orders(&names);
     create_all(&env.orders(), objects, 16).await;
     watch
         .wait_for(p.orders, Duration::from_secs(120 + p.orders as u64))

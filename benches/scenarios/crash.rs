@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 
 use crate::support::env::OperatorEnv;
 
-use super::{Key, ReadyWatch, create_all, order};
+use super::{ReadyWatch, create_all};
 
 pub struct Params {
     pub orders: usize,
@@ -57,18 +57,7 @@ pub async fn run(p: Params) -> Outcome {
     let watch = ReadyWatch::start(env.orders());
     env.start_operator();
     let names: Vec<String> = (0..p.orders).map(|i| format!("crash-{i:04}")).collect();
-    let objects = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| {
-            let key = if i % 2 == 0 {
-                Key::Rsa2048
-            } else {
-                Key::EcdsaP256
-            };
-            order(name, i as u64 + 1, key)
-        })
-        .collect();
+    let objects = super::mixed_orders(&names);
     let creating = {
         let api = env.orders();
         tokio::spawn(async move { create_all(&api, objects, 16).await })

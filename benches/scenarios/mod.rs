@@ -64,6 +64,23 @@ pub fn order(name: &str, order_id: u64, key: Key) -> DigicertOrder {
     .expect("a valid DigicertOrder")
 }
 
+/// Orders named by `names`, for simulator orders 1, 2, …: RSA-2048 and ECDSA P-256
+/// in turn.
+pub fn mixed_orders(names: &[String]) -> Vec<DigicertOrder> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let key = if i % 2 == 0 {
+                Key::Rsa2048
+            } else {
+                Key::EcdsaP256
+            };
+            order(name, i as u64 + 1, key)
+        })
+        .collect()
+}
+
 /// Creates `objects` with up to `parallel` requests in flight.
 pub async fn create_all<K>(api: &Api<K>, objects: Vec<K>, parallel: usize)
 where

@@ -9,7 +9,7 @@ use digicert_operator::simulator::{ApiKeyConfig, SeedFile, SimulatorConfig};
 
 use crate::support::env::{API_KEY, OperatorEnv};
 
-use super::{Key, ReadyWatch, calls_by_operation, create_all, order, rate_limit_bound};
+use super::{ReadyWatch, calls_by_operation, create_all, mixed_orders, rate_limit_bound};
 
 pub struct Params {
     pub orders: usize,
@@ -52,16 +52,8 @@ pub async fn run(p: Params) -> Outcome {
     super::latency::wait_ready_endpoint(&env).await;
     let watch = ReadyWatch::start(env.orders());
     env.sim.simulator().reset_calls();
-    let objects = (0..p.orders)
-        .map(|i| {
-            let key = if i % 2 == 0 {
-                Key::Rsa2048
-            } else {
-                Key::EcdsaP256
-            };
-            order(&format!("burst-{i:05}"), i as u64 + 1, key)
-        })
-        .collect();
+    let names: Vec<String> = (0..p.orders).map(|i| format!("burst-{i:05}")).collect();
+    let objects = mixed_orders(&names);
     let started = Instant::now();
     create_all(&env.orders(), objects, 32).await;
     let calls_at_3 = p.orders as u64 * 3;
