@@ -20,6 +20,8 @@ pub struct Outcome {
     pub samples_ms: Vec<f64>,
     pub median_ms: f64,
     pub max_ms: f64,
+    /// For each sample over 1 s: the operator's log lines about that order.
+    pub slow_samples: Vec<String>,
 }
 
 pub async fn run(p: Params) -> Vec<Outcome> {
@@ -29,7 +31,8 @@ pub async fn run(p: Params) -> Vec<Outcome> {
         .map(crate::support::order)
         .collect::<Vec<_>>();
     let mut env = OperatorEnv::new("bench-latency", seeds).await;
-    env.log_level = "info".into();
+    // Debug: one order at a time logs little, and a slow sample can be explained.
+    env.log_level = "info,digicert_operator=debug".into();
     env.start_operator();
     wait_ready_endpoint(&env).await;
     let watch = ReadyWatch::start(env.orders());
@@ -37,6 +40,7 @@ pub async fn run(p: Params) -> Vec<Outcome> {
     let mut outcomes = Vec::new();
     for key in kinds {
         let mut samples = Vec::new();
+        let mut slow_samples = Vec::new();
         for i in 0..=p.runs {
             let name = format!(
                 "latency-{}-{i:03}",
@@ -61,7 +65,17 @@ pub async fn run(p: Params) -> Vec<Outcome> {
                 );
                 tokio::time::sleep(Duration::from_millis(2)).await;
             };
-            samples.push((ready - started).as_secs_f64() * 1000.0);
+            let ms = (ready - started).as_secs_f64() * 1000.0;
+            if ms > 1000.0 && i > 0 {
+                let lines: Vec<String> = env
+                    .operator_logs()
+                    .lines()
+                    .filter(|l| l.contains(&name))
+                    .map(String::from)
+                    .collect();
+                slow_samples.push(format!("{name}: {ms:.0} ms\n{}", lines.join("\n")));
+            }
+            samples.push(ms);
         }
         let first_ms = samples.remove(0);
         outcomes.push(Outcome {
@@ -70,6 +84,7 @@ pub async fn run(p: Params) -> Vec<Outcome> {
             median_ms: super::median(&samples),
             max_ms: samples.iter().copied().fold(0.0, f64::max),
             samples_ms: samples,
+            slow_samples,
         });
     }
     env.stop_operator();

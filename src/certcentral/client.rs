@@ -537,7 +537,9 @@ impl Client {
         let retry = self.shared.retry;
         let mut attempt = 1;
         loop {
-            let waited = self.limiter.acquire().await;
+            // Held until the answer (or the failure) is in.
+            let permit = self.limiter.acquire().await;
+            let waited = permit.waited;
             if let Some(o) = &self.shared.observer {
                 o.waited(waited);
             }
@@ -549,6 +551,7 @@ impl Client {
                 .attempt(op, method.clone(), url.clone(), body.clone())
                 .await
                 .and_then(|answer| decode(answer.status, &answer.body).map(|v| (answer.status, v)));
+            drop(permit);
             if let Some(o) = &self.shared.observer {
                 let (status, code) = match &result {
                     Ok((status, _)) => (status.as_u16().to_string(), String::new()),
