@@ -122,8 +122,9 @@ struct RunArgs {
     /// This replica's identity in the Lease (default: POD_NAME, else host name and pid).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
-    /// Limit for one CertCentral call (connection included) before it counts as failed.
-    #[arg(long, env = "CERTCENTRAL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    /// Limit for one CertCentral call (connection included) before it counts as failed
+    /// (at most 5m: a call holds its rate-limit slot until it ends).
+    #[arg(long, env = "CERTCENTRAL_TIMEOUT", default_value = "30s", value_parser = parse_call_timeout)]
     certcentral_timeout: std::time::Duration,
     /// Do not pace calls to CertCentral's rate limits (100 requests / 5 s and 1000 /
     /// 3 min per API key). Only for a simulator started with --no-rate-limit.
@@ -135,6 +136,16 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     digicert_operator::controller::decide::parse_duration(text)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("{text:?} is not a duration such as 6h or 30m"))
+}
+
+/// A call holds its rate-limit slot until it is answered or times out, so an
+/// unbounded timeout could stall every later call of the key behind one hung request.
+fn parse_call_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let timeout = parse_duration(text)?;
+    if timeout > std::time::Duration::from_secs(300) {
+        return Err(format!("{text:?} is longer than the 5m a call may take"));
+    }
+    Ok(timeout)
 }
 
 #[derive(Args)]
@@ -381,5 +392,22 @@ fn limit_malloc_arenas() {
         libc::mallopt(libc::M_ARENA_MAX, 2);
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 * 1024);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_call_timeout_is_a_positive_duration_of_at_most_five_minutes() {
+        let ok = |t: &str| parse_call_timeout(t).map(|d| d.as_secs_f64());
+        assert_eq!(ok("30s"), Ok(30.0));
+        assert_eq!(ok("5m"), Ok(300.0));
+        assert_eq!(ok("1500ms"), Ok(1.5));
+        for bad in ["5m1s", "1h", "0s", "", "soon"] {
+            assert!(parse_call_timeout(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_call_timeout("10m").unwrap_err().contains("5m"));
     }
 }

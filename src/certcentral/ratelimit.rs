@@ -4,13 +4,16 @@
 //! per 3 min) and answers 429 beyond them. Every request of the key, from however
 //! many concurrent reconciles, first takes a slot here. A slot is a reserved send
 //! time: the earliest instant at which every window still has room. Reserving
-//! (instead of "check, sleep, check again") keeps waiters in arrival order and
-//! never lets a burst of waiters wake at once and overshoot.
+//! (instead of "check, sleep, check again") never lets a burst of waiters wake at once
+//! and overshoot. A slot is held until its call is answered: DigiCert counts a call
+//! when it arrives, which can be as late as its answer, so the slot `limit` places
+//! later in a window may be used only a window after that answer.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// At most `limit` requests in any `window`.
@@ -45,51 +48,109 @@ pub struct RateLimiter {
     sent: Mutex<VecDeque<Arc<Slot>>>,
 }
 
-/// One call's place in the windows: when it may be sent, and when it was answered.
+/// For each window (by index), the earlier slot a call must follow by that window,
+/// if the window is already full.
+type Blockers = Vec<Option<Arc<Slot>>>;
+
+/// One call's place in the windows: when it may be sent, and what became of it.
 #[derive(Debug)]
 struct Slot {
     at: Instant,
-    done: tokio::sync::watch::Sender<Option<Instant>>,
+    state: Mutex<SlotState>,
+    changed: Notify,
+}
+
+#[derive(Debug)]
+enum SlotState {
+    /// Waiting for its send time, or in flight.
+    Open,
+    /// The call was answered (or failed) at this instant.
+    Answered(Instant),
+    /// The caller gave up before sending. The slot never carried a call, so whoever
+    /// follows it in a window really follows its blockers in that window.
+    Abandoned { at: Instant, blockers: Blockers },
 }
 
 impl Slot {
     fn new(at: Instant) -> Arc<Self> {
         Arc::new(Slot {
             at,
-            done: tokio::sync::watch::channel(None).0,
+            state: Mutex::new(SlotState::Open),
+            changed: Notify::new(),
         })
     }
 
-    /// When the call was answered (or given up), once it was.
-    async fn answered(&self) -> Instant {
-        let mut rx = self.done.subscribe();
-        let value = rx.wait_for(Option::is_some).await.map(|v| *v);
-        // The sender lives as long as the slot: this cannot fail.
-        value.ok().flatten().unwrap_or_else(Instant::now)
+    /// Whether the call was answered before `instant` (never, if there is none).
+    fn answered_before(&self, instant: Option<Instant>) -> bool {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        matches!((&*state, instant), (SlotState::Answered(t), Some(i)) if *t < i)
+    }
+
+    fn close(&self, state: SlotState) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        self.changed.notify_waiters();
+    }
+
+    /// The instant a call following this slot in `window` must count its window
+    /// from: the answer of the last call of this chain that was actually sent (and
+    /// never earlier than an abandonment, which keeps it simple and safe).
+    async fn answered(self: &Arc<Self>, window: usize) -> Instant {
+        enum Step {
+            Done(Instant),
+            Follow(Arc<Slot>),
+            Wait,
+        }
+        let mut slot = self.clone();
+        let mut floor: Option<Instant> = None;
+        loop {
+            let current = slot.clone();
+            let changed = current.changed.notified();
+            tokio::pin!(changed);
+            // Registered before looking, so a close in between is not missed.
+            changed.as_mut().enable();
+            let step = match &*current.state.lock().unwrap_or_else(|e| e.into_inner()) {
+                SlotState::Open => Step::Wait,
+                SlotState::Answered(t) => Step::Done(floor.map_or(*t, |f| f.max(*t))),
+                SlotState::Abandoned { at, blockers } => {
+                    let at = floor.map_or(*at, |f| f.max(*at));
+                    floor = Some(at);
+                    match blockers.get(window).cloned().flatten() {
+                        Some(earlier) => Step::Follow(earlier),
+                        None => Step::Done(at),
+                    }
+                }
+            };
+            match step {
+                Step::Done(t) => return t,
+                Step::Follow(earlier) => slot = earlier,
+                Step::Wait => changed.await,
+            }
+        }
     }
 }
 
-/// Held for the duration of one call. DigiCert counts a call when it arrives, which
-/// is some time after it was sent and no later than its answer: the slot a call
-/// takes is free again only a window after the call it replaces was answered, so
-/// however slow the network, no window at DigiCert ever holds more than its limit.
+/// Held for the duration of one call: drop it when the answer (or the failure) is in.
 #[derive(Debug)]
 pub struct Permit {
     slot: Option<Arc<Slot>>,
+    // Until the permit is granted: what it waits for, handed on if it is abandoned.
+    blockers: Option<Blockers>,
     /// How long the caller waited for it.
     pub waited: Duration,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            slot.done.send_replace(Some(Instant::now()));
-        }
+        let Some(slot) = self.slot.take() else {
+            return;
+        };
+        let now = Instant::now();
+        slot.close(match self.blockers.take() {
+            None => SlotState::Answered(now),
+            Some(blockers) => SlotState::Abandoned { at: now, blockers },
+        });
     }
 }
-
-/// An earlier call, and how long after its answer a new one may follow it.
-type Blocker = (Arc<Slot>, Duration);
 
 impl RateLimiter {
     pub fn new(windows: impl Into<Vec<Window>>, slack: Duration) -> Self {
@@ -112,49 +173,71 @@ impl RateLimiter {
     }
 
     /// Waits for the next send slot; keep the permit until the call is answered.
+    /// Never call it while holding a permit of the same limiter: the new slot may
+    /// have to follow the held one.
+    ///
+    /// A call the client gave up on (timeout) counts as answered when it gave up;
+    /// the slack covers a request still arriving after that.
     pub async fn acquire(&self) -> Permit {
         let now = Instant::now();
         let Some((slot, blockers)) = self.reserve(now) else {
             return Permit {
                 slot: None,
+                blockers: None,
                 waited: Duration::ZERO,
             };
         };
         // Taken from here on: if the caller gives up while waiting, dropping the
-        // permit releases the slot, and nobody waits for an answer that never comes.
+        // permit abandons the slot, and nobody waits for an answer that never comes.
         let mut permit = Permit {
             slot: Some(slot.clone()),
+            blockers: Some(blockers.clone()),
             waited: Duration::ZERO,
         };
         tokio::time::sleep_until(slot.at).await;
         // The calls this one must follow by a window: usually answered long ago; when
         // the network is slow, wait for their answers.
-        for (blocker, span) in blockers {
-            let answered = blocker.answered().await;
-            tokio::time::sleep_until(answered + span).await;
+        for (i, blocker) in blockers.iter().enumerate() {
+            if let Some(blocker) = blocker {
+                let answered = blocker.answered(i).await;
+                tokio::time::sleep_until(answered + self.span(i)).await;
+            }
         }
+        permit.blockers = None;
         permit.waited = Instant::now().saturating_duration_since(now);
         permit
     }
 
+    fn span(&self, window: usize) -> Duration {
+        self.windows[window].window + self.slack
+    }
+
     /// The earliest slot not before `now` at which every window has room by send
     /// times, recorded as taken, with the earlier calls it must follow by a window.
-    fn reserve(&self, now: Instant) -> Option<(Arc<Slot>, Vec<Blocker>)> {
+    fn reserve(&self, now: Instant) -> Option<(Arc<Slot>, Blockers)> {
         if self.windows.is_empty() {
             return None;
         }
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
+        // Calls answered longer than every window ago constrain nothing: an idle key
+        // keeps no slots.
+        let longest = (0..self.windows.len()).map(|i| self.span(i)).max();
+        while let (Some(front), Some(longest)) = (sent.front(), longest) {
+            if !front.answered_before(now.checked_sub(longest)) {
+                break;
+            }
+            sent.pop_front();
+        }
         // Send times stay in order: a new slot is never before the last one.
         let mut at = sent.back().map_or(now, |last| last.at.max(now));
-        let mut blockers = Vec::new();
-        for w in &self.windows {
-            let span = w.window + self.slack;
-            if sent.len() >= w.limit {
+        let mut blockers = Vec::with_capacity(self.windows.len());
+        for (i, w) in self.windows.iter().enumerate() {
+            let blocking = (sent.len() >= w.limit).then(|| sent[sent.len() - w.limit].clone());
+            if let Some(b) = &blocking {
                 // The limit-th most recent call must have left the window.
-                let blocking = sent[sent.len() - w.limit].clone();
-                at = at.max(blocking.at + span);
-                blockers.push((blocking, span));
+                at = at.max(b.at + self.span(i));
             }
+            blockers.push(blocking);
         }
         let slot = Slot::new(at);
         sent.push_back(slot.clone());
@@ -311,5 +394,73 @@ mod tests {
         let next = tokio::time::timeout(Duration::from_secs(60), limiter.acquire()).await;
         assert!(next.is_ok(), "the next caller is not blocked forever");
         assert_eq!(Instant::now() - start, Duration::from_secs(10));
+    }
+    #[tokio::test(start_paused = true)]
+    async fn each_call_follows_the_answer_of_the_call_a_window_before_it() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(
+            [Window::new(2, Duration::from_secs(5))],
+            Duration::ZERO,
+        ));
+        let start = Instant::now();
+        // Answered after 1 s and after 7 s: the third call follows the first (1 + 5),
+        // the fourth the second (7 + 5); neither waits for every call in flight.
+        for answer_after in [1, 7] {
+            let permit = limiter.acquire().await;
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(answer_after)).await;
+                drop(permit);
+            });
+        }
+        let third = limiter.acquire().await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(6));
+        drop(third);
+        let _fourth = limiter.acquire().await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(12));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_slot_hands_on_the_call_it_was_waiting_for() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(
+            [Window::new(1, Duration::from_secs(5))],
+            Duration::ZERO,
+        ));
+        let start = Instant::now();
+        // A call in flight for 20 s; the next caller gives up after 6 s, before its
+        // turn. The one after that never sent anything to follow but the first call,
+        // which DigiCert may count as late as 20 s: it goes at 25 s, not 10 s.
+        let first = limiter.acquire().await;
+        let l = limiter.clone();
+        let gave_up = tokio::spawn(async move { l.acquire().await });
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        gave_up.abort();
+        assert!(gave_up.await.unwrap_err().is_cancelled());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(14)).await;
+            drop(first);
+        });
+        let _next = limiter.acquire().await;
+        assert_eq!(Instant::now() - start, Duration::from_secs(25));
+    }
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_key_keeps_no_slots() {
+        let limiter = RateLimiter::new(
+            [
+                Window::new(3, Duration::from_secs(1)),
+                Window::new(5, Duration::from_secs(10)),
+            ],
+            Duration::ZERO,
+        );
+        for _ in 0..5 {
+            drop(limiter.acquire().await);
+        }
+        assert_eq!(limiter.sent.lock().unwrap().len(), 5);
+        // Within the longest window the old calls still count.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        drop(limiter.acquire().await);
+        assert_eq!(limiter.sent.lock().unwrap().len(), 5);
+        // Past it, only the newest call is kept.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let _permit = limiter.acquire().await;
+        assert_eq!(limiter.sent.lock().unwrap().len(), 1);
     }
 }
