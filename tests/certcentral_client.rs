@@ -718,6 +718,43 @@ async fn slow_answers_time_out_and_are_retried() {
 }
 
 #[tokio::test]
+async fn a_rate_limit_slot_is_held_until_the_answer_is_in() {
+    // One call per second. The first call is answered after 1.5 s: DigiCert may have
+    // counted it that late, so the second may go only 1 s after that answer (≥ 2.5 s
+    // in all), not 1 s after the first was sent.
+    let sim = simulator(vec![order(1001)]).await;
+    sim.simulator()
+        .add_fault(fault(
+            serde_json::json!({"operation": "order_info", "kind": "delay", "millis": 1500, "nth": 1}),
+        ))
+        .unwrap();
+    let config = ClientConfig {
+        base_url: sim.base_url().parse::<BaseUrl>().unwrap(),
+        trust: TrustRoots::Only(sim.ca_pem().as_bytes().to_vec()),
+        retry: RetryPolicy::none(),
+        ..ClientConfig::default()
+    };
+    let c = Client::with_limiter(
+        config,
+        ApiKey::new(KEY).unwrap(),
+        Arc::new(|| RateLimiter::new([Window::new(1, Duration::from_secs(1))], Duration::ZERO)),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let c = c.clone();
+            tokio::spawn(async move { c.order_info(1001).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    let elapsed = started.elapsed();
+    assert!(elapsed >= Duration::from_millis(2500), "{elapsed:?}");
+}
+
+#[tokio::test]
 async fn a_reissue_is_never_repeated_when_it_may_have_been_accepted() {
     use digicert_operator::certcentral::Operation::Reissue;
     let sim = simulator(vec![order(1001)]).await;

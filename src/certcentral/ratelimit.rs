@@ -80,10 +80,9 @@ impl Slot {
         })
     }
 
-    /// Whether the call was answered before `instant` (never, if there is none).
-    fn answered_before(&self, instant: Option<Instant>) -> bool {
+    fn answered_before(&self, instant: Instant) -> bool {
         let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        matches!((&*state, instant), (SlotState::Answered(t), Some(i)) if *t < i)
+        matches!(&*state, SlotState::Answered(t) if *t < instant)
     }
 
     fn close(&self, state: SlotState) {
@@ -92,8 +91,8 @@ impl Slot {
     }
 
     /// The instant a call following this slot in `window` must count its window
-    /// from: the answer of the last call of this chain that was actually sent (and
-    /// never earlier than an abandonment, which keeps it simple and safe).
+    /// from: the answer of the last call of this chain that was actually sent, or
+    /// the abandonment that ends a chain with none.
     async fn answered(self: &Arc<Self>, window: usize) -> Instant {
         enum Step {
             Done(Instant),
@@ -101,7 +100,6 @@ impl Slot {
             Wait,
         }
         let mut slot = self.clone();
-        let mut floor: Option<Instant> = None;
         loop {
             let current = slot.clone();
             let changed = current.changed.notified();
@@ -110,15 +108,11 @@ impl Slot {
             changed.as_mut().enable();
             let step = match &*current.state.lock().unwrap_or_else(|e| e.into_inner()) {
                 SlotState::Open => Step::Wait,
-                SlotState::Answered(t) => Step::Done(floor.map_or(*t, |f| f.max(*t))),
-                SlotState::Abandoned { at, blockers } => {
-                    let at = floor.map_or(*at, |f| f.max(*at));
-                    floor = Some(at);
-                    match blockers.get(window).cloned().flatten() {
-                        Some(earlier) => Step::Follow(earlier),
-                        None => Step::Done(at),
-                    }
-                }
+                SlotState::Answered(t) => Step::Done(*t),
+                SlotState::Abandoned { at, blockers } => match &blockers[window] {
+                    Some(earlier) => Step::Follow(earlier.clone()),
+                    None => Step::Done(*at),
+                },
             };
             match step {
                 Step::Done(t) => return t,
@@ -191,13 +185,14 @@ impl RateLimiter {
         // permit abandons the slot, and nobody waits for an answer that never comes.
         let mut permit = Permit {
             slot: Some(slot.clone()),
-            blockers: Some(blockers.clone()),
+            blockers: Some(blockers),
             waited: Duration::ZERO,
         };
         tokio::time::sleep_until(slot.at).await;
         // The calls this one must follow by a window: usually answered long ago; when
         // the network is slow, wait for their answers.
-        for (i, blocker) in blockers.iter().enumerate() {
+        for i in 0..self.windows.len() {
+            let blocker = permit.blockers.as_ref().and_then(|b| b[i].clone());
             if let Some(blocker) = blocker {
                 let answered = blocker.answered(i).await;
                 tokio::time::sleep_until(answered + self.span(i)).await;
@@ -221,12 +216,16 @@ impl RateLimiter {
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
         // Calls answered longer than every window ago constrain nothing: an idle key
         // keeps no slots.
-        let longest = (0..self.windows.len()).map(|i| self.span(i)).max();
-        while let (Some(front), Some(longest)) = (sent.front(), longest) {
-            if !front.answered_before(now.checked_sub(longest)) {
-                break;
+        let longest = self
+            .windows
+            .iter()
+            .map(|w| w.window)
+            .max()
+            .unwrap_or_default();
+        if let Some(horizon) = now.checked_sub(longest + self.slack) {
+            while sent.front().is_some_and(|f| f.answered_before(horizon)) {
+                sent.pop_front();
             }
-            sent.pop_front();
         }
         // Send times stay in order: a new slot is never before the last one.
         let mut at = sent.back().map_or(now, |last| last.at.max(now));
@@ -395,6 +394,7 @@ mod tests {
         assert!(next.is_ok(), "the next caller is not blocked forever");
         assert_eq!(Instant::now() - start, Duration::from_secs(10));
     }
+
     #[tokio::test(start_paused = true)]
     async fn each_call_follows_the_answer_of_the_call_a_window_before_it() {
         let limiter = std::sync::Arc::new(RateLimiter::new(
@@ -441,6 +441,7 @@ mod tests {
         let _next = limiter.acquire().await;
         assert_eq!(Instant::now() - start, Duration::from_secs(25));
     }
+
     #[tokio::test(start_paused = true)]
     async fn an_idle_key_keeps_no_slots() {
         let limiter = RateLimiter::new(
