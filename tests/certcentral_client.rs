@@ -11,8 +11,8 @@ use digicert_operator::certcentral::{
     ReissueStatus, RequestStatus, RetryPolicy, TransportKind, TrustRoots, Window,
 };
 use digicert_operator::keys::{self, KeyKind};
-use digicert_operator::simulator::OrderPatch;
 use digicert_operator::simulator::faults::FaultSpec;
+use digicert_operator::simulator::{OrderPatch, RunningSimulator};
 use support::*;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -717,6 +717,22 @@ async fn slow_answers_time_out_and_are_retried() {
     retrying.order_info(1001).await.unwrap();
 }
 
+/// A client without retries whose limiter has these windows.
+fn limited_client(sim: &RunningSimulator, windows: [Window; 1], slack: Duration) -> Client {
+    let config = ClientConfig {
+        base_url: sim.base_url().parse::<BaseUrl>().unwrap(),
+        trust: TrustRoots::Only(sim.ca_pem().as_bytes().to_vec()),
+        retry: RetryPolicy::none(),
+        ..ClientConfig::default()
+    };
+    Client::with_limiter(
+        config,
+        ApiKey::new(KEY).unwrap(),
+        Arc::new(move || RateLimiter::new(windows, slack)),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn a_rate_limit_slot_is_held_until_the_answer_is_in() {
     // One call per second. The first call is answered after 1.5 s: DigiCert may have
@@ -728,18 +744,11 @@ async fn a_rate_limit_slot_is_held_until_the_answer_is_in() {
             serde_json::json!({"operation": "order_info", "kind": "delay", "millis": 1500, "nth": 1}),
         ))
         .unwrap();
-    let config = ClientConfig {
-        base_url: sim.base_url().parse::<BaseUrl>().unwrap(),
-        trust: TrustRoots::Only(sim.ca_pem().as_bytes().to_vec()),
-        retry: RetryPolicy::none(),
-        ..ClientConfig::default()
-    };
-    let c = Client::with_limiter(
-        config,
-        ApiKey::new(KEY).unwrap(),
-        Arc::new(|| RateLimiter::new([Window::new(1, Duration::from_secs(1))], Duration::ZERO)),
-    )
-    .unwrap();
+    let c = limited_client(
+        &sim,
+        [Window::new(1, Duration::from_secs(1))],
+        Duration::ZERO,
+    );
     let started = std::time::Instant::now();
     let calls: Vec<_> = (0..2)
         .map(|_| {
@@ -862,23 +871,11 @@ async fn limiter_windows_are_configurable_per_client() {
         vec![Window::new(5, Duration::from_secs(1))],
     )
     .await;
-    let config = ClientConfig {
-        base_url: sim.base_url().parse::<BaseUrl>().unwrap(),
-        trust: TrustRoots::Only(sim.ca_pem().as_bytes().to_vec()),
-        retry: RetryPolicy::none(),
-        ..ClientConfig::default()
-    };
-    let c = Client::with_limiter(
-        config,
-        ApiKey::new(KEY).unwrap(),
-        Arc::new(|| {
-            RateLimiter::new(
-                [Window::new(5, Duration::from_secs(1))],
-                Duration::from_millis(100),
-            )
-        }),
-    )
-    .unwrap();
+    let c = limited_client(
+        &sim,
+        [Window::new(5, Duration::from_secs(1))],
+        Duration::from_millis(100),
+    );
     let calls: Vec<_> = (0..12)
         .map(|_| {
             let c = c.clone();

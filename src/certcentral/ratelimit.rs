@@ -27,6 +27,11 @@ impl Window {
     pub const fn new(limit: usize, window: Duration) -> Self {
         Window { limit, window }
     }
+
+    /// The longest of the windows (zero for none): how far back any of them looks.
+    pub fn longest(windows: &[Window]) -> Duration {
+        windows.iter().map(|w| w.window).max().unwrap_or_default()
+    }
 }
 
 /// CertCentral's documented limits per API key.
@@ -216,13 +221,7 @@ impl RateLimiter {
         let mut sent = self.sent.lock().unwrap_or_else(|e| e.into_inner());
         // Calls answered longer than every window ago constrain nothing: an idle key
         // keeps no slots.
-        let longest = self
-            .windows
-            .iter()
-            .map(|w| w.window)
-            .max()
-            .unwrap_or_default();
-        if let Some(horizon) = now.checked_sub(longest + self.slack) {
+        if let Some(horizon) = now.checked_sub(Window::longest(&self.windows) + self.slack) {
             while sent.front().is_some_and(|f| f.answered_before(horizon)) {
                 sent.pop_front();
             }

@@ -171,12 +171,7 @@ impl ServerLimits {
         if self.windows.is_empty() {
             return true;
         }
-        let longest = self
-            .windows
-            .iter()
-            .map(|w| w.window)
-            .max()
-            .unwrap_or_default();
+        let longest = Window::longest(&self.windows);
         let log = self.seen.entry(key.to_string()).or_default();
         while log
             .front()
