@@ -27,6 +27,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+hack/ensure-kubectl.sh
+
 step "building digicert-operator"
 cargo build --locked --quiet
 bin=target/debug/digicert-operator

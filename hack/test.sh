@@ -16,6 +16,8 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
 fi
 
+hack/ensure-kubectl.sh
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
