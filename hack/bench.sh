@@ -23,6 +23,12 @@ done
 echo "==> building the suite (release)"
 cargo bench --locked --bench suite --no-run
 
+# The control plane's binaries, and kubectl of the same version.
+KUBEBUILDER_ASSETS=$(hack/control-plane/assets.sh | tail -n 1)
+export KUBEBUILDER_ASSETS
+export PATH=$KUBEBUILDER_ASSETS:$PATH
+echo "==> $("$KUBEBUILDER_ASSETS/kube-apiserver" --version) ($KUBEBUILDER_ASSETS)"
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/digicert-operator-bench.XXXXXX")
 cleanup() {
   for cp in "$work"/cp-*; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A local demo of the whole path, on this machine alone:
-#   a Kubernetes API server (etcd + kube-apiserver; built on the first run),
+#   a Kubernetes API server (etcd + kube-apiserver of KUBEBUILDER_ASSETS, or of the
+#   envtest bundle beside the checkout: hack/control-plane/assets.sh),
 #   the CertCentral simulator with the example orders,
 #   the operator,
 #   the example DigicertOrders (RSA and ECDSA) applied with kubectl,
@@ -27,19 +28,18 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-hack/ensure-kubectl.sh
-
 step "building digicert-operator"
 cargo build --locked --quiet
 bin=target/debug/digicert-operator
 
 step "starting a Kubernetes API server (etcd + kube-apiserver)"
-if ! hack/control-plane/build.sh --print-path >/dev/null 2>&1; then
-  echo "first run on this machine: building kube-apiserver from Debian's kubernetes source package"
-  echo "(about 10 minutes on 2 cores; progress follows, later runs start in seconds)"
-fi
+KUBEBUILDER_ASSETS=$(hack/control-plane/assets.sh | tail -n 1)
+export KUBEBUILDER_ASSETS
+# kubectl of the server's version.
+export PATH=$KUBEBUILDER_ASSETS:$PATH
 hack/control-plane/start.sh "$work/control-plane" --owner-pid $$ >/dev/null
 export KUBECONFIG=$work/control-plane/kubeconfig
+kubectl version
 command -v openssl >/dev/null || { echo "openssl is needed to show the certificates" >&2; exit 1; }
 
 step "starting the CertCentral simulator (deploy/simulator/orders.yaml)"
@@ -53,9 +53,7 @@ base_url=$(sed -E 's/.*"base_url":"([^"]+)".*/\1/' "$work/simulator.json")
 echo "simulator: $base_url"
 
 step "installing the CRD and the API key Secret"
-# --validate=false: this API server (1.20) predates CRD validation rules; newer ones
-# take the file as it is.
-kubectl apply --validate=false -f crds/digicertorders.yaml
+kubectl apply -f crds/digicertorders.yaml
 kubectl wait --for=condition=Established crd/digicertorders.digicert-operator.dev --timeout=60s >/dev/null
 kubectl create namespace digicert-operator
 kubectl apply -f deploy/examples/api-key-secret.yaml

@@ -28,8 +28,8 @@ trap 'rm -f "$tmp"' EXIT
 # digicert-operator: the Helm chart charts/digicert-operator rendered with its default
 # values by hack/render-manifests.sh; do not edit. Install with
 #   kubectl apply -f deploy/
-# (Kubernetes older than 1.25: kubectl apply --validate=false -f deploy/), then create
-# the API key Secret (deploy/examples/api-key-secret.yaml).
+# (Kubernetes 1.33 or newer), then create the API key Secret
+# (deploy/examples/api-key-secret.yaml).
 ---
 apiVersion: v1
 kind: Namespace

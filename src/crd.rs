@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -36,7 +37,8 @@ pub const CANCEL_ANNOTATION: &str = "digicert-operator.dev/cancel";
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.certificate.notAfter"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Renewal","type":"string","priority":1,"jsonPath":".status.renewalTime"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new("size(self.metadata.name) <= 63").message("the name of a DigicertOrder must be at most 63 characters (it goes into a label on its Secrets)")
 )]
 #[x_kube(
     cel,
@@ -63,7 +65,7 @@ pub struct DigicertOrderSpec {
     /// Further names for the certificate (subject alternative names). The common name
     /// is always included.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 250))]
+    #[schemars(length(max = 250), inner(length(min = 1, max = 253)))]
     #[x_kube(validation = Rule::new("self.all(n, n.matches('^(\\\\*\\\\.)?([a-z0-9]([-a-z0-9]*[a-z0-9])?\\\\.)*[a-z0-9]([-a-z0-9]*[a-z0-9])?$'))").message("every DNS name must be a lower-case domain name, optionally starting with *."))]
     pub dns_names: Vec<String>,
 
@@ -222,10 +224,14 @@ pub enum DeletionPolicy {
 /// A key of a Secret in the resource's namespace.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SecretKeySelector {
-    #[schemars(length(min = 1, max = 253))]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: String,
-    /// Default `api-key`.
+    /// The key within the Secret's data. Default `api-key`.
     #[serde(default = "default_api_key_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
     pub key: String,
 }
 
@@ -353,10 +359,75 @@ pub struct ReissueStatus {
     pub submitted_at: Option<String>,
 }
 
+/// The CRD as the API server gets it (`digicert-operator crd`, `crds/`). kube derives
+/// the schema; two things are put right on the way: unsigned integers become plain
+/// `integer`s bounded by their range (servers warn about the formats `uint8` …
+/// `uint64` on every apply), and doc comments, wrapped in the source, become
+/// paragraphs for `kubectl explain`.
+pub fn crd() -> CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    let mut value = serde_json::to_value(DigicertOrder::crd()).expect("the CRD serialises");
+    tidy_schema(&mut value);
+    serde_json::from_value(value).expect("the tidied CRD is a CRD")
+}
+
+fn tidy_schema(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::String(format)) = map.get("format")
+                && let Some(max) = unsigned_max(format)
+            {
+                map.remove("format");
+                if let Some(max) = max {
+                    map.entry("maximum").or_insert(max.into());
+                }
+                map.entry("minimum").or_insert(0.into());
+            }
+            if let Some(Value::String(text)) = map.get_mut("description") {
+                *text = reflow(text);
+            }
+            map.values_mut().for_each(tidy_schema);
+        }
+        Value::Array(items) => items.iter_mut().for_each(tidy_schema),
+        _ => {}
+    }
+}
+
+/// For an unsigned integer format: its largest value, where it is below the API
+/// server's own limit (int64).
+fn unsigned_max(format: &str) -> Option<Option<u64>> {
+    match format {
+        "uint8" => Some(Some(u8::MAX.into())),
+        "uint16" => Some(Some(u16::MAX.into())),
+        "uint32" => Some(Some(u32::MAX.into())),
+        "uint64" | "uint" => Some(None),
+        _ => None,
+    }
+}
+
+/// Joins the lines of each paragraph; blank lines part paragraphs, and a line that
+/// starts a list item (`- `) keeps its own line.
+fn reflow(text: &str) -> String {
+    text.split("\n\n")
+        .map(|paragraph| {
+            let mut out = String::new();
+            for line in paragraph.lines().map(str::trim).filter(|l| !l.is_empty()) {
+                if !out.is_empty() {
+                    out.push(if line.starts_with("- ") { '\n' } else { ' ' });
+                }
+                out.push_str(line);
+            }
+            out
+        })
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kube::CustomResourceExt;
 
     fn spec(extra: serde_json::Value) -> serde_json::Value {
         let mut base = serde_json::json!({
@@ -442,8 +513,91 @@ mod tests {
     }
 
     #[test]
+    fn reflow_joins_wrapped_lines_and_keeps_paragraphs_and_lists() {
+        let cases = [
+            ("one line", "one line"),
+            (
+                "true turns it on,\nfalse\noff",
+                "true turns it on, false off",
+            ),
+            ("first\nparagraph\n\nsecond", "first paragraph\n\nsecond"),
+            (
+                "items:\n- one\n- two\nwrapped",
+                "items:\n- one\n- two wrapped",
+            ),
+            ("  indented\n  lines  ", "indented lines"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(reflow(text), want, "{text:?}");
+        }
+    }
+
+    /// Every schema object of the CRD, with its path.
+    fn schemas<'a>(
+        path: String,
+        value: &'a serde_json::Value,
+        out: &mut Vec<(String, &'a serde_json::Map<String, serde_json::Value>)>,
+    ) {
+        match value {
+            serde_json::Value::Object(map) => {
+                out.push((path.clone(), map));
+                for (k, v) in map {
+                    schemas(format!("{path}.{k}"), v, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    schemas(format!("{path}[{i}]"), v, out);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn unsigned_integers_are_plain_bounded_integers_and_descriptions_are_paragraphs() {
+        let crd = serde_json::to_value(super::crd()).unwrap();
+        let mut all = Vec::new();
+        schemas(
+            String::new(),
+            &crd["spec"]["versions"][0]["schema"],
+            &mut all,
+        );
+        for (path, map) in &all {
+            if let Some(format) = map.get("format").and_then(|f| f.as_str()) {
+                assert!(
+                    ["int32", "int64", "date-time"].contains(&format),
+                    "{path}: format {format}"
+                );
+            }
+            if map.get("type").and_then(|t| t.as_str()) == Some("integer")
+                && map.get("format").is_none()
+            {
+                assert!(map.contains_key("minimum"), "{path}: no minimum");
+            }
+            if let Some(text) = map.get("description").and_then(|d| d.as_str()) {
+                let stray = text.match_indices('\n').any(|(i, _)| {
+                    !text[i..].starts_with("\n\n")
+                        && !text[..i].ends_with('\n')
+                        && !text[i + 1..].starts_with("- ")
+                });
+                assert!(!stray, "{path}: a line break inside a paragraph: {text:?}");
+            }
+        }
+        let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+        assert_eq!(spec["orderId"]["minimum"], 1.0);
+        assert!(spec["orderId"].get("maximum").is_none());
+        assert_eq!(spec["renewBeforePercentage"]["maximum"], 99.0);
+        assert_eq!(
+            spec["privateKey"]["properties"]["size"]["maximum"],
+            4294967295.0
+        );
+        assert_eq!(spec["dnsNames"]["items"]["maxLength"], 253);
+    }
+
+    #[test]
     fn the_crd_has_the_status_subresource_short_name_and_columns() {
-        let crd = serde_json::to_value(DigicertOrder::crd()).unwrap();
+        let crd = serde_json::to_value(super::crd()).unwrap();
         assert_eq!(crd["spec"]["names"]["shortNames"][0], "dco");
         let version = &crd["spec"]["versions"][0];
         assert!(version["subresources"]["status"].is_object());

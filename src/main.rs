@@ -107,6 +107,11 @@ struct RunArgs {
     /// Reconciles at once.
     #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
+    /// How watches read what exists when they start: `paged` (list pages, then a
+    /// watch) or `streaming` (the watch sends it, Kubernetes' streaming lists).
+    #[arg(long, env = "INITIAL_LIST", value_enum, default_value = "paged")]
+    initial_list: digicert_operator::controller::InitialList,
+
     /// Address of the HTTP endpoint: /healthz, /readyz, /metrics.
     #[arg(long, env = "HEALTH_ADDR", default_value = "0.0.0.0:8080")]
     health_addr: SocketAddr,
@@ -280,6 +285,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
+    operator::check_kubernetes_version(&client).await;
     let config = OperatorConfig {
         default_api_key: args.api_key_secret.map(|name| SecretRef {
             namespace: args.namespace.clone(),
@@ -290,6 +296,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         secret_owner_references: args.secret_owner_references,
         namespaces: args.watch_namespaces,
         concurrency: args.concurrency.max(1),
+        initial_list: args.initial_list,
     };
     tracing::info!(
         certcentral = %base_url,

@@ -15,6 +15,37 @@ use tokio::sync::watch;
 use crate::controller::{self, Context};
 use crate::error::{Error, Result};
 
+/// The oldest Kubernetes the operator supports (and is built against: k8s-openapi's
+/// `v1_33`). The CRD's validation rules need a server that enforces them.
+pub const MIN_KUBERNETES: (u32, u32) = (1, 33);
+
+/// Whether the API server's version (`/version`: major, minor such as `36` or `36+`)
+/// is one the operator supports; `None` when it cannot be read.
+pub fn supported_kubernetes(major: &str, minor: &str) -> Option<bool> {
+    let major: u32 = major.trim_end_matches('+').parse().ok()?;
+    let minor: u32 = minor.trim_end_matches('+').parse().ok()?;
+    Some((major, minor) >= MIN_KUBERNETES)
+}
+
+/// Logs the API server's version, and says so loudly when it is older than supported:
+/// such a server admits specs the CRD's rules would refuse (the operator still
+/// refuses them, as `InvalidSpec`).
+pub async fn check_kubernetes_version(client: &kube::Client) {
+    match client.apiserver_version().await {
+        Ok(v) => match supported_kubernetes(&v.major, &v.minor) {
+            Some(true) => tracing::info!(version = %v.git_version, "Kubernetes API server"),
+            Some(false) => tracing::warn!(
+                version = %v.git_version,
+                "Kubernetes {} is older than the oldest supported, 1.{}",
+                v.git_version,
+                MIN_KUBERNETES.1
+            ),
+            None => tracing::warn!(version = %v.git_version, "unknown Kubernetes version"),
+        },
+        Err(e) => tracing::warn!(error = %e, "cannot read the Kubernetes API server's version"),
+    }
+}
+
 /// What `/readyz` reports.
 #[derive(Debug, Default)]
 pub struct Health {
@@ -288,6 +319,23 @@ pub async fn run(ctx: Arc<Context>, options: Options) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kubernetes_versions_from_1_33_on_are_supported() {
+        let cases = [
+            ("1", "33", Some(true)),
+            ("1", "36", Some(true)),
+            ("1", "36+", Some(true)),
+            ("2", "0", Some(true)),
+            ("1", "32", Some(false)),
+            ("1", "20", Some(false)),
+            ("1", "", None),
+            ("", "36", None),
+        ];
+        for (major, minor, want) in cases {
+            assert_eq!(supported_kubernetes(major, minor), want, "{major}.{minor}");
+        }
+    }
 
     #[test]
     fn readiness_follows_role_and_watches() {

@@ -278,7 +278,7 @@ async fn a_service_account_token_is_limited_by_its_role() {
             ..ObjectMeta::default()
         },
         role_ref: RoleRef {
-            api_group: Some("rbac.authorization.k8s.io".into()),
+            api_group: "rbac.authorization.k8s.io".into(),
             kind: "Role".into(),
             name: "configmap-reader".into(),
         },
@@ -299,17 +299,17 @@ async fn a_service_account_token_is_limited_by_its_role() {
             "reader",
             &PostParams::default(),
             &TokenRequest {
-                spec: Some(TokenRequestSpec {
+                spec: TokenRequestSpec {
                     expiration_seconds: Some(600),
                     ..TokenRequestSpec::default()
-                }),
+                },
                 ..TokenRequest::default()
             },
         )
         .await
         .unwrap()
         .status
-        .and_then(|s| s.token)
+        .map(|s| s.token)
         .expect("token issued");
 
     // A second client that knows only the server, its CA and the token.
@@ -377,14 +377,11 @@ async fn helm_lints_renders_installs_and_uninstalls_a_chart() {
     ok(&["lint", chart, "--strict"]);
     let rendered = ok(&["template", "demo", chart, "-n", ns, "--set", "greeting=hi"]);
     assert!(rendered.contains(r#"greeting: "hi""#), "{rendered}");
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), &rendered).unwrap();
-    ok(&[
-        "validate",
-        file.path().to_str().unwrap(),
-        "--k8s-version",
-        "1.20.0",
-    ]);
+    let dry_run = cluster.kubectl_ok(
+        &["apply", "--dry-run=server", "--validate=strict", "-f", "-"],
+        Some(&rendered),
+    );
+    assert!(dry_run.contains("(server dry run)"), "{dry_run}");
     ok(&["install", "demo", chart, "-n", ns, "--wait"]);
     let maps: Api<ConfigMap> = cluster.api();
     assert_eq!(
@@ -417,15 +414,8 @@ async fn helm_lints_renders_installs_and_uninstalls_a_chart() {
 }
 
 #[tokio::test]
-async fn crd_validation_rules_are_enforced_on_servers_that_have_them() {
+async fn crd_validation_rules_are_enforced() {
     let cluster = TestCluster::new("cel").await;
-    if !cluster.requires_minor(
-        25,
-        "crd_validation_rules_are_enforced_on_servers_that_have_them",
-        "CRD validation rules (x-kubernetes-validations, CEL)",
-    ) {
-        return;
-    }
     let crd = r#"
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
@@ -523,4 +513,48 @@ async fn a_killed_owner_leaves_no_control_plane_behind() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+#[tokio::test]
+async fn the_server_is_a_supported_kubernetes_and_kubectl_matches_it() {
+    let cluster = TestCluster::new("version").await;
+    let version = cluster
+        .client
+        .apiserver_version()
+        .await
+        .expect("the API server answers");
+    assert_eq!(
+        digicert_operator::operator::supported_kubernetes(&version.major, &version.minor),
+        Some(true),
+        "{} is older than the supported range",
+        version.git_version
+    );
+    if use_existing_cluster() {
+        return;
+    }
+    // The suite's server is the kube-apiserver of the test binaries, and kubectl is
+    // theirs too: no older client in between.
+    let assets = support::cluster::assets_dir().expect("the test binaries");
+    let out = std::process::Command::new(assets.join("kube-apiserver"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let binary = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(binary.trim(), format!("Kubernetes {}", version.git_version));
+    let client: serde_json::Value =
+        serde_json::from_str(&cluster.kubectl_ok(&["version", "--client", "-o", "json"], None))
+            .unwrap();
+    assert_eq!(client["clientVersion"]["major"], version.major.as_str());
+    let skew = client["clientVersion"]["minor"]
+        .as_str()
+        .unwrap()
+        .trim_end_matches('+')
+        .parse::<i32>()
+        .unwrap()
+        - cluster.server_minor as i32;
+    assert!(
+        skew.abs() <= 1,
+        "kubectl {client} for server {}",
+        version.git_version
+    );
 }

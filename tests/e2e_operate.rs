@@ -379,15 +379,12 @@ async fn the_command_line_shows_renews_cancels_and_inspects() {
         dir.path().join("kubectl-digicert"),
     )
     .unwrap();
-    let path = format!(
-        "{}:{}",
-        dir.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = std::process::Command::new("kubectl")
+    let mut path = std::ffi::OsString::from(dir.path());
+    path.push(":");
+    path.push(support::cluster::path_with_assets());
+    let out = support::cluster::kubectl_command(&env.cluster.kubeconfig)
         .args(["digicert", "status", "-n", &ns])
         .env("PATH", path)
-        .env("KUBECONFIG", &env.cluster.kubeconfig)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

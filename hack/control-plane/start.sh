@@ -20,9 +20,13 @@
 #   exits (also after kill -9 of PID).
 # Every start also stops instances left behind by earlier runs whose owner is gone.
 #
+# Binaries: kube-apiserver and etcd of KUBEBUILDER_ASSETS, or of the envtest bundle
+# beside the checkout (see assets.sh).
+#
 # Environment:
-#   KUBE_APISERVER_BIN   kube-apiserver binary (default: built/cached by build.sh)
-#   ETCD_BIN             etcd binary (default: etcd on PATH, installed by build.sh)
+#   KUBEBUILDER_ASSETS   directory with kube-apiserver, etcd and kubectl
+#   KUBE_APISERVER_BIN   kube-apiserver binary (default: $KUBEBUILDER_ASSETS/kube-apiserver)
+#   ETCD_BIN             etcd binary (default: $KUBEBUILDER_ASSETS/etcd)
 #   DIGICERT_CP_START_TIMEOUT   seconds to wait for readiness (default 120)
 #   DIGICERT_CP_STATE_DIR       registry of instances
 #                               (default ${XDG_RUNTIME_DIR:-/tmp}/digicert-operator-control-planes)
@@ -58,16 +62,15 @@ dir=$(readlink -f "$dir")
 [[ $dir != *$'\n'* ]] || { cp_log "DIR must not contain a newline"; exit 2; }
 
 # ------------------------------------------------------------------ binaries
-if [[ -n ${KUBE_APISERVER_BIN-} ]]; then
-  apiserver_bin=$KUBE_APISERVER_BIN
-else
-  apiserver_bin=$("$here/build.sh" | tail -n 1)
+if [[ -z ${KUBE_APISERVER_BIN-} || -z ${ETCD_BIN-} ]]; then
+  assets=$("$here/assets.sh" | tail -n 1)
 fi
-etcd_bin=${ETCD_BIN:-$(command -v etcd || true)}
+apiserver_bin=${KUBE_APISERVER_BIN:-$assets/kube-apiserver}
+etcd_bin=${ETCD_BIN:-$assets/etcd}
 [[ -x $apiserver_bin ]] || { cp_log "kube-apiserver not found: '$apiserver_bin'"; exit 1; }
-[[ -n $etcd_bin && -x $etcd_bin ]] || { cp_log "etcd not found (run hack/control-plane/build.sh or set ETCD_BIN)"; exit 1; }
+[[ -x $etcd_bin ]] || { cp_log "etcd not found: '$etcd_bin'"; exit 1; }
 for tool in openssl curl flock setsid; do
-  command -v "$tool" >/dev/null || { cp_log "$tool not found (run hack/control-plane/build.sh)"; exit 1; }
+  command -v "$tool" >/dev/null || { cp_log "$tool not found (hack/control-plane/assets.sh installs it)"; exit 1; }
 done
 
 # ------------------------------------------------------------------ already running?
@@ -299,7 +302,7 @@ while true; do
     "$apiserver_bin" \
     --etcd-servers="$etcd_url" \
     --bind-address=127.0.0.1 --advertise-address=127.0.0.1 \
-    --secure-port="$APISERVER_PORT" --insecure-port=0 \
+    --secure-port="$APISERVER_PORT" \
     --cert-dir="$pki" \
     --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key" \
     --client-ca-file="$pki/ca.crt" \

@@ -4,15 +4,17 @@
 Run it with the venv's interpreter (hack/helm/venv.sh prints its path):
 
     PY=$(hack/helm/venv.sh | tail -n 1)
-    $PY hack/helm/helm.py lint CHART [--strict] [-f values.yaml] [--set k=v] [--kube-version v1.20.0]
+    $PY hack/helm/helm.py lint CHART [--strict] [-f values.yaml] [--set k=v] [--kube-version v1.33.0]
     $PY hack/helm/helm.py template NAME CHART [-n NS] [-f values.yaml] [--set k=v] [--include-crds]
     $PY hack/helm/helm.py install NAME CHART -n NS [-f values.yaml] [--set k=v] [--kubeconfig PATH] [--wait] [--skip-crds]
     $PY hack/helm/helm.py upgrade NAME CHART -n NS [--install] [-f ...] [--set ...] [--kubeconfig PATH] [--wait] [--skip-crds]
     $PY hack/helm/helm.py uninstall NAME -n NS [--kubeconfig PATH] [--ignore-not-found] [--wait]
     $PY hack/helm/helm.py status NAME -n NS [--kubeconfig PATH]
-    $PY hack/helm/helm.py validate FILE|- [--k8s-version 1.20.0] [--no-strict] [--require-schemas]
 
-Exit status: 0 on success, 1 on lint/validation/release failures, 2 on usage errors.
+Rendered manifests are validated by the API server itself:
+    kubectl apply --dry-run=server --validate=strict -f FILE
+
+Exit status: 0 on success, 1 on lint/release failures, 2 on usage errors.
 """
 
 from __future__ import annotations
@@ -25,9 +27,6 @@ import sys
 from typing import Any
 
 import helm_python as helm
-
-DEFAULT_K8S_VERSION = "1.20.0"
-
 
 # ----------------------------------------------------------------- values
 
@@ -268,45 +267,6 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_validate(args: argparse.Namespace) -> int:
-    import kubernetes_validate
-    import kubernetes_validate.utils as kv
-    import warnings
-
-    warnings.filterwarnings("ignore", category=DeprecationWarning)
-    version = args.k8s_version.removeprefix("v")
-    resources = kv.resources_from_file(args.file)
-    rc = 0
-    checked = 0
-    for res in resources:
-        if not isinstance(res, dict) or "kind" not in res or "apiVersion" not in res:
-            print(f"ERROR {args.file}: a document is not a Kubernetes object")
-            rc = 1
-            continue
-        name = f"{res['kind']}/{(res.get('metadata') or {}).get('name', '?')}"
-        try:
-            got = kubernetes_validate.validate(res, version, strict=args.strict)
-            checked += 1
-            if not args.quiet:
-                print(f"OK    {name} ({res['apiVersion']}) against {got}")
-        except kv.ValidationError as e:
-            path = ".".join(str(p) for p in e.path) or "<root>"
-            print(f"ERROR {name}: {path}: {e.message}")
-            rc = 1
-        except kv.SchemaNotFoundError as e:
-            if args.require_schemas:
-                print(f"ERROR {name}: {e.message}")
-                rc = 1
-            else:
-                print(f"WARN  {name}: {e.message} (not validated)")
-        except kv.VersionNotSupportedError:
-            print(f"FATAL kubernetes-validate {kubernetes_validate.__version__} has no schemas for {version}")
-            return 2
-    print(f"{checked} resource(s) validated against Kubernetes {version}"
-          f"{' (strict)' if args.strict else ''}, {'FAILED' if rc else 'all valid'}")
-    return rc
-
-
 # ----------------------------------------------------------------- main
 
 
@@ -318,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("chart")
     p.add_argument("--strict", action="store_true", help="fail on warnings too")
     p.add_argument("-n", "--namespace")
-    p.add_argument("--kube-version", help="e.g. v1.20.0 (Capabilities.KubeVersion)")
+    p.add_argument("--kube-version", help="e.g. v1.33.0 (Capabilities.KubeVersion)")
     p.add_argument("--with-subcharts", action="store_true")
     add_values_args(p)
     p.set_defaults(func=cmd_lint)
@@ -343,8 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--timeout", type=int, default=300, metavar="SECONDS")
         p.add_argument("--create-namespace", action="store_true")
         p.add_argument("--skip-crds", action="store_true",
-                       help="do not install the chart's crds/ (Helm 4 applies them server-side, "
-                            "which servers before 1.25 refuse for CRDs with validation rules)")
+                       help="do not install the chart's crds/ (`helm install --skip-crds`)")
         p.add_argument("--output", "-o", choices=("text", "json"), default="text")
         if name == "upgrade":
             p.add_argument("--install", "-i", action="store_true",
@@ -368,15 +327,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", "-o", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_status)
 
-    p = sub.add_parser("validate", help="validate manifests with kubernetes-validate")
-    p.add_argument("file", help="YAML file with one or more documents, or - for stdin")
-    p.add_argument("--k8s-version", default=DEFAULT_K8S_VERSION)
-    p.add_argument("--no-strict", dest="strict", action="store_false",
-                   help="allow properties the schema does not know (default: strict)")
-    p.add_argument("--require-schemas", action="store_true",
-                   help="fail on kinds without a schema (custom resources) instead of warning")
-    p.add_argument("--quiet", "-q", action="store_true")
-    p.set_defaults(func=cmd_validate)
     return parser
 
 

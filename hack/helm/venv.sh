@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Creates (once) a Python venv with the pinned PyPI packages that hack/helm/helm.py
-# needs: helm-python-sdk (the Helm v4 Go SDK behind a C ABI, no helm binary) and
-# kubernetes-validate (JSON-schema validation of manifests, incl. Kubernetes 1.20).
+# needs: helm-python-sdk (the Helm v4 Go SDK behind a C ABI, no helm binary).
 #
 # Usage:
 #   hack/helm/venv.sh               create if needed; last stdout line = the venv's python
@@ -14,8 +13,6 @@ set -euo pipefail
 
 packages=(
   helm-python-sdk==0.2.2
-  # 1.28.x is the last line that still ships the v1.20.0 schemas
-  kubernetes-validate==1.28.3
 )
 
 script_path=$(readlink -f "${BASH_SOURCE[0]}")
@@ -62,7 +59,7 @@ log "creating $venv"
 rm -rf "$venv"
 "$python" -m venv "$venv"
 "$py" -m pip install -q --disable-pip-version-check --no-input "${packages[@]}" >&2 9>&-
-"$py" -c 'import helm_python, kubernetes_validate; helm_python.helm_c_version()'
+"$py" -c 'import helm_python; helm_python.helm_c_version()'
 touch "$venv/.complete"
 log "ready"
 echo "$py"

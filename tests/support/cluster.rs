@@ -9,7 +9,7 @@
 //!
 //! Every test gets its own namespace, deleted (without waiting) when it is dropped.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -42,6 +42,51 @@ pub fn skip(test: &str, why: &str) {
     {
         let _ = writeln!(f, "{line}");
     }
+}
+
+static ASSETS: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// The directory with kube-apiserver, etcd and kubectl: `KUBEBUILDER_ASSETS`, or the
+/// envtest bundle beside the checkout (`hack/control-plane/assets.sh` finds it).
+pub fn assets_dir() -> Option<PathBuf> {
+    ASSETS
+        .get_or_init(|| {
+            let out = Command::new(repo_root().join("hack/control-plane/assets.sh"))
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .ok()?;
+            let text = String::from_utf8(out.stdout).ok()?;
+            let dir = PathBuf::from(text.lines().last()?.trim());
+            (out.status.success() && dir.is_dir()).then_some(dir)
+        })
+        .clone()
+}
+
+/// kubectl of the test binaries (the server's version); with an existing cluster and
+/// no test binaries, the one on PATH.
+pub fn kubectl_bin() -> PathBuf {
+    match assets_dir() {
+        Some(dir) => dir.join("kubectl"),
+        None if use_existing_cluster() => PathBuf::from("kubectl"),
+        None => panic!("no Kubernetes test binaries: see hack/control-plane/assets.sh"),
+    }
+}
+
+/// `kubectl` with `kubeconfig`.
+pub fn kubectl_command(kubeconfig: &OsStr) -> Command {
+    let mut cmd = Command::new(kubectl_bin());
+    cmd.env("KUBECONFIG", kubeconfig);
+    cmd
+}
+
+/// PATH with the test binaries' directory first, for commands run as a user would
+/// (README snippets, kubectl plugins).
+pub fn path_with_assets() -> OsString {
+    let mut dirs: Vec<PathBuf> = assets_dir().into_iter().collect();
+    dirs.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    std::env::join_paths(dirs).expect("PATH entries join")
 }
 
 static OWN_CONTROL_PLANE: OnceLock<Result<PathBuf, String>> = OnceLock::new();
@@ -188,28 +233,10 @@ impl TestCluster {
         config
     }
 
-    /// True when the server is at least 1.`minor`; otherwise prints why `test` is
-    /// skipped.
-    pub fn requires_minor(&self, minor: u32, test: &str, feature: &str) -> bool {
-        if self.server_minor >= minor {
-            return true;
-        }
-        skip(
-            test,
-            &format!(
-                "{feature} needs Kubernetes 1.{minor} or newer; this server is {}",
-                self.server_version
-            ),
-        );
-        false
-    }
-
     /// `kubectl` with this cluster's kubeconfig and the test namespace.
     pub fn kubectl(&self) -> Command {
-        let mut cmd = Command::new("kubectl");
-        cmd.env("KUBECONFIG", &self.kubeconfig)
-            .arg("--namespace")
-            .arg(&self.namespace);
+        let mut cmd = kubectl_command(&self.kubeconfig);
+        cmd.arg("--namespace").arg(&self.namespace);
         cmd
     }
 
@@ -247,8 +274,7 @@ impl TestCluster {
 impl Drop for TestCluster {
     fn drop(&mut self) {
         // Without a controller-manager the namespace stays Terminating; that is harmless.
-        let _ = Command::new("kubectl")
-            .env("KUBECONFIG", &self.kubeconfig)
+        let _ = kubectl_command(&self.kubeconfig)
             .args(["delete", "namespace", &self.namespace, "--wait=false"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())

@@ -1,0 +1,440 @@
+//! The DigicertOrder CRD on the real API server: accepted without a warning and with
+//! room in the CEL cost budget, every validation rule and schema bound enforced at
+//! admission with its own message, and `kubectl explain` in whole paragraphs.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::cluster::{TestCluster, repo_root};
+use support::env::install_crd;
+
+fn generated_crd() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("crds/digicertorders.yaml")).unwrap();
+    serde_yaml::from_str(&text).expect("the CRD is YAML")
+}
+
+/// The CRD under another name and group, so that the server creates it afresh (a
+/// server warns when it creates or changes a CRD, not when an apply changes nothing)
+/// without touching the real one, which other tests share.
+fn renamed(mut crd: Value, group: &str) -> Value {
+    crd["metadata"]["name"] = json!(format!("digicertorders.{group}"));
+    crd["spec"]["group"] = json!(group);
+    crd
+}
+
+fn spec_schema(crd: &mut Value) -> &mut Value {
+    &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+}
+
+/// `kubectl create --dry-run=server` of `object`: the server's full admission without
+/// a trace. Returns (accepted, stderr).
+fn dry_run_create(cluster: &TestCluster, object: &Value) -> (bool, String) {
+    let out = cluster.kubectl_run(
+        &["create", "--dry-run=server", "-f", "-"],
+        Some(&object.to_string()),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_crd_is_created_without_a_warning_and_with_room_in_the_cel_budget() {
+    let cluster = TestCluster::new("crd-create").await;
+    let group = format!("{}.e2e.digicert-operator.dev", cluster.namespace);
+    let (ok, stderr) = dry_run_create(&cluster, &renamed(generated_crd(), &group));
+    assert!(ok, "the server refused the CRD:\n{stderr}");
+    assert!(
+        !stderr.to_ascii_lowercase().contains("warning"),
+        "the server warned about the CRD:\n{stderr}"
+    );
+
+    // Margin: the rule over the DNS names (the only one that walks a list) still fits
+    // the per-rule and per-CRD cost budgets with ten times as many names.
+    let mut crd = renamed(generated_crd(), &group);
+    let names = &mut spec_schema(&mut crd)["properties"]["dnsNames"];
+    let max_items = names["maxItems"].as_u64().expect("dnsNames has maxItems");
+    names["maxItems"] = json!(max_items * 10);
+    let (ok, stderr) = dry_run_create(&cluster, &crd);
+    assert!(ok, "no tenfold room in the CEL cost budget:\n{stderr}");
+
+    // The check can fail: without the bound on the names' length the server refuses
+    // the CRD for its cost, as it refused CRDs of earlier releases.
+    let mut crd = renamed(generated_crd(), &group);
+    let items = &mut spec_schema(&mut crd)["properties"]["dnsNames"]["items"];
+    items.as_object_mut().unwrap().remove("maxLength");
+    let (ok, stderr) = dry_run_create(&cluster, &crd);
+    assert!(!ok, "a CRD without string bounds was accepted");
+    assert!(
+        stderr.contains("estimated rule cost exceeds budget"),
+        "{stderr}"
+    );
+}
+
+fn order(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "digicert-operator.dev/v1alpha1",
+        "kind": "DigicertOrder",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+/// A spec with every field set to a good value.
+fn full_spec() -> Value {
+    json!({
+        "orderId": 1001,
+        "commonName": "example.com",
+        "dnsNames": ["www.example.com", "*.example.com"],
+        "secretName": "example-com-tls",
+        "autoReissue": true,
+        "privateKey": {"algorithm": "ECDSA", "size": 384, "rotationPolicy": "Never", "encoding": "PKCS8"},
+        "signatureHash": "sha384",
+        "serverPlatformId": 45,
+        "comments": "kept by digicert-operator",
+        "skipApproval": false,
+        "approveReissues": true,
+        "renewBefore": "720h",
+        "apiKeySecretRef": {"name": "team-key", "key": "api-key"},
+        "secretTemplate": {"labels": {"team": "web"}, "annotations": {"example.org/owner": "web"}},
+        "deletionPolicy": "CancelPending",
+    })
+}
+
+/// `full_spec` with the fields of `changes` replaced (a null removes one).
+fn with(changes: Value) -> Value {
+    let mut spec = full_spec();
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            spec.as_object_mut().unwrap().remove(k);
+        } else {
+            spec[k] = v.clone();
+        }
+    }
+    spec
+}
+
+/// `kubectl apply --dry-run=server` (strict field validation, as kubectl does by
+/// default) of `object`. Returns (accepted, stderr).
+fn dry_run_apply(cluster: &TestCluster, object: &Value) -> (bool, String) {
+    let out = cluster.kubectl_run(
+        &["apply", "--dry-run=server", "-f", "-"],
+        Some(&object.to_string()),
+    );
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn every_rule_and_bound_is_enforced_at_admission_with_its_own_message() {
+    let cluster = TestCluster::new("crd-rules").await;
+    install_crd(&cluster);
+
+    let (ok, stderr) = dry_run_apply(&cluster, &order("good", full_spec()));
+    assert!(ok, "a good spec was refused:\n{stderr}");
+    let minimal = json!({"orderId": 1, "commonName": "a.example", "secretName": "a"});
+    let (ok, stderr) = dry_run_apply(&cluster, &order("minimal", minimal));
+    assert!(ok, "a minimal spec was refused:\n{stderr}");
+    let (ok, stderr) = dry_run_apply(&cluster, &order(&"n".repeat(63), full_spec()));
+    assert!(ok, "a 63-character name was refused:\n{stderr}");
+
+    let size_rule = "size must be 2048, 3072 or 4096 for RSA and 256 or 384 for ECDSA";
+    let dns_rule = "every DNS name must be a lower-case domain name, optionally starting with *.";
+    let long_name = format!("{}.example.com", "a".repeat(242));
+    let too_many: Vec<String> = (0..251).map(|i| format!("n{i}.example.com")).collect();
+    // (what, name, spec, the server's message)
+    let cases: Vec<(&str, String, Value, &str)> = vec![
+        (
+            "an RSA key of 256 bits",
+            "rsa-256".into(),
+            with(json!({"privateKey": {"algorithm": "RSA", "size": 256}})),
+            size_rule,
+        ),
+        (
+            "an RSA key of 1024 bits",
+            "rsa-1024".into(),
+            with(json!({"privateKey": {"algorithm": "RSA", "size": 1024}})),
+            size_rule,
+        ),
+        (
+            "an ECDSA key of 2048 bits",
+            "ecdsa-2048".into(),
+            with(json!({"privateKey": {"algorithm": "ECDSA", "size": 2048}})),
+            size_rule,
+        ),
+        (
+            "a key size past 32 bits",
+            "size-huge".into(),
+            with(json!({"privateKey": {"size": 4294967296u64}})),
+            "should be less than or equal to 4294967295",
+        ),
+        (
+            "an unknown algorithm",
+            "dsa".into(),
+            with(json!({"privateKey": {"algorithm": "DSA"}})),
+            "spec.privateKey.algorithm: Unsupported value: \"DSA\"",
+        ),
+        (
+            "an unknown rotation policy",
+            "rotation".into(),
+            with(json!({"privateKey": {"rotationPolicy": "Sometimes"}})),
+            "spec.privateKey.rotationPolicy: Unsupported value: \"Sometimes\"",
+        ),
+        (
+            "an unknown key encoding",
+            "encoding".into(),
+            with(json!({"privateKey": {"encoding": "DER"}})),
+            "spec.privateKey.encoding: Unsupported value: \"DER\"",
+        ),
+        (
+            "both renewal settings",
+            "two-renewals".into(),
+            with(json!({"renewBefore": "720h", "renewBeforePercentage": 20})),
+            "set renewBefore or renewBeforePercentage, not both",
+        ),
+        (
+            "a renewal percentage of 0",
+            "percent-0".into(),
+            with(json!({"renewBefore": null, "renewBeforePercentage": 0})),
+            "spec.renewBeforePercentage in body should be greater than or equal to 1",
+        ),
+        (
+            "a renewal percentage of 100",
+            "percent-100".into(),
+            with(json!({"renewBefore": null, "renewBeforePercentage": 100})),
+            "spec.renewBeforePercentage in body should be less than or equal to 99",
+        ),
+        (
+            "a renewal time in days",
+            "days".into(),
+            with(json!({"renewBefore": "30d"})),
+            "spec.renewBefore in body should match",
+        ),
+        (
+            "a DNS name with an upper-case letter",
+            "upper".into(),
+            with(json!({"dnsNames": ["WWW.example.com"]})),
+            dns_rule,
+        ),
+        (
+            "a DNS name with an empty label",
+            "empty-label".into(),
+            with(json!({"dnsNames": ["www..example.com"]})),
+            dns_rule,
+        ),
+        (
+            "a DNS name with an underscore",
+            "underscore".into(),
+            with(json!({"dnsNames": ["bad_name.example.com"]})),
+            dns_rule,
+        ),
+        (
+            "an empty DNS name",
+            "empty-name".into(),
+            with(json!({"dnsNames": [""]})),
+            "spec.dnsNames[0] in body should be at least 1 chars long",
+        ),
+        (
+            "a DNS name of 254 characters",
+            "long-name".into(),
+            with(json!({"dnsNames": [long_name]})),
+            "spec.dnsNames[0]: Too long: may not be more than 253 bytes",
+        ),
+        (
+            "251 DNS names",
+            "too-many".into(),
+            with(json!({"dnsNames": too_many})),
+            "spec.dnsNames: Too many: 251: must have at most 250 items",
+        ),
+        (
+            "a common name with an upper-case letter",
+            "cn-upper".into(),
+            with(json!({"commonName": "Example.com"})),
+            "spec.commonName in body should match",
+        ),
+        (
+            "a common name of 65 characters",
+            "cn-long".into(),
+            with(json!({"commonName": format!("{}.example.com", "a".repeat(53))})),
+            "spec.commonName: Too long: may not be more than 64 bytes",
+        ),
+        (
+            "no common name",
+            "cn-missing".into(),
+            with(json!({"commonName": null})),
+            "spec.commonName: Required value",
+        ),
+        (
+            "a Secret name that is no DNS subdomain",
+            "secret-name".into(),
+            with(json!({"secretName": "Example_TLS"})),
+            "spec.secretName in body should match",
+        ),
+        (
+            "order id 0",
+            "order-0".into(),
+            with(json!({"orderId": 0})),
+            "spec.orderId in body should be greater than or equal to 1",
+        ),
+        (
+            "an order id that is a string",
+            "order-string".into(),
+            with(json!({"orderId": "1001"})),
+            "spec.orderId in body must be of type integer",
+        ),
+        (
+            "an unknown signature hash",
+            "md5".into(),
+            with(json!({"signatureHash": "md5"})),
+            "spec.signatureHash: Unsupported value: \"md5\"",
+        ),
+        (
+            "an unknown deletion policy",
+            "delete".into(),
+            with(json!({"deletionPolicy": "Delete"})),
+            "spec.deletionPolicy: Unsupported value: \"Delete\"",
+        ),
+        (
+            "comments of 1001 characters",
+            "comments".into(),
+            with(json!({"comments": "c".repeat(1001)})),
+            "spec.comments: Too long: may not be more than 1000 bytes",
+        ),
+        (
+            "an API key Secret name that is no DNS subdomain",
+            "key-name".into(),
+            with(json!({"apiKeySecretRef": {"name": "Team_Key"}})),
+            "spec.apiKeySecretRef.name in body should match",
+        ),
+        (
+            "an API key Secret key with a slash",
+            "key-key".into(),
+            with(json!({"apiKeySecretRef": {"name": "team-key", "key": "a/b"}})),
+            "spec.apiKeySecretRef.key in body should match",
+        ),
+        (
+            "a misspelt field",
+            "typo".into(),
+            with(json!({"renewbefore": "1h"})),
+            "unknown field \"spec.renewbefore\"",
+        ),
+        (
+            "a name of 64 characters",
+            "n".repeat(64),
+            full_spec(),
+            "the name of a DigicertOrder must be at most 63 characters",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, name, spec, message) in &cases {
+        let (ok, stderr) = dry_run_apply(&cluster, &order(name, spec.clone()));
+        if ok {
+            failures.push(format!("{what}: admitted"));
+        } else if !stderr.contains(message) {
+            failures.push(format!("{what}: not refused with {message:?}:\n{stderr}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // orderId is immutable: an update that changes it is refused; other changes pass.
+    let (ok, stderr) = {
+        let out = cluster.kubectl_run(
+            &["apply", "-f", "-"],
+            Some(&order("immutable", full_spec()).to_string()),
+        );
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = dry_run_apply(
+        &cluster,
+        &order("immutable", with(json!({"orderId": 1002}))),
+    );
+    assert!(!ok, "orderId was changed");
+    assert!(
+        stderr.contains("orderId is immutable; create a new DigicertOrder for another order"),
+        "{stderr}"
+    );
+    let (ok, stderr) = dry_run_apply(
+        &cluster,
+        &order("immutable", with(json!({"dnsNames": ["api.example.com"]}))),
+    );
+    assert!(ok, "a change of names was refused:\n{stderr}");
+}
+
+/// The description blocks of `kubectl explain` output: runs of lines indented by four
+/// spaces.
+fn description_blocks(text: &str) -> Vec<Vec<&str>> {
+    let mut blocks = Vec::new();
+    let mut current: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let indented = line.starts_with("    ") && !line.starts_with("     ");
+        if indented && !line.trim().is_empty() {
+            current.push(line);
+        } else if !current.is_empty() {
+            blocks.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        blocks.push(current);
+    }
+    blocks
+}
+
+#[tokio::test]
+async fn kubectl_explain_reads_as_paragraphs() {
+    let cluster = TestCluster::new("crd-explain").await;
+    install_crd(&cluster);
+    // The OpenAPI document of a new CRD is published shortly after it is Established.
+    let explain = |field: &str| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let out = cluster.kubectl_run(&["explain", field], None);
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).into_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "kubectl explain {field}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(500));
+        }
+    };
+    let field = explain("digicertorders.spec.autoReissue");
+    assert!(
+        field.contains(
+            "Mirrors DigiCert's auto-reissue setting of the order: true turns it on,\n    false off; unset leaves it as it is."
+        ),
+        "{field}"
+    );
+    // kubectl wraps descriptions at 80 columns: a line ends early only where the next
+    // word would not have fit, never in the middle of a sentence.
+    let mut checked = 0;
+    for path in [
+        "digicertorders.spec",
+        "digicertorders.spec.privateKey",
+        "digicertorders.status",
+        "digicertorders.status.reissue",
+    ] {
+        let text = explain(path);
+        for block in description_blocks(&text) {
+            for pair in block.windows(2) {
+                let next_word = pair[1].trim_start().split(' ').next().unwrap_or_default();
+                assert!(
+                    pair[0].len() + 1 + next_word.len() > 80,
+                    "{path}: a line break where the text goes on:\n{}\n{}",
+                    pair[0],
+                    pair[1]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 20, "only {checked} wrapped lines seen");
+}
