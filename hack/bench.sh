@@ -46,4 +46,8 @@ for name in "${names[@]}"; do
     cargo bench --locked --bench suite -- "$name" ${flags[@]+"${flags[@]}"}
   hack/control-plane/stop.sh "$cp" >/dev/null
 done
-echo "==> reports in target/bench-report/"
+out=target/bench-report
+for ((i = 0; i < ${#flags[@]}; i++)); do
+  [[ ${flags[i]} == --out ]] && out=${flags[i + 1]-$out}
+done
+echo "==> reports in $out/"

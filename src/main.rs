@@ -107,9 +107,10 @@ struct RunArgs {
     /// Reconciles at once.
     #[arg(long, env = "CONCURRENCY", default_value_t = 8)]
     concurrency: u16,
-    /// How watches read what exists when they start: `paged` (list pages, then a
-    /// watch) or `streaming` (the watch sends it, Kubernetes' streaming lists).
-    #[arg(long, env = "INITIAL_LIST", value_enum, default_value = "paged")]
+    /// How watches read what exists when they start: `streaming` (the watch sends it,
+    /// Kubernetes' streaming lists), `paged` (list pages, then a watch), or `auto`:
+    /// streaming where the server offers it.
+    #[arg(long, env = "INITIAL_LIST", value_enum, default_value = "auto")]
     initial_list: digicert_operator::controller::InitialList,
 
     /// Address of the HTTP endpoint: /healthz, /readyz, /metrics.

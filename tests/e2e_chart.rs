@@ -23,9 +23,7 @@ use kube::api::{Api, ObjectMeta, PostParams};
 use kube::config::Kubeconfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::cluster::{
-    TestCluster, client_for, helm_python, kubectl_command, repo_root, skip, use_existing_cluster,
-};
+use support::cluster::{OwnControlPlane, TestCluster, helm_python, kubectl_command, repo_root};
 use support::env::{OperatorEnv, install_crd, verify_tls_secret};
 use support::process::OperatorProcess;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
@@ -1627,8 +1625,12 @@ kubectl get dco
 ```
 
 Helm installs the chart's CRD (`charts/digicert-operator/crds/`) with the release but
-never upgrades it: after upgrading the chart, apply it again with
-`kubectl apply --server-side -f charts/digicert-operator/crds/`.
+never upgrades it. After upgrading the chart, apply it again (Helm owns its fields, so
+the apply takes them over):
+
+```sh
+kubectl apply --server-side --force-conflicts -f charts/digicert-operator/crds/
+```
 "#;
 
 /// The commands of each shell block of README_INSTALL (continued lines joined).
@@ -1651,7 +1653,7 @@ fn readme_blocks() -> Vec<Vec<String>> {
             (None, _) => {}
         }
     }
-    assert_eq!(blocks.len(), 4, "four shell blocks");
+    assert_eq!(blocks.len(), 5, "five shell blocks");
     blocks
 }
 
@@ -1727,64 +1729,6 @@ fn the_readme_has_the_tested_install_section() {
     }
 }
 
-/// A control plane of the test's own, for the README's commands: they install into
-/// fixed names (the namespace digicert-operator, cluster-wide RBAC), and the operator
-/// they install watches every namespace. It enforces owner reference permissions.
-struct OwnControlPlane {
-    dir: tempfile::TempDir,
-    kubeconfig: OsString,
-    client: kube::Client,
-}
-
-impl OwnControlPlane {
-    async fn start(test: &str) -> Option<OwnControlPlane> {
-        if use_existing_cluster() {
-            skip(
-                test,
-                "installs into the namespace digicert-operator with an operator watching every namespace: needs a control plane of its own, not USE_EXISTING_CLUSTER",
-            );
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        let out = tokio::task::spawn_blocking(move || {
-            Command::new(repo_root().join("hack/control-plane/start.sh"))
-                .arg(&path)
-                .args(["--owner-pid", &std::process::id().to_string()])
-                // As on OpenShift: an owner reference that blocks the owner's deletion
-                // needs the right to update the owner's finalizers.
-                .env(
-                    "DIGICERT_CP_APISERVER_ARGS",
-                    "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
-                )
-                .output()
-                .expect("start.sh runs")
-        })
-        .await
-        .unwrap();
-        assert!(
-            out.status.success(),
-            "start.sh: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let kubeconfig = dir.path().join("kubeconfig").into_os_string();
-        let client = client_for(&kubeconfig).await;
-        Some(OwnControlPlane {
-            dir,
-            kubeconfig,
-            client,
-        })
-    }
-}
-
-impl Drop for OwnControlPlane {
-    fn drop(&mut self) {
-        let _ = Command::new(repo_root().join("hack/control-plane/stop.sh"))
-            .arg(self.dir.path())
-            .output();
-    }
-}
-
 const README_KEY: &str = "readme-api-key-0123456789";
 
 /// The README's order block, then the certificate in the Secret.
@@ -1802,7 +1746,15 @@ async fn order_and_wait(cp: &OwnControlPlane, root_pem: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readme_install_with_an_api_key_makes_an_order_ready() {
     let test = "readme_install_with_an_api_key_makes_an_order_ready";
-    let Some(cp) = OwnControlPlane::start(test).await else {
+    let Some(cp) = OwnControlPlane::start(
+        test,
+        "installs into the namespace digicert-operator with an operator watching every namespace",
+        // As on OpenShift: an owner reference that blocks the owner's deletion needs the
+        // right to update the owner's finalizers.
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+    )
+    .await
+    else {
         return;
     };
     let (sim, ca) = example_simulator(README_KEY).await;
@@ -1829,7 +1781,15 @@ async fn readme_install_with_an_api_key_makes_an_order_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready() {
     let test = "readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready";
-    let Some(cp) = OwnControlPlane::start(test).await else {
+    let Some(cp) = OwnControlPlane::start(
+        test,
+        "installs into the namespace digicert-operator with an operator watching every namespace",
+        // As on OpenShift: an owner reference that blocks the owner's deletion needs the
+        // right to update the owner's finalizers.
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+    )
+    .await
+    else {
         return;
     };
     run_readme(&readme_blocks()[1], &cp.kubeconfig, README_KEY);
@@ -1899,12 +1859,85 @@ async fn readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready()
         .unwrap();
     order_and_wait(&cp, &root).await;
     drop((sim, operator));
+
+    // An upgrade: the chart's CRD differs from the one the first install put there,
+    // whose fields Helm owns. The README's command takes them over.
+    let file =
+        std::fs::read_to_string(repo_root().join(CHART).join("crds/digicertorders.yaml")).unwrap();
+    let marker = "A message sent with each reissue request.";
+    assert!(file.contains(marker));
+    let older = file.replace(marker, "An older description.");
+    let crd_description = || {
+        kubectl(
+            &cp.kubeconfig,
+            &[
+                "get",
+                "crd",
+                "digicertorders.digicert-operator.dev",
+                "-o",
+                "jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.comments.description}",
+            ],
+        )
+    };
+    let managers = kubectl(
+        &cp.kubeconfig,
+        &[
+            "get",
+            "crd",
+            "digicertorders.digicert-operator.dev",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    );
+    let helm_manager = managers
+        .split_whitespace()
+        .find(|m| *m != "kube-apiserver")
+        .expect("Helm's field manager")
+        .to_string();
+    let mut apply = kubectl_command(&cp.kubeconfig);
+    apply
+        .args([
+            "apply",
+            "--server-side",
+            "--field-manager",
+            &helm_manager,
+            "-f",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = apply.spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(older.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(crd_description(), "An older description.");
+    run_readme(&readme_blocks()[4], &cp.kubeconfig, README_KEY);
+    assert_eq!(crd_description(), marker);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readme_install_without_helm_makes_an_order_ready() {
     let test = "readme_install_without_helm_makes_an_order_ready";
-    let Some(cp) = OwnControlPlane::start(test).await else {
+    let Some(cp) = OwnControlPlane::start(
+        test,
+        "installs into the namespace digicert-operator with an operator watching every namespace",
+        // As on OpenShift: an owner reference that blocks the owner's deletion needs the
+        // right to update the owner's finalizers.
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+    )
+    .await
+    else {
         return;
     };
     let (sim, ca) = example_simulator(README_KEY).await;

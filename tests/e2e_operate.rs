@@ -426,3 +426,74 @@ async fn json_logs_carry_the_order_and_never_the_key() {
     drop(operator);
     env.operator = None;
 }
+
+/// The first lines of the operator's log that say how its watches list.
+fn initial_list_lines(logs: &str) -> Vec<&str> {
+    logs.lines()
+        .filter(|l| l.contains("initial lists:"))
+        .collect()
+}
+
+// Streaming lists where the server has them (v1.36 turns them on by default), a paged
+// list where it does not (like Kubernetes 1.33, which turns its WatchList feature off
+// by default): either way the operator serves its orders, and says which it uses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhere() {
+    let test = "initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhere";
+    let mut env = OperatorEnv::new("initial-list", vec![support::order(1001)]).await;
+    env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
+    env.start_operator();
+    env.wait_ready("web").await;
+    // A restart finds the order and its Secret in the streamed initial state.
+    env.start_operator();
+    let base = env.http_base();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = http_get(&format!("{base}/readyz")).await;
+        if code == 200 {
+            assert!(body.contains("synced"), "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "not ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let logs = env.operator_logs();
+    let lines = initial_list_lines(&logs);
+    assert!(
+        !lines.is_empty() && lines.iter().all(|l| l.contains("initial lists: Streaming")),
+        "{logs}"
+    );
+    assert_eq!(env.sim.simulator().calls().total(Operation::Reissue), 1);
+
+    let Some(cp) = support::cluster::OwnControlPlane::start(
+        test,
+        "runs a server with streaming lists turned off",
+        "--feature-gates=WatchList=false",
+    )
+    .await
+    else {
+        return;
+    };
+    let cluster =
+        support::cluster::TestCluster::connect("initial-list-paged", cp.kubeconfig.clone()).await;
+    let mut paged = OperatorEnv::on_cluster(
+        cluster,
+        OperatorEnv::simulator_config(vec![support::order(1001)]),
+    )
+    .await;
+    paged.apply(&OperatorEnv::order_yaml("web", 1001, ""));
+    paged.start_operator();
+    paged.wait_ready("web").await;
+    paged
+        .verify_secret("web-tls", &["example.com", "www.example.com"])
+        .await;
+    let logs = paged.operator_logs();
+    let lines = initial_list_lines(&logs);
+    assert!(
+        !lines.is_empty()
+            && lines
+                .iter()
+                .all(|l| l.contains("initial lists: Paged") && l.contains("Refused")),
+        "{logs}"
+    );
+}

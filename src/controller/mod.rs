@@ -60,20 +60,53 @@ pub struct OperatorConfig {
 /// place).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum InitialList {
-    /// A list in pages (of 500), then a watch from there: every server has it.
+    /// Streaming where the server offers it, paged elsewhere (Kubernetes 1.33 turns
+    /// streaming lists off by default; so may a cluster's administrator).
     #[default]
-    Paged,
-    /// The watch itself sends what exists, one event at a time (Kubernetes' streaming
-    /// lists, `sendInitialEvents`): no list response is held in memory.
+    Auto,
+    /// The watch itself sends what exists, one event at a time (`sendInitialEvents`):
+    /// no list response is held in memory.
     Streaming,
+    /// A list in pages (of 500), then a watch from there: every server has it.
+    Paged,
+}
+
+/// What the server answered a streaming-list watch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamingProbe {
+    Offered,
+    /// Refused as invalid: the server's WatchList feature is off.
+    Refused,
+    /// Another failure: it cannot be told.
+    Unknown,
+}
+
+/// The initial list the watches use: as configured, or for `Auto` streaming only where
+/// the server took a streaming watch, paged (which every server has) otherwise.
+pub fn choose_initial_list(configured: InitialList, probe: Option<StreamingProbe>) -> InitialList {
+    match configured {
+        InitialList::Auto if probe == Some(StreamingProbe::Offered) => InitialList::Streaming,
+        InitialList::Auto => InitialList::Paged,
+        chosen => chosen,
+    }
 }
 
 impl InitialList {
     fn watcher_config(self) -> watcher::Config {
         match self {
-            InitialList::Paged => watcher::Config::default(),
             InitialList::Streaming => watcher::Config::default().streaming_lists(),
+            InitialList::Auto | InitialList::Paged => watcher::Config::default(),
         }
+    }
+}
+
+/// Asks for a streaming-list watch of the orders and hangs up at once.
+async fn probe_streaming_lists(orders: &Api<OrderMeta>) -> StreamingProbe {
+    let params = kube::api::WatchParams::streaming_lists().timeout(1);
+    match orders.watch(&params, "0").await {
+        Ok(_) => StreamingProbe::Offered,
+        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => StreamingProbe::Refused,
+        Err(_) => StreamingProbe::Unknown,
     }
 }
 
@@ -273,13 +306,15 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
         ctx.health.unblock();
         tracing::info!(scope = %scope, "DigicertOrders can be listed now");
     }
+    let probe = match ctx.config.initial_list {
+        InitialList::Auto => Some(probe_streaming_lists(&orders).await),
+        _ => None,
+    };
+    let initial_list = choose_initial_list(ctx.config.initial_list, probe);
+    tracing::info!(scope = %scope, ?probe, "initial lists: {initial_list:?}");
     // Only Secrets the operator labelled are watched, never every Secret, and only
     // their metadata: the label names the order, which is all a watch event needs.
-    let secret_watch = ctx
-        .config
-        .initial_list
-        .watcher_config()
-        .labels(secret::ORDER_LABEL);
+    let secret_watch = initial_list.watcher_config().labels(secret::ORDER_LABEL);
     let secret_events = watcher(secrets, secret_watch)
         .default_backoff()
         .touched_objects();
@@ -289,7 +324,7 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
     // or streamed, so a restart with many orders never holds them all at once.
     let writer = kube::runtime::reflector::store::Writer::<OrderMeta>::default();
     let store = writer.as_reader();
-    let trigger = watcher(orders, ctx.config.initial_list.watcher_config())
+    let trigger = watcher(orders, initial_list.watcher_config())
         .default_backoff()
         .modify(keep_what_triggers)
         .reflect(writer)
@@ -349,6 +384,28 @@ pub fn crd_yaml() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn auto_streams_only_where_the_server_offered_it() {
+        use InitialList::*;
+        use StreamingProbe::*;
+        let cases = [
+            (Auto, Some(Offered), Streaming),
+            (Auto, Some(Refused), Paged),
+            (Auto, Some(Unknown), Paged),
+            (Auto, None, Paged),
+            (Streaming, None, Streaming),
+            (Streaming, Some(Refused), Streaming),
+            (Paged, Some(Offered), Paged),
+        ];
+        for (configured, probe, want) in cases {
+            assert_eq!(
+                choose_initial_list(configured, probe),
+                want,
+                "{configured:?} {probe:?}"
+            );
+        }
+    }
     use kube::api::ObjectMeta;
 
     #[test]

@@ -168,6 +168,11 @@ impl TestCluster {
         let kubeconfig = tokio::task::spawn_blocking(kubeconfig_env)
             .await
             .expect("control plane set-up");
+        Self::connect(test, kubeconfig).await
+    }
+
+    /// The same on the cluster of `kubeconfig` (e.g. an OwnControlPlane's).
+    pub async fn connect(test: &str, kubeconfig: OsString) -> Self {
         let client = client_for(&kubeconfig).await;
         let info = client
             .apiserver_version()
@@ -304,4 +309,60 @@ pub fn helm(cluster: &TestCluster, args: &[&str]) -> std::process::Output {
         .env("KUBECONFIG", &cluster.kubeconfig)
         .output()
         .expect("helm.py runs")
+}
+
+/// A control plane of a test's own, with extra kube-apiserver flags: for tests that
+/// install into fixed names cluster-wide, or need a server configured otherwise.
+/// Stopped when dropped (and by its watchdog if the test process dies).
+pub struct OwnControlPlane {
+    dir: tempfile::TempDir,
+    pub kubeconfig: OsString,
+    pub client: kube::Client,
+}
+
+impl OwnControlPlane {
+    /// None (the test is skipped, saying `why`) against an existing cluster, where the
+    /// suite starts no servers.
+    pub async fn start(test: &str, why: &str, apiserver_args: &str) -> Option<OwnControlPlane> {
+        if use_existing_cluster() {
+            skip(
+                test,
+                &format!("{why}: needs a control plane of its own, not USE_EXISTING_CLUSTER"),
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let args = apiserver_args.to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new(repo_root().join("hack/control-plane/start.sh"))
+                .arg(&path)
+                .args(["--owner-pid", &std::process::id().to_string()])
+                .env("DIGICERT_CP_APISERVER_ARGS", args)
+                .output()
+                .expect("start.sh runs")
+        })
+        .await
+        .unwrap();
+        assert!(
+            out.status.success(),
+            "start.sh: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let kubeconfig = dir.path().join("kubeconfig").into_os_string();
+        let client = client_for(&kubeconfig).await;
+        Some(OwnControlPlane {
+            dir,
+            kubeconfig,
+            client,
+        })
+    }
+}
+
+impl Drop for OwnControlPlane {
+    fn drop(&mut self) {
+        let _ = Command::new(repo_root().join("hack/control-plane/stop.sh"))
+            .arg(self.dir.path())
+            .output();
+    }
 }

@@ -65,23 +65,28 @@ impl OperatorEnv {
     /// A cluster namespace, the CRD, a simulator with `orders` (rate limits off), and
     /// the API key Secret. The operator is not started yet.
     pub async fn new(test: &str, orders: Vec<OrderSeed>) -> Self {
-        Self::with_simulator(
-            test,
-            SimulatorConfig {
-                seed: SeedFile {
-                    api_keys: vec![ApiKeyConfig::new(API_KEY)],
-                    orders,
-                    rate_limits: None,
-                },
-                rate_limits: Vec::new(),
-                ..SimulatorConfig::default()
+        Self::with_simulator(test, Self::simulator_config(orders)).await
+    }
+
+    /// A simulator with `orders`, the test API key and no rate limits.
+    pub fn simulator_config(orders: Vec<OrderSeed>) -> SimulatorConfig {
+        SimulatorConfig {
+            seed: SeedFile {
+                api_keys: vec![ApiKeyConfig::new(API_KEY)],
+                orders,
+                rate_limits: None,
             },
-        )
-        .await
+            rate_limits: Vec::new(),
+            ..SimulatorConfig::default()
+        }
     }
 
     pub async fn with_simulator(test: &str, config: SimulatorConfig) -> Self {
-        let cluster = TestCluster::new(test).await;
+        Self::on_cluster(TestCluster::new(test).await, config).await
+    }
+
+    /// The same on a given cluster (e.g. one of the test's own).
+    pub async fn on_cluster(cluster: TestCluster, config: SimulatorConfig) -> Self {
         install_crd(&cluster);
         let sim = simulator::start(config).await.expect("simulator starts");
         let ca_file = tempfile::NamedTempFile::new().unwrap();
