@@ -48,6 +48,9 @@ for name in "${names[@]}"; do
 done
 out=target/bench-report
 for ((i = 0; i < ${#flags[@]}; i++)); do
-  [[ ${flags[i]} == --out ]] && out=${flags[i + 1]-$out}
+  case ${flags[i]} in
+    --out) out=${flags[i + 1]-$out} ;;
+    --out=*) out=${flags[i]#--out=} ;;
+  esac
 done
 echo "==> reports in $out/"

@@ -366,31 +366,58 @@ pub struct ReissueStatus {
 /// paragraphs for `kubectl explain`.
 pub fn crd() -> CustomResourceDefinition {
     use kube::CustomResourceExt;
-    let mut value = serde_json::to_value(DigicertOrder::crd()).expect("the CRD serialises");
-    tidy_schema(&mut value);
-    serde_json::from_value(value).expect("the tidied CRD is a CRD")
+    let mut crd = DigicertOrder::crd();
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            let mut value = serde_json::to_value(&*schema).expect("the schema serialises");
+            tidy_schema(&mut value);
+            *schema = serde_json::from_value(value).expect("the tidied schema is a schema");
+        }
+    }
+    crd
 }
 
-fn tidy_schema(value: &mut serde_json::Value) {
+/// Tidies one schema and the schemas inside it (not `default`, `enum` or `example`
+/// values, which are data).
+fn tidy_schema(schema: &mut serde_json::Value) {
     use serde_json::Value;
-    match value {
-        Value::Object(map) => {
-            if let Some(Value::String(format)) = map.get("format")
-                && let Some(max) = unsigned_max(format)
-            {
-                map.remove("format");
-                if let Some(max) = max {
-                    map.entry("maximum").or_insert(max.into());
-                }
-                map.entry("minimum").or_insert(0.into());
-            }
-            if let Some(Value::String(text)) = map.get_mut("description") {
-                *text = reflow(text);
-            }
-            map.values_mut().for_each(tidy_schema);
+    let Value::Object(map) = schema else {
+        return;
+    };
+    if let Some(Value::String(format)) = map.get("format")
+        && let Some(max) = unsigned_max(format)
+    {
+        map.remove("format");
+        if let Some(max) = max {
+            map.entry("maximum").or_insert(max.into());
         }
-        Value::Array(items) => items.iter_mut().for_each(tidy_schema),
-        _ => {}
+        map.entry("minimum").or_insert(0.into());
+    }
+    if let Some(Value::String(text)) = map.get_mut("description") {
+        *text = reflow(text);
+    }
+    for key in ["properties", "patternProperties"] {
+        if let Some(Value::Object(named)) = map.get_mut(key) {
+            named.values_mut().for_each(tidy_schema);
+        }
+    }
+    for key in [
+        "items",
+        "additionalProperties",
+        "not",
+        "allOf",
+        "anyOf",
+        "oneOf",
+    ] {
+        match map.get_mut(key) {
+            Some(Value::Array(schemas)) => schemas.iter_mut().for_each(tidy_schema),
+            Some(one) => tidy_schema(one),
+            None => {}
+        }
     }
 }
 

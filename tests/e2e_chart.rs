@@ -1681,7 +1681,7 @@ fn run_readme(commands: &[String], kubeconfig: &OsStr, api_key: &str) -> String 
     .unwrap();
     let mut output = String::new();
     for command in commands {
-        let mut child = Command::new("bash")
+        let child = Command::new("bash")
             .args(["-euo", "pipefail", "-c", command])
             .current_dir(repo_root())
             .env("PATH", &path)
@@ -1691,23 +1691,26 @@ fn run_readme(commands: &[String], kubeconfig: &OsStr, api_key: &str) -> String 
             .stderr(Stdio::piped())
             .spawn()
             .expect("bash runs");
-        // A failure shows long before `kubectl wait --timeout=5m` gives up.
-        let deadline = Instant::now() + Duration::from_secs(90);
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "{command}: still running after 90 s:\n{}{}",
-                    String::from_utf8_lossy(&out.stdout),
-                    String::from_utf8_lossy(&out.stderr)
-                );
+        // A failure shows long before `kubectl wait --timeout=5m` gives up. The output
+        // is read meanwhile, so a chatty command never blocks on a full pipe.
+        let pid = child.id();
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            let late = finished.recv_timeout(Duration::from_secs(90)).is_err();
+            if late {
+                let _ = Command::new("kill").arg(pid.to_string()).status();
             }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+            late
+        });
         let out = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        let late = watchdog.join().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !late,
+            "{command}: still running after 90 s:\n{stdout}{stderr}"
+        );
         assert!(out.status.success(), "{command}:\n{stdout}{stderr}");
         assert_no_warnings(command, &stderr);
         output.push_str(&stdout);

@@ -100,14 +100,42 @@ impl InitialList {
     }
 }
 
-/// Asks for a streaming-list watch of the orders and hangs up at once.
-async fn probe_streaming_lists(orders: &Api<OrderMeta>) -> StreamingProbe {
-    let params = kube::api::WatchParams::streaming_lists().timeout(1);
-    match orders.watch(&params, "0").await {
-        Ok(_) => StreamingProbe::Offered,
-        Err(kube::Error::Api(s)) if s.code == 422 || s.code == 400 => StreamingProbe::Refused,
-        Err(_) => StreamingProbe::Unknown,
+/// What one streaming-list watch attempt says: `None` when it is worth asking again
+/// (the watch cache answers 429 while it (re)initialises, e.g. right after the CRD is
+/// created; 5xx; the network).
+fn probe_verdict(
+    answer: &std::result::Result<(), kube::Error>,
+    last_try: bool,
+) -> Option<StreamingProbe> {
+    match answer {
+        Ok(()) => Some(StreamingProbe::Offered),
+        // "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+        Err(kube::Error::Api(s)) if s.code == 422 && s.message.contains("sendInitialEvents") => {
+            Some(StreamingProbe::Refused)
+        }
+        Err(kube::Error::Api(s)) if s.code != 429 && s.code < 500 => Some(StreamingProbe::Unknown),
+        Err(_) if last_try => Some(StreamingProbe::Unknown),
+        Err(_) => None,
     }
+}
+
+/// Asks for a streaming-list watch of the orders (of none of them: the selector
+/// matches no name, so the answer is only the end-of-list bookmark) and hangs up.
+async fn probe_streaming_lists(orders: &Api<OrderMeta>) -> StreamingProbe {
+    const TRIES: u32 = 5;
+    let params = kube::api::WatchParams::streaming_lists()
+        .fields("metadata.name=")
+        .timeout(1);
+    let mut wait = Duration::from_millis(500);
+    for attempt in 1..=TRIES {
+        let answer = orders.watch(&params, "0").await.map(drop);
+        if let Some(verdict) = probe_verdict(&answer, attempt == TRIES) {
+            return verdict;
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    StreamingProbe::Unknown
 }
 
 /// What every reconcile gets.
@@ -366,6 +394,11 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
         .for_each(|result| async move {
             match result {
                 Ok((obj, _)) => tracing::trace!(name = %obj.name, "reconciled"),
+                // A watch that cannot start or broke (the watcher retries with back-off):
+                // worth seeing; a failed reconcile is the error policy's business.
+                Err(e @ kube::runtime::controller::Error::QueueError(_)) => {
+                    tracing::warn!(error = %e, "watching DigicertOrders")
+                }
                 Err(e) => tracing::debug!(error = %e, "controller"),
             }
         })
@@ -384,6 +417,31 @@ pub fn crd_yaml() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_probe_tells_refusal_from_passing_trouble() {
+        let api = |code: u16, message: &str| -> std::result::Result<(), kube::Error> {
+            Err(kube::Error::Api(Box::new(kube::core::Status {
+                code,
+                message: message.into(),
+                ..kube::core::Status::default()
+            })))
+        };
+        let refused = "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled";
+        use StreamingProbe::*;
+        let cases = [
+            (Ok(()), false, Some(Offered)),
+            (api(422, refused), false, Some(Refused)),
+            (api(422, "something else is invalid"), false, Some(Unknown)),
+            (api(403, "forbidden"), false, Some(Unknown)),
+            (api(429, "storage is (re)initializing"), false, None),
+            (api(429, "storage is (re)initializing"), true, Some(Unknown)),
+            (api(503, "unavailable"), false, None),
+        ];
+        for (answer, last, want) in cases {
+            assert_eq!(probe_verdict(&answer, last), want, "{answer:?} last={last}");
+        }
+    }
 
     #[test]
     fn auto_streams_only_where_the_server_offered_it() {
