@@ -1732,6 +1732,20 @@ fn the_readme_has_the_tested_install_section() {
     }
 }
 
+/// A control plane of the test's own for the README's commands: they install into
+/// fixed names (the namespace digicert-operator, cluster-wide RBAC), and the operator
+/// they install watches every namespace.
+async fn readme_control_plane(test: &str) -> Option<OwnControlPlane> {
+    OwnControlPlane::start(
+        test,
+        "installs into the namespace digicert-operator with an operator watching every namespace",
+        // As on OpenShift: an owner reference that blocks the owner's deletion needs the
+        // right to update the owner's finalizers.
+        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+    )
+    .await
+}
+
 const README_KEY: &str = "readme-api-key-0123456789";
 
 /// The README's order block, then the certificate in the Secret.
@@ -1749,15 +1763,7 @@ async fn order_and_wait(cp: &OwnControlPlane, root_pem: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readme_install_with_an_api_key_makes_an_order_ready() {
     let test = "readme_install_with_an_api_key_makes_an_order_ready";
-    let Some(cp) = OwnControlPlane::start(
-        test,
-        "installs into the namespace digicert-operator with an operator watching every namespace",
-        // As on OpenShift: an owner reference that blocks the owner's deletion needs the
-        // right to update the owner's finalizers.
-        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
-    )
-    .await
-    else {
+    let Some(cp) = readme_control_plane(test).await else {
         return;
     };
     let (sim, ca) = example_simulator(README_KEY).await;
@@ -1784,15 +1790,7 @@ async fn readme_install_with_an_api_key_makes_an_order_ready() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready() {
     let test = "readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready";
-    let Some(cp) = OwnControlPlane::start(
-        test,
-        "installs into the namespace digicert-operator with an operator watching every namespace",
-        // As on OpenShift: an owner reference that blocks the owner's deletion needs the
-        // right to update the owner's finalizers.
-        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
-    )
-    .await
-    else {
+    let Some(cp) = readme_control_plane(test).await else {
         return;
     };
     run_readme(&readme_blocks()[1], &cp.kubeconfig, README_KEY);
@@ -1932,15 +1930,7 @@ async fn readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readme_install_without_helm_makes_an_order_ready() {
     let test = "readme_install_without_helm_makes_an_order_ready";
-    let Some(cp) = OwnControlPlane::start(
-        test,
-        "installs into the namespace digicert-operator with an operator watching every namespace",
-        // As on OpenShift: an owner reference that blocks the owner's deletion needs the
-        // right to update the owner's finalizers.
-        "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
-    )
-    .await
-    else {
+    let Some(cp) = readme_control_plane(test).await else {
         return;
     };
     let (sim, ca) = example_simulator(README_KEY).await;

@@ -26,17 +26,26 @@ fn spec_schema(crd: &mut Value) -> &mut Value {
     &mut crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
 }
 
-/// `kubectl create --dry-run=server` of `object`: the server's full admission without
-/// a trace. Returns (accepted, stderr).
-fn dry_run_create(cluster: &TestCluster, object: &Value) -> (bool, String) {
+/// `kubectl VERB --dry-run=server` of `object` (`create`, or `apply` with kubectl's
+/// default strict field validation): the server's full admission without a trace.
+/// Returns (accepted, stderr).
+fn dry_run(cluster: &TestCluster, verb: &str, object: &Value) -> (bool, String) {
     let out = cluster.kubectl_run(
-        &["create", "--dry-run=server", "-f", "-"],
+        &[verb, "--dry-run=server", "-f", "-"],
         Some(&object.to_string()),
     );
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+fn dry_run_create(cluster: &TestCluster, object: &Value) -> (bool, String) {
+    dry_run(cluster, "create", object)
+}
+
+fn dry_run_apply(cluster: &TestCluster, object: &Value) -> (bool, String) {
+    dry_run(cluster, "apply", object)
 }
 
 #[tokio::test]
@@ -69,6 +78,49 @@ async fn the_crd_is_created_without_a_warning_and_with_room_in_the_cel_budget() 
     assert!(
         stderr.contains("estimated rule cost exceeds budget"),
         "{stderr}"
+    );
+}
+
+/// The README's `kubectl apply -f crds/`, verbatim, on a server that has never seen the
+/// CRD: created, Established, and not a single warning.
+#[tokio::test]
+async fn kubectl_apply_of_crds_creates_it_without_a_warning() {
+    let test = "kubectl_apply_of_crds_creates_it_without_a_warning";
+    let Some(cp) =
+        support::cluster::OwnControlPlane::start(test, "creates the CRD afresh", "").await
+    else {
+        return;
+    };
+    let out = support::cluster::kubectl_command(&cp.kubeconfig)
+        .args(["apply", "-f", "crds/"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains("digicertorders.digicert-operator.dev created"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.trim().is_empty(),
+        "kubectl apply -f crds/ printed:\n{stderr}"
+    );
+    let out = support::cluster::kubectl_command(&cp.kubeconfig)
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "crd/digicertorders.digicert-operator.dev",
+            "--timeout=60s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -113,19 +165,6 @@ fn with(changes: Value) -> Value {
         }
     }
     spec
-}
-
-/// `kubectl apply --dry-run=server` (strict field validation, as kubectl does by
-/// default) of `object`. Returns (accepted, stderr).
-fn dry_run_apply(cluster: &TestCluster, object: &Value) -> (bool, String) {
-    let out = cluster.kubectl_run(
-        &["apply", "--dry-run=server", "-f", "-"],
-        Some(&object.to_string()),
-    );
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 #[tokio::test]
@@ -340,17 +379,10 @@ async fn every_rule_and_bound_is_enforced_at_admission_with_its_own_message() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // orderId is immutable: an update that changes it is refused; other changes pass.
-    let (ok, stderr) = {
-        let out = cluster.kubectl_run(
-            &["apply", "-f", "-"],
-            Some(&order("immutable", full_spec()).to_string()),
-        );
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
-    assert!(ok, "{stderr}");
+    cluster.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(&order("immutable", full_spec()).to_string()),
+    );
     let (ok, stderr) = dry_run_apply(
         &cluster,
         &order("immutable", with(json!({"orderId": 1002}))),

@@ -37,16 +37,7 @@ async fn metrics_health_and_readiness_after_an_issuance() {
     let (code, _) = http_get(&format!("{base}/healthz")).await;
     assert_eq!(code, 200);
     // Ready once the watch has synced.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, body) = http_get(&format!("{base}/readyz")).await;
-        if code == 200 {
-            assert!(body.contains("synced"), "{body}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "not ready: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_synced(&base).await;
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     let order = env.wait_ready("web").await;
     let not_after = order.status.unwrap().certificate.unwrap().not_after;
@@ -427,6 +418,20 @@ async fn json_logs_carry_the_order_and_never_the_key() {
     env.operator = None;
 }
 
+/// Waits until /readyz says the watches have synced.
+async fn wait_synced(base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, body) = http_get(&format!("{base}/readyz")).await;
+        if code == 200 {
+            assert!(body.contains("synced"), "{body}");
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// The first lines of the operator's log that say how its watches list.
 fn initial_list_lines(logs: &str) -> Vec<&str> {
     logs.lines()
@@ -447,16 +452,7 @@ async fn initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhe
     // A restart finds the order and its Secret in the streamed initial state.
     env.start_operator();
     let base = env.http_base();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let (code, body) = http_get(&format!("{base}/readyz")).await;
-        if code == 200 {
-            assert!(body.contains("synced"), "{body}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "not ready: {body}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_synced(&base).await;
     let logs = env.operator_logs();
     let lines = initial_list_lines(&logs);
     // The suite's server offers streaming lists; another cluster may not, and then the
