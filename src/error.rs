@@ -16,6 +16,13 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("finalizer: {0}")]
     Finalizer(String),
+    /// Deletion waits for DigiCert (shown in status and events); look again after
+    /// this long.
+    #[error("deletion waits: {why}; trying again in {}s", after.as_secs())]
+    CleanupPending {
+        after: std::time::Duration,
+        why: String,
+    },
 }
 
 impl Error {

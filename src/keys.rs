@@ -341,6 +341,30 @@ fn pkcs8_private_key(der: &[u8]) -> Option<Vec<u8>> {
     }
 }
 
+/// The encoding of a PEM private key, from its label.
+pub fn encoding_of(pem_text: &str) -> Option<Encoding> {
+    let label = pem_text.trim_start().strip_prefix("-----BEGIN ")?;
+    if label.starts_with("PRIVATE KEY-----") {
+        Some(Encoding::Pkcs8)
+    } else if label.starts_with("RSA PRIVATE KEY-----") || label.starts_with("EC PRIVATE KEY-----")
+    {
+        Some(Encoding::Pkcs1)
+    } else {
+        None
+    }
+}
+
+/// Whether the certificate `child` carries a signature that `issuer`'s key made.
+pub fn signed_by(child: &[u8], issuer: &[u8]) -> bool {
+    match (
+        X509Certificate::from_der(child),
+        X509Certificate::from_der(issuer),
+    ) {
+        (Ok((_, c)), Ok((_, i))) => c.verify_signature(Some(i.public_key())).is_ok(),
+        _ => false,
+    }
+}
+
 /// The subjectPublicKey bits of a key pair.
 pub fn public_key_bits(key: &KeyPair) -> Vec<u8> {
     key.public_key_raw().to_vec()

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod health;
 pub mod keys;
 pub mod metrics;
 pub mod operator;

@@ -132,6 +132,14 @@ struct RunArgs {
     /// (at most 5m: a call holds its rate-limit slot until it ends).
     #[arg(long, env = "CERTCENTRAL_TIMEOUT", default_value = "30s", value_parser = parse_call_timeout)]
     certcentral_timeout: std::time::Duration,
+    /// How long ahead of an order's end (its Multi-year Plan) the OrderExpiring
+    /// condition and a Warning event say so.
+    #[arg(long, env = "ORDER_EXPIRY_WARNING", default_value = "720h", value_parser = parse_duration)]
+    order_expiry_warning: std::time::Duration,
+    /// How long the deletion of a DigicertOrder with deletionPolicy CancelPending may
+    /// wait for DigiCert before it gives up (with a Warning event) and lets it go.
+    #[arg(long, env = "DELETION_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
+    deletion_timeout: std::time::Duration,
     /// Do not pace calls to CertCentral's rate limits (100 requests / 5 s and 1000 /
     /// 3 min per API key). Only for a simulator started with --no-rate-limit.
     #[arg(long, env = "NO_RATE_LIMIT")]
@@ -298,6 +306,9 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         namespaces: args.watch_namespaces,
         concurrency: args.concurrency.max(1),
         initial_list: args.initial_list,
+        order_expiry_warning: args.order_expiry_warning,
+        call_timeout: args.certcentral_timeout,
+        deletion_timeout: args.deletion_timeout,
     };
     tracing::info!(
         certcentral = %base_url,

@@ -40,10 +40,19 @@ pub struct OperationLabels {
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// The times an order's gauges show.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OrderTimes {
+    pub not_after: Option<time::OffsetDateTime>,
+    pub renewal: Option<time::OffsetDateTime>,
+    pub order_end: Option<time::OffsetDateTime>,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub certificate_not_after: Family<OrderLabels, FloatGauge>,
     pub renewal_time: Family<OrderLabels, FloatGauge>,
+    pub order_end: Family<OrderLabels, FloatGauge>,
     pub ready: Family<OrderLabels, Gauge>,
     pub reissues: Family<ReissueLabels, Counter>,
     pub certcentral_calls: Family<CallLabels, Counter>,
@@ -74,6 +83,12 @@ impl Metrics {
             "certificate_renewal_time_seconds",
             "When each order's certificate will be renewed (Unix time)",
             renewal_time.clone(),
+        );
+        let order_end = Family::<OrderLabels, FloatGauge>::default();
+        registry.register(
+            "order_end_seconds",
+            "When each DigiCert order (Multi-year Plan) ends: no certificate outlasts it (Unix time)",
+            order_end.clone(),
         );
         let ready = Family::<OrderLabels, Gauge>::default();
         registry.register(
@@ -126,6 +141,7 @@ impl Metrics {
             registry,
             certificate_not_after,
             renewal_time,
+            order_end,
             ready,
             reissues,
             certcentral_calls,
@@ -152,33 +168,22 @@ impl Metrics {
             .inc();
     }
 
-    /// Publishes an order's certificate gauges.
-    pub fn order(
-        &self,
-        labels: &OrderLabels,
-        ready: bool,
-        not_after: Option<time::OffsetDateTime>,
-        renewal: Option<time::OffsetDateTime>,
-    ) {
+    /// Publishes an order's gauges; a time that is not known removes its series.
+    pub fn order(&self, labels: &OrderLabels, ready: bool, times: OrderTimes) {
         self.ready.get_or_create(labels).set(i64::from(ready));
-        match not_after {
-            Some(t) => {
-                self.certificate_not_after
-                    .get_or_create(labels)
-                    .set(t.unix_timestamp() as f64);
-            }
-            None => {
-                self.certificate_not_after.remove(labels);
-            }
-        }
-        match renewal {
-            Some(t) => {
-                self.renewal_time
-                    .get_or_create(labels)
-                    .set(t.unix_timestamp() as f64);
-            }
-            None => {
-                self.renewal_time.remove(labels);
+        let families = [
+            (&self.certificate_not_after, times.not_after),
+            (&self.renewal_time, times.renewal),
+            (&self.order_end, times.order_end),
+        ];
+        for (family, time) in families {
+            match time {
+                Some(t) => {
+                    family.get_or_create(labels).set(t.unix_timestamp() as f64);
+                }
+                None => {
+                    family.remove(labels);
+                }
             }
         }
     }
@@ -187,6 +192,7 @@ impl Metrics {
         self.ready.remove(labels);
         self.certificate_not_after.remove(labels);
         self.renewal_time.remove(labels);
+        self.order_end.remove(labels);
     }
 }
 
@@ -225,8 +231,11 @@ mod tests {
         m.order(
             &labels,
             true,
-            Some(time::macros::datetime!(2027-01-01 0:00 UTC)),
-            None,
+            OrderTimes {
+                not_after: Some(time::macros::datetime!(2027-01-01 0:00 UTC)),
+                renewal: None,
+                order_end: Some(time::macros::datetime!(2028-01-01 0:00 UTC)),
+            },
         );
         m.reissue("issued");
         m.call(Operation::Reissue, "201", "", Duration::from_millis(20));
@@ -242,6 +251,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"digicert_operator_certificate_not_after_seconds{namespace="ns",name="web"} 1798761600.0"#), "{text}");
+        assert!(
+            text.contains(
+                r#"digicert_operator_order_end_seconds{namespace="ns",name="web"} 1830297600.0"#
+            ),
+            "{text}"
+        );
         assert!(
             text.contains(r#"digicert_operator_reissues_total{event="issued"} 1"#),
             "{text}"

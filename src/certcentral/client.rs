@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::error::{Error, TransportKind};
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{Permit, RateLimiter};
 use super::types::*;
 
 pub const US_BASE_URL: &str = "https://www.digicert.com/services/v2";
@@ -207,6 +207,10 @@ impl Default for ClientConfig {
     }
 }
 
+/// A rate-limit slot taken ahead of one call ([`Client::send_slot`]).
+#[derive(Debug)]
+pub struct SendSlot(Permit);
+
 /// Builds rate limiters, one per API key: all clients of a key share it.
 pub type LimiterFactory = Arc<dyn Fn() -> RateLimiter + Send + Sync>;
 
@@ -374,6 +378,34 @@ impl Client {
             .await
     }
 
+    /// Takes a rate-limit slot ahead of one call (`reissue_in`), so the caller can
+    /// record the moment of sending before the call goes: the wait for the slot is
+    /// behind it then. Use it at once; do not hold it across other calls of this key.
+    pub async fn send_slot(&self) -> SendSlot {
+        SendSlot(self.limiter.acquire().await)
+    }
+
+    /// `POST /order/certificate/{order_id}/reissue` in a slot taken with
+    /// [`Client::send_slot`]: one attempt, sent now, never repeated (the caller retries
+    /// after it has recorded the next attempt).
+    pub async fn reissue_in(
+        &self,
+        slot: SendSlot,
+        order_id: u64,
+        request: &ReissueRequest,
+    ) -> Result<ReissueResponse, Error> {
+        let path = format!("order/certificate/{order_id}/reissue");
+        self.call_in(
+            Some(slot.0),
+            Operation::Reissue,
+            Method::POST,
+            &path,
+            Some(request),
+            |status, bytes| self.decode_json(Operation::Reissue, status, bytes),
+        )
+        .await
+    }
+
     /// `GET /order/certificate/{order_id}/reissue`
     pub async fn list_reissues(&self, order_id: u64) -> Result<Vec<ReissueCertificate>, Error> {
         let path = format!("order/certificate/{order_id}/reissue");
@@ -461,14 +493,23 @@ impl Client {
         body: Option<&impl Serialize>,
     ) -> Result<T, Error> {
         self.call(op, method, path, body, |status, bytes| {
-            serde_json::from_slice(bytes).map_err(|e| Error::Decode {
-                operation: op,
-                status: status.as_u16(),
-                // serde may quote the answer; the answer is scrubbed like any other.
-                message: self.key.redact(&e.to_string()),
-            })
+            self.decode_json(op, status, bytes)
         })
         .await
+    }
+
+    fn decode_json<T: DeserializeOwned>(
+        &self,
+        op: Operation,
+        status: StatusCode,
+        bytes: &[u8],
+    ) -> Result<T, Error> {
+        serde_json::from_slice(bytes).map_err(|e| Error::Decode {
+            operation: op,
+            status: status.as_u16(),
+            // serde may quote the answer; the answer is scrubbed like any other.
+            message: self.key.redact(&e.to_string()),
+        })
     }
 
     async fn no_content(
@@ -525,6 +566,20 @@ impl Client {
         body: Option<&impl Serialize>,
         decode: impl Fn(StatusCode, &[u8]) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        self.call_in(None, op, method, path, body, decode).await
+    }
+
+    /// The same; with `slot`, the one attempt goes in that slot and is not repeated.
+    async fn call_in<T>(
+        &self,
+        mut slot: Option<Permit>,
+        op: Operation,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+        decode: impl Fn(StatusCode, &[u8]) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let once = slot.is_some();
         let url = self
             .shared
             .base
@@ -538,7 +593,10 @@ impl Client {
         let mut attempt = 1;
         loop {
             // Held until the answer (or the failure) is in.
-            let permit = self.limiter.acquire().await;
+            let permit = match slot.take() {
+                Some(p) => p,
+                None => self.limiter.acquire().await,
+            };
             let waited = permit.waited;
             if let Some(o) = &self.shared.observer {
                 o.waited(waited);
@@ -566,7 +624,7 @@ impl Client {
                     tracing::debug!(operation = %op, attempt, elapsed_ms, "CertCentral call succeeded");
                     return Ok(value);
                 }
-                Err(err) if retry.should_retry(op, attempt, &err) => {
+                Err(err) if !once && retry.should_retry(op, attempt, &err) => {
                     let delay = retry.delay(attempt - 1, &err);
                     tracing::warn!(operation = %op, attempt, elapsed_ms, delay_ms = delay.as_millis() as u64, error = %err, "CertCentral call failed; retrying");
                     tokio::time::sleep(delay).await;

@@ -8,7 +8,7 @@ pub mod types;
 
 pub use client::{
     ApiKey, BaseUrl, CallObserver, Client, ClientConfig, EU_BASE_URL, LimiterFactory, RetryPolicy,
-    Service, TrustRoots, US_BASE_URL,
+    SendSlot, Service, TrustRoots, US_BASE_URL,
 };
 pub use error::{Error, TransportKind};
 pub use ratelimit::{RateLimiter, Window};

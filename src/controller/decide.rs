@@ -2,6 +2,14 @@
 //! what the spec asks for, what DigiCert said, and the time. Nothing here performs
 //! I/O; `reconcile` gathers the inputs and carries out the answers.
 
+mod plan;
+mod schedule;
+mod teardown;
+
+pub use plan::*;
+pub use schedule::*;
+pub use teardown::*;
+
 use std::time::Duration;
 
 use time::OffsetDateTime;
@@ -28,6 +36,12 @@ pub struct StoredCertificate {
     pub order_id: Option<u64>,
     /// DigiCert's certificate id (annotation).
     pub certificate_id: Option<u64>,
+    /// The names the certificate was requested for (annotation; Secrets written by
+    /// older versions have none).
+    pub requested_names: Option<Vec<String>>,
+    /// Why the certificate is not one the operator stored for its order (self-signed,
+    /// not signed by the chain's intermediate, another serial than recorded), if so.
+    pub foreign: Option<String>,
 }
 
 /// Why a new certificate is needed.
@@ -43,6 +57,8 @@ pub enum ReissueReason {
     KeyChanged,
     /// The Secret was written for another order.
     OrderChanged,
+    /// The certificate in the Secret is not one the operator stored (edited by hand).
+    Foreign(String),
     /// The renewal time has come.
     Renewal,
     /// Asked for with the renew annotation.
@@ -58,6 +74,7 @@ impl ReissueReason {
             ReissueReason::NamesChanged => "NamesChanged",
             ReissueReason::KeyChanged => "KeyChanged",
             ReissueReason::OrderChanged => "OrderChanged",
+            ReissueReason::Foreign(_) => "ForeignCertificate",
             ReissueReason::Renewal => "Renewal",
             ReissueReason::Manual => "Manual",
         }
@@ -70,6 +87,9 @@ impl ReissueReason {
             ReissueReason::NamesChanged => "the certificate's names differ from the spec".into(),
             ReissueReason::KeyChanged => "the key differs from spec.privateKey".into(),
             ReissueReason::OrderChanged => "the Secret was written for another order".into(),
+            ReissueReason::Foreign(why) => {
+                format!("the certificate in the Secret is not one the operator stored: {why}")
+            }
             ReissueReason::Renewal => "the renewal time has come".into(),
             ReissueReason::Manual => "a renewal was requested".into(),
         }
@@ -250,7 +270,10 @@ pub fn reissue_reason(
     if stored.order_id.is_some_and(|id| id != spec.order_id) {
         return Some(ReissueReason::OrderChanged);
     }
-    if !names_match(spec, &stored.leaf) {
+    if let Some(why) = &stored.foreign {
+        return Some(ReissueReason::Foreign(why.clone()));
+    }
+    if !names_current(spec, stored) {
         return Some(ReissueReason::NamesChanged);
     }
     if stored.key != spec.private_key.kind() {
@@ -259,14 +282,68 @@ pub fn reissue_reason(
     if renew_request.is_some_and(|r| !r.is_empty() && Some(r) != last_renew_request) {
         return Some(ReissueReason::Manual);
     }
-    // A certificate never outlives its order: when this one already runs to the
-    // order's end, a reissue cannot extend it (and would only shorten each time).
-    let can_extend =
-        order_ends.is_none_or(|end| end > stored.leaf.not_after + time::Duration::days(1));
-    if can_extend && now >= renewal_time(spec, stored.leaf.not_before, stored.leaf.not_after) {
+    if planned_renewal(spec, &stored.leaf, order_ends).is_some_and(|at| now >= at) {
         return Some(ReissueReason::Renewal);
     }
     None
+}
+
+/// Whether the stored certificate is for the spec's names. The names it was requested
+/// for decide, when recorded: DigiCert may add the `www.` twin of a name, so the
+/// certificate alone cannot tell a name the spec dropped from one DigiCert added.
+pub fn names_current(spec: &DigicertOrderSpec, stored: &StoredCertificate) -> bool {
+    match &stored.requested_names {
+        Some(requested) => {
+            same_names(requested, &wanted_names(spec)) && names_match(spec, &stored.leaf)
+        }
+        None => names_match(spec, &stored.leaf),
+    }
+}
+
+/// The same names, in any order and case.
+fn same_names(a: &[String], b: &[String]) -> bool {
+    let norm = |v: &[String]| {
+        let mut v: Vec<String> = v.iter().map(|n| n.to_ascii_lowercase()).collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    norm(a) == norm(b)
+}
+
+/// Whether a reissue can give a certificate that lasts longer than one ending at
+/// `not_after`: a certificate never outlives its order, so one that already runs to
+/// the order's end cannot be extended (a reissue would only shorten it).
+pub fn can_extend(order_ends: Option<OffsetDateTime>, not_after: OffsetDateTime) -> bool {
+    order_ends.is_none_or(|end| end > not_after + time::Duration::days(1))
+}
+
+/// When the stored certificate will be renewed: its renewal time, or never when the
+/// order ends with it.
+pub fn planned_renewal(
+    spec: &DigicertOrderSpec,
+    leaf: &CertificateInfo,
+    order_ends: Option<OffsetDateTime>,
+) -> Option<OffsetDateTime> {
+    can_extend(order_ends, leaf.not_after)
+        .then(|| renewal_time(spec, leaf.not_before, leaf.not_after))
+}
+
+/// Whether a certificate DigiCert shows (its id and the CSR it was made from) is the
+/// answer to the reissue in flight: the one DigiCert named for it, or one made from its
+/// CSR. The certificate already in the Secret (`known`) never is, even with the same
+/// CSR (a reused RSA key gives the very same CSR).
+pub fn is_our_reissue(
+    certificate_id: u64,
+    csr: Option<&str>,
+    reissue: &crate::crd::ReissueStatus,
+    known: Option<u64>,
+) -> bool {
+    reissue.certificate_id == Some(certificate_id)
+        || (known != Some(certificate_id)
+            && csr
+                .and_then(|c| crate::keys::csr_fingerprint(c).ok())
+                .is_some_and(|f| f == reissue.csr_fingerprint))
 }
 
 /// A fingerprint of everything in the spec that shapes a reissue request: when it
@@ -292,34 +369,6 @@ pub fn backoff(failures: u32, base: Duration, cap: Duration, jitter: f64) -> Dur
     let exp = failures.saturating_sub(1).min(20);
     let raw = base.saturating_mul(1u32 << exp).min(cap);
     raw.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
-}
-
-/// When the next scheduled look is due: the renewal time or the resync period after
-/// the last check, whichever is sooner (never in the past).
-pub fn next_check(
-    renewal: Option<OffsetDateTime>,
-    last_check: Option<OffsetDateTime>,
-    resync: Duration,
-    now: OffsetDateTime,
-) -> Duration {
-    let resync_at = last_check.unwrap_or(now) + resync;
-    let at = renewal.map_or(resync_at, |r| r.min(resync_at));
-    let wait = at - now;
-    if wait.is_negative() {
-        Duration::ZERO
-    } else {
-        wait.try_into().unwrap_or(resync)
-    }
-}
-
-/// Whether the order should be looked at (order info) now: never looked at, or the
-/// resync period has passed.
-pub fn order_check_due(
-    last_check: Option<OffsetDateTime>,
-    resync: Duration,
-    now: OffsetDateTime,
-) -> bool {
-    last_check.is_none_or(|t| now - t >= resync)
 }
 
 #[cfg(test)]
@@ -361,6 +410,8 @@ mod tests {
             key_matches: true,
             order_id: Some(1001),
             certificate_id: Some(7),
+            requested_names: None,
+            foreign: None,
         }))
     }
 
@@ -691,32 +742,122 @@ mod tests {
     }
 
     #[test]
-    fn next_checks() {
-        let now = datetime!(2026-01-01 0:00 UTC);
-        let six_h = Duration::from_secs(6 * 3600);
-        assert_eq!(next_check(None, None, six_h, now), six_h);
+    fn names_dropped_from_the_spec_are_told_from_names_digicert_added() {
+        let nb = datetime!(2026-01-01 0:00 UTC);
+        let na = datetime!(2026-04-01 0:00 UTC);
+        let now = datetime!(2026-01-02 0:00 UTC);
+        let names = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let with = |requested: Option<Vec<String>>, cert: &[&str]| {
+            SecretState::Valid(Box::new(StoredCertificate {
+                leaf: leaf("example.com", cert, nb, na),
+                key: KeyKind::Rsa(2048),
+                key_matches: true,
+                order_id: Some(1001),
+                certificate_id: Some(7),
+                requested_names: requested,
+                foreign: None,
+            }))
+        };
+        let only_cn = spec(serde_json::json!({"dnsNames": []}));
+        let two = spec(serde_json::json!({"dnsNames": ["www.example.com"]}));
+        let twin = &["example.com", "www.example.com"];
+        // (spec, stored, want a reissue)
+        let cases = [
+            // The www twin dropped from the spec: recorded names tell, one reissue.
+            (&only_cn, with(names(twin), twin), true),
+            // ...for which DigiCert added the twin again: accepted, no second reissue.
+            (&only_cn, with(names(&["example.com"]), twin), false),
+            // Without a record (older Secrets) the twin is tolerated, as before.
+            (&only_cn, with(None, twin), false),
+            (&two, with(names(twin), twin), false),
+            // A name added to the spec.
+            (&two, with(names(&["example.com"]), &["example.com"]), true),
+            // Recorded names in another order and case are the same names.
+            (
+                &two,
+                with(names(&["WWW.example.com", "example.com"]), twin),
+                false,
+            ),
+        ];
+        for (i, (spec, stored, reissue)) in cases.into_iter().enumerate() {
+            let got = reissue_reason(spec, &stored, None, None, None, now);
+            assert_eq!(got.is_some(), reissue, "case {i}: {got:?}");
+            if reissue {
+                assert_eq!(got, Some(ReissueReason::NamesChanged), "case {i}");
+            }
+        }
+        // A foreign certificate (edited by hand) is replaced.
+        let foreign = SecretState::Valid(Box::new(StoredCertificate {
+            foreign: Some("it is self-signed".into()),
+            ..match with(names(twin), twin) {
+                SecretState::Valid(s) => *s,
+                _ => unreachable!(),
+            }
+        }));
         assert_eq!(
-            next_check(Some(now + time::Duration::hours(1)), Some(now), six_h, now),
-            Duration::from_secs(3600)
+            reissue_reason(&two, &foreign, None, None, None, now),
+            Some(ReissueReason::Foreign("it is self-signed".into()))
         );
+    }
+
+    #[test]
+    fn no_renewal_is_planned_when_the_order_ends_with_the_certificate() {
+        let nb = datetime!(2026-01-01 0:00 UTC);
+        let na = datetime!(2026-04-01 0:00 UTC);
+        let cert = leaf("example.com", &["example.com", "www.example.com"], nb, na);
+        let base = spec(serde_json::json!({}));
+        let renewal = renewal_time(&base, nb, na);
+        assert_eq!(planned_renewal(&base, &cert, None), Some(renewal));
         assert_eq!(
-            next_check(Some(now - time::Duration::hours(1)), Some(now), six_h, now),
-            Duration::ZERO
+            planned_renewal(&base, &cert, Some(na + time::Duration::days(400))),
+            Some(renewal)
         );
+        assert_eq!(planned_renewal(&base, &cert, Some(na)), None);
         assert_eq!(
-            next_check(None, Some(now - time::Duration::hours(5)), six_h, now),
-            Duration::from_secs(3600)
+            planned_renewal(&base, &cert, Some(na + time::Duration::hours(12))),
+            None
         );
-        assert!(order_check_due(None, six_h, now));
-        assert!(!order_check_due(
-            Some(now - time::Duration::hours(1)),
-            six_h,
-            now
-        ));
-        assert!(order_check_due(
-            Some(now - time::Duration::hours(6)),
-            six_h,
-            now
-        ));
+    }
+
+    #[test]
+    fn a_reissue_is_known_by_its_certificate_id_or_its_csr_never_as_the_stored_one() {
+        let (_, csr) = {
+            let key = crate::keys::generate(KeyKind::Ecdsa(256)).unwrap();
+            let csr = crate::keys::csr_pem(&key, "example.com", &[]).unwrap();
+            (key, csr)
+        };
+        let (_, other) = {
+            let key = crate::keys::generate(KeyKind::Ecdsa(256)).unwrap();
+            let csr = crate::keys::csr_pem(&key, "example.com", &[]).unwrap();
+            (key, csr)
+        };
+        let reissue = |certificate_id: Option<u64>| crate::crd::ReissueStatus {
+            state: crate::crd::ReissueState::Submitted,
+            reason: "Renewal".into(),
+            csr_fingerprint: crate::keys::csr_fingerprint(&csr).unwrap(),
+            spec_fingerprint: String::new(),
+            key_secret_name: String::new(),
+            request_id: None,
+            certificate_id,
+            submitted_at: None,
+        };
+        // (id, csr, reissue's certificate id, known, ours)
+        let cases = [
+            (5, Some(csr.as_str()), None, Some(4), true),
+            (5, Some(other.as_str()), None, Some(4), false),
+            (5, None, None, Some(4), false),
+            (5, None, Some(5), Some(4), true),
+            (5, Some(other.as_str()), Some(5), None, true),
+            // The stored certificate, made from the same CSR (key reused): not the answer.
+            (4, Some(csr.as_str()), None, Some(4), false),
+            (4, Some(csr.as_str()), Some(5), Some(4), false),
+        ];
+        for (i, (id, csr, named, known, want)) in cases.into_iter().enumerate() {
+            assert_eq!(
+                is_our_reissue(id, csr, &reissue(named), known),
+                want,
+                "case {i}"
+            );
+        }
     }
 }

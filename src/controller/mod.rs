@@ -29,8 +29,8 @@ use tokio::sync::watch;
 use crate::certcentral;
 use crate::crd::{CANCEL_ANNOTATION, DigicertOrder, FINALIZER, RENEW_ANNOTATION};
 use crate::error::{Error, Result};
+use crate::health::Health;
 use crate::metrics::Metrics;
-use crate::operator::Health;
 
 /// Where the operator's default API key is.
 #[derive(Clone, Debug)]
@@ -54,6 +54,12 @@ pub struct OperatorConfig {
     pub concurrency: u16,
     /// How the watches read what exists when they start.
     pub initial_list: InitialList,
+    /// How long ahead of the order's end `OrderExpiring` turns true.
+    pub order_expiry_warning: Duration,
+    /// The longest a CertCentral call may take (the client's timeout).
+    pub call_timeout: Duration,
+    /// How long a deletion may wait for DigiCert before it gives up.
+    pub deletion_timeout: Duration,
 }
 
 /// How a watch reads the objects that exist when it starts (and after it lost its
@@ -196,13 +202,26 @@ async fn reconcile_inner(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Act
     // see the status from before it (and start a second reissue), and a deletion
     // could be acted upon twice.
     let Some(fresh) = api.get_opt(&order.name_any()).await? else {
+        forget(&ctx, &order);
         return Ok(Action::await_change());
     };
     tracing::Span::current().record("order_id", fresh.spec.order_id);
-    if fresh.meta().deletion_timestamp.is_some()
-        && !fresh.finalizers().iter().any(|f| f == FINALIZER)
-    {
+    let has_finalizer = fresh.finalizers().iter().any(|f| f == FINALIZER);
+    let deleting = fresh.meta().deletion_timestamp.is_some();
+    if deleting && !has_finalizer {
+        forget(&ctx, &order);
         return Ok(Action::await_change());
+    }
+    if !decide::needs_finalizer(&fresh.spec) && !deleting {
+        // Nothing to do at DigiCert on deletion: no finalizer, so the resource (and
+        // its namespace) never waits for the operator. One added before goes.
+        if has_finalizer {
+            remove_finalizer(&api, &fresh).await?;
+            return Ok(Action::requeue(Duration::ZERO));
+        }
+        return reconcile::Run::new(Arc::new(fresh), ctx.clone())
+            .apply()
+            .await;
     }
     let order = Arc::new(fresh);
     finalizer(&api, FINALIZER, order, |event| async {
@@ -221,9 +240,48 @@ async fn reconcile_inner(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Act
     })
 }
 
+/// Drops a gone order's metrics.
+fn forget(ctx: &Context, order: &OrderMeta) {
+    ctx.metrics.forget_order(&crate::metrics::OrderLabels {
+        namespace: order.namespace().unwrap_or_default(),
+        name: order.name_any(),
+    });
+}
+
+/// Removes the operator's finalizer, against the version read (a merge patch with the
+/// resourceVersion fails rather than drop another writer's finalizer).
+async fn remove_finalizer(api: &Api<DigicertOrder>, order: &DigicertOrder) -> Result<()> {
+    let rest: Vec<&String> = order
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .collect();
+    let patch = serde_json::json!({
+        "metadata": {
+            "finalizers": rest,
+            "resourceVersion": order.resource_version(),
+        }
+    });
+    api.patch(
+        &order.name_any(),
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Errors that reconcile did not turn into status (Kubernetes API trouble): a write
 /// conflict is retried at once, anything else after a pause.
 fn error_policy(order: Arc<OrderMeta>, err: &Error, _ctx: Arc<Context>) -> Action {
+    if let Error::CleanupPending { after, why } = err {
+        tracing::info!(
+            name = order.name_any(),
+            retry_in_s = after.as_secs(),
+            "deletion waits: {why}"
+        );
+        return Action::requeue(*after);
+    }
     if err.is_conflict() {
         tracing::debug!(name = order.name_any(), "write conflict; retrying");
         return Action::requeue(Duration::from_millis(500 + rand::random::<u64>() % 1000));

@@ -130,7 +130,7 @@ fn fault_response(action: &FaultAction) -> Option<Response> {
                 .into_response(),
         ),
         FaultAction::Drop => Some(dropped_connection()),
-        FaultAction::Delay { .. } => None,
+        FaultAction::Delay { .. } | FaultAction::Late { .. } => None,
     }
 }
 
@@ -192,16 +192,39 @@ async fn handle(
     tracing::debug!(operation = %op, %method, path, "simulator call");
 
     let mut after = Vec::new();
+    let mut late = None;
     for (phase, action) in fired {
         if phase == Phase::After {
             after.push(action);
         } else if let FaultAction::Delay { millis } = action {
             tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+        } else if let FaultAction::Late { millis } = action {
+            late = Some(std::time::Duration::from_millis(millis));
         } else if let Some(response) = fault_response(&action) {
             return record(&sim, op, response, action == FaultAction::Drop);
         }
     }
+    let Some(hold) = late else {
+        return finish(sim, call, headers, body, after).await;
+    };
+    // Handled in a task of its own: a caller that hangs up does not stop it.
+    let task = tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        finish(sim, call, headers, body, after).await
+    });
+    task.await
+        .unwrap_or_else(|_| error_response(&ApiError::new(500, "internal", "the held call failed")))
+}
 
+/// Handles a call that got past the faults acting before it.
+async fn finish(
+    sim: Arc<Simulator>,
+    call: Call,
+    headers: HeaderMap,
+    body: Bytes,
+    after: Vec<FaultAction>,
+) -> Response {
+    let op = call.operation();
     let response = answer(&sim, &call, &headers, &body);
     if call.mutates()
         && response.status().is_success()

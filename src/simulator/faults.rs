@@ -24,6 +24,10 @@ pub enum FaultAction {
     RateLimit,
     /// Wait this long, then handle the call normally (a slow answer).
     Delay { millis: u64 },
+    /// The request is held up on its way for this long, then handled even when its
+    /// caller has gone meanwhile (a proxy that delivers late): its effect arrives
+    /// after the caller gave up on it.
+    Late { millis: u64 },
     /// Break the connection without a complete answer.
     Drop,
     /// 200 with a body that is not valid JSON.

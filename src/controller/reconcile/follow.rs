@@ -1,0 +1,177 @@
+//! Following a submitted reissue until DigiCert issues it: approval, validation, rejection.
+
+use super::*;
+
+impl Run {
+    /// Looks at the order and moves the reissue on: write the certificate when issued,
+    /// approve when asked to, report what it waits for.
+    pub(super) async fn follow(
+        &mut self,
+        pending: PendingKey,
+        client: &certcentral::Client,
+    ) -> Result<Action> {
+        let order_id = self.spec().order_id;
+        let info = match client.order_info(order_id).await {
+            Ok(i) => i,
+            Err(e) => return Ok(self.fail(&e, "reading the order").await),
+        };
+        self.observe_order(&info);
+        // An adopted reissue has no request id yet: the order's pending request is it.
+        if self
+            .status
+            .reissue
+            .as_ref()
+            .is_some_and(|r| r.request_id.is_none())
+            && info.status == OrderStatus::ReissuePending
+            && let Some(r) = info
+                .requests
+                .iter()
+                .find(|r| matches!(r.status, RequestStatus::Pending | RequestStatus::Submitted))
+        {
+            self.reissue_mut().request_id = Some(r.id);
+        }
+        let reissue = self.status.reissue.clone().expect("in flight");
+        // The certificate in the Secret is not the answer, even when its CSR is the
+        // same (a reused RSA key gives the very same CSR).
+        let known = self.status.certificate.as_ref().map(|c| c.id);
+        let current_is_ours = info.certificate.serial_number.is_some()
+            && decide::is_our_reissue(
+                info.certificate.id,
+                info.certificate.csr.as_deref(),
+                &reissue,
+                known,
+            );
+        if current_is_ours && info.status != OrderStatus::ReissuePending {
+            let action = self
+                .write_certificate(info.certificate.id, &pending, client)
+                .await?;
+            // The same order info serves to mirror auto-reissue: no extra read.
+            return Ok(self
+                .sync_auto_reissue(&info, client)
+                .await
+                .unwrap_or(action));
+        }
+        if info.status == OrderStatus::ReissuePending {
+            let action = self.waiting(&reissue, client).await?;
+            return Ok(self
+                .sync_auto_reissue(&info, client)
+                .await
+                .unwrap_or(action));
+        }
+        // The order is not waiting on a reissue and its certificate is not ours: ours
+        // was rejected, canceled or replaced. The reissue list says which.
+        let list = match client.list_reissues(order_id).await {
+            Ok(l) => l,
+            Err(e) => return Ok(self.fail(&e, "listing reissues").await),
+        };
+        let ours = list
+            .into_iter()
+            .find(|c| decide::is_our_reissue(c.id, c.csr.as_deref(), &reissue, known));
+        let submitted = reissue
+            .submitted_at
+            .as_deref()
+            .and_then(status::parse_rfc3339)
+            .unwrap_or(self.now);
+        let young = self.now - submitted < time::Duration::minutes(2);
+        match ours.map(|c| (c.id, c.status)) {
+            Some((id, DigiCertReissueStatus::Issued)) if known != Some(id) => {
+                self.write_certificate(id, &pending, client).await
+            }
+            Some((_, DigiCertReissueStatus::Pending)) => self.waiting(&reissue, client).await,
+            // DigiCert may not show a fresh reissue everywhere at once: give it time
+            // before concluding it is gone.
+            None if young => self.waiting(&reissue, client).await,
+            other => {
+                let what = if other.is_some() {
+                    "rejected"
+                } else {
+                    "not found"
+                };
+                let message = format!("DigiCert {what} the reissue; the order is {}", info.status);
+                self.condition(ISSUING, false, "Rejected", message.clone());
+                self.condition(
+                    READY,
+                    self.stored_state_ok() == Some(true),
+                    "ReissueRejected",
+                    message.clone(),
+                );
+                self.event(EventType::Warning, "ReissueRejected", "Reissue", message)
+                    .await;
+                // Try again, but not at once: somebody may have rejected it on purpose.
+                let delay = self.back_off_permanently();
+                self.abandon().await?;
+                Ok(Action::requeue(delay))
+            }
+        }
+    }
+
+    /// The reissue is pending at DigiCert: approve it if allowed, else report and poll.
+    pub(super) async fn waiting(
+        &mut self,
+        reissue: &ReissueStatus,
+        client: &certcentral::Client,
+    ) -> Result<Action> {
+        let mut reason = "Pending";
+        let mut message = "waiting for DigiCert to issue the certificate".to_string();
+        if let Some(request_id) = reissue.request_id {
+            match client.request_info(request_id).await {
+                Ok(r) if r.status == RequestStatus::Pending => {
+                    if self.spec().approve_reissues {
+                        match client
+                            .approve_request(
+                                request_id,
+                                &format!(
+                                    "Approved by digicert-operator for {}/{}",
+                                    self.namespace, self.name
+                                ),
+                            )
+                            .await
+                        {
+                            Ok(()) => {
+                                self.event(
+                                    EventType::Normal,
+                                    "ReissueApproved",
+                                    "Approve",
+                                    format!("approved request {request_id}"),
+                                )
+                                .await;
+                                reason = "Approved";
+                                message =
+                                    format!("approved request {request_id}; waiting for issuance");
+                            }
+                            // DigiCert busy or down: back off like any failed call.
+                            Err(e) if e.is_retryable() => {
+                                return Ok(self.fail(&e, "approving the reissue request").await);
+                            }
+                            Err(e) => {
+                                reason = "NeedsApproval";
+                                message = format!(
+                                    "request {request_id} waits for approval and the operator cannot approve it: {e}"
+                                );
+                            }
+                        }
+                    } else {
+                        reason = "NeedsApproval";
+                        message = format!(
+                            "request {request_id} waits for an administrator's approval in CertCentral (or set spec.approveReissues)"
+                        );
+                    }
+                }
+                Ok(r) if r.status == RequestStatus::Approved => {
+                    reason = "ValidationPending";
+                    message = "approved; waiting for DigiCert's validation and issuance".into();
+                }
+                Ok(_) => {}
+                Err(e) => return Ok(self.fail(&e, "reading the reissue request").await),
+            }
+        }
+        self.clear_failures();
+        self.condition(ISSUING, true, reason, message);
+        let since = reissue
+            .submitted_at
+            .as_deref()
+            .and_then(status::parse_rfc3339)
+            .unwrap_or(self.now);
+        Ok(Action::requeue(decide::poll_interval(self.now - since)))
+    }
+}

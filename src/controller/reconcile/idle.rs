@@ -1,0 +1,178 @@
+//! The Secret holds a good certificate for the spec: keep status, the Secret and
+//! DigiCert's view in line, and decide when to look again. Also what a held
+//! (canceled) reissue shows meanwhile.
+
+use super::*;
+use crate::controller::decide::StoredCertificate;
+
+impl Run {
+    pub(super) async fn idle(
+        &mut self,
+        target: &Secret,
+        stored: &StoredCertificate,
+    ) -> Result<Action> {
+        // A crash between the last status write of a reissue and the removal of its
+        // key leaves that Secret behind: no reissue is in flight, so it goes.
+        self.delete_pending_key().await?;
+        self.describe_certificate(stored);
+        let last_check = self.last_order_check();
+        let auto_reissue_differs = self.spec().auto_reissue.is_some()
+            && self.spec().auto_reissue != self.status.auto_reissue
+            && !status::auto_reissue_refused(&self.status.conditions, self.generation());
+        if (decide::order_check_due(last_check, self.ctx.config.resync, self.now)
+            || auto_reissue_differs)
+            && let Some(action) = self
+                .check_order(Some(target), stored.certificate_id)
+                .await?
+        {
+            return Ok(action);
+        }
+        self.plan_end_condition().await;
+        // What DigiCert said may have moved the order's end: plan with it.
+        let renewal = decide::planned_renewal(self.spec(), &stored.leaf, self.order_ends());
+        self.status.renewal_time = renewal.map(status::rfc3339);
+        self.refresh_secret(target, stored).await?;
+        // Ready only once DigiCert raised no complaint: setting it and taking it back
+        // in one reconcile would rewrite status (and wake the controller) forever.
+        let ready = status::find(&self.status.conditions, READY);
+        if ready.is_none_or(|c| c.status != "True" || c.reason == "RenewalHeld")
+            && self.status.failed_attempts == 0
+            && self.now < stored.leaf.not_after
+        {
+            self.condition(
+                READY,
+                true,
+                "Issued",
+                format!(
+                    "the Secret holds a certificate valid until {}",
+                    status::rfc3339(stored.leaf.not_after)
+                ),
+            );
+        }
+        if status::find(&self.status.conditions, ISSUING).is_none_or(|c| c.status == "True") {
+            self.condition(ISSUING, false, "Idle", "no reissue in progress");
+        }
+        Ok(self.next_look(renewal, stored.leaf.not_after))
+    }
+
+    fn last_order_check(&self) -> Option<OffsetDateTime> {
+        self.status
+            .last_order_check
+            .as_deref()
+            .and_then(status::parse_rfc3339)
+    }
+
+    /// When to look again: at the planned renewal, the certificate's expiry, the start
+    /// of the order-end warning or the next resync, whichever comes first.
+    pub(super) fn next_look(
+        &self,
+        renewal: Option<OffsetDateTime>,
+        not_after: OffsetDateTime,
+    ) -> Action {
+        let warning =
+            decide::warning_starts(self.order_ends(), self.ctx.config.order_expiry_warning);
+        Action::requeue(decide::next_look(
+            &[renewal, Some(not_after), warning],
+            self.last_order_check(),
+            self.ctx.config.resync,
+            self.now,
+        ))
+    }
+
+    /// Status describes the certificate in the Secret now, whoever put it there.
+    fn describe_certificate(&mut self, stored: &StoredCertificate) {
+        let current = self
+            .status
+            .certificate
+            .as_ref()
+            .is_some_and(|c| c.thumbprint == stored.leaf.thumbprint);
+        if !current {
+            self.status.certificate = Some(certificate_status(
+                stored.certificate_id.unwrap_or_default(),
+                &stored.leaf,
+            ));
+            self.status.observed_order_id = Some(self.spec().order_id);
+        }
+    }
+
+    /// Brings the Secret's labels, annotations, owner reference and key encoding in
+    /// line with the spec and the operator's flags, keeping certificate and key.
+    async fn refresh_secret(&mut self, target: &Secret, stored: &StoredCertificate) -> Result<()> {
+        let serial = stored.leaf.serial_number.clone();
+        let want = secret::SecretMeta {
+            order_name: &self.name,
+            namespace: &self.namespace,
+            spec: self.spec(),
+            certificate_id: stored.certificate_id.unwrap_or_default(),
+            serial_number: &serial,
+            owner: self
+                .ctx
+                .config
+                .secret_owner_references
+                .then(|| secret::owner_reference(&self.order)),
+        };
+        let Some(refreshed) = secret::refreshed(target, &want, key_encoding(self.spec())) else {
+            return Ok(());
+        };
+        self.write_secret(&refreshed).await?;
+        self.event(
+            EventType::Normal,
+            "SecretUpdated",
+            "WriteSecret",
+            "brought the Secret's labels, annotations, owner and key encoding in line with the spec; certificate and key unchanged".into(),
+        )
+        .await;
+        Ok(())
+    }
+
+    /// A reissue is called for, but a cancel request holds reissues until the spec
+    /// changes or a renewal is requested. Held is never silent: from the renewal time
+    /// on Ready says so, and at expiry Ready turns false.
+    pub(super) async fn held(
+        &mut self,
+        reason: ReissueReason,
+        state: &SecretState,
+    ) -> Result<Action> {
+        self.condition(
+            ISSUING,
+            false,
+            "Canceled",
+            "canceled on request; a spec change or a renewal request starts a new reissue",
+        );
+        let SecretState::Valid(stored) = state else {
+            self.condition(READY, false, reason.as_str(), reason.describe());
+            return Ok(Action::requeue(self.ctx.config.resync));
+        };
+        let expired = self.now >= stored.leaf.not_after;
+        match reason {
+            ReissueReason::Renewal if !expired => {
+                let message = format!(
+                    "the renewal due at {} is held by a cancel request; the certificate expires at {}: request a renewal ({RENEW_ANNOTATION}) or change the spec to resume",
+                    self.status
+                        .renewal_time
+                        .as_deref()
+                        .unwrap_or("its renewal time"),
+                    status::rfc3339(stored.leaf.not_after)
+                );
+                if status::find(&self.status.conditions, READY)
+                    .is_none_or(|c| c.reason != "RenewalHeld")
+                {
+                    self.event(EventType::Warning, "RenewalHeld", "Renew", message.clone())
+                        .await;
+                }
+                self.condition(READY, true, "RenewalHeld", message);
+            }
+            ReissueReason::Renewal => {}
+            other => self.condition(READY, false, other.as_str(), other.describe()),
+        }
+        Ok(self.next_look(None, stored.leaf.not_after))
+    }
+}
+
+/// The encoding `tls.key` is written in.
+pub(super) fn key_encoding(spec: &crate::crd::DigicertOrderSpec) -> keys::Encoding {
+    match spec.private_key.encoding {
+        KeyEncoding::Pkcs1 => keys::Encoding::Pkcs1,
+        KeyEncoding::Pkcs8 => keys::Encoding::Pkcs8,
+    }
+}

@@ -1,0 +1,450 @@
+//! One reconcile of a DigicertOrder: gather the inputs, ask `decide`, carry out the
+//! answer, record it in status.
+//!
+//! Crash safety rests on two status writes that come *before* the effects they
+//! describe: the new key is stored in its own Secret and the reissue marked
+//! `Prepared` before anything goes to DigiCert; the reissue is marked `Submitting`
+//! before the POST. A reconcile that finds `Submitting` without a request id looks the
+//! CSR up in the reissue list and adopts what it finds, so an intent is never
+//! submitted twice and its key is never lost.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::events::EventType;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action;
+use kube::{Resource, ResourceExt};
+use time::OffsetDateTime;
+
+use super::Context;
+use super::decide::{self, ReissueReason, SecretState};
+use super::secret::{self, PendingKey};
+use super::status::{self, AUTO_REISSUE_SYNCED, ISSUING, ORDER_EXPIRING, READY};
+use crate::certcentral::{
+    self, DownloadFormat, OrderInfo, OrderStatus, ReissueCertificateRequest, ReissueRequest,
+    ReissueStatus as DigiCertReissueStatus, RequestStatus, ServerPlatformId,
+};
+use crate::crd::{
+    CANCEL_ANNOTATION, CertificateStatus, DigicertOrder, DigicertOrderStatus, KeyEncoding,
+    RENEW_ANNOTATION, ReissueState, ReissueStatus, RotationPolicy,
+};
+use crate::error::{Error, Result};
+use crate::keys::{self, Chain};
+
+mod cancel;
+mod follow;
+mod idle;
+mod order;
+mod prepare;
+mod store;
+mod submit;
+mod teardown;
+
+use store::{Downloaded, certificate_status};
+
+/// How soon a Secret the operator may not write is looked at again: it is not
+/// watched (not the operator's), so a fix shows only then.
+const CONFLICT_RETRY: Duration = Duration::from_secs(60);
+
+/// Transient DigiCert failures: 5 s doubling up to 5 min.
+const TRANSIENT_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(300));
+/// Failures that will not heal by themselves (bad key, unknown order): 5 min doubling
+/// up to 1 h, unless the spec changes.
+const PERMANENT_BACKOFF: (Duration, Duration) =
+    (Duration::from_secs(300), Duration::from_secs(3600));
+
+/// The state of one reconcile: the resource, the status being built, and the clients.
+pub struct Run {
+    ctx: Arc<Context>,
+    order: Arc<DigicertOrder>,
+    name: String,
+    namespace: String,
+    status: DigicertOrderStatus,
+    saved: DigicertOrderStatus,
+    /// The version status writes are made against.
+    resource_version: Option<String>,
+    now: OffsetDateTime,
+    client: Option<certcentral::Client>,
+}
+
+fn jitter() -> f64 {
+    rand::random::<f64>()
+}
+
+impl Run {
+    pub fn new(order: Arc<DigicertOrder>, ctx: Arc<Context>) -> Self {
+        let status = order.status.clone().unwrap_or_default();
+        Run {
+            name: order.name_any(),
+            namespace: order.namespace().unwrap_or_default(),
+            saved: status.clone(),
+            status,
+            resource_version: order.metadata.resource_version.clone(),
+            order,
+            ctx,
+            now: OffsetDateTime::now_utc(),
+            client: None,
+        }
+    }
+
+    fn spec(&self) -> &crate::crd::DigicertOrderSpec {
+        &self.order.spec
+    }
+
+    fn generation(&self) -> Option<i64> {
+        self.order.metadata.generation
+    }
+
+    fn secrets(&self) -> Api<Secret> {
+        Api::namespaced(self.ctx.client.clone(), &self.namespace)
+    }
+
+    fn orders(&self) -> Api<DigicertOrder> {
+        Api::namespaced(self.ctx.client.clone(), &self.namespace)
+    }
+
+    fn condition(&mut self, type_: &str, ok: bool, reason: &str, message: impl Into<String>) {
+        let generation = self.generation();
+        status::set(
+            &mut self.status.conditions,
+            type_,
+            ok,
+            reason,
+            message,
+            generation,
+            self.now,
+        );
+    }
+
+    async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
+        if let Err(e) = self
+            .ctx
+            .events
+            .publish(type_, reason, action, &note, &self.order.object_ref(&()))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot publish an event");
+        }
+    }
+
+    /// Writes the status if it changed: the whole status, replaced, and only if the
+    /// object is still the version this reconcile read (a conflict makes the error
+    /// policy start a fresh reconcile at once). Replacing, not merging, leaves no
+    /// field of an earlier reissue behind.
+    async fn save(&mut self) -> Result<()> {
+        if self.status == self.saved {
+            return Ok(());
+        }
+        let mut object = (*self.order).clone();
+        object.metadata.resource_version = self.resource_version.clone();
+        object.status = Some(self.status.clone());
+        let written = self
+            .orders()
+            .replace_status(&self.name, &PostParams::default(), &object)
+            .await?;
+        self.resource_version = written.metadata.resource_version;
+        self.saved = self.status.clone();
+        Ok(())
+    }
+
+    /// The CertCentral client for this order's API key; `None` (with the reason in
+    /// status) when there is no usable key.
+    async fn client(&mut self) -> Result<Option<certcentral::Client>> {
+        if let Some(c) = &self.client {
+            return Ok(Some(c.clone()));
+        }
+        let (namespace, name, key_name) = match &self.spec().api_key_secret_ref {
+            Some(r) => (self.namespace.clone(), r.name.clone(), r.key.clone()),
+            None => match &self.ctx.config.default_api_key {
+                Some(d) => (d.namespace.clone(), d.name.clone(), d.key.clone()),
+                None => {
+                    self.no_api_key("no API key: set spec.apiKeySecretRef, or start the operator with --api-key-secret".into());
+                    return Ok(None);
+                }
+            },
+        };
+        let secret = Api::<Secret>::namespaced(self.ctx.client.clone(), &namespace)
+            .get_opt(&name)
+            .await?;
+        let value = secret
+            .as_ref()
+            .and_then(|s| s.data.as_ref())
+            .and_then(|d| d.get(&key_name))
+            .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+        let key = match (secret.is_some(), value) {
+            (false, _) => Err(format!(
+                "the API key Secret {namespace}/{name} does not exist"
+            )),
+            (true, None) => Err(format!(
+                "the API key Secret {namespace}/{name} has no key {key_name:?}"
+            )),
+            (true, Some(v)) => certcentral::ApiKey::new(v)
+                .map_err(|e| format!("the API key in Secret {namespace}/{name}: {e}")),
+        };
+        match key {
+            Ok(k) => {
+                let client = self.ctx.certcentral.client(k);
+                if status::find(&self.status.conditions, READY)
+                    .is_some_and(|c| c.reason == "ApiKeyMissing")
+                {
+                    status::remove(&mut self.status.conditions, READY);
+                }
+                self.client = Some(client.clone());
+                Ok(Some(client))
+            }
+            Err(message) => {
+                self.no_api_key(message);
+                Ok(None)
+            }
+        }
+    }
+
+    fn no_api_key(&mut self, message: String) {
+        self.condition(READY, false, "ApiKeyMissing", message);
+    }
+
+    /// Records a failed DigiCert call and how long to wait; shows it in status.
+    async fn fail(&mut self, err: &certcentral::Error, doing: &str) -> Action {
+        let permanent = !err.is_retryable();
+        self.status.failed_attempts = self.status.failed_attempts.saturating_add(1);
+        self.status.last_failure_time = Some(status::rfc3339(self.now));
+        let (base, cap) = if permanent {
+            PERMANENT_BACKOFF
+        } else {
+            TRANSIENT_BACKOFF
+        };
+        let delay = decide::backoff(self.status.failed_attempts, base, cap, jitter());
+        self.status.next_attempt_time = Some(status::rfc3339(
+            self.now + time::Duration::try_from(delay).unwrap_or_default(),
+        ));
+        let reason = status::failure_reason(err);
+        let message = format!("{doing}: {err}");
+        self.status.last_failure = Some(format!("{reason}: {message}"));
+        if permanent || !matches!(self.stored_state_ok(), Some(true)) {
+            self.condition(READY, false, reason, message.clone());
+        }
+        if self.status.reissue.is_some() {
+            self.condition(ISSUING, true, reason, message.clone());
+            self.ctx.metrics.reissue("failed");
+        }
+        tracing::warn!(%reason, retry_in_s = delay.as_secs(), error = %err, "{doing} failed");
+        self.event(EventType::Warning, reason, "CallDigiCert", message)
+            .await;
+        Action::requeue(delay)
+    }
+
+    /// Counts a failure that will not heal by itself and returns the wait before the
+    /// next try (5 min doubling to 1 h).
+    fn back_off_permanently(&mut self) -> Duration {
+        self.status.failed_attempts = self.status.failed_attempts.saturating_add(1);
+        let delay = decide::backoff(
+            self.status.failed_attempts,
+            PERMANENT_BACKOFF.0,
+            PERMANENT_BACKOFF.1,
+            jitter(),
+        );
+        self.status.last_failure_time = Some(status::rfc3339(self.now));
+        self.status.next_attempt_time = Some(status::rfc3339(
+            self.now + time::Duration::try_from(delay).unwrap_or_default(),
+        ));
+        delay
+    }
+
+    /// Whether the status says the Secret is good (None: not known yet).
+    fn stored_state_ok(&self) -> Option<bool> {
+        status::find(&self.status.conditions, READY).map(|c| c.status == "True")
+    }
+
+    fn clear_failures(&mut self) {
+        self.status.failed_attempts = 0;
+        self.status.last_failure = None;
+        self.status.last_failure_time = None;
+        self.status.next_attempt_time = None;
+    }
+
+    /// The whole reconcile of a live (not deleted) resource.
+    pub async fn apply(&mut self) -> Result<Action> {
+        let action = self.step().await?;
+        // What the step learnt goes into status. After an error it does not: the
+        // error policy's pause is what should come next, not another status write.
+        self.save().await?;
+        self.publish_metrics();
+        Ok(action)
+    }
+
+    fn labels(&self) -> crate::metrics::OrderLabels {
+        crate::metrics::OrderLabels {
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+        }
+    }
+
+    fn publish_metrics(&self) {
+        let time = |t: Option<&str>| t.and_then(status::parse_rfc3339);
+        self.ctx.metrics.order(
+            &self.labels(),
+            status::is_true(&self.status.conditions, READY),
+            crate::metrics::OrderTimes {
+                not_after: time(
+                    self.status
+                        .certificate
+                        .as_ref()
+                        .map(|c| c.not_after.as_str()),
+                ),
+                renewal: time(self.status.renewal_time.as_deref()),
+                order_end: decide::order_end(self.status.order_valid_till.as_deref()),
+            },
+        );
+    }
+
+    /// Takes in what the resource asks for now: a new spec generation or a renewal
+    /// request starts afresh (no old back-off, no hold). Returns the renewal request
+    /// and whether it is new.
+    fn take_instructions(&mut self) -> (Option<String>, bool) {
+        let generation = self.generation();
+        let spec_changed = self.status.observed_generation != generation;
+        let renew_request = self.order.annotations().get(RENEW_ANNOTATION).cloned();
+        let manual = renew_request
+            .as_deref()
+            .is_some_and(|r| !r.is_empty() && Some(r) != self.status.last_renew_request.as_deref());
+        if spec_changed || manual {
+            self.clear_failures();
+        }
+        if manual {
+            self.status.hold_generation = None;
+        }
+        self.status.observed_generation = generation;
+        (renew_request, manual)
+    }
+
+    /// Refuses what the API server let through but the operator cannot act upon.
+    fn refuse_invalid_spec(&mut self) -> bool {
+        // The name goes into a label on the Secrets (at most 63 characters).
+        let problem = if self.name.len() > 63 {
+            Some("the DigicertOrder's name must be at most 63 characters".to_string())
+        } else {
+            decide::validate_spec(self.spec(), &self.status).err()
+        };
+        if let Some(message) = &problem {
+            self.condition(READY, false, "InvalidSpec", message.clone());
+        }
+        problem.is_some()
+    }
+
+    /// The time a back-off still asks to wait, if any. It is kept in status, since a
+    /// status write wakes the controller up again.
+    fn backing_off(&self) -> Option<Duration> {
+        let at = self
+            .status
+            .next_attempt_time
+            .as_deref()
+            .and_then(status::parse_rfc3339)?;
+        (at > self.now).then(|| (at - self.now).try_into().unwrap_or_default())
+    }
+
+    /// The order's end, as DigiCert last said.
+    fn order_ends(&self) -> Option<OffsetDateTime> {
+        decide::order_end(self.status.order_valid_till.as_deref())
+    }
+
+    async fn step(&mut self) -> Result<Action> {
+        let (renew_request, manual) = self.take_instructions();
+        let cancel_request = self.order.annotations().get(CANCEL_ANNOTATION).cloned();
+        if cancel_request.as_deref().is_some_and(|c| !c.is_empty())
+            && cancel_request != self.status.last_cancel_request
+        {
+            return self.cancel_on_request(cancel_request).await;
+        }
+        if self.refuse_invalid_spec() {
+            return Ok(Action::await_change());
+        }
+        if let Some(wait) = self.backing_off() {
+            return Ok(Action::requeue(wait));
+        }
+        let target = match self.certificate_secret().await? {
+            Ok(target) => target,
+            Err(action) => return Ok(action),
+        };
+        let state = secret::inspect(target.as_ref());
+        if let SecretState::Valid(stored) = &state
+            && let Some((reason, message)) =
+                decide::expiry(stored.leaf.not_after, self.order_ends(), self.now)
+        {
+            self.condition(READY, false, reason, message);
+        }
+
+        if let Some(reissue) = self.status.reissue.clone() {
+            // A renewal asked for while a reissue is under way is what that reissue
+            // brings; it must not start another one afterwards.
+            if manual {
+                self.status.last_renew_request = renew_request;
+            }
+            return self.progress(reissue).await;
+        }
+
+        let reason = decide::reissue_reason(
+            self.spec(),
+            &state,
+            renew_request.as_deref(),
+            self.status.last_renew_request.as_deref(),
+            self.order_ends(),
+            self.now,
+        );
+        let held = self
+            .status
+            .hold_generation
+            .is_some_and(|g| Some(g) == self.generation());
+        match (reason, state) {
+            (Some(reason), state) if held => self.held(reason, &state).await,
+            (Some(reason), _) => {
+                // Whatever the reason, this reissue answers a pending renewal request too.
+                if manual {
+                    self.status.last_renew_request = renew_request;
+                }
+                self.prepare(reason, target.as_ref()).await
+            }
+            (None, SecretState::Valid(stored)) => {
+                let target = target.expect("a valid certificate comes from a Secret");
+                self.idle(&target, &stored).await
+            }
+            (None, _) => unreachable!("no reissue reason means a valid Secret"),
+        }
+    }
+
+    /// The certificate Secret, when the operator may write it (`Ok(None)`: there is
+    /// none yet); `Err` is what to do when it may not, with the reason in status.
+    async fn certificate_secret(&mut self) -> Result<std::result::Result<Option<Secret>, Action>> {
+        let Some(target) = self.secrets().get_opt(&self.spec().secret_name).await? else {
+            return Ok(Ok(None));
+        };
+        let other = secret::labelled_for(&target)
+            .filter(|owner| *owner != self.name)
+            .map(str::to_string);
+        let other_exists = match &other {
+            Some(owner) => self.orders().get_opt(owner).await?.is_some(),
+            None => false,
+        };
+        match secret::standing(&target, &self.name, self.spec().order_id, other_exists) {
+            secret::Standing::Ours => {}
+            secret::Standing::HandedOn { from } => {
+                let message = format!(
+                    "Secret {} of the deleted DigicertOrder {from} (same order) is handed on to this one",
+                    self.spec().secret_name
+                );
+                self.event(EventType::Normal, "SecretHandedOn", "TakeOver", message)
+                    .await;
+            }
+            secret::Standing::Adopted => {}
+            secret::Standing::Conflict(problem) => {
+                self.condition(READY, false, "SecretConflict", problem);
+                // The Secret is not watched (not ours): look again now and then.
+                return Ok(Err(Action::requeue(
+                    self.ctx.config.resync.min(CONFLICT_RETRY),
+                )));
+            }
+        }
+        Ok(Ok(Some(target)))
+    }
+}

@@ -1,0 +1,139 @@
+//! Preparing a reissue: a key pair and CSR, kept in the pending-key Secret before anything goes to DigiCert.
+
+use super::*;
+
+impl Run {
+    /// Makes and stores a key pair and CSR, marks the reissue `Prepared`, then submits.
+    pub(super) async fn prepare(
+        &mut self,
+        reason: ReissueReason,
+        target: Option<&Secret>,
+    ) -> Result<Action> {
+        // No key, no point in making a CSR.
+        if self.client().await?.is_none() {
+            return Ok(Action::requeue(Duration::from_secs(300)));
+        }
+        let spec = self.spec().clone();
+        let kind = spec.private_key.kind();
+        let reuse = (spec.private_key.rotation_policy == RotationPolicy::Never)
+            .then(|| target.and_then(secret::stored_key))
+            .flatten()
+            .filter(|k| keys::kind_of(k) == kind);
+        let reused = reuse.is_some();
+        let names: Vec<String> = decide::wanted_names(&spec)[1..].to_vec();
+        let common_name = spec.common_name.to_ascii_lowercase();
+        // Key generation (RSA 4096 takes a while) stays off the async threads.
+        let (key, csr_pem) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let key = match reuse {
+                Some(k) => k,
+                None => keys::generate(kind)?,
+            };
+            let csr = keys::csr_pem(&key, &common_name, &names)?;
+            Ok((key, csr))
+        })
+        .await
+        .map_err(|e| Error::Config(format!("key generation task: {e}")))??;
+        let key_pem = keys::encode_private_key(&key, keys::Encoding::Pkcs8)?;
+        let key_secret = secret::pending_key_secret(
+            &self.name,
+            &self.namespace,
+            &key_pem,
+            &csr_pem,
+            secret::owner_reference(&self.order),
+        );
+        let key_secret_name = secret::pending_key_name(&self.name);
+        if let Some(other) = self.secrets().get_opt(&key_secret_name).await?
+            && !secret::is_pending_key_of(&other, &self.name)
+        {
+            self.condition(
+                READY,
+                false,
+                "SecretConflict",
+                format!("Secret {key_secret_name} exists and is not this DigicertOrder's pending key; the operator does not overwrite it: delete or rename it"),
+            );
+            return Ok(Action::requeue(self.ctx.config.resync.min(CONFLICT_RETRY)));
+        }
+        self.secrets()
+            .patch(
+                &key_secret_name,
+                &PatchParams::apply(secret::MANAGER).force(),
+                &Patch::Apply(&key_secret),
+            )
+            .await?;
+        self.status.reissue = Some(ReissueStatus {
+            state: ReissueState::Prepared,
+            reason: reason.as_str().into(),
+            csr_fingerprint: keys::csr_fingerprint(&csr_pem)?,
+            spec_fingerprint: decide::spec_fingerprint(&spec),
+            key_secret_name,
+            request_id: None,
+            certificate_id: None,
+            submitted_at: None,
+        });
+        let message = format!(
+            "reissue: {}; {} key pair",
+            reason.describe(),
+            if reused {
+                "kept the current"
+            } else {
+                "generated a new"
+            }
+        );
+        self.condition(ISSUING, true, "Prepared", message.clone());
+        // Renewal of a good certificate: the Secret stays Ready meanwhile.
+        if !matches!(reason, ReissueReason::Renewal | ReissueReason::Manual) {
+            self.condition(READY, false, reason.as_str(), reason.describe());
+        }
+        self.save().await?;
+        self.event(EventType::Normal, "ReissueStarted", "Prepare", message)
+            .await;
+        let pending = self.pending_key().await?;
+        match pending {
+            Some(p) => self.submit(p).await,
+            None => Ok(Action::requeue(Duration::ZERO)),
+        }
+    }
+
+    pub(super) async fn pending_key(&self) -> Result<Option<PendingKey>> {
+        let name = secret::pending_key_name(&self.name);
+        let Some(s) = self.secrets().get_opt(&name).await? else {
+            return Ok(None);
+        };
+        if !secret::is_pending_key_of(&s, &self.name) {
+            return Ok(None);
+        }
+        Ok(secret::read_pending_key(&s).ok())
+    }
+
+    /// Deletes this DigicertOrder's pending-key Secret: only one labelled as such, and
+    /// only the very object that was read (uid precondition).
+    pub(super) async fn delete_pending_key(&self) -> Result<()> {
+        let name = secret::pending_key_name(&self.name);
+        let Some(found) = self.secrets().get_opt(&name).await? else {
+            return Ok(());
+        };
+        if !secret::is_pending_key_of(&found, &self.name) {
+            return Ok(());
+        }
+        let params = DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                uid: found.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self.secrets().delete(&name, &params).await {
+            Ok(_) => Ok(()),
+            // Gone, or replaced meanwhile by another object of that name.
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 409 => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Drops the reissue (and its key) so the next reconcile starts afresh.
+    pub(super) async fn abandon(&mut self) -> Result<()> {
+        self.status.reissue = None;
+        self.save().await?;
+        self.delete_pending_key().await
+    }
+}

@@ -1,0 +1,156 @@
+//! Storing certificates: download, check against the key and the spec, write the Secret.
+
+use super::*;
+
+impl Run {
+    /// Downloads an issued certificate, checks it against the key and the spec, and
+    /// writes the Secret in one update.
+    pub(super) async fn write_certificate(
+        &mut self,
+        certificate_id: u64,
+        pending: &PendingKey,
+        client: &certcentral::Client,
+    ) -> Result<Action> {
+        let (chain, leaf) = match self.download(certificate_id, &pending.key, client).await? {
+            Downloaded::Failed(action) => return Ok(action),
+            Downloaded::Matching(chain, leaf) => (chain, leaf),
+            Downloaded::Mismatch(leaf) => {
+                // Never write a certificate that does not belong to the key or the spec.
+                let message = format!(
+                    "certificate {certificate_id} does not match the pending key and names ({}); starting over",
+                    leaf.dns_names.join(", ")
+                );
+                self.event(
+                    EventType::Warning,
+                    "CertificateMismatch",
+                    "Download",
+                    message.clone(),
+                )
+                .await;
+                self.condition(ISSUING, true, "CertificateMismatch", message);
+                let delay = self.back_off_permanently();
+                self.abandon().await?;
+                return Ok(Action::requeue(delay));
+            }
+        };
+        let key_pem = keys::encode_private_key(&pending.key, idle::key_encoding(self.spec()))?;
+        let renewal = self
+            .store_certificate(certificate_id, &chain, &leaf, &key_pem)
+            .await?;
+        self.status.reissue = None;
+        self.clear_failures();
+        let message = format!(
+            "certificate {certificate_id} (serial {}) valid until {}",
+            leaf.serial_number,
+            status::rfc3339(leaf.not_after)
+        );
+        self.condition(READY, true, "Issued", message.clone());
+        self.condition(ISSUING, false, "Issued", message.clone());
+        self.plan_end_condition().await;
+        self.save().await?;
+        self.delete_pending_key().await?;
+        self.ctx.metrics.reissue("issued");
+        self.event(
+            EventType::Normal,
+            "CertificateIssued",
+            "WriteSecret",
+            message,
+        )
+        .await;
+        Ok(self.next_look(renewal, leaf.not_after))
+    }
+
+    /// Downloads a certificate's chain and checks the leaf against `key` and the
+    /// spec's names.
+    pub(super) async fn download(
+        &mut self,
+        certificate_id: u64,
+        key: &rcgen::KeyPair,
+        client: &certcentral::Client,
+    ) -> Result<Downloaded> {
+        let pem = match client
+            .download_certificate(certificate_id, DownloadFormat::PemAll)
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => {
+                let action = self.fail(&e, "downloading the certificate").await;
+                return Ok(Downloaded::Failed(action));
+            }
+        };
+        let chain = Chain::parse(&pem)?;
+        let leaf = keys::inspect_certificate(&chain.leaf)?;
+        if leaf.public_key_bits == keys::public_key_bits(key)
+            && decide::names_match(self.spec(), &leaf)
+        {
+            Ok(Downloaded::Matching(chain, leaf))
+        } else {
+            Ok(Downloaded::Mismatch(leaf))
+        }
+    }
+
+    /// Writes certificate and key into the Secret in one update and records the
+    /// certificate in status; returns its renewal time (none when the order ends with it).
+    pub(super) async fn store_certificate(
+        &mut self,
+        certificate_id: u64,
+        chain: &Chain,
+        leaf: &keys::CertificateInfo,
+        key_pem: &str,
+    ) -> Result<Option<OffsetDateTime>> {
+        let tls = secret::TlsSecret {
+            order_name: &self.name,
+            namespace: &self.namespace,
+            spec: self.spec(),
+            chain,
+            key_pem,
+            certificate_id,
+            serial_number: &leaf.serial_number,
+            owner: self
+                .ctx
+                .config
+                .secret_owner_references
+                .then(|| secret::owner_reference(&self.order)),
+        }
+        .build();
+        self.write_secret(&tls).await?;
+        let renewal = decide::planned_renewal(self.spec(), leaf, self.order_ends());
+        self.status.certificate = Some(certificate_status(certificate_id, leaf));
+        self.status.observed_order_id = Some(self.spec().order_id);
+        self.status.renewal_time = renewal.map(status::rfc3339);
+        self.status.revision = self.status.revision.saturating_add(1);
+        Ok(renewal)
+    }
+
+    pub(super) async fn write_secret(&self, secret: &Secret) -> Result<()> {
+        self.secrets()
+            .patch(
+                &self.spec().secret_name,
+                &PatchParams::apply(secret::MANAGER).force(),
+                &Patch::Apply(secret),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
+/// What a download brought.
+pub(super) enum Downloaded {
+    /// The call failed; the back-off to return.
+    Failed(Action),
+    /// For the key and the spec's names.
+    Matching(Chain, keys::CertificateInfo),
+    /// For another key or other names.
+    Mismatch(keys::CertificateInfo),
+}
+
+pub(super) fn certificate_status(id: u64, leaf: &keys::CertificateInfo) -> CertificateStatus {
+    CertificateStatus {
+        id,
+        serial_number: leaf.serial_number.clone(),
+        thumbprint: leaf.thumbprint.clone(),
+        not_before: status::rfc3339(leaf.not_before),
+        not_after: status::rfc3339(leaf.not_after),
+        dns_names: leaf.dns_names.clone(),
+    }
+}
