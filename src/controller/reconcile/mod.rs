@@ -405,11 +405,13 @@ impl Run {
                 }
                 self.prepare(reason, target.as_ref()).await
             }
-            (None, SecretState::Valid(stored)) => {
-                let target = target.expect("a valid certificate comes from a Secret");
-                self.idle(&target, &stored).await
-            }
-            (None, _) => unreachable!("no reissue reason means a valid Secret"),
+            (None, SecretState::Valid(stored)) => match &target {
+                Some(target) => self.idle(target, &stored).await,
+                // A valid certificate comes from a Secret: not reached.
+                None => Ok(Action::requeue(self.ctx.config.resync)),
+            },
+            // No reason to reissue means a valid certificate: not reached.
+            (None, _) => Ok(Action::requeue(self.ctx.config.resync)),
         }
     }
 
