@@ -395,7 +395,7 @@ impl Client {
         request: &ReissueRequest,
     ) -> Result<ReissueResponse, Error> {
         let path = format!("order/certificate/{order_id}/reissue");
-        self.call_in(
+        self.call(
             Some(slot.0),
             Operation::Reissue,
             Method::POST,
@@ -492,7 +492,7 @@ impl Client {
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T, Error> {
-        self.call(op, method, path, body, |status, bytes| {
+        self.call(None, op, method, path, body, |status, bytes| {
             self.decode_json(op, status, bytes)
         })
         .await
@@ -521,7 +521,7 @@ impl Client {
     ) -> Result<(), Error> {
         // Documented as 204. Any other 2xx must at least carry readable JSON: a
         // garbled answer is no proof that DigiCert made the change.
-        self.call(op, method, path, Some(body), |status, bytes| {
+        self.call(None, op, method, path, Some(body), |status, bytes| {
             if status == StatusCode::NO_CONTENT
                 || bytes.iter().all(u8::is_ascii_whitespace)
                 || serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
@@ -540,7 +540,7 @@ impl Client {
 
     async fn text(&self, path: &str) -> Result<String, Error> {
         let op = Operation::Download;
-        self.call(op, Method::GET, path, None::<&()>, |status, bytes| {
+        self.call(None, op, Method::GET, path, None::<&()>, |status, bytes| {
             let decode_error = |message: &str| Error::Decode {
                 operation: op,
                 status: status.as_u16(),
@@ -558,19 +558,8 @@ impl Client {
 
     /// One logical call: rate-limited attempts until an answer decodes, a permanent
     /// error, or the retry policy gives up. A garbled answer counts as a failed attempt.
+    /// With `slot`, the one attempt goes in that slot and is not repeated.
     async fn call<T>(
-        &self,
-        op: Operation,
-        method: Method,
-        path: &str,
-        body: Option<&impl Serialize>,
-        decode: impl Fn(StatusCode, &[u8]) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        self.call_in(None, op, method, path, body, decode).await
-    }
-
-    /// The same; with `slot`, the one attempt goes in that slot and is not repeated.
-    async fn call_in<T>(
         &self,
         mut slot: Option<Permit>,
         op: Operation,

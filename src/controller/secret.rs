@@ -68,15 +68,9 @@ fn text(secret: &Secret, key: &str) -> Option<String> {
 
 /// What the certificate Secret should contain.
 pub struct TlsSecret<'a> {
-    pub order_name: &'a str,
-    pub namespace: &'a str,
-    pub spec: &'a DigicertOrderSpec,
+    pub meta: SecretMeta<'a>,
     pub chain: &'a Chain,
     pub key_pem: &'a str,
-    pub certificate_id: u64,
-    pub serial_number: &'a str,
-    /// Set when the operator is told to let the Secret go with its DigicertOrder.
-    pub owner: Option<OwnerReference>,
 }
 
 /// The certificate Secret's metadata as the spec and the stored certificate say.
@@ -86,6 +80,7 @@ pub struct SecretMeta<'a> {
     pub spec: &'a DigicertOrderSpec,
     pub certificate_id: u64,
     pub serial_number: &'a str,
+    /// Set when the operator is told to let the Secret go with its DigicertOrder.
     pub owner: Option<OwnerReference>,
 }
 
@@ -139,16 +134,8 @@ fn tls_secret(metadata: ObjectMeta, tls_crt: &str, key_pem: &str, ca_crt: &str) 
 
 impl TlsSecret<'_> {
     pub fn build(&self) -> Secret {
-        let meta = SecretMeta {
-            order_name: self.order_name,
-            namespace: self.namespace,
-            spec: self.spec,
-            certificate_id: self.certificate_id,
-            serial_number: self.serial_number,
-            owner: self.owner.clone(),
-        };
         tls_secret(
-            meta.build(),
+            self.meta.build(),
             &self.chain.tls_crt(),
             self.key_pem,
             &self.chain.ca_crt(),
@@ -544,14 +531,16 @@ mod tests {
         .unwrap();
         let key_pem = keys::encode_private_key(&key, keys::Encoding::Pkcs8).unwrap();
         let secret = TlsSecret {
-            order_name: "web",
-            namespace: "ns",
-            spec: &spec,
+            meta: SecretMeta {
+                order_name: "web",
+                namespace: "ns",
+                spec: &spec,
+                certificate_id: 42,
+                serial_number: "0A",
+                owner: None,
+            },
             chain: &chain,
             key_pem: &key_pem,
-            certificate_id: 42,
-            serial_number: "0A",
-            owner: None,
         }
         .build();
         assert_eq!(secret.type_.as_deref(), Some("kubernetes.io/tls"));
@@ -777,14 +766,16 @@ mod tests {
         let team = spec(serde_json::json!({"secretTemplate": {"labels": {"team": "web"}}}));
         let pkcs1 = keys::encode_private_key(&key, keys::Encoding::Pkcs1).unwrap();
         let written = TlsSecret {
-            order_name: "web",
-            namespace: "ns",
-            spec: &team,
+            meta: SecretMeta {
+                order_name: "web",
+                namespace: "ns",
+                spec: &team,
+                certificate_id: 42,
+                serial_number: "0A",
+                owner: None,
+            },
             chain: &chain,
             key_pem: &pkcs1,
-            certificate_id: 42,
-            serial_number: "0A",
-            owner: None,
         }
         .build();
         let fields = serde_json::json!({"f:metadata": {"f:labels": {

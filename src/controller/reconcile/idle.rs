@@ -98,19 +98,10 @@ impl Run {
     /// Brings the Secret's labels, annotations, owner reference and key encoding in
     /// line with the spec and the operator's flags, keeping certificate and key.
     async fn refresh_secret(&mut self, target: &Secret, stored: &StoredCertificate) -> Result<()> {
-        let serial = stored.leaf.serial_number.clone();
-        let want = secret::SecretMeta {
-            order_name: &self.name,
-            namespace: &self.namespace,
-            spec: self.spec(),
-            certificate_id: stored.certificate_id.unwrap_or_default(),
-            serial_number: &serial,
-            owner: self
-                .ctx
-                .config
-                .secret_owner_references
-                .then(|| secret::owner_reference(&self.order)),
-        };
+        let want = self.secret_meta(
+            stored.certificate_id.unwrap_or_default(),
+            &stored.leaf.serial_number,
+        );
         let Some(refreshed) = secret::refreshed(target, &want, key_encoding(self.spec())) else {
             return Ok(());
         };

@@ -99,18 +99,9 @@ impl Run {
         key_pem: &str,
     ) -> Result<Option<OffsetDateTime>> {
         let tls = secret::TlsSecret {
-            order_name: &self.name,
-            namespace: &self.namespace,
-            spec: self.spec(),
+            meta: self.secret_meta(certificate_id, &leaf.serial_number),
             chain,
             key_pem,
-            certificate_id,
-            serial_number: &leaf.serial_number,
-            owner: self
-                .ctx
-                .config
-                .secret_owner_references
-                .then(|| secret::owner_reference(&self.order)),
         }
         .build();
         self.write_secret(&tls).await?;
@@ -120,6 +111,26 @@ impl Run {
         self.status.renewal_time = renewal.map(status::rfc3339);
         self.status.revision = self.status.revision.saturating_add(1);
         Ok(renewal)
+    }
+
+    /// The certificate Secret's metadata for a certificate.
+    pub(super) fn secret_meta<'a>(
+        &'a self,
+        certificate_id: u64,
+        serial_number: &'a str,
+    ) -> secret::SecretMeta<'a> {
+        secret::SecretMeta {
+            order_name: &self.name,
+            namespace: &self.namespace,
+            spec: self.spec(),
+            certificate_id,
+            serial_number,
+            owner: self
+                .ctx
+                .config
+                .secret_owner_references
+                .then(|| secret::owner_reference(&self.order)),
+        }
     }
 
     pub(super) async fn write_secret(&self, secret: &Secret) -> Result<()> {
