@@ -138,60 +138,27 @@ impl Run {
         Ok(())
     }
 
-    /// The CertCentral client for this order's API key; `None` (with the reason in
-    /// status) when there is no usable key.
+    /// The CertCentral client of this order's account; `None` (with the reason in
+    /// status) when it may use none: no account, not granted, or no usable key.
     async fn client(&mut self) -> Result<Option<certcentral::Client>> {
         if let Some(c) = &self.client {
             return Ok(Some(c.clone()));
         }
-        let (namespace, name, key_name) = match &self.spec().api_key_secret_ref {
-            Some(r) => (self.namespace.clone(), r.name.clone(), r.key.clone()),
-            None => match &self.ctx.config.default_api_key {
-                Some(d) => (d.namespace.clone(), d.name.clone(), d.key.clone()),
-                None => {
-                    self.no_api_key("no API key: set spec.apiKeySecretRef, or start the operator with --api-key-secret".into());
-                    return Ok(None);
-                }
-            },
-        };
-        let secret = Api::<Secret>::namespaced(self.ctx.client.clone(), &namespace)
-            .get_opt(&name)
-            .await?;
-        let value = secret
-            .as_ref()
-            .and_then(|s| s.data.as_ref())
-            .and_then(|d| d.get(&key_name))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned());
-        let key = match (secret.is_some(), value) {
-            (false, _) => Err(format!(
-                "the API key Secret {namespace}/{name} does not exist"
-            )),
-            (true, None) => Err(format!(
-                "the API key Secret {namespace}/{name} has no key {key_name:?}"
-            )),
-            (true, Some(v)) => certcentral::ApiKey::new(v)
-                .map_err(|e| format!("the API key in Secret {namespace}/{name}: {e}")),
-        };
-        match key {
-            Ok(k) => {
-                let client = self.ctx.certcentral.client(k);
-                if status::find(&self.status.conditions, READY)
-                    .is_some_and(|c| c.reason == "ApiKeyMissing")
-                {
+        match super::accounts::resolve(&self.ctx, &self.order).await? {
+            Ok(resolved) => {
+                if status::find(&self.status.conditions, READY).is_some_and(|c| {
+                    c.status != "True" && super::access::GATE_REASONS.contains(&c.reason.as_str())
+                }) {
                     status::remove(&mut self.status.conditions, READY);
                 }
-                self.client = Some(client.clone());
-                Ok(Some(client))
+                self.client = Some(resolved.client.clone());
+                Ok(Some(resolved.client))
             }
-            Err(message) => {
-                self.no_api_key(message);
+            Err(refusal) => {
+                self.condition(READY, false, refusal.reason(), refusal.message());
                 Ok(None)
             }
         }
-    }
-
-    fn no_api_key(&mut self, message: String) {
-        self.condition(READY, false, "ApiKeyMissing", message);
     }
 
     /// Records a failed DigiCert call and how long to wait; shows it in status.
@@ -325,6 +292,13 @@ impl Run {
         if let Err(message) = decide::validate_spec(self.spec(), &self.status) {
             self.condition(READY, false, "InvalidSpec", message);
             return Ok(Action::await_change());
+        }
+
+        // The account must grant this order, and the order must be this resource's.
+        if let Some(action) =
+            super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await?
+        {
+            return Ok(action);
         }
 
         // Back-off after failures: a status write wakes this up again, so the wait is
@@ -945,7 +919,17 @@ impl Run {
         if let Some(request_id) = reissue.request_id {
             match client.request_info(request_id).await {
                 Ok(r) if r.status == RequestStatus::Pending => {
-                    if self.spec().approve_reissues {
+                    let grants = super::accounts::grants(&self.ctx, &self.order).await?;
+                    let approval = match &grants {
+                        Some(g) => super::access::approval(self.spec().approve_reissues, g),
+                        None => super::access::Approval::Leave(
+                            "the order's account is not usable now".into(),
+                        ),
+                    };
+                    if let super::access::Approval::Leave(why) = approval {
+                        reason = "NeedsApproval";
+                        message = format!("request {request_id} waits for approval: {why}");
+                    } else {
                         match client
                             .approve_request(
                                 request_id,
@@ -979,11 +963,6 @@ impl Run {
                                 );
                             }
                         }
-                    } else {
-                        reason = "NeedsApproval";
-                        message = format!(
-                            "request {request_id} waits for an administrator's approval in CertCentral (or set spec.approveReissues)"
-                        );
                     }
                 }
                 Ok(r) if r.status == RequestStatus::Approved => {
@@ -1351,8 +1330,28 @@ impl Run {
                     .reissue
                     .as_ref()
                     .is_some_and(|r| r.state != ReissueState::Prepared);
-                let cancel = if sent {
+                let holder = super::accounts::holds_claim(&self.ctx, &self.order).await?;
+                let grants = super::accounts::grants(&self.ctx, &self.order).await?;
+                let cancel = if !holder {
+                    // Another DigicertOrder drives the order: nothing of it is ours.
+                    false
+                } else if sent {
                     true
+                } else if !grants
+                    .as_ref()
+                    .is_some_and(|g| super::access::may_cancel(false, g))
+                {
+                    self.event(
+                        EventType::Warning,
+                        "OrderCancelNotAllowed",
+                        "Delete",
+                        format!(
+                            "deletionPolicy CancelPending: the account {} does not allow canceling a pending order (allowOrderCancel); order {order_id} was left as it is",
+                            grants.map(|g| g.account).unwrap_or_default()
+                        ),
+                    )
+                    .await;
+                    false
                 } else {
                     match client.order_info(order_id).await {
                         Ok(info) => matches!(
