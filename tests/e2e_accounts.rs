@@ -517,3 +517,61 @@ async fn one_order_has_one_owner_across_namespaces_and_restarts_until_it_goes() 
         .cluster
         .kubectl_run(&["delete", "namespace", &other, "--wait=false"], None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_pending_cancels_a_pending_order_only_where_the_account_allows_it() {
+    let pending = |id| {
+        let mut s = support::order(id);
+        s.status = digicert_operator::certcentral::OrderStatus::Pending;
+        s
+    };
+    let mut env = OperatorEnv::new("acct-cancel", vec![pending(1001), pending(1002)]).await;
+    let ns = env.cluster.namespace.clone();
+    let strict = format!("{ns}-strict");
+    env.put_account(
+        &strict,
+        &env.sim.base_url(),
+        Some(env.sim.ca_pem()),
+        API_KEY_SECRET,
+        json!({"namespaceSelector": selector_of(&[&ns])}),
+    )
+    .await;
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml(
+        "strict",
+        1001,
+        &format!("  deletionPolicy: CancelPending\n  accountRef:\n    name: {strict}\n"),
+    ));
+    // The test's default account allows canceling orders.
+    env.apply(&OperatorEnv::order_yaml(
+        "lenient",
+        1002,
+        "  deletionPolicy: CancelPending\n",
+    ));
+    for name in ["strict", "lenient"] {
+        env.wait_for(name, "a claim", Duration::from_secs(60), |o| {
+            o.status.as_ref().is_some_and(|s| s.claim.is_some())
+        })
+        .await;
+    }
+    let cancels = || {
+        env.sim
+            .simulator()
+            .calls()
+            .total(Operation::UpdateOrderStatus)
+    };
+    env.cluster
+        .kubectl_ok(&["delete", "dco", "strict", "--timeout=60s"], None);
+    assert_eq!(
+        cancels(),
+        0,
+        "a pending order was canceled without allowOrderCancel"
+    );
+    let events = env
+        .cluster
+        .kubectl_ok(&["get", "events.events.k8s.io", "-o", "json"], None);
+    assert!(events.contains("OrderCancelNotAllowed"), "{events}");
+    env.cluster
+        .kubectl_ok(&["delete", "dco", "lenient", "--timeout=60s"], None);
+    assert_eq!(cancels(), 1);
+}

@@ -309,6 +309,15 @@ mod tests {
         }
     }
 
+    /// (account, namespace, its labels, order id, verdict)
+    type Case<'a> = (
+        DigicertAccountSpec,
+        &'a str,
+        &'a BTreeMap<String, String>,
+        u64,
+        Result<(), Refusal>,
+    );
+
     #[test]
     fn an_account_grants_selected_namespaces_and_listed_orders_only() {
         let payments = labels(&[("team", "payments"), ("kubernetes.io/metadata.name", "pay")]);
@@ -333,13 +342,7 @@ mod tests {
             account: "acct".into(),
             namespace: ns.into(),
         };
-        let cases: Vec<(
-            DigicertAccountSpec,
-            &str,
-            &BTreeMap<String, String>,
-            u64,
-            Result<(), Refusal>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 account(LabelSelector::default(), &[]),
                 "other",

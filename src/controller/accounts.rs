@@ -103,7 +103,63 @@ pub fn endpoint_id(url: &BaseUrl) -> String {
     u.to_string()
 }
 
+/// Which DigicertOrders use which account (as their last gate saw it), so that a change
+/// of an account wakes only its orders. An order not in it yet is reconciled anyway.
+#[derive(Default)]
+pub struct AccountUsers {
+    inner: Mutex<Users>,
+}
+
+#[derive(Default)]
+struct Users {
+    by_account: HashMap<String, std::collections::HashSet<(String, String)>>,
+    by_order: HashMap<(String, String), String>,
+}
+
+impl AccountUsers {
+    /// Records that the order `namespace/name` uses `account` (`None`: no account).
+    pub fn record(&self, namespace: &str, name: &str, account: Option<&str>) {
+        let mut users = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(old) = users.by_order.remove(&key)
+            && let Some(set) = users.by_account.get_mut(&old)
+        {
+            set.remove(&key);
+            if set.is_empty() {
+                users.by_account.remove(&old);
+            }
+        }
+        if let Some(account) = account {
+            users
+                .by_account
+                .entry(account.to_string())
+                .or_default()
+                .insert(key.clone());
+            users.by_order.insert(key, account.to_string());
+        }
+    }
+
+    /// The orders (namespace, name) that use `account`.
+    pub fn users(&self, account: &str) -> Vec<(String, String)> {
+        let users = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        users
+            .by_account
+            .get(account)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The account name an order's choice names, if it names a DigicertAccount.
+fn account_name(choice: &Choice) -> Option<&str> {
+    match choice {
+        Choice::Account { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
 /// An order's account, ready to use.
+#[derive(Clone)]
 pub struct Resolved {
     pub client: certcentral::Client,
     pub grants: Grants,
@@ -241,6 +297,45 @@ pub async fn resolve(
     }
 }
 
+/// How long the gate's resolution serves the same reconcile's client.
+const RESOLVED_TTL: Duration = Duration::from_secs(5);
+
+/// The gate's resolution of `order` at this resourceVersion, if fresh; else a new one.
+/// Spares a reconcile that passed the gate from reading account, namespace and key
+/// again for its client.
+pub async fn resolve_for_client(
+    ctx: &Context,
+    order: &DigicertOrder,
+) -> Result<std::result::Result<Resolved, Refusal>> {
+    let key = (
+        order.uid().unwrap_or_default(),
+        order.resource_version().unwrap_or_default(),
+    );
+    let cached = ctx
+        .resolved
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
+    if let Some((at, resolved)) = cached
+        && at.elapsed() < RESOLVED_TTL
+    {
+        return Ok(Ok(resolved));
+    }
+    resolve(ctx, order).await
+}
+
+fn remember(ctx: &Context, order: &DigicertOrder, resolved: &Resolved) {
+    let mut cache = ctx.resolved.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|_, (at, _)| at.elapsed() < RESOLVED_TTL);
+    cache.insert(
+        (
+            order.uid().unwrap_or_default(),
+            order.resource_version().unwrap_or_default(),
+        ),
+        (std::time::Instant::now(), resolved.clone()),
+    );
+}
+
 /// What the order's account grants; `None` when it may use none now.
 pub async fn grants(ctx: &Context, order: &DigicertOrder) -> Result<Option<Grants>> {
     Ok(resolve(ctx, order).await?.ok().map(|r| r.grants))
@@ -273,6 +368,11 @@ pub async fn gate(
 ) -> Result<Option<Action>> {
     let generation = order.meta().generation;
     let choice = access::choose(&order.spec, ctx.config.default_account.as_deref());
+    ctx.account_users.record(
+        &order.namespace().unwrap_or_default(),
+        &order.name_any(),
+        account_name(&choice),
+    );
     let resolved = match resolve(ctx, order).await? {
         Ok(r) => r,
         Err(refusal) => {
@@ -294,6 +394,7 @@ pub async fn gate(
     match claims::claim(ctx, &resolved.endpoint, order).await? {
         Outcome::Held { lease } => {
             status.claim = Some(format!("Lease {}/{lease}", ctx.config.namespace));
+            remember(ctx, order, &resolved);
         }
         Outcome::Yielded { holder, lease } => {
             status.claim = Some(format!("held by {}", holder.display()));
@@ -399,4 +500,45 @@ pub async fn run_accounts(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_users_follow_each_orders_latest_account() {
+        let users = AccountUsers::default();
+        let sorted = |mut v: Vec<(String, String)>| {
+            v.sort();
+            v
+        };
+        let pair = |ns: &str, n: &str| (ns.to_string(), n.to_string());
+        users.record("a", "web", Some("payments"));
+        users.record("b", "web", Some("payments"));
+        users.record("a", "api", Some("shop"));
+        assert_eq!(
+            sorted(users.users("payments")),
+            [pair("a", "web"), pair("b", "web")]
+        );
+        // An order that moves to another account (or none) leaves the first.
+        users.record("a", "web", Some("shop"));
+        users.record("b", "web", None);
+        assert_eq!(users.users("payments"), Vec::<(String, String)>::new());
+        assert_eq!(
+            sorted(users.users("shop")),
+            [pair("a", "api"), pair("a", "web")]
+        );
+        assert!(users.users("nobody").is_empty());
+    }
+
+    #[test]
+    fn us_and_its_url_are_one_endpoint() {
+        let us: BaseUrl = "us".parse().unwrap();
+        let url: BaseUrl = "https://www.digicert.com/services/v2".parse().unwrap();
+        assert_eq!(endpoint_id(&us), endpoint_id(&url));
+        assert!(endpoint_id(&us).ends_with('/'));
+        let eu: BaseUrl = "eu".parse().unwrap();
+        assert_ne!(endpoint_id(&us), endpoint_id(&eu));
+    }
 }

@@ -152,6 +152,13 @@ pub struct Context {
     pub events: events::Events,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// Which orders use which account: an account's change wakes those.
+    pub account_users: accounts::AccountUsers,
+    /// The gate's resolution of an order's account, by (uid, resourceVersion), for the
+    /// same reconcile's client.
+    pub resolved: std::sync::Mutex<
+        std::collections::HashMap<(String, String), (std::time::Instant, accounts::Resolved)>,
+    >,
 }
 
 impl Context {
@@ -172,6 +179,8 @@ impl Context {
             config,
             metrics,
             health: Arc::new(Health::default()),
+            account_users: accounts::AccountUsers::default(),
+            resolved: Default::default(),
         }
     }
 }
@@ -359,11 +368,10 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
     // or streamed, so a restart with many orders never holds them all at once.
     let writer = kube::runtime::reflector::store::Writer::<OrderMeta>::default();
     let store = writer.as_reader();
-    // A DigicertAccount's spec changes (or it comes or goes): the orders are looked at
-    // again. The cache holds no spec, so it cannot tell which orders use the account:
-    // all of them are (accounts change rarely; a reconcile with nothing due makes no
-    // DigiCert call).
-    let every_order = store.clone();
+    // A DigicertAccount's spec changes (or it comes or goes): the orders that use it
+    // (as their last reconcile saw it) are looked at again.
+    let users_ctx = ctx.clone();
+    let scope_ns = ns.clone();
     let account_events = watcher(
         Api::<PartialObjectMeta<DigicertAccount>>::all(ctx.client.clone()),
         initial_list.watcher_config(),
@@ -392,11 +400,13 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
         })
         .watches_stream(
             account_events,
-            move |_: PartialObjectMeta<DigicertAccount>| {
-                every_order
-                    .state()
+            move |a: PartialObjectMeta<DigicertAccount>| {
+                users_ctx
+                    .account_users
+                    .users(&a.name_any())
                     .into_iter()
-                    .map(|o| ObjectRef::from_obj(&*o))
+                    .filter(|(ns, _)| scope_ns.as_ref().is_none_or(|s| s == ns))
+                    .map(|(ns, name)| ObjectRef::<OrderMeta>::new(&name).within(&ns))
                     .collect::<Vec<_>>()
             },
         );

@@ -144,7 +144,7 @@ impl Run {
         if let Some(c) = &self.client {
             return Ok(Some(c.clone()));
         }
-        match super::accounts::resolve(&self.ctx, &self.order).await? {
+        match super::accounts::resolve_for_client(&self.ctx, &self.order).await? {
             Ok(resolved) => {
                 if status::find(&self.status.conditions, READY).is_some_and(|c| {
                     c.status != "True" && super::access::GATE_REASONS.contains(&c.reason.as_str())
