@@ -207,15 +207,20 @@ pub enum Approval {
     Leave(String),
 }
 
-pub fn approval(approve_reissues: bool, grants: &Grants) -> Approval {
-    match (approve_reissues, grants.approve) {
-        (true, true) => Approval::Approve,
-        (true, false) => Approval::Leave(format!(
-            "spec.approveReissues is set, but the DigicertAccount {} does not allow approval (allowApproval); an administrator must approve it in CertCentral",
-            grants.account
-        )),
+/// `grants`: the account's, looked up only when approval is asked for (`None`: the
+/// account is not usable now).
+pub fn approval(approve_reissues: bool, grants: Option<&Grants>) -> Approval {
+    match (approve_reissues, grants) {
         (false, _) => Approval::Leave(
             "an administrator must approve it in CertCentral (or set spec.approveReissues)".into(),
+        ),
+        (true, Some(g)) if g.approve => Approval::Approve,
+        (true, Some(g)) => Approval::Leave(format!(
+            "spec.approveReissues is set, but the DigicertAccount {} does not allow approval (allowApproval); an administrator must approve it in CertCentral",
+            g.account
+        )),
+        (true, None) => Approval::Leave(
+            "the order's account cannot be used now; an administrator must approve it in CertCentral".into(),
         ),
     }
 }
@@ -481,14 +486,21 @@ mod tests {
             certcentral: None,
         });
         assert_eq!(own.account, "namespace key k");
-        assert_eq!(approval(true, &lenient), Approval::Approve);
-        assert_eq!(approval(true, &own), Approval::Approve);
-        assert!(
-            matches!(approval(true, &strict), Approval::Leave(m) if m.contains("allowApproval"))
-        );
-        assert!(
-            matches!(approval(false, &lenient), Approval::Leave(m) if m.contains("approveReissues"))
-        );
+        assert_eq!(approval(true, Some(&lenient)), Approval::Approve);
+        assert_eq!(approval(true, Some(&own)), Approval::Approve);
+        let leaves = [
+            (true, Some(&strict), "allowApproval"),
+            (false, Some(&lenient), "approveReissues"),
+            (false, None, "approveReissues"),
+            (true, None, "cannot be used"),
+        ];
+        for (asked, grants, text) in leaves {
+            let got = approval(asked, grants);
+            assert!(
+                matches!(&got, Approval::Leave(m) if m.contains(text)),
+                "{got:?}"
+            );
+        }
         let cases = [
             (true, &strict, true),
             (false, &strict, false),

@@ -919,14 +919,14 @@ impl Run {
         if let Some(request_id) = reissue.request_id {
             match client.request_info(request_id).await {
                 Ok(r) if r.status == RequestStatus::Pending => {
-                    let grants = super::accounts::grants(&self.ctx, &self.order).await?;
-                    let approval = match &grants {
-                        Some(g) => super::access::approval(self.spec().approve_reissues, g),
-                        None => super::access::Approval::Leave(
-                            "the order's account is not usable now".into(),
-                        ),
+                    let approve = self.spec().approve_reissues;
+                    let grants = match approve {
+                        true => super::accounts::grants(&self.ctx, &self.order).await?,
+                        false => None,
                     };
-                    if let super::access::Approval::Leave(why) = approval {
+                    if let super::access::Approval::Leave(why) =
+                        super::access::approval(approve, grants.as_ref())
+                    {
                         reason = "NeedsApproval";
                         message = format!("request {request_id} waits for approval: {why}");
                     } else {
@@ -1334,6 +1334,13 @@ impl Run {
                 let grants = super::accounts::grants(&self.ctx, &self.order).await?;
                 let cancel = if !holder {
                     // Another DigicertOrder drives the order: nothing of it is ours.
+                    self.event(
+                        EventType::Normal,
+                        "NotCanceled",
+                        "Delete",
+                        format!("order {order_id} is not driven by this DigicertOrder; nothing was canceled"),
+                    )
+                    .await;
                     false
                 } else if sent {
                     true
