@@ -575,3 +575,27 @@ async fn cancel_pending_cancels_a_pending_order_only_where_the_account_allows_it
         .kubectl_ok(&["delete", "dco", "lenient", "--timeout=60s"], None);
     assert_eq!(cancels(), 1);
 }
+
+/// The removed flag is refused with the way forward, not silently ignored: it let every
+/// namespace use the operator's key.
+#[test]
+fn the_removed_api_key_secret_flag_stops_the_operator_with_the_migration() {
+    for args in [
+        &["run", "--api-key-secret", "digicert-api-key"][..],
+        &["run", "--api-key-secret-key", "api-key"][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_digicert-operator"))
+            .args(args)
+            .env("KUBECONFIG", "/nonexistent")
+            .env_remove("API_KEY_SECRET")
+            .env_remove("API_KEY_SECRET_KEY")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} started");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("were removed") && stderr.contains("--default-account"),
+            "{stderr}"
+        );
+    }
+}
