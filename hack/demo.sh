@@ -52,16 +52,18 @@ for _ in $(seq 1 100); do [[ -s $work/simulator.json ]] && break; sleep 0.1; don
 base_url=$(sed -E 's/.*"base_url":"([^"]+)".*/\1/' "$work/simulator.json")
 echo "simulator: $base_url"
 
-step "installing the CRD and the API key Secret"
-kubectl apply -f crds/digicertorders.yaml
-kubectl wait --for=condition=Established crd/digicertorders.digicert-operator.dev --timeout=60s >/dev/null
+step "installing the CRDs, the API key Secret and the default account"
+kubectl apply -f crds/
+kubectl wait --for=condition=Established crd/digicertorders.digicert-operator.dev \
+  crd/digicertaccounts.digicert-operator.dev --timeout=60s >/dev/null
 kubectl create namespace digicert-operator
 kubectl apply -f deploy/examples/api-key-secret.yaml
+kubectl apply -f deploy/examples/default-account.yaml
 kubectl create namespace demo
 
 step "starting the operator"
 "$bin" run --certcentral-url "$base_url" --ca-bundle "$work/simulator-ca.pem" \
-  --namespace digicert-operator --api-key-secret digicert-api-key \
+  --namespace digicert-operator --default-account digicert-operator \
   >"$work/operator.log" 2>&1 &
 pids+=($!)
 echo "log: $work/operator.log"

@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
-# Copies the CRD (crds/digicertorders.yaml) into the chart, then renders
+# Copies the CRDs (crds/*.yaml) into the chart, then renders
 # charts/digicert-operator with its default values (release and namespace
 # digicert-operator) into plain manifests, so that `kubectl apply -f deploy/` installs
-# what the chart installs by default: the Namespace, the CRD, and the chart's objects.
-# Tests fail when the chart's CRD or deploy/digicert-operator.yaml is stale.
+# what the chart installs by default: the Namespace, the CRDs, and the chart's objects.
+# Tests fail when the chart's CRDs or deploy/digicert-operator.yaml are stale.
 #
-# Usage: hack/render-manifests.sh            copy the CRD, write deploy/digicert-operator.yaml
+# Usage: hack/render-manifests.sh            copy the CRDs, write deploy/digicert-operator.yaml
 #        hack/render-manifests.sh OUTPUT     only render, into OUTPUT
 # Environment: DIGICERT_TEST_PYTHON, the Helm venv's python (default: hack/helm/venv.sh makes it).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 if [[ $# -eq 0 ]]; then
-  cp "$root/crds/digicertorders.yaml" "$root/charts/digicert-operator/crds/digicertorders.yaml"
+  rm -f "$root"/charts/digicert-operator/crds/*.yaml
+  cp "$root"/crds/*.yaml "$root/charts/digicert-operator/crds/"
 fi
 out=${1:-$root/deploy/digicert-operator.yaml}
 name=digicert-operator
 namespace=digicert-operator
 
 py=${DIGICERT_TEST_PYTHON:-$("$root/hack/helm/venv.sh" | tail -n 1)}
+# The default DigicertAccount is not in the file: `kubectl apply -f deploy/` cannot
+# create it in the same run as its CRD. deploy/examples/default-account.yaml is it.
 rendered=$("$py" "$root/hack/helm/helm.py" template "$name" "$root/charts/digicert-operator" \
-  --namespace "$namespace" --include-crds)
+  --namespace "$namespace" --include-crds \
+  --set defaultAccount.create=false --set defaultAccount.name=digicert-operator)
 
 tmp=$(mktemp "$out.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
@@ -28,8 +32,9 @@ trap 'rm -f "$tmp"' EXIT
 # digicert-operator: the Helm chart charts/digicert-operator rendered with its default
 # values by hack/render-manifests.sh; do not edit. Install with
 #   kubectl apply -f deploy/
-# (Kubernetes 1.33 or newer), then create the API key Secret
-# (deploy/examples/api-key-secret.yaml).
+# (Kubernetes 1.33 or newer), then create the API key Secret and the default
+# DigicertAccount (deploy/examples/api-key-secret.yaml, default-account.yaml; see the
+# README's "Accounts").
 ---
 apiVersion: v1
 kind: Namespace

@@ -9,6 +9,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub mod account;
+pub use account::{DigicertAccount, DigicertAccountSpec, DigicertAccountStatus, Endpoint};
+
 pub const GROUP: &str = "digicert-operator.dev";
 /// Finalizer that lets the operator act at DigiCert before the resource goes.
 pub const FINALIZER: &str = "digicert-operator.dev/cleanup";
@@ -35,6 +38,7 @@ pub const CANCEL_ANNOTATION: &str = "digicert-operator.dev/cancel";
     printcolumn = r#"{"name":"DigiCert","type":"string","jsonPath":".status.orderStatus"}"#,
     printcolumn = r#"{"name":"Secret","type":"string","jsonPath":".spec.secretName"}"#,
     printcolumn = r#"{"name":"Expires","type":"string","jsonPath":".status.certificate.notAfter"}"#,
+    printcolumn = r#"{"name":"Account","type":"string","jsonPath":".status.account"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Renewal","type":"string","priority":1,"jsonPath":".status.renewalTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
@@ -42,7 +46,8 @@ pub const CANCEL_ANNOTATION: &str = "digicert-operator.dev/cancel";
 )]
 #[x_kube(
     cel,
-    validation = Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))").message("set renewBefore or renewBeforePercentage, not both")
+    validation = Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))").message("set renewBefore or renewBeforePercentage, not both"),
+    validation = Rule::new("!(has(self.accountRef) && has(self.apiKeySecretRef))").message("set accountRef or apiKeySecretRef, not both")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DigicertOrderSpec {
@@ -120,10 +125,16 @@ pub struct DigicertOrderSpec {
     #[schemars(range(min = 1, max = 99))]
     pub renew_before_percentage: Option<u8>,
 
-    /// The Secret (same namespace) holding the CertCentral API key. Default: the
-    /// operator's own key.
+    /// The DigicertAccount (cluster-scoped) whose CertCentral endpoint and API key to
+    /// use; it must select this namespace. Default: the operator's default account
+    /// (unless apiKeySecretRef is set).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key_secret_ref: Option<SecretKeySelector>,
+    pub account_ref: Option<AccountRef>,
+
+    /// Instead of an account: a Secret in this namespace holding a CertCentral API
+    /// key, and the endpoint it is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_secret_ref: Option<OrderApiKeyRef>,
 
     /// Labels and annotations copied onto the certificate Secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -235,6 +246,39 @@ pub struct SecretKeySelector {
     pub key: String,
 }
 
+/// A DigicertAccount by name.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct AccountRef {
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+}
+
+/// A key of a Secret in the resource's namespace holding a CertCentral API key, and
+/// where CertCentral is for it.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct OrderApiKeyRef {
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub name: String,
+    /// The key within the Secret's data. Default `api-key`.
+    #[serde(default = "default_api_key_key")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = r"^[-._a-zA-Z0-9]+$"))]
+    pub key: String,
+    /// CertCentral for this key: `us`, `eu`, or an https URL. Default: the operator's
+    /// --certcentral-url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 2, max = 2048),
+        regex(pattern = r"^(us|eu|https://[^\s/?#]+(/[^\s?#]*)?)$")
+    )]
+    pub certcentral: Option<String>,
+}
+
 pub fn default_api_key_key() -> String {
     "api-key".into()
 }
@@ -258,6 +302,14 @@ pub struct DigicertOrderStatus {
     /// is under way. `OrderExpiring`: the order ends before the next renewal.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+    /// The account the order is driven with: a DigicertAccount's name, or
+    /// `namespace key <secret>` for a key in the order's own namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The claim on the CertCentral order: the Lease (in the operator's namespace) that
+    /// makes this resource the order's only driver, or the resource that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim: Option<String>,
     /// The order the current certificate was issued for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_order_id: Option<u64>,
@@ -366,7 +418,22 @@ pub struct ReissueStatus {
 /// paragraphs for `kubectl explain`.
 pub fn crd() -> CustomResourceDefinition {
     use kube::CustomResourceExt;
-    let mut crd = DigicertOrder::crd();
+    tidy(DigicertOrder::crd())
+}
+
+/// The DigicertAccount CRD, tidied the same way.
+pub fn account_crd() -> CustomResourceDefinition {
+    use kube::CustomResourceExt;
+    tidy(DigicertAccount::crd())
+}
+
+/// Every CRD of the operator, in the order `digicert-operator crd` prints them.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![account_crd(), crd()]
+}
+
+/// Puts a derived CRD's schemas right (see [`crd`]).
+pub fn tidy(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
     for version in &mut crd.spec.versions {
         if let Some(schema) = version
             .schema
@@ -512,6 +579,23 @@ mod tests {
                 Some(spec(serde_json::json!({}))),
                 true,
             ),
+            (
+                spec(serde_json::json!({"accountRef": {"name": "payments"}})),
+                None,
+                true,
+            ),
+            (
+                spec(serde_json::json!({"apiKeySecretRef": {"name": "key", "certcentral": "eu"}})),
+                None,
+                true,
+            ),
+            (
+                spec(
+                    serde_json::json!({"accountRef": {"name": "payments"}, "apiKeySecretRef": {"name": "key"}}),
+                ),
+                None,
+                false,
+            ),
         ];
         for (value, old, ok) in cases {
             let result = DigicertOrderSpec::validate_cel(&value, old.as_ref());
@@ -637,11 +721,13 @@ mod tests {
         assert_eq!(
             columns,
             [
-                "Ready", "Order", "DigiCert", "Secret", "Expires", "Reason", "Renewal", "Age"
+                "Ready", "Order", "DigiCert", "Secret", "Expires", "Account", "Reason", "Renewal",
+                "Age"
             ]
         );
         let text = crd.to_string();
         assert!(text.contains("orderId is immutable"));
+        assert!(text.contains("set accountRef or apiKeySecretRef, not both"));
         assert!(text.contains("x-kubernetes-validations"));
     }
 }

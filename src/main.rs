@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use digicert_operator::certcentral::{self, BaseUrl, ClientConfig, TrustRoots, Window};
-use digicert_operator::controller::{self, Context, OperatorConfig, SecretRef};
+use digicert_operator::controller::{self, Context, OperatorConfig};
 use digicert_operator::simulator::{self, ApiKeyConfig, SeedFile, SimulatorConfig};
 use digicert_operator::telemetry::{self, LogFormat};
 use digicert_operator::{cli, operator};
@@ -37,8 +37,13 @@ struct Cli {
 enum Command {
     /// Run the controller: keep every DigicertOrder's Secret holding a valid certificate.
     Run(RunArgs),
-    /// Print the DigicertOrder CustomResourceDefinition (YAML).
-    Crd,
+    /// Print the CustomResourceDefinitions: DigicertAccount and DigicertOrder (YAML).
+    Crd {
+        /// Write them into this directory instead, one file each
+        /// (`digicertaccounts.yaml`, `digicertorders.yaml`), as `crds/` holds them.
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+    },
     /// A table of DigicertOrders: Ready, DigiCert status, expiry, renewal, last error.
     Status {
         /// Namespace (default: the kubeconfig's).
@@ -74,22 +79,34 @@ enum Command {
 
 #[derive(Args)]
 struct RunArgs {
-    /// CertCentral: `us`, `eu`, or an https URL (e.g. the simulator's).
+    /// CertCentral for own-namespace API keys (spec.apiKeySecretRef) that name no
+    /// endpoint: `us`, `eu`, or an https URL (e.g. the simulator's). Accounts name
+    /// their own.
     #[arg(long, env = "CERTCENTRAL_URL", default_value = "us")]
     certcentral_url: String,
-    /// Also trust the CA certificates in this PEM file (e.g. the simulator's CA).
+    /// Also trust the CA certificates in this PEM file for every CertCentral endpoint
+    /// (e.g. a TLS-inspecting proxy's, or the simulator's CA).
     #[arg(long, env = "CERTCENTRAL_CA_BUNDLE")]
     ca_bundle: Option<PathBuf>,
-    /// The operator's own namespace (where the default API key Secret lives).
+    /// The operator's own namespace: the API key Secrets of DigicertAccounts and the
+    /// claim Leases of orders live there.
     #[arg(long, env = "POD_NAMESPACE", default_value = "digicert-operator")]
     namespace: String,
-    /// Secret (in --namespace) with the default CertCentral API key, for orders
-    /// without spec.apiKeySecretRef.
-    #[arg(long, env = "API_KEY_SECRET")]
+    /// The DigicertAccount of orders that name neither spec.accountRef nor
+    /// spec.apiKeySecretRef (its namespaceSelector still applies). Without it such
+    /// orders are refused.
+    #[arg(long, env = "DEFAULT_ACCOUNT")]
+    default_account: Option<String>,
+    /// Removed: use a DigicertAccount and --default-account (see the README).
+    #[arg(long, env = "API_KEY_SECRET", hide = true)]
     api_key_secret: Option<String>,
-    /// Key of that Secret holding the API key.
-    #[arg(long, env = "API_KEY_SECRET_KEY", default_value = "api-key")]
-    api_key_secret_key: String,
+    /// Removed with --api-key-secret.
+    #[arg(long, env = "API_KEY_SECRET_KEY", hide = true)]
+    api_key_secret_key: Option<String>,
+    /// How often an order that its account refuses, or whose CertCentral order another
+    /// DigicertOrder drives, is looked at again.
+    #[arg(long, env = "ACCESS_RECHECK", default_value = "1m", value_parser = parse_duration)]
+    access_recheck: std::time::Duration,
     /// Watch only these namespaces (repeatable or comma-separated); default: all.
     #[arg(
         long = "watch-namespace",
@@ -234,8 +251,16 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run_operator(args).await,
-            Command::Crd => {
+            Command::Crd { out_dir: None } => {
                 print!("{}", controller::crd_yaml());
+                Ok(())
+            }
+            Command::Crd { out_dir: Some(dir) } => {
+                for crd in digicert_operator::crd::crds() {
+                    let path = dir.join(format!("{}.yaml", crd.spec.names.plural));
+                    std::fs::write(&path, controller::one_crd_yaml(&crd))
+                        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+                }
                 Ok(())
             }
             Command::Simulator(args) => run_simulator(args).await,
@@ -266,41 +291,50 @@ fn main() -> ExitCode {
 
 async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     digicert_operator::tls::install_crypto_provider();
+    if args.api_key_secret.is_some() || args.api_key_secret_key.is_some() {
+        anyhow::bail!(
+            "--api-key-secret (API_KEY_SECRET) and --api-key-secret-key were removed: they let \
+             every namespace use the operator's key. Create a DigicertAccount for the key (its \
+             namespaceSelector says which namespaces may use it) and start the operator with \
+             --default-account NAME; see the README's \"Accounts\" section"
+        );
+    }
     let base_url: BaseUrl = args.certcentral_url.parse()?;
-    let trust = match &args.ca_bundle {
-        Some(path) => TrustRoots::SystemAnd(
+    let operator_ca = match &args.ca_bundle {
+        Some(path) => Some(
             std::fs::read(path).map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?,
         ),
-        None => TrustRoots::System,
+        None => None,
     };
     let metrics = std::sync::Arc::new(digicert_operator::metrics::Metrics::new());
-    let service = certcentral::Service::observed(
+    let endpoints = controller::accounts::Endpoints::new(
         ClientConfig {
             base_url: base_url.clone(),
-            trust,
+            trust: TrustRoots::System,
             timeout: args.certcentral_timeout,
             connect_timeout: args
                 .certcentral_timeout
                 .min(ClientConfig::default().connect_timeout),
             ..ClientConfig::default()
         },
+        operator_ca,
         if args.no_rate_limit {
             std::sync::Arc::new(certcentral::RateLimiter::unlimited)
         } else {
             std::sync::Arc::new(certcentral::RateLimiter::certcentral)
         },
         Some(metrics.clone()),
-    )?;
+    );
+    // A bad --ca-bundle stops the operator here, not at the first order.
+    endpoints.service(&base_url, None)?;
     let client = kube::Client::try_default()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
     operator::check_kubernetes_version(&client).await;
     let config = OperatorConfig {
-        default_api_key: args.api_key_secret.map(|name| SecretRef {
-            namespace: args.namespace.clone(),
-            name,
-            key: args.api_key_secret_key.clone(),
-        }),
+        namespace: args.namespace.clone(),
+        default_account: args.default_account.clone().filter(|a| !a.is_empty()),
+        access_recheck: args.access_recheck,
         resync: args.resync,
         secret_owner_references: args.secret_owner_references,
         namespaces: args.watch_namespaces,
@@ -312,6 +346,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     };
     tracing::info!(
         certcentral = %base_url,
+        default_account = ?config.default_account,
         namespaces = ?config.namespaces,
         resync_s = config.resync.as_secs(),
         "starting digicert-operator {}",
@@ -328,7 +363,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         }),
         duration: args.lease_duration,
     });
-    let ctx = std::sync::Arc::new(Context::new(client, service, config, metrics));
+    let ctx = std::sync::Arc::new(Context::new(client, endpoints, config, metrics));
     operator::run(
         ctx,
         operator::Options {

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use digicert_operator::crd::DigicertOrder;
 use digicert_operator::simulator::{
     self, ApiKeyConfig, RunningSimulator, SeedFile, SimulatorConfig,
 };
@@ -310,21 +311,49 @@ fn some_ca_pem() -> String {
 // ----------------------------------------------------------------- static checks
 
 #[test]
-fn the_charts_crd_is_the_generated_crd() {
+fn the_charts_crds_are_the_generated_crds() {
     let root = repo_root();
-    let chart = std::fs::read_to_string(root.join(CHART).join("crds/digicertorders.yaml"))
-        .expect("the chart has crds/digicertorders.yaml");
-    let generated = std::fs::read_to_string(root.join("crds/digicertorders.yaml")).unwrap();
-    assert!(
-        chart == generated,
-        "charts/digicert-operator/crds/digicertorders.yaml differs from crds/digicertorders.yaml: \
-         run hack/render-manifests.sh (it copies the CRD and renders deploy/)"
-    );
-    let files: Vec<_> = std::fs::read_dir(root.join(CHART).join("crds"))
+    for file in ["digicertaccounts.yaml", "digicertorders.yaml"] {
+        let chart = std::fs::read_to_string(root.join(CHART).join("crds").join(file))
+            .unwrap_or_else(|_| panic!("the chart has crds/{file}"));
+        let generated = std::fs::read_to_string(root.join("crds").join(file)).unwrap();
+        assert!(
+            chart == generated,
+            "charts/digicert-operator/crds/{file} differs from crds/{file}: \
+             run hack/render-manifests.sh (it copies the CRDs and renders deploy/)"
+        );
+    }
+    let mut files: Vec<_> = std::fs::read_dir(root.join(CHART).join("crds"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(files, vec![OsString::from("digicertorders.yaml")]);
+    files.sort();
+    assert_eq!(
+        files,
+        vec![
+            OsString::from("digicertaccounts.yaml"),
+            OsString::from("digicertorders.yaml")
+        ]
+    );
+}
+
+/// What the operator may do in its own namespace (account keys, claim Leases) and
+/// cluster-wide for accounts, in every mode.
+fn account_rules() -> (Value, Value) {
+    (
+        json!([
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+            {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+             "verbs": ["get", "create", "update"]},
+        ]),
+        json!([
+            {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertaccounts"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertaccounts/status"],
+             "verbs": ["patch"]},
+            {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+        ]),
+    )
 }
 
 /// Values that turn on everything the defaults leave off.
@@ -408,9 +437,14 @@ fn default_values_render_a_restricted_cluster_wide_operator() {
         kinds,
         [
             "ClusterRole//test-digicert-operator",
+            "ClusterRole//test-digicert-operator-accounts",
             "ClusterRoleBinding//test-digicert-operator",
+            "ClusterRoleBinding//test-digicert-operator-accounts",
             "Deployment/test-ns/test-digicert-operator",
+            "DigicertAccount//test-digicert-operator",
+            "Role/test-ns/test-digicert-operator-accounts",
             "Role/test-ns/test-digicert-operator-leader-election",
+            "RoleBinding/test-ns/test-digicert-operator-accounts",
             "RoleBinding/test-ns/test-digicert-operator-leader-election",
             "Service/test-ns/test-digicert-operator-metrics",
             "ServiceAccount/test-ns/test-digicert-operator",
@@ -426,8 +460,7 @@ fn default_values_render_a_restricted_cluster_wide_operator() {
         [
             "run",
             "--certcentral-url=us",
-            "--api-key-secret=digicert-api-key",
-            "--api-key-secret-key=api-key",
+            "--default-account=test-digicert-operator",
             "--resync=6h",
             "--concurrency=8",
             "--log-level=info",
@@ -491,6 +524,29 @@ fn default_values_render_a_restricted_cluster_wide_operator() {
              "resourceNames": ["test-digicert-operator"], "verbs": ["get", "update", "patch"]},
         ])
     );
+    // Accounts: their keys and the claims in the operator's namespace, the accounts
+    // and namespaces cluster-wide.
+    let (own, cluster) = account_rules();
+    assert_eq!(
+        find(&docs, "Role", "test-digicert-operator-accounts")["rules"],
+        own
+    );
+    assert_eq!(
+        find(&docs, "ClusterRole", "test-digicert-operator-accounts")["rules"],
+        cluster
+    );
+    // The default account: the chart's key, the operator's endpoint, every namespace
+    // (all are watched), and nothing more.
+    let account = find(&docs, "DigicertAccount", "test-digicert-operator");
+    assert_eq!(
+        account["spec"],
+        json!({
+            "apiKeySecretRef": {"name": "digicert-api-key", "key": "api-key"},
+            "namespaceSelector": {},
+            "allowApproval": false,
+            "allowOrderCancel": false,
+        })
+    );
 }
 
 #[test]
@@ -499,8 +555,22 @@ fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
     let yaml = template(&["-f", values.path().to_str().unwrap()]);
     let docs = documents(&yaml);
     assert_no_wildcards(&docs);
-    assert!(of_kind(&docs, "ClusterRole").is_empty());
-    assert!(of_kind(&docs, "ClusterRoleBinding").is_empty());
+    // Cluster-wide only what accounts need (they are cluster-scoped).
+    let (own, cluster) = account_rules();
+    assert_eq!(
+        describe(
+            &of_kind(&docs, "ClusterRole")
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        ),
+        ["ClusterRole//test-digicert-operator-accounts"]
+    );
+    assert_eq!(
+        find(&docs, "ClusterRole", "test-digicert-operator-accounts")["rules"],
+        cluster
+    );
+    assert_eq!(of_kind(&docs, "ClusterRoleBinding").len(), 1);
 
     let fullname = "test-digicert-operator";
     // A Role and RoleBinding in each watched namespace.
@@ -520,15 +590,22 @@ fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
             json!([{"kind": "ServiceAccount", "name": fullname, "namespace": "test-ns"}])
         );
     }
-    // In its own namespace only the API key Secret (by name) and the Lease.
-    let key_role = find(&docs, "Role", "test-digicert-operator-api-key");
+    // In its own namespace the account keys, the claims and the Lease.
+    let key_role = find(&docs, "Role", "test-digicert-operator-accounts");
     assert_eq!(key_role["metadata"]["namespace"], "test-ns");
-    assert_eq!(
-        key_role["rules"],
-        json!([{"apiGroups": [""], "resources": ["secrets"],
-                "resourceNames": ["test-digicert-operator-api-key"], "verbs": ["get"]}])
-    );
+    assert_eq!(key_role["rules"], own);
     find(&docs, "Role", "test-digicert-operator-leader-election");
+    // The default account grants the watched namespaces only.
+    let account = find(&docs, "DigicertAccount", fullname);
+    assert_eq!(
+        account["spec"]["namespaceSelector"],
+        json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
+                                     "values": ["team-a", "team-b"]}]})
+    );
+    assert_eq!(
+        account["spec"]["apiKeySecretRef"],
+        json!({"name": "test-digicert-operator-api-key", "key": "token"})
+    );
 
     // The API key Secret from apiKey.value.
     let key = find(&docs, "Secret", "test-digicert-operator-api-key");
@@ -545,8 +622,7 @@ fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
             "run".to_string(),
             format!("--certcentral-url={sim_url}"),
             "--ca-bundle=/etc/digicert-operator/certcentral-ca/ca.crt".into(),
-            "--api-key-secret=test-digicert-operator-api-key".into(),
-            "--api-key-secret-key=token".into(),
+            format!("--default-account={fullname}"),
             "--watch-namespace=team-a,team-b".into(),
             "--resync=30m".into(),
             "--concurrency=4".into(),
@@ -714,6 +790,7 @@ fn no_role_grants_a_wildcard() {
 #[tokio::test]
 async fn the_api_server_takes_every_render_strictly_and_without_warnings() {
     let cluster = TestCluster::new("chart-dry-run").await;
+    install_crd(&cluster);
     install_servicemonitor_crd(&cluster);
     let a = ExtraNamespace::create(&cluster, "a").await;
     let b = ExtraNamespace::create(&cluster, "b").await;
@@ -771,7 +848,17 @@ fn without_leader_election_one_pod_is_replaced_by_the_next() {
     assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
     assert!(!args(deployment).iter().any(|a| a.starts_with("--lease")));
     assert!(!args(deployment).contains(&"--leader-elect".to_string()));
-    assert!(of_kind(&docs, "Role").is_empty(), "no Lease, no Role");
+    // No leader-election Lease, no Role for it: only the accounts' Role (keys, claims).
+    assert_eq!(
+        describe(
+            &of_kind(&docs, "Role")
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        ),
+        ["Role/test-ns/test-digicert-operator-accounts"],
+        "no Lease, no Role"
+    );
 }
 
 #[test]
@@ -848,10 +935,30 @@ fn the_plain_manifests_are_a_fresh_render_of_the_defaults() {
         docs[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
         "restricted"
     );
-    assert_eq!(docs[1]["kind"], "CustomResourceDefinition");
-    let crd = documents(&std::fs::read_to_string(root.join("crds/digicertorders.yaml")).unwrap());
-    assert_eq!(docs[1], crd[0]);
+    for (i, file) in ["digicertaccounts.yaml", "digicertorders.yaml"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(docs[1 + i]["kind"], "CustomResourceDefinition");
+        let crd = documents(&std::fs::read_to_string(root.join("crds").join(file)).unwrap());
+        assert_eq!(docs[1 + i], crd[0]);
+    }
+    // The default account is deploy/examples/default-account.yaml: `kubectl apply`
+    // cannot create it in the same run as its CRD.
     let chart = documents(&helm_ok(
+        &[
+            "template",
+            "digicert-operator",
+            CHART,
+            "-n",
+            "digicert-operator",
+            "--set",
+            "defaultAccount.create=false,defaultAccount.name=digicert-operator",
+        ],
+        None,
+    ));
+    assert_eq!(docs[3..], chart[..]);
+    let with_account = documents(&helm_ok(
         &[
             "template",
             "digicert-operator",
@@ -861,7 +968,12 @@ fn the_plain_manifests_are_a_fresh_render_of_the_defaults() {
         ],
         None,
     ));
-    assert_eq!(docs[2..], chart[..]);
+    let example = documents(
+        &std::fs::read_to_string(root.join("deploy/examples/default-account.yaml")).unwrap(),
+    );
+    let rendered = find(&with_account, "DigicertAccount", "digicert-operator");
+    assert_eq!(example[0]["spec"], rendered["spec"]);
+    assert_eq!(example[0]["metadata"]["name"], rendered["metadata"]["name"]);
     // Only the file is applied by `kubectl apply -f deploy/`: nothing else there.
     let mut files: Vec<String> = std::fs::read_dir(root.join("deploy"))
         .unwrap()
@@ -1340,7 +1452,9 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
         format!("deployment.apps/{fullname}-simulator"),
         format!("networkpolicy.networking.k8s.io/{fullname}"),
         format!("poddisruptionbudget.policy/{fullname}"),
+        format!("role.rbac.authorization.k8s.io/{fullname}-accounts"),
         format!("role.rbac.authorization.k8s.io/{fullname}-leader-election"),
+        format!("rolebinding.rbac.authorization.k8s.io/{fullname}-accounts"),
         format!("rolebinding.rbac.authorization.k8s.io/{fullname}-leader-election"),
         format!("secret/{fullname}-api-key"),
         format!("secret/{fullname}-simulator-tls"),
@@ -1352,10 +1466,13 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
     want.sort();
     assert_eq!(objects, want);
     assert_eq!(
-        listed("clusterroles,clusterrolebindings", &[]),
+        listed("clusterroles,clusterrolebindings,digicertaccounts", &[]),
         [
             format!("clusterrole.rbac.authorization.k8s.io/{fullname}"),
+            format!("clusterrole.rbac.authorization.k8s.io/{fullname}-accounts"),
             format!("clusterrolebinding.rbac.authorization.k8s.io/{fullname}"),
+            format!("clusterrolebinding.rbac.authorization.k8s.io/{fullname}-accounts"),
+            format!("digicertaccount.digicert-operator.dev/{fullname}"),
         ]
     );
 
@@ -1433,14 +1550,16 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
     helm_ok(&["uninstall", &release, "-n", &ns], k);
     assert_eq!(listed(namespaced, &["-n", &ns]), Vec::<String>::new());
     assert_eq!(
-        listed("clusterroles,clusterrolebindings", &[]),
+        listed("clusterroles,clusterrolebindings,digicertaccounts", &[]),
         Vec::<String>::new()
     );
 }
 
 /// A namespaced install (watchNamespaces: [ns-a]) in the env's namespace, whose
-/// `digicert-api-key` Secret is the default API key; the operator runs as the chart's
-/// Deployment with the chart's ServiceAccount token, against the env's simulator.
+/// `digicert-api-key` Secret is the key of the chart's default account (which selects
+/// ns-a); the operator runs as the chart's Deployment with the chart's ServiceAccount
+/// token, against the env's simulator. The release name carries the namespace's random
+/// suffix: the account and a ClusterRole are cluster-scoped.
 struct NamespacedInstall {
     env: OperatorEnv,
     watched: ExtraNamespace,
@@ -1452,16 +1571,17 @@ async fn namespaced_install(test: &str) -> NamespacedInstall {
     let watched = ExtraNamespace::create(&env.cluster, "a").await;
     let ns = env.cluster.namespace.clone();
     let watch = format!("watchNamespaces={{{}}}", watched.name);
+    let release = format!("op{}", &ns[ns.len() - 6..]);
     helm_ok(
         &[
-            "install", "op", CHART, "-n", &ns, "--set", &watch, SKIP_CRDS,
+            "install", &release, CHART, "-n", &ns, "--set", &watch, SKIP_CRDS,
         ],
         Some(env.cluster.kubeconfig.as_os_str()),
     );
     NamespacedInstall {
         env,
         watched,
-        fullname: "op-digicert-operator".into(),
+        fullname: format!("{release}-digicert-operator"),
     }
 }
 
@@ -1517,6 +1637,24 @@ async fn namespaced_rbac_is_all_the_operator_needs_in_its_namespaces() {
         &secret,
         install.env.sim.ca_pem(),
         &["example.com", "www.example.com"],
+    );
+    // Through the chart's default account, with a claim on the order.
+    let order = Api::<DigicertOrder>::namespaced(install.env.cluster.client.clone(), ns_a)
+        .get("example-com")
+        .await
+        .unwrap();
+    let status = order.status.unwrap();
+    assert_eq!(status.account.as_deref(), Some(install.fullname.as_str()));
+    assert!(
+        status
+            .claim
+            .as_deref()
+            .is_some_and(|c| c.starts_with(&format!(
+                "Lease {}/order-1001-",
+                install.env.cluster.namespace
+            ))),
+        "{:?}",
+        status.claim
     );
     // The Lease, in the operator's namespace, held by this pod.
     let lease = Api::<Lease>::namespaced(
@@ -1607,12 +1745,15 @@ helm install digicert-operator charts/digicert-operator --namespace digicert-ope
 ```
 
 Or without Helm: `deploy/digicert-operator.yaml` is the chart rendered with its defaults,
-with the Namespace and the CRD (`hack/render-manifests.sh` writes it):
+with the Namespace and the CRDs (`hack/render-manifests.sh` writes it); the default
+account (the chart's `defaultAccount`) is applied once its CRD is there:
 
 ```sh
 kubectl apply -f deploy/
 kubectl create secret generic digicert-api-key --namespace digicert-operator \
   --from-literal=api-key="$DIGICERT_API_KEY"
+kubectl wait --for=condition=Established crd/digicertaccounts.digicert-operator.dev
+kubectl apply -f deploy/examples/default-account.yaml
 ```
 
 Then order a certificate (for an order of yours, edit `orderId` and the names first) and

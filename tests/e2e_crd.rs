@@ -98,12 +98,13 @@ async fn kubectl_apply_of_crds_creates_it_without_a_warning() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(
-        String::from_utf8_lossy(&out.stdout)
-            .contains("digicertorders.digicert-operator.dev created"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    for crd in ["digicertaccounts", "digicertorders"] {
+        assert!(
+            stdout.contains(&format!("{crd}.digicert-operator.dev created")),
+            "{stdout}"
+        );
+    }
     assert!(
         stderr.trim().is_empty(),
         "kubectl apply -f crds/ printed:\n{stderr}"
@@ -113,6 +114,7 @@ async fn kubectl_apply_of_crds_creates_it_without_a_warning() {
             "wait",
             "--for=condition=Established",
             "crd/digicertorders.digicert-operator.dev",
+            "crd/digicertaccounts.digicert-operator.dev",
             "--timeout=60s",
         ])
         .output()
@@ -148,7 +150,7 @@ fn full_spec() -> Value {
         "skipApproval": false,
         "approveReissues": true,
         "renewBefore": "720h",
-        "apiKeySecretRef": {"name": "team-key", "key": "api-key"},
+        "apiKeySecretRef": {"name": "team-key", "key": "api-key", "certcentral": "eu"},
         "secretTemplate": {"labels": {"team": "web"}, "annotations": {"example.org/owner": "web"}},
         "deletionPolicy": "CancelPending",
     })
@@ -355,6 +357,26 @@ async fn every_rule_and_bound_is_enforced_at_admission_with_its_own_message() {
             "spec.apiKeySecretRef.key in body should match",
         ),
         (
+            "an account and an own-namespace key",
+            "both-accounts".into(),
+            with(json!({"accountRef": {"name": "payments"}})),
+            "set accountRef or apiKeySecretRef, not both",
+        ),
+        (
+            "an own-namespace key's endpoint over plain http",
+            "key-http".into(),
+            with(
+                json!({"apiKeySecretRef": {"name": "team-key", "certcentral": "http://certcentral.example/services/v2"}}),
+            ),
+            "spec.apiKeySecretRef.certcentral in body should match",
+        ),
+        (
+            "an account name that is no DNS subdomain",
+            "account-name".into(),
+            with(json!({"apiKeySecretRef": null, "accountRef": {"name": "Payments"}})),
+            "spec.accountRef.name in body should match",
+        ),
+        (
             "a misspelt field",
             "typo".into(),
             with(json!({"renewbefore": "1h"})),
@@ -469,4 +491,149 @@ async fn kubectl_explain_reads_as_paragraphs() {
         }
     }
     assert!(checked > 20, "only {checked} wrapped lines seen");
+}
+
+// ------------------------------------------------------------------ DigicertAccount
+
+fn generated_account_crd() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("crds/digicertaccounts.yaml")).unwrap();
+    serde_yaml::from_str(&text).expect("the CRD is YAML")
+}
+
+fn account(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "digicert-operator.dev/v1alpha1",
+        "kind": "DigicertAccount",
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+fn full_account_spec() -> Value {
+    json!({
+        "certcentral": {"url": "https://certcentral.example.org/services/v2",
+                        "caBundle": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"},
+        "apiKeySecretRef": {"name": "payments-key", "key": "api-key"},
+        "namespaceSelector": {"matchLabels": {"team": "payments"},
+                              "matchExpressions": [{"key": "env", "operator": "In", "values": ["prod"]}]},
+        "orderIds": [1001, 1002],
+        "allowApproval": true,
+        "allowOrderCancel": false,
+    })
+}
+
+fn with_account(changes: Value) -> Value {
+    let mut spec = full_account_spec();
+    for (k, v) in changes.as_object().unwrap() {
+        if v.is_null() {
+            spec.as_object_mut().unwrap().remove(k);
+        } else {
+            spec[k] = v.clone();
+        }
+    }
+    spec
+}
+
+#[tokio::test]
+async fn the_account_crd_is_created_without_a_warning_and_is_cluster_scoped() {
+    let cluster = TestCluster::new("crd-account-create").await;
+    let group = format!("{}.e2e.digicert-operator.dev", cluster.namespace);
+    let mut crd = generated_account_crd();
+    crd["metadata"]["name"] = json!(format!("digicertaccounts.{group}"));
+    crd["spec"]["group"] = json!(group);
+    let (ok, stderr) = dry_run_create(&cluster, &crd);
+    assert!(ok, "the server refused the CRD:\n{stderr}");
+    assert!(
+        !stderr.to_ascii_lowercase().contains("warning"),
+        "the server warned about the CRD:\n{stderr}"
+    );
+    assert_eq!(crd["spec"]["scope"], "Cluster");
+}
+
+#[tokio::test]
+async fn every_account_rule_and_bound_is_enforced_at_admission() {
+    let cluster = TestCluster::new("crd-account-rules").await;
+    install_crd(&cluster);
+    let name = |n: &str| format!("{}-{n}", cluster.namespace);
+    let (ok, stderr) = dry_run_apply(&cluster, &account(&name("good"), full_account_spec()));
+    assert!(ok, "a good account was refused:\n{stderr}");
+    let minimal = json!({"apiKeySecretRef": {"name": "k"}, "namespaceSelector": {}});
+    let (ok, stderr) = dry_run_apply(&cluster, &account(&name("minimal"), minimal));
+    assert!(ok, "a minimal account was refused:\n{stderr}");
+    for url in ["us", "eu", "https://127.0.0.1:8443/services/v2"] {
+        let spec = with_account(json!({"certcentral": {"url": url}}));
+        let (ok, stderr) = dry_run_apply(&cluster, &account(&name("url"), spec));
+        assert!(ok, "{url} was refused:\n{stderr}");
+    }
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "no namespace selector",
+            with_account(json!({"namespaceSelector": null})),
+            "spec.namespaceSelector: Required value",
+        ),
+        (
+            "no API key Secret",
+            with_account(json!({"apiKeySecretRef": null})),
+            "spec.apiKeySecretRef: Required value",
+        ),
+        (
+            "an endpoint over plain http",
+            with_account(
+                json!({"certcentral": {"url": "http://certcentral.example.org/services/v2"}}),
+            ),
+            "spec.certcentral.url in body should match",
+        ),
+        (
+            "an endpoint that is neither us, eu nor a URL",
+            with_account(json!({"certcentral": {"url": "asia"}})),
+            "spec.certcentral.url in body should match",
+        ),
+        (
+            "a CA bundle without certificates",
+            with_account(json!({"certcentral": {"url": "eu", "caBundle": "trust me"}})),
+            "caBundle must hold PEM certificates",
+        ),
+        (
+            "order id 0",
+            with_account(json!({"orderIds": [0]})),
+            "spec.orderIds[0] in body should be greater than or equal to 1",
+        ),
+        (
+            "an order id twice",
+            with_account(json!({"orderIds": [1001, 1001]})),
+            "orderIds must not repeat",
+        ),
+        (
+            "a Secret name that is no DNS subdomain",
+            with_account(json!({"apiKeySecretRef": {"name": "Key_1"}})),
+            "spec.apiKeySecretRef.name in body should match",
+        ),
+        (
+            "a misspelt field",
+            with_account(json!({"allowapproval": true})),
+            "unknown field \"spec.allowapproval\"",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, spec, message) in &cases {
+        let (ok, stderr) = dry_run_apply(&cluster, &account(&name("bad"), spec.clone()));
+        if ok {
+            failures.push(format!("{what}: admitted"));
+        } else if !stderr.contains(message) {
+            failures.push(format!("{what}: not refused with {message:?}:\n{stderr}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The printer columns.
+    let out = cluster.kubectl_ok(
+        &[
+            "get",
+            "crd",
+            "digicertaccounts.digicert-operator.dev",
+            "-o",
+            "jsonpath={.spec.versions[0].additionalPrinterColumns[*].name}",
+        ],
+        None,
+    );
+    assert_eq!(out.trim(), "Endpoint Ready Reason Age");
 }

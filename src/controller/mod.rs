@@ -1,12 +1,20 @@
 //! The DigicertOrder controller: wiring, the shared context, and the error policy.
 //!
 //! - `decide`: pure decisions, table-tested.
+//! - `access`, `ownership`: which account an order may use and what it may do with
+//!   it; which resource drives a CertCentral order (pure, table-tested).
+//! - `accounts`, `claims`: their effects (accounts, namespaces, key Secrets, claim
+//!   Leases), and the gate a reconcile passes before any DigiCert call.
 //! - `reconcile`: one reconcile's effects (DigiCert calls, Secret writes, status).
 //! - `secret`: the Secrets the operator writes, as plain data.
 //! - `status`: conditions and failure reasons.
 
+pub mod access;
+pub mod accounts;
+pub mod claims;
 pub mod decide;
 pub mod events;
+pub mod ownership;
 pub mod reconcile;
 pub mod secret;
 pub mod status;
@@ -26,23 +34,20 @@ use kube::{Resource, ResourceExt};
 
 use tokio::sync::watch;
 
-use crate::certcentral;
-use crate::crd::{CANCEL_ANNOTATION, DigicertOrder, FINALIZER, RENEW_ANNOTATION};
+use crate::crd::{CANCEL_ANNOTATION, DigicertAccount, DigicertOrder, FINALIZER, RENEW_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
-/// Where the operator's default API key is.
-#[derive(Clone, Debug)]
-pub struct SecretRef {
-    pub namespace: String,
-    pub name: String,
-    pub key: String,
-}
-
 #[derive(Clone, Debug)]
 pub struct OperatorConfig {
-    pub default_api_key: Option<SecretRef>,
+    /// The operator's own namespace: account API keys and claim Leases live there.
+    pub namespace: String,
+    /// The DigicertAccount of orders that name neither an account nor a key.
+    pub default_account: Option<String>,
+    /// How often an order that may not go on (refused, or waiting for another's claim)
+    /// is looked at again.
+    pub access_recheck: Duration,
     /// How often an order is looked at when nothing else happens.
     pub resync: Duration,
     /// Put an owner reference on certificate Secrets, so they go with their
@@ -147,17 +152,25 @@ async fn probe_streaming_lists(orders: &Api<OrderMeta>) -> StreamingProbe {
 /// What every reconcile gets.
 pub struct Context {
     pub client: kube::Client,
-    pub certcentral: certcentral::Service,
+    /// The CertCentral endpoints of the accounts, each with its rate limiters.
+    pub endpoints: accounts::Endpoints,
     pub config: OperatorConfig,
     pub events: events::Events,
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    /// Which orders use which account: an account's change wakes those.
+    pub account_users: accounts::AccountUsers,
+    /// The gate's resolution of an order's account, by (uid, resourceVersion), for the
+    /// same reconcile's client.
+    pub resolved: std::sync::Mutex<
+        std::collections::HashMap<(String, String), (std::time::Instant, accounts::Resolved)>,
+    >,
 }
 
 impl Context {
     pub fn new(
         client: kube::Client,
-        certcentral: certcentral::Service,
+        endpoints: accounts::Endpoints,
         config: OperatorConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -168,10 +181,12 @@ impl Context {
                 std::env::var("POD_NAME").ok(),
             ),
             client,
-            certcentral,
+            endpoints,
             config,
             metrics,
             health: Arc::new(Health::default()),
+            account_users: accounts::AccountUsers::default(),
+            resolved: Default::default(),
         }
     }
 }
@@ -341,7 +356,8 @@ pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) -> Result<()> {
     let runs = namespaces
         .into_iter()
         .map(|ns| run_namespace(ctx.clone(), ns, stop.clone()));
-    futures::future::join_all(runs).await;
+    let accounts = accounts::run_accounts(ctx.clone(), stop.clone());
+    futures::future::join(futures::future::join_all(runs), accounts).await;
     tracing::info!("controllers stopped");
     Ok(())
 }
@@ -410,6 +426,20 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
     // or streamed, so a restart with many orders never holds them all at once.
     let writer = kube::runtime::reflector::store::Writer::<OrderMeta>::default();
     let store = writer.as_reader();
+    // A DigicertAccount's spec changes (or it comes or goes): the orders that use it
+    // (as their last reconcile saw it) are looked at again.
+    let users_ctx = ctx.clone();
+    let scope_ns = ns.clone();
+    let account_events = watcher(
+        Api::<PartialObjectMeta<DigicertAccount>>::all(ctx.client.clone()),
+        initial_list.watcher_config(),
+    )
+    .default_backoff()
+    .touched_objects()
+    .predicate_filter(
+        kube::runtime::predicates::generation,
+        PredicateConfig::default(),
+    );
     let trigger = watcher(orders, initial_list.watcher_config())
         .default_backoff()
         .modify(keep_what_triggers)
@@ -425,7 +455,19 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
             s.labels()
                 .get(secret::ORDER_LABEL)
                 .map(|name| ObjectRef::<OrderMeta>::new(name).within(&ns.unwrap_or_default()))
-        });
+        })
+        .watches_stream(
+            account_events,
+            move |a: PartialObjectMeta<DigicertAccount>| {
+                users_ctx
+                    .account_users
+                    .users(&a.name_any())
+                    .into_iter()
+                    .filter(|(ns, _)| scope_ns.as_ref().is_none_or(|s| s == ns))
+                    .map(|(ns, name)| ObjectRef::<OrderMeta>::new(&name).within(&ns))
+                    .collect::<Vec<_>>()
+            },
+        );
     let store = controller.store();
     ctx.health.controller_started();
     let health = ctx.health.clone();
@@ -463,12 +505,22 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
         .await;
 }
 
-/// The CRD as YAML, for `digicert-operator crd` and `crds/`.
+/// The CRDs as YAML (one document each), for `digicert-operator crd`.
 pub fn crd_yaml() -> String {
-    let crd = crate::crd::crd();
+    crate::crd::crds()
+        .iter()
+        .map(one_crd_yaml)
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// One CRD as YAML: the content of its file in `crds/`.
+pub fn one_crd_yaml(
+    crd: &k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+) -> String {
     format!(
         "# Generated by `digicert-operator crd`; do not edit.\n{}",
-        serde_yaml::to_string(&crd).expect("the CRD serialises")
+        serde_yaml::to_string(crd).expect("the CRD serialises")
     )
 }
 

@@ -1,18 +1,19 @@
 //! Everything an end-to-end test of the operator needs: the API server (with the CRD
 //! installed and a namespace of the test's own), the CertCentral simulator over HTTPS,
-//! an API key Secret, and the operator binary as a subprocess watching only that
-//! namespace.
+//! an API key Secret and a DigicertAccount `e2e-<namespace>` for it that selects only
+//! that namespace (the operator's default account), and the operator binary as a
+//! subprocess watching only that namespace (which is also its own namespace).
 
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
-use digicert_operator::crd::DigicertOrder;
+use digicert_operator::crd::{DigicertAccount, DigicertOrder};
 use digicert_operator::keys;
 use digicert_operator::simulator::{
     self, ApiKeyConfig, OrderSeed, RunningSimulator, SeedFile, SimulatorConfig,
 };
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ObjectMeta, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 
 use super::cluster::TestCluster;
 use super::process::OperatorProcess;
@@ -31,21 +32,21 @@ pub struct OperatorEnv {
     pub log_level: String,
 }
 
-/// Installs the CRD from `crds/` (idempotent; tests share the cluster).
+/// Installs the CRDs from `crds/` (idempotent; tests share the cluster).
 pub fn install_crd(cluster: &TestCluster) {
-    let crd = super::cluster::repo_root().join("crds/digicertorders.yaml");
-    let crd = crd.to_str().unwrap();
+    let crds = super::cluster::repo_root().join("crds");
+    let crds = crds.to_str().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        // Tests share the server and install the CRD side by side: a conflict is
+        // Tests share the server and install the CRDs side by side: a conflict is
         // retried.
-        let out = cluster.kubectl_run(&["apply", "-f", crd], None);
+        let out = cluster.kubectl_run(&["apply", "-f", crds], None);
         if out.status.success() {
             break;
         }
         assert!(
             Instant::now() < deadline,
-            "installing the CRD: {}",
+            "installing the CRDs: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         std::thread::sleep(Duration::from_millis(500));
@@ -55,6 +56,7 @@ pub fn install_crd(cluster: &TestCluster) {
             "wait",
             "--for=condition=Established",
             "crd/digicertorders.digicert-operator.dev",
+            "crd/digicertaccounts.digicert-operator.dev",
             "--timeout=60s",
         ],
         None,
@@ -100,7 +102,72 @@ impl OperatorEnv {
             log_level: "info,digicert_operator=debug".into(),
         };
         env.put_api_key(API_KEY_SECRET, API_KEY).await;
+        let selector = serde_json::json!({
+            "matchLabels": {"kubernetes.io/metadata.name": env.cluster.namespace}
+        });
+        env.put_account(
+            &env.account_name(),
+            &env.sim.base_url(),
+            Some(env.sim.ca_pem()),
+            API_KEY_SECRET,
+            serde_json::json!({
+                "namespaceSelector": selector,
+                "allowApproval": true,
+                "allowOrderCancel": true,
+            }),
+        )
+        .await;
         env
+    }
+
+    /// The test's default account: `e2e-<namespace>`.
+    pub fn account_name(&self) -> String {
+        format!("e2e-{}", self.cluster.namespace)
+    }
+
+    /// Creates or replaces (server-side apply) a DigicertAccount `name` for `url`
+    /// trusting `ca`, whose key is `key_secret` in the test namespace (the operator's),
+    /// with `extra` spec fields (`namespaceSelector` at least). Deleted when the
+    /// environment goes.
+    pub async fn put_account(
+        &self,
+        name: &str,
+        url: &str,
+        ca: Option<&str>,
+        key_secret: &str,
+        extra: serde_json::Value,
+    ) {
+        let mut spec = serde_json::json!({
+            "certcentral": {"url": url},
+            "apiKeySecretRef": {"name": key_secret},
+        });
+        if let Some(ca) = ca {
+            spec["certcentral"]["caBundle"] = ca.into();
+        }
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let account = serde_json::json!({
+            "apiVersion": "digicert-operator.dev/v1alpha1",
+            "kind": "DigicertAccount",
+            "metadata": {
+                "name": name,
+                "labels": {"digicert-operator.dev/e2e-namespace": self.cluster.namespace},
+            },
+            "spec": spec,
+        });
+        self.accounts()
+            .patch(
+                name,
+                &PatchParams::apply("e2e").force(),
+                &Patch::Apply(&account),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("DigicertAccount {name}: {e}"));
+    }
+
+    pub fn accounts(&self) -> Api<DigicertAccount> {
+        Api::all(self.cluster.client.clone())
     }
 
     /// Creates or replaces a Secret with `api-key: key` in the test namespace.
@@ -133,8 +200,11 @@ impl OperatorEnv {
             self.ca_file.path().display().to_string(),
             "--namespace".into(),
             self.cluster.namespace.clone(),
-            "--api-key-secret".into(),
-            API_KEY_SECRET.into(),
+            "--default-account".into(),
+            self.account_name(),
+            // Refused and waiting orders are looked at again soon.
+            "--access-recheck".into(),
+            "2s".into(),
             "--watch-namespace".into(),
             self.cluster.namespace.clone(),
             // Tests run side by side: every operator gets a free port.
@@ -291,6 +361,15 @@ impl Drop for OperatorEnv {
     fn drop(&mut self) {
         // The operator process prints its own log when the test panics.
         self.kill_operator();
+        // The test's accounts are cluster-scoped: they do not go with the namespace.
+        let label = format!(
+            "digicert-operator.dev/e2e-namespace={}",
+            self.cluster.namespace
+        );
+        let _ = self.cluster.kubectl_run(
+            &["delete", "digicertaccounts", "-l", &label, "--wait=false"],
+            None,
+        );
     }
 }
 

@@ -101,6 +101,27 @@ digicert-api-key
 {{- end -}}
 {{- end -}}
 
+{{/* The operator's default DigicertAccount (empty: none). */}}
+{{- define "digicert-operator.defaultAccountName" -}}
+{{- if .Values.defaultAccount.name -}}
+{{- .Values.defaultAccount.name -}}
+{{- else if .Values.defaultAccount.create -}}
+{{- include "digicert-operator.fullname" . -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The default account's namespaceSelector (JSON): as set, else the watched
+namespaces, else every namespace. */}}
+{{- define "digicert-operator.defaultAccountSelector" -}}
+{{- if kindIs "map" .Values.defaultAccount.namespaceSelector -}}
+{{- toJson .Values.defaultAccount.namespaceSelector -}}
+{{- else if .Values.watchNamespaces -}}
+{{- dict "matchExpressions" (list (dict "key" "kubernetes.io/metadata.name" "operator" "In" "values" .Values.watchNamespaces)) | toJson -}}
+{{- else -}}
+{}
+{{- end -}}
+{{- end -}}
+
 {{- define "digicert-operator.simulatorName" -}}
 {{- include "digicert-operator.suffixed" (list . "simulator") -}}
 {{- end -}}

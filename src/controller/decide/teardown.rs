@@ -14,6 +14,51 @@ pub fn needs_finalizer(spec: &DigicertOrderSpec) -> bool {
     spec.deletion_policy == DeletionPolicy::CancelPending
 }
 
+/// What a CancelPending deletion cancels at DigiCert.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CancelOnDeletion {
+    /// This resource's reissue, sent to DigiCert: cancel it.
+    Reissue,
+    /// Nothing of its own in flight: cancel the order if it is pending (the account
+    /// allows canceling orders).
+    OrderIfPending,
+    /// Nothing; the text says why (an event).
+    Nothing { warning: bool, why: String },
+}
+
+/// `holder`: this resource drives the order (its claim); `sent`: its reissue reached
+/// DigiCert; `may_cancel_order`: its account allows canceling a pending order.
+pub fn cancel_on_deletion(
+    order_id: u64,
+    holder: bool,
+    sent: bool,
+    may_cancel_order: Option<bool>,
+    account: &str,
+) -> CancelOnDeletion {
+    if !holder {
+        // Another DigicertOrder drives the order: nothing of it is ours.
+        return CancelOnDeletion::Nothing {
+            warning: false,
+            why: format!(
+                "order {order_id} is not driven by this DigicertOrder; nothing was canceled"
+            ),
+        };
+    }
+    if sent {
+        return CancelOnDeletion::Reissue;
+    }
+    let why = match may_cancel_order {
+        Some(true) => return CancelOnDeletion::OrderIfPending,
+        Some(false) => format!(
+            "deletionPolicy CancelPending: the account {account} does not allow canceling a pending order (allowOrderCancel); order {order_id} was left as it is"
+        ),
+        None => format!(
+            "deletionPolicy CancelPending: the order's account cannot be used now; order {order_id} was left as it is"
+        ),
+    };
+    CancelOnDeletion::Nothing { warning: true, why }
+}
+
 /// What follows a cleanup that could not reach DigiCert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AfterCleanupFailure {
@@ -63,6 +108,36 @@ mod tests {
         };
         assert!(!needs_finalizer(&spec("Retain")));
         assert!(needs_finalizer(&spec("CancelPending")));
+    }
+
+    #[test]
+    fn a_deletion_cancels_only_what_is_its_own_and_allowed() {
+        use CancelOnDeletion::*;
+        let nothing = |c: &CancelOnDeletion| matches!(c, Nothing { .. });
+        assert!(nothing(&cancel_on_deletion(
+            7,
+            false,
+            true,
+            Some(true),
+            "a"
+        )));
+        assert_eq!(cancel_on_deletion(7, true, true, Some(false), "a"), Reissue);
+        assert_eq!(cancel_on_deletion(7, true, true, None, "a"), Reissue);
+        assert_eq!(
+            cancel_on_deletion(7, true, false, Some(true), "a"),
+            OrderIfPending
+        );
+        match cancel_on_deletion(7, true, false, Some(false), "us") {
+            Nothing { warning, why } => {
+                assert!(warning);
+                assert!(
+                    why.contains("allowOrderCancel") && why.contains("us"),
+                    "{why}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(nothing(&cancel_on_deletion(7, true, false, None, "a")));
     }
 
     #[test]

@@ -116,45 +116,9 @@ impl Run {
         if let Some(request_id) = reissue.request_id {
             match client.request_info(request_id).await {
                 Ok(r) if r.status == RequestStatus::Pending => {
-                    if self.spec().approve_reissues {
-                        match client
-                            .approve_request(
-                                request_id,
-                                &format!(
-                                    "Approved by digicert-operator for {}/{}",
-                                    self.namespace, self.name
-                                ),
-                            )
-                            .await
-                        {
-                            Ok(()) => {
-                                self.event(
-                                    EventType::Normal,
-                                    "ReissueApproved",
-                                    "Approve",
-                                    format!("approved request {request_id}"),
-                                )
-                                .await;
-                                reason = "Approved";
-                                message =
-                                    format!("approved request {request_id}; waiting for issuance");
-                            }
-                            // DigiCert busy or down: back off like any failed call.
-                            Err(e) if e.is_retryable() => {
-                                return Ok(self.fail(&e, "approving the reissue request").await);
-                            }
-                            Err(e) => {
-                                reason = "NeedsApproval";
-                                message = format!(
-                                    "request {request_id} waits for approval and the operator cannot approve it: {e}"
-                                );
-                            }
-                        }
-                    } else {
-                        reason = "NeedsApproval";
-                        message = format!(
-                            "request {request_id} waits for an administrator's approval in CertCentral (or set spec.approveReissues)"
-                        );
+                    match self.approve(request_id, client).await? {
+                        Ok(said) => (reason, message) = said,
+                        Err(action) => return Ok(action),
                     }
                 }
                 Ok(r) if r.status == RequestStatus::Approved => {
@@ -173,5 +137,57 @@ impl Run {
             .and_then(status::parse_rfc3339)
             .unwrap_or(self.now);
         Ok(Action::requeue(decide::poll_interval(self.now - since)))
+    }
+
+    /// A request waits for an administrator: approve it when the spec asks and the
+    /// account allows. `Ok` is what the Issuing condition says; `Err` the back-off
+    /// after a passing failure.
+    async fn approve(
+        &mut self,
+        request_id: u64,
+        client: &certcentral::Client,
+    ) -> Result<std::result::Result<(&'static str, String), Action>> {
+        let asked = self.spec().approve_reissues;
+        let grants = match asked {
+            true => super::super::accounts::grants(&self.ctx, &self.order).await?,
+            false => None,
+        };
+        if let super::super::access::Approval::Leave(why) =
+            super::super::access::approval(asked, grants.as_ref())
+        {
+            return Ok(Ok((
+                "NeedsApproval",
+                format!("request {request_id} waits for approval: {why}"),
+            )));
+        }
+        let note = format!(
+            "Approved by digicert-operator for {}/{}",
+            self.namespace, self.name
+        );
+        match client.approve_request(request_id, &note).await {
+            Ok(()) => {
+                self.event(
+                    EventType::Normal,
+                    "ReissueApproved",
+                    "Approve",
+                    format!("approved request {request_id}"),
+                )
+                .await;
+                Ok(Ok((
+                    "Approved",
+                    format!("approved request {request_id}; waiting for issuance"),
+                )))
+            }
+            // DigiCert busy or down: back off like any failed call.
+            Err(e) if e.is_retryable() => {
+                Ok(Err(self.fail(&e, "approving the reissue request").await))
+            }
+            Err(e) => Ok(Ok((
+                "NeedsApproval",
+                format!(
+                    "request {request_id} waits for approval and the operator cannot approve it: {e}"
+                ),
+            ))),
+        }
     }
 }

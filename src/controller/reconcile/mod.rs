@@ -149,60 +149,27 @@ impl Run {
         Ok(())
     }
 
-    /// The CertCentral client for this order's API key; `None` (with the reason in
-    /// status) when there is no usable key.
+    /// The CertCentral client of this order's account; `None` (with the reason in
+    /// status) when it may use none: no account, not granted, or no usable key.
     async fn client(&mut self) -> Result<Option<certcentral::Client>> {
         if let Some(c) = &self.client {
             return Ok(Some(c.clone()));
         }
-        let (namespace, name, key_name) = match &self.spec().api_key_secret_ref {
-            Some(r) => (self.namespace.clone(), r.name.clone(), r.key.clone()),
-            None => match &self.ctx.config.default_api_key {
-                Some(d) => (d.namespace.clone(), d.name.clone(), d.key.clone()),
-                None => {
-                    self.no_api_key("no API key: set spec.apiKeySecretRef, or start the operator with --api-key-secret".into());
-                    return Ok(None);
-                }
-            },
-        };
-        let secret = Api::<Secret>::namespaced(self.ctx.client.clone(), &namespace)
-            .get_opt(&name)
-            .await?;
-        let value = secret
-            .as_ref()
-            .and_then(|s| s.data.as_ref())
-            .and_then(|d| d.get(&key_name))
-            .map(|b| String::from_utf8_lossy(&b.0).into_owned());
-        let key = match (secret.is_some(), value) {
-            (false, _) => Err(format!(
-                "the API key Secret {namespace}/{name} does not exist"
-            )),
-            (true, None) => Err(format!(
-                "the API key Secret {namespace}/{name} has no key {key_name:?}"
-            )),
-            (true, Some(v)) => certcentral::ApiKey::new(v)
-                .map_err(|e| format!("the API key in Secret {namespace}/{name}: {e}")),
-        };
-        match key {
-            Ok(k) => {
-                let client = self.ctx.certcentral.client(k);
-                if status::find(&self.status.conditions, READY)
-                    .is_some_and(|c| c.reason == "ApiKeyMissing")
-                {
+        match super::accounts::resolve_for_client(&self.ctx, &self.order).await? {
+            Ok(resolved) => {
+                if status::find(&self.status.conditions, READY).is_some_and(|c| {
+                    c.status != "True" && super::access::GATE_REASONS.contains(&c.reason.as_str())
+                }) {
                     status::remove(&mut self.status.conditions, READY);
                 }
-                self.client = Some(client.clone());
-                Ok(Some(client))
+                self.client = Some(resolved.client.clone());
+                Ok(Some(resolved.client))
             }
-            Err(message) => {
-                self.no_api_key(message);
+            Err(refusal) => {
+                self.condition(READY, false, refusal.reason(), refusal.message());
                 Ok(None)
             }
         }
-    }
-
-    fn no_api_key(&mut self, message: String) {
-        self.condition(READY, false, "ApiKeyMissing", message);
     }
 
     /// Records a failed DigiCert call and how long to wait; shows it in status.
@@ -359,6 +326,12 @@ impl Run {
         }
         if self.refuse_invalid_spec() {
             return Ok(Action::await_change());
+        }
+        // The account must grant this order, and the order must be this resource's.
+        if let Some(action) =
+            super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await?
+        {
+            return Ok(action);
         }
         if let Some(wait) = self.backing_off() {
             return Ok(Action::requeue(wait));

@@ -38,10 +38,32 @@ impl Run {
             .reissue
             .as_ref()
             .is_some_and(|r| r.state != ReissueState::Prepared);
-        let cancel = if sent {
-            true
-        } else {
-            match client.order_info(order_id).await {
+        let holder = super::super::accounts::holds_claim(&self.ctx, &self.order).await?;
+        let grants = super::super::accounts::grants(&self.ctx, &self.order).await?;
+        let what = decide::cancel_on_deletion(
+            order_id,
+            holder,
+            sent,
+            grants
+                .as_ref()
+                .map(|g| super::super::access::may_cancel(false, g)),
+            grants
+                .as_ref()
+                .map(|g| g.account.as_str())
+                .unwrap_or_default(),
+        );
+        let cancel = match what {
+            decide::CancelOnDeletion::Reissue => true,
+            decide::CancelOnDeletion::Nothing { warning, why } => {
+                let (type_, reason) = if warning {
+                    (EventType::Warning, "OrderCancelNotAllowed")
+                } else {
+                    (EventType::Normal, "NotCanceled")
+                };
+                self.event(type_, reason, "Delete", why).await;
+                false
+            }
+            decide::CancelOnDeletion::OrderIfPending => match client.order_info(order_id).await {
                 Ok(info) => matches!(
                     info.status,
                     OrderStatus::Pending
@@ -51,7 +73,7 @@ impl Run {
                 ),
                 Err(e) if e.is_retryable() => return Ok(Err(e)),
                 Err(_) => false,
-            }
+            },
         };
         if !cancel {
             return Ok(Ok(()));

@@ -1,0 +1,544 @@
+//! The effects around accounts: one `certcentral::Service` per endpoint, resolving the
+//! account of a DigicertOrder (reading the DigicertAccount, the namespace's labels and
+//! the key Secret) as `access` decides, the gate a reconcile passes before any
+//! DigiCert call, and the small controller that reports each DigicertAccount's
+//! readiness.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use time::OffsetDateTime;
+use tokio::sync::watch;
+
+use super::Context;
+use super::access::{self, Choice, Grants, Refusal};
+use super::claims::{self, Outcome};
+use super::status::{self, READY};
+use crate::certcentral::{
+    self, ApiKey, BaseUrl, CallObserver, ClientConfig, LimiterFactory, Service, TrustRoots,
+};
+use crate::crd::{DigicertAccount, DigicertOrder, DigicertOrderStatus};
+use crate::error::Result;
+
+/// The CertCentral endpoints in use: one `Service` (connections, and a rate limiter per
+/// API key) per endpoint and CA bundle, created when first needed.
+pub struct Endpoints {
+    /// The operator's --certcentral-url, timeouts and retry policy.
+    config: ClientConfig,
+    /// The operator's --ca-bundle: trusted for every endpoint.
+    operator_ca: Option<Vec<u8>>,
+    new_limiter: LimiterFactory,
+    observer: Option<Arc<dyn CallObserver>>,
+    services: Mutex<HashMap<(String, Option<String>), Service>>,
+}
+
+impl Endpoints {
+    pub fn new(
+        config: ClientConfig,
+        operator_ca: Option<Vec<u8>>,
+        new_limiter: LimiterFactory,
+        observer: Option<Arc<dyn CallObserver>>,
+    ) -> Self {
+        Endpoints {
+            config,
+            operator_ca,
+            new_limiter,
+            observer,
+            services: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The operator's --certcentral-url: for own-namespace keys that name none.
+    pub fn default_url(&self) -> &BaseUrl {
+        &self.config.base_url
+    }
+
+    /// The service for `url` trusting `ca_bundle` too, and the endpoint's identity (its
+    /// full URL, for claims).
+    pub fn service(
+        &self,
+        url: &BaseUrl,
+        ca_bundle: Option<&str>,
+    ) -> Result<(Service, String), certcentral::Error> {
+        let id = endpoint_id(url);
+        let key = (id.clone(), ca_bundle.map(str::to_string));
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = services.get(&key) {
+            return Ok((s.clone(), id));
+        }
+        let mut pem = self.operator_ca.clone().unwrap_or_default();
+        if let Some(extra) = ca_bundle {
+            pem.push(b'\n');
+            pem.extend_from_slice(extra.as_bytes());
+        }
+        let trust = if self.operator_ca.is_none() && ca_bundle.is_none() {
+            TrustRoots::System
+        } else {
+            TrustRoots::SystemAnd(pem)
+        };
+        let config = ClientConfig {
+            base_url: url.clone(),
+            trust,
+            ..self.config.clone()
+        };
+        let service = Service::observed(config, self.new_limiter.clone(), self.observer.clone())?;
+        services.insert(key, service.clone());
+        Ok((service, id))
+    }
+}
+
+/// An endpoint's full URL with a trailing slash: `us` and its URL are one endpoint.
+pub fn endpoint_id(url: &BaseUrl) -> String {
+    let mut u = url.url();
+    if !u.path().ends_with('/') {
+        u.set_path(&format!("{}/", u.path()));
+    }
+    u.to_string()
+}
+
+/// Which DigicertOrders use which account (as their last gate saw it), so that a change
+/// of an account wakes only its orders. An order not in it yet is reconciled anyway.
+#[derive(Default)]
+pub struct AccountUsers {
+    inner: Mutex<Users>,
+}
+
+#[derive(Default)]
+struct Users {
+    by_account: HashMap<String, std::collections::HashSet<(String, String)>>,
+    by_order: HashMap<(String, String), String>,
+}
+
+impl AccountUsers {
+    /// Records that the order `namespace/name` uses `account` (`None`: no account).
+    pub fn record(&self, namespace: &str, name: &str, account: Option<&str>) {
+        let mut users = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (namespace.to_string(), name.to_string());
+        if let Some(old) = users.by_order.remove(&key)
+            && let Some(set) = users.by_account.get_mut(&old)
+        {
+            set.remove(&key);
+            if set.is_empty() {
+                users.by_account.remove(&old);
+            }
+        }
+        if let Some(account) = account {
+            users
+                .by_account
+                .entry(account.to_string())
+                .or_default()
+                .insert(key.clone());
+            users.by_order.insert(key, account.to_string());
+        }
+    }
+
+    /// The orders (namespace, name) that use `account`.
+    pub fn users(&self, account: &str) -> Vec<(String, String)> {
+        let users = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        users
+            .by_account
+            .get(account)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The account name an order's choice names, if it names a DigicertAccount.
+fn account_name(choice: &Choice) -> Option<&str> {
+    match choice {
+        Choice::Account { name, .. } => Some(name),
+        _ => None,
+    }
+}
+
+/// An order's account, ready to use.
+#[derive(Clone)]
+pub struct Resolved {
+    pub client: certcentral::Client,
+    pub grants: Grants,
+    /// The endpoint's identity (see [`endpoint_id`]).
+    pub endpoint: String,
+}
+
+/// The service of an account's endpoint (the operator's default when it names none).
+fn account_service(
+    ctx: &Context,
+    account: &DigicertAccount,
+) -> std::result::Result<(Service, String), String> {
+    let endpoint = account.spec.certcentral.as_ref();
+    let url = match endpoint {
+        Some(e) => e.url.parse::<BaseUrl>().map_err(|e| e.to_string())?,
+        None => ctx.endpoints.default_url().clone(),
+    };
+    ctx.endpoints
+        .service(&url, endpoint.and_then(|e| e.ca_bundle.as_deref()))
+        .map_err(|e| e.to_string())
+}
+
+/// The account label status shows for a choice, before it is resolved.
+fn label(choice: &Choice) -> Option<String> {
+    match choice {
+        Choice::Account { name, .. } => Some(name.clone()),
+        Choice::NamespaceKey(k) => Some(access::namespace_key_label(&k.name)),
+        Choice::None => None,
+    }
+}
+
+/// Reads an API key from a Secret; the refusal says what is missing (never the key).
+async fn read_key(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    key_name: &str,
+) -> Result<std::result::Result<ApiKey, Refusal>> {
+    let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
+        .get_opt(name)
+        .await?;
+    let value = secret
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .and_then(|d| d.get(key_name))
+        .map(|b| String::from_utf8_lossy(&b.0).into_owned());
+    Ok(match (secret.is_some(), value) {
+        (false, _) => Err(Refusal::ApiKeyMissing(format!(
+            "the API key Secret {namespace}/{name} does not exist"
+        ))),
+        (true, None) => Err(Refusal::ApiKeyMissing(format!(
+            "the API key Secret {namespace}/{name} has no key {key_name:?}"
+        ))),
+        (true, Some(v)) => ApiKey::new(v).map_err(|e| {
+            Refusal::ApiKeyMissing(format!("the API key in Secret {namespace}/{name}: {e}"))
+        }),
+    })
+}
+
+/// The account `order` may use, or why it may use none. Reads the DigicertAccount, the
+/// namespace and the key Secret; calls nothing at DigiCert.
+pub async fn resolve(
+    ctx: &Context,
+    order: &DigicertOrder,
+) -> Result<std::result::Result<Resolved, Refusal>> {
+    let namespace = order.namespace().unwrap_or_default();
+    match access::choose(&order.spec, ctx.config.default_account.as_deref()) {
+        Choice::None => Ok(Err(Refusal::NoAccount)),
+        Choice::NamespaceKey(k) => {
+            let grants = Grants::of_namespace_key(&k);
+            let invalid = |problem: String| Refusal::InvalidAccount {
+                account: grants.account.clone(),
+                problem,
+            };
+            let url = match k.certcentral.as_deref() {
+                Some(u) => match u.parse::<BaseUrl>() {
+                    Ok(url) => url,
+                    Err(e) => return Ok(Err(invalid(e.to_string()))),
+                },
+                None => ctx.endpoints.default_url().clone(),
+            };
+            let (service, endpoint) = match ctx.endpoints.service(&url, None) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(invalid(e.to_string()))),
+            };
+            let key = match read_key(ctx, &namespace, &k.name, &k.key).await? {
+                Ok(key) => key,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            Ok(Ok(Resolved {
+                client: service.client(key),
+                grants,
+                endpoint,
+            }))
+        }
+        Choice::Account { name, default } => {
+            let accounts: Api<DigicertAccount> = Api::all(ctx.client.clone());
+            let Some(account) = accounts.get_opt(&name).await? else {
+                return Ok(Err(Refusal::AccountNotFound { name, default }));
+            };
+            let labels = Api::<Namespace>::all(ctx.client.clone())
+                .get_opt(&namespace)
+                .await?
+                .map(|n| n.labels().clone())
+                .unwrap_or_default();
+            if let Err(refusal) = access::may_use(
+                &name,
+                &account.spec,
+                &namespace,
+                &labels,
+                order.spec.order_id,
+            ) {
+                return Ok(Err(refusal));
+            }
+            let invalid = |problem: String| Refusal::InvalidAccount {
+                account: name.clone(),
+                problem,
+            };
+            let (service, endpoint) = match account_service(ctx, &account) {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(invalid(e))),
+            };
+            let key_ref = &account.spec.api_key_secret_ref;
+            let key =
+                match read_key(ctx, &ctx.config.namespace, &key_ref.name, &key_ref.key).await? {
+                    Ok(key) => key,
+                    Err(refusal) => return Ok(Err(refusal)),
+                };
+            Ok(Ok(Resolved {
+                client: service.client(key),
+                grants: Grants::of_account(&name, &account.spec),
+                endpoint,
+            }))
+        }
+    }
+}
+
+/// How long the gate's resolution serves the same reconcile's client.
+const RESOLVED_TTL: Duration = Duration::from_secs(5);
+
+/// The gate's resolution of `order` at this resourceVersion, if fresh; else a new one.
+/// Spares a reconcile that passed the gate from reading account, namespace and key
+/// again for its client.
+pub async fn resolve_for_client(
+    ctx: &Context,
+    order: &DigicertOrder,
+) -> Result<std::result::Result<Resolved, Refusal>> {
+    let key = (
+        order.uid().unwrap_or_default(),
+        order.resource_version().unwrap_or_default(),
+    );
+    let cached = ctx
+        .resolved
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&key);
+    if let Some((at, resolved)) = cached
+        && at.elapsed() < RESOLVED_TTL
+    {
+        return Ok(Ok(resolved));
+    }
+    resolve(ctx, order).await
+}
+
+fn remember(ctx: &Context, order: &DigicertOrder, resolved: &Resolved) {
+    let mut cache = ctx.resolved.lock().unwrap_or_else(|e| e.into_inner());
+    cache.retain(|_, (at, _)| at.elapsed() < RESOLVED_TTL);
+    cache.insert(
+        (
+            order.uid().unwrap_or_default(),
+            order.resource_version().unwrap_or_default(),
+        ),
+        (std::time::Instant::now(), resolved.clone()),
+    );
+}
+
+/// What the order's account grants; `None` when it may use none now.
+pub async fn grants(ctx: &Context, order: &DigicertOrder) -> Result<Option<Grants>> {
+    Ok(resolve(ctx, order).await?.ok().map(|r| r.grants))
+}
+
+/// Whether `order` holds the claim on its CertCentral order (it may act on it).
+pub async fn holds_claim(ctx: &Context, order: &DigicertOrder) -> Result<bool> {
+    let Ok(resolved) = resolve(ctx, order).await? else {
+        return Ok(false);
+    };
+    claims::is_holder(ctx, &resolved.endpoint, order).await
+}
+
+/// How long until a refused or waiting order is looked at again: the recheck period
+/// with up to a fifth more, so that many orders do not come back at once.
+fn recheck(ctx: &Context) -> Action {
+    let base = ctx.config.access_recheck;
+    let jitter = base.mul_f64(rand::random::<f64>() / 5.0);
+    Action::requeue(base + jitter)
+}
+
+/// The gate before any DigiCert call: the order may use its account, and it holds the
+/// claim on its CertCentral order. `Some` is the requeue of an order that may not go
+/// on (status says why); `None`: go on.
+pub async fn gate(
+    ctx: &Context,
+    order: &DigicertOrder,
+    status: &mut DigicertOrderStatus,
+    now: OffsetDateTime,
+) -> Result<Option<Action>> {
+    let generation = order.meta().generation;
+    let choice = access::choose(&order.spec, ctx.config.default_account.as_deref());
+    ctx.account_users.record(
+        &order.namespace().unwrap_or_default(),
+        &order.name_any(),
+        account_name(&choice),
+    );
+    let resolved = match resolve(ctx, order).await? {
+        Ok(r) => r,
+        Err(refusal) => {
+            status.account = label(&choice);
+            status.claim = None;
+            status::set(
+                &mut status.conditions,
+                READY,
+                false,
+                refusal.reason(),
+                refusal.message(),
+                generation,
+                now,
+            );
+            return Ok(Some(recheck(ctx)));
+        }
+    };
+    status.account = Some(resolved.grants.account.clone());
+    match claims::claim(ctx, &resolved.endpoint, order).await? {
+        Outcome::Held { lease } => {
+            status.claim = Some(format!("Lease {}/{lease}", ctx.config.namespace));
+            remember(ctx, order, &resolved);
+        }
+        Outcome::Yielded { holder, lease } => {
+            status.claim = Some(format!("held by {}", holder.display()));
+            status::set(
+                &mut status.conditions,
+                READY,
+                false,
+                access::ORDER_CLAIMED,
+                format!(
+                    "order {} is driven by the DigicertOrder {} (Lease {}/{lease}); this one makes no DigiCert call and takes over when that one is gone",
+                    order.spec.order_id,
+                    holder.display(),
+                    ctx.config.namespace
+                ),
+                generation,
+                now,
+            );
+            return Ok(Some(recheck(ctx)));
+        }
+    }
+    if status::find(&status.conditions, READY)
+        .is_some_and(|c| c.status != "True" && access::GATE_REASONS.contains(&c.reason.as_str()))
+    {
+        status::remove(&mut status.conditions, READY);
+    }
+    Ok(None)
+}
+
+// ------------------------------------------------------------ account readiness
+
+/// How often an account's key Secret is looked at.
+const ACCOUNT_RESYNC: Duration = Duration::from_secs(60);
+
+async fn reconcile_account(account: Arc<DigicertAccount>, ctx: Arc<Context>) -> Result<Action> {
+    let key = &account.spec.api_key_secret_ref;
+    let (ok, reason, message) =
+        match read_key(&ctx, &ctx.config.namespace, &key.name, &key.key).await? {
+            Ok(_) => (
+                true,
+                "KeyFound",
+                format!(
+                    "the API key Secret {}/{} holds a key",
+                    ctx.config.namespace, key.name
+                ),
+            ),
+            Err(refusal) => (false, refusal.reason(), refusal.message()),
+        };
+    let mut status = account.status.clone().unwrap_or_default();
+    let before = status.clone();
+    let generation = account.meta().generation;
+    status.observed_generation = generation;
+    let (ok, reason, message) = match account_service(&ctx, &account) {
+        Ok((_, endpoint)) => {
+            status.endpoint = Some(endpoint);
+            (ok, reason, message)
+        }
+        Err(problem) => {
+            status.endpoint = None;
+            (false, access::INVALID_ACCOUNT, problem)
+        }
+    };
+    status::set(
+        &mut status.conditions,
+        READY,
+        ok,
+        reason,
+        message,
+        generation,
+        OffsetDateTime::now_utc(),
+    );
+    if status != before {
+        let api: Api<DigicertAccount> = Api::all(ctx.client.clone());
+        api.patch_status(
+            &account.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": status })),
+        )
+        .await?;
+    }
+    Ok(Action::requeue(ACCOUNT_RESYNC))
+}
+
+fn account_error_policy(
+    account: Arc<DigicertAccount>,
+    err: &crate::error::Error,
+    _ctx: Arc<Context>,
+) -> Action {
+    tracing::warn!(account = account.name_any(), error = %err, "account reconcile failed");
+    Action::requeue(Duration::from_secs(30))
+}
+
+/// Keeps every DigicertAccount's Ready condition up to date until `stop`.
+pub async fn run_accounts(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
+    let api: Api<DigicertAccount> = Api::all(ctx.client.clone());
+    Controller::new(api, watcher::Config::default())
+        .graceful_shutdown_on(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .run(reconcile_account, account_error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(e @ kube::runtime::controller::Error::QueueError(_)) = result {
+                tracing::warn!(error = %e, "watching DigicertAccounts");
+            }
+        })
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_users_follow_each_orders_latest_account() {
+        let users = AccountUsers::default();
+        let sorted = |mut v: Vec<(String, String)>| {
+            v.sort();
+            v
+        };
+        let pair = |ns: &str, n: &str| (ns.to_string(), n.to_string());
+        users.record("a", "web", Some("payments"));
+        users.record("b", "web", Some("payments"));
+        users.record("a", "api", Some("shop"));
+        assert_eq!(
+            sorted(users.users("payments")),
+            [pair("a", "web"), pair("b", "web")]
+        );
+        // An order that moves to another account (or none) leaves the first.
+        users.record("a", "web", Some("shop"));
+        users.record("b", "web", None);
+        assert_eq!(users.users("payments"), Vec::<(String, String)>::new());
+        assert_eq!(
+            sorted(users.users("shop")),
+            [pair("a", "api"), pair("a", "web")]
+        );
+        assert!(users.users("nobody").is_empty());
+    }
+
+    #[test]
+    fn us_and_its_url_are_one_endpoint() {
+        let us: BaseUrl = "us".parse().unwrap();
+        let url: BaseUrl = "https://www.digicert.com/services/v2".parse().unwrap();
+        assert_eq!(endpoint_id(&us), endpoint_id(&url));
+        assert!(endpoint_id(&us).ends_with('/'));
+        let eu: BaseUrl = "eu".parse().unwrap();
+        assert_ne!(endpoint_id(&us), endpoint_id(&eu));
+    }
+}

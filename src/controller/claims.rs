@@ -1,0 +1,184 @@
+//! The claim Leases: `ownership` decides, this reads and writes
+//! `coordination.k8s.io/v1` Leases in the operator's namespace.
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use kube::api::{Api, ObjectMeta, PartialObjectMeta, PostParams};
+use kube::{Resource, ResourceExt};
+
+use super::Context;
+use super::events::EventType;
+use super::ownership::{self, CLAIM_LABEL, Claim, ENDPOINT_ANNOTATION, Holder, Liveness};
+use crate::crd::DigicertOrder;
+use crate::error::{Error, Result};
+
+/// The claim, as it stands after this reconcile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// This resource drives the order; `lease` is the Lease's name.
+    Held { lease: String },
+    /// Another resource does.
+    Yielded { holder: Holder, lease: String },
+}
+
+fn me(order: &DigicertOrder) -> Holder {
+    Holder {
+        namespace: order.namespace().unwrap_or_default(),
+        name: order.name_any(),
+        uid: order.uid().unwrap_or_default(),
+    }
+}
+
+fn leases(ctx: &Context) -> Api<Lease> {
+    Api::namespaced(ctx.client.clone(), &ctx.config.namespace)
+}
+
+fn lease_state(lease: Option<&Lease>) -> ownership::Lease {
+    match lease {
+        None => ownership::Lease::Absent,
+        Some(l) => ownership::Lease::Held {
+            holder: l
+                .spec
+                .as_ref()
+                .and_then(|s| s.holder_identity.as_deref())
+                .and_then(Holder::parse),
+            version: l.resource_version().unwrap_or_default(),
+        },
+    }
+}
+
+fn claim_lease(name: &str, endpoint: &str, order_id: u64, me: &Holder) -> Lease {
+    Lease {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(
+                [
+                    (CLAIM_LABEL.to_string(), order_id.to_string()),
+                    (
+                        "app.kubernetes.io/managed-by".to_string(),
+                        "digicert-operator".to_string(),
+                    ),
+                ]
+                .into(),
+            ),
+            annotations: Some([(ENDPOINT_ANNOTATION.to_string(), endpoint.to_string())].into()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(LeaseSpec {
+            holder_identity: Some(me.identity()),
+            acquire_time: Some(MicroTime(k8s_openapi::jiff::Timestamp::now())),
+            ..LeaseSpec::default()
+        }),
+    }
+}
+
+/// Whether the holder still exists under its uid. A holder the operator may not read
+/// counts as alive: a claim is never taken on a guess.
+async fn liveness(ctx: &Context, holder: &Holder) -> Result<Liveness> {
+    let api: Api<PartialObjectMeta<DigicertOrder>> =
+        Api::namespaced(ctx.client.clone(), &holder.namespace);
+    match api.get_metadata_opt(&holder.name).await {
+        Ok(found) => Ok(ownership::liveness(
+            holder,
+            found.as_ref().and_then(|o| o.metadata.uid.as_deref()),
+        )),
+        Err(kube::Error::Api(s)) if s.code == 403 => Ok(Liveness::Alive),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn is_conflict(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 409)
+}
+
+/// Claims the CertCentral order `order` names at `endpoint`, or learns who holds it.
+pub async fn claim(ctx: &Context, endpoint: &str, order: &DigicertOrder) -> Result<Outcome> {
+    let api = leases(ctx);
+    let me = me(order);
+    let order_id = order.spec.order_id;
+    let name = ownership::lease_name(endpoint, order_id);
+    // A lost race (409) means somebody else wrote the Lease: read it again. A few
+    // rounds settle it; past them the error policy retries soon.
+    for _ in 0..3 {
+        let lease = api.get_opt(&name).await?;
+        let state = lease_state(lease.as_ref());
+        let mut alive = Liveness::Unknown;
+        loop {
+            match ownership::decide(&me, &state, alive) {
+                Claim::Held => return Ok(Outcome::Held { lease: name }),
+                Claim::Yield(holder) => {
+                    return Ok(Outcome::Yielded {
+                        holder,
+                        lease: name,
+                    });
+                }
+                Claim::CheckHolder(holder) => {
+                    alive = liveness(ctx, &holder).await?;
+                }
+                Claim::Create => {
+                    let lease = claim_lease(&name, endpoint, order_id, &me);
+                    match api.create(&PostParams::default(), &lease).await {
+                        Ok(_) => {
+                            tracing::info!(lease = %name, order_id, "claimed the order");
+                            return Ok(Outcome::Held { lease: name });
+                        }
+                        Err(e) if is_conflict(&e) => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Claim::TakeOver { version } => {
+                    let mut lease = claim_lease(&name, endpoint, order_id, &me);
+                    lease.metadata.resource_version = Some(version);
+                    match api.replace(&name, &PostParams::default(), &lease).await {
+                        Ok(_) => {
+                            let before = match &state {
+                                ownership::Lease::Held {
+                                    holder: Some(h), ..
+                                } => h.display(),
+                                _ => "nobody".into(),
+                            };
+                            let note = format!(
+                                "took over the claim on order {order_id} (Lease {}/{name}) from {before}, which is gone",
+                                ctx.config.namespace
+                            );
+                            tracing::info!(lease = %name, order_id, "{note}");
+                            if let Err(e) = ctx
+                                .events
+                                .publish(
+                                    EventType::Normal,
+                                    "OrderClaimTaken",
+                                    "Claim",
+                                    &note,
+                                    &order.object_ref(&()),
+                                )
+                                .await
+                            {
+                                tracing::warn!(error = %e, "cannot publish an event");
+                            }
+                            return Ok(Outcome::Held { lease: name });
+                        }
+                        Err(e) if is_conflict(&e) => break,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
+        }
+    }
+    Err(Error::Kube(kube::Error::Api(Box::new(
+        kube::core::Status {
+            code: 409,
+            message: format!("the claim Lease {name} keeps changing"),
+            ..kube::core::Status::default()
+        },
+    ))))
+}
+
+/// Whether `order` holds the claim (reads only).
+pub async fn is_holder(ctx: &Context, endpoint: &str, order: &DigicertOrder) -> Result<bool> {
+    let name = ownership::lease_name(endpoint, order.spec.order_id);
+    let lease = leases(ctx).get_opt(&name).await?;
+    Ok(matches!(
+        lease_state(lease.as_ref()),
+        ownership::Lease::Held { holder: Some(h), .. } if h == me(order)
+    ))
+}
