@@ -392,6 +392,9 @@ async fn killed_before_the_post_arrived_submits_once() {
     const HOLD: Duration = Duration::from_secs(8);
     let mut env = Crash::new("crash-before-post", vec![seed(ORDER, 0)]).await;
     env.fault(json!({"operation": "reissue", "kind": "delay", "millis": HOLD.as_millis() as u64, "phase": "before", "nth": 1}));
+    // The restarted operator waits out the window in which the POST could still
+    // arrive (the call timeout and 30 s): a 10 s timeout keeps it at 40 s.
+    env.operator_args = vec!["--certcentral-timeout=10s".into()];
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
 
