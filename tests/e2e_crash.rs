@@ -17,8 +17,7 @@ use digicert_operator::crd::{DigicertOrder, ReissueState, ReissueStatus};
 use digicert_operator::keys;
 use digicert_operator::simulator::OrderSeed;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 use support::env::{OperatorEnv, condition};
 
@@ -160,22 +159,6 @@ impl Crash {
         }
     }
 
-    /// Waits until the operator published an event with `reason` for `name`.
-    async fn wait_event(&self, name: &str, reason: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let reasons = event_reasons(self, name).await;
-            if reasons.iter().any(|r| r == reason) {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {reason} event for {name}; events: {reasons:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
     /// Waits until the pending key Secret is gone.
     async fn wait_pending_key_gone(&self, name: &str, timeout: Duration) {
         let deadline = Instant::now() + timeout;
@@ -311,21 +294,6 @@ fn state_of(o: &DigicertOrder) -> Option<ReissueState> {
     reissue_of(o).map(|r| r.state)
 }
 
-async fn event_reasons(env: &OperatorEnv, name: &str) -> Vec<String> {
-    let api: Api<Event> = env.cluster.api();
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| {
-            e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
-                && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("DigicertOrder")
-        })
-        .filter_map(|e| e.reason)
-        .collect()
-}
-
 // ---- 1. Killed right after the POST ----
 
 /// DigiCert made the reissue, the operator died before it heard so. The status says
@@ -366,7 +334,8 @@ async fn killed_after_digicert_made_the_reissue_adopts_it() {
     env.start_operator();
     env.assert_one_reissue("web", ORDER, Some(&reissue.csr_fingerprint), Clock::Real)
         .await;
-    env.wait_event("web", "ReissueAdopted").await;
+    env.wait_event("web", "ReissueAdopted", Duration::from_secs(20))
+        .await;
     assert_eq!(
         env.calls(Operation::Reissue),
         1,
@@ -555,7 +524,8 @@ async fn a_lost_reissue_answer_is_adopted_not_resent() {
 
     env.assert_one_reissue("web", ORDER, None, Clock::Real)
         .await;
-    env.wait_event("web", "ReissueAdopted").await;
+    env.wait_event("web", "ReissueAdopted", Duration::from_secs(20))
+        .await;
     let calls = env.sim.simulator().calls();
     assert_eq!(
         calls.total(Operation::Reissue),
@@ -757,7 +727,8 @@ async fn a_deleted_pending_key_cancels_the_pending_reissue_and_starts_over() {
         )
         .await;
     let second = reissue_of(&second).cloned().unwrap();
-    env.wait_event("web", "PendingKeyLost").await;
+    env.wait_event("web", "PendingKeyLost", Duration::from_secs(20))
+        .await;
     let reissues = env.reissues(ORDER);
     assert_eq!(reissues.len(), 2, "{}", env.describe_reissues(ORDER));
     assert_eq!(csr_fingerprint(&reissues[0]), first.csr_fingerprint);
@@ -1028,7 +999,7 @@ async fn a_lagging_order_cache_does_not_make_a_second_reissue() {
     let order = env.order("web").await;
     let now = reissue_of(&order).cloned();
     let calls = env.sim.simulator().calls();
-    let events = event_reasons(&env, "web").await;
+    let events = env.event_reasons("web").await;
     let context = format!(
         "the simulator holds: {}\ncalls: {calls:?}\nevents: {events:?}\nfirst intent: {first:?}\nnow: {now:?}",
         env.describe_reissues(ORDER)

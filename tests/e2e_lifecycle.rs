@@ -45,26 +45,6 @@ async fn wait_until(env: &OperatorEnv, what: &str, timeout: Duration, check: imp
     }
 }
 
-/// Asserts that `check` holds for the DigicertOrder during all of `period`.
-async fn holds_for(
-    env: &OperatorEnv,
-    name: &str,
-    what: &str,
-    period: Duration,
-    check: impl Fn(&DigicertOrder) -> bool,
-) {
-    let end = Instant::now() + period;
-    while Instant::now() < end {
-        let o = env.orders().get(name).await.unwrap();
-        assert!(
-            check(&o),
-            "{what} no longer holds for {name}\nstatus: {}",
-            serde_json::to_string_pretty(&o.status).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 fn calls(env: &OperatorEnv, op: Operation) -> u64 {
     env.sim.simulator().calls().total(op)
 }
@@ -330,7 +310,8 @@ async fn auto_reissue_on_an_order_without_a_plan_is_refused_once() {
     let order_infos = calls(&env, Operation::OrderInfo);
 
     // Four resync periods: the order is looked at, the refusal is not asked again.
-    holds_for(&env, "web", "Ready", Duration::from_secs(12), is_ready).await;
+    env.holds_for("web", "Ready", Duration::from_secs(12), is_ready)
+        .await;
     assert_eq!(calls(&env, Operation::UpdateAutoReissue), 1);
     assert!(
         calls(&env, Operation::OrderInfo) >= order_infos + 2,
@@ -503,7 +484,7 @@ async fn a_delayed_issuance_is_waited_for() {
         Some("reissue_pending")
     );
     // It waits, polling, without asking again.
-    holds_for(&env, "web", "not Ready", Duration::from_secs(6), |o| {
+    env.holds_for("web", "not Ready", Duration::from_secs(6), |o| {
         !is_ready(o) && condition(o, "Issuing").is_some_and(|c| c.status == "True")
     })
     .await;
@@ -547,8 +528,7 @@ async fn reissues_that_need_approval_wait_unless_the_operator_may_approve() {
     assert_eq!(calls(&env, Operation::UpdateRequestStatus), 1);
 
     // Several polls later it still waits, and nothing was approved for it.
-    holds_for(
-        &env,
+    env.holds_for(
         "waiting",
         "Issuing=True NeedsApproval",
         Duration::from_secs(11),
@@ -812,7 +792,7 @@ async fn a_missing_api_key_secret_makes_no_calls_until_it_exists() {
         .await;
     let message = &condition(&o, "Ready").unwrap().message;
     assert!(message.contains(API_KEY_SECRET), "{message}");
-    holds_for(&env, "web", "ApiKeyMissing", Duration::from_secs(3), |o| {
+    env.holds_for("web", "ApiKeyMissing", Duration::from_secs(3), |o| {
         has_condition(o, "Ready", "False", "ApiKeyMissing")
     })
     .await;
@@ -921,7 +901,7 @@ async fn a_manual_renewal_keeps_the_key_and_the_secret_template_applies() {
         second.leaf.serial_number
     );
     // One renewal for one request.
-    holds_for(&env, "web", "revision 2", Duration::from_secs(5), |o| {
+    env.holds_for("web", "revision 2", Duration::from_secs(5), |o| {
         revision(o) == 2 && is_ready(o)
     })
     .await;

@@ -14,8 +14,7 @@ use digicert_operator::keys::{self, KeyKind};
 use digicert_operator::simulator::{OrderPatch, OrderSeed};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::env::{OperatorEnv, condition};
 
@@ -53,55 +52,6 @@ async fn annotate(env: &OperatorEnv, name: &str, key: &str, value: &str) {
         json!({"metadata": {"annotations": {key: value}}}),
     )
     .await;
-}
-
-/// The reasons of the operator's events about one DigicertOrder.
-async fn event_reasons(env: &OperatorEnv, name: &str) -> Vec<String> {
-    let api: Api<Event> = env.cluster.api();
-    api.list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .filter_map(|e| e.reason)
-        .collect()
-}
-
-async fn wait_event(env: &OperatorEnv, name: &str, reason: &str, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let reasons = event_reasons(env, name).await;
-        if reasons.iter().any(|r| r == reason) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no {reason} event for {name}; events: {reasons:?}\n--- operator log ---\n{}",
-            env.operator_logs()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Asserts that `check` holds for the DigicertOrder during all of `period`.
-async fn holds_for(
-    env: &OperatorEnv,
-    name: &str,
-    what: &str,
-    period: Duration,
-    check: impl Fn(&DigicertOrder) -> bool,
-) {
-    let end = Instant::now() + period;
-    while Instant::now() < end {
-        let o = env.orders().get(name).await.unwrap();
-        assert!(
-            check(&o),
-            "{what} no longer holds for {name}\nstatus: {}",
-            serde_json::to_string_pretty(&o.status).unwrap()
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// A sample of the operator's metrics page (`name{labels}` → value).
@@ -170,7 +120,8 @@ async fn an_order_that_ends_with_its_certificate_does_not_spin_and_says_it_ends(
         .await;
     let message = &condition(&o, "OrderExpiring").unwrap().message;
     assert!(message.contains(&today.to_string()), "{message}");
-    wait_event(&env, "web", "OrderEnding", Duration::from_secs(10)).await;
+    env.wait_event("web", "OrderEnding", Duration::from_secs(10))
+        .await;
     let ns = &env.cluster.namespace;
     let end = today.with_hms(23, 59, 59).unwrap().assume_utc();
     wait_metric(
@@ -218,7 +169,8 @@ async fn a_cancel_ends_only_what_is_in_flight_and_a_held_renewal_is_never_silent
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     env.wait_ready("web").await;
     annotate(&env, "web", "digicert-operator.dev/cancel", "c1").await;
-    wait_event(&env, "web", "NothingToCancel", Duration::from_secs(10)).await;
+    env.wait_event("web", "NothingToCancel", Duration::from_secs(10))
+        .await;
     // The renewal at two thirds of 30 s still happens.
     let o = env
         .wait_for("web", "revision 2", Duration::from_secs(40), |o| {
@@ -268,7 +220,8 @@ async fn a_cancel_ends_only_what_is_in_flight_and_a_held_renewal_is_never_silent
         .await;
     let message = &condition(&o, "Ready").unwrap().message;
     assert!(message.contains("digicert-operator.dev/renew"), "{message}");
-    wait_event(&env, "web", "RenewalHeld", Duration::from_secs(10)).await;
+    env.wait_event("web", "RenewalHeld", Duration::from_secs(10))
+        .await;
     // ...and at expiry Ready turns false at once, not at the next resync.
     let not_after = rfc3339(&status_of(&o).certificate.unwrap().not_after);
     let left = Duration::try_from(not_after - time::OffsetDateTime::now_utc()).unwrap_or_default();
@@ -302,13 +255,9 @@ async fn dropping_the_www_twin_from_the_names_reissues_once() {
     })
     .await;
     env.verify_secret("web-tls", &["example.com"]).await;
-    holds_for(
-        &env,
-        "web",
-        "no further reissue",
-        Duration::from_secs(3),
-        |o| status_of(o).revision == 2,
-    )
+    env.holds_for("web", "no further reissue", Duration::from_secs(3), |o| {
+        status_of(o).revision == 2
+    })
     .await;
     assert_eq!(reissue_calls(&env), 2);
     // And back: the twin added again is one more reissue.
@@ -376,7 +325,7 @@ async fn a_hand_edited_secret_is_replaced_and_status_describes_what_is_in_the_se
         second_leaf.serial_number
     );
     assert!(
-        event_reasons(&env, "web")
+        env.event_reasons("web")
             .await
             .iter()
             .any(|r| r == "ReissueStarted")
@@ -609,7 +558,7 @@ async fn secrets_the_operator_does_not_own_stay_untouched_and_orphans_are_handed
         .await;
     let message = &condition(&o, "Ready").unwrap().message;
     assert!(message.contains("digicert-operator.dev/adopt"), "{message}");
-    holds_for(&env, "mine", "the conflict", Duration::from_secs(2), |o| {
+    env.holds_for("mine", "the conflict", Duration::from_secs(2), |o| {
         has(o, "Ready", "False", "SecretConflict")
     })
     .await;
@@ -686,7 +635,8 @@ async fn secrets_the_operator_does_not_own_stay_untouched_and_orphans_are_handed
     let successor = OperatorEnv::order_yaml("new", 1003, "").replace("new-tls", "old-tls");
     env.apply(&successor);
     env.wait_ready("new").await;
-    wait_event(&env, "new", "SecretHandedOn", Duration::from_secs(10)).await;
+    env.wait_event("new", "SecretHandedOn", Duration::from_secs(10))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let s = env.verify_secret("old-tls", NAMES).await;
@@ -777,7 +727,8 @@ async fn teardown_never_hangs() {
         Duration::from_secs(30),
     )
     .await;
-    wait_event(&env, "cancel", "CleanupFailed", Duration::from_secs(10)).await;
+    env.wait_event("cancel", "CleanupFailed", Duration::from_secs(10))
+        .await;
     let deadline = Instant::now() + Duration::from_secs(40);
     while env.orders().get_opt("cancel").await.unwrap().is_some() {
         assert!(
@@ -792,7 +743,8 @@ async fn teardown_never_hangs() {
         "it waited for DigiCert first: {:?}",
         started.elapsed()
     );
-    wait_event(&env, "cancel", "CleanupAbandoned", Duration::from_secs(10)).await;
+    env.wait_event("cancel", "CleanupAbandoned", Duration::from_secs(10))
+        .await;
 
     // CancelPending turned into Retain: the finalizer goes.
     env.sim.simulator().clear_faults();

@@ -329,6 +329,59 @@ impl OperatorEnv {
         .await
     }
 
+    /// Asserts that `check` holds for the DigicertOrder during all of `period`.
+    pub async fn holds_for(
+        &self,
+        name: &str,
+        what: &str,
+        period: Duration,
+        check: impl Fn(&DigicertOrder) -> bool,
+    ) {
+        let end = Instant::now() + period;
+        while Instant::now() < end {
+            let o = self.orders().get(name).await.unwrap();
+            assert!(
+                check(&o),
+                "{what} no longer holds for {name}\nstatus: {}",
+                serde_json::to_string_pretty(&o.status).unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The reasons of the events about one DigicertOrder of the namespace.
+    pub async fn event_reasons(&self, name: &str) -> Vec<String> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = self.cluster.api();
+        api.list(&kube::api::ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name)
+                    && e.regarding.as_ref().and_then(|r| r.kind.as_deref()) == Some("DigicertOrder")
+            })
+            .filter_map(|e| e.reason)
+            .collect()
+    }
+
+    /// Waits for an event with `reason` about the DigicertOrder.
+    pub async fn wait_event(&self, name: &str, reason: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let reasons = self.event_reasons(name).await;
+            if reasons.iter().any(|r| r == reason) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {reason} event for {name}; events: {reasons:?}\n--- operator log ---\n{}",
+                self.operator_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn wait_ready(&self, name: &str) -> DigicertOrder {
         self.wait_condition(name, "Ready", "True", None, Duration::from_secs(60))
             .await
