@@ -140,9 +140,10 @@ pub struct DigicertOrderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_template: Option<SecretTemplate>,
 
-    /// What deleting this resource does at DigiCert. Retain: nothing. CancelPending:
-    /// cancel a pending reissue, or the order itself while it is pending. Nothing is
-    /// ever revoked, and the Secret stays.
+    /// What deleting this resource does at DigiCert. Retain: nothing (and no
+    /// finalizer). CancelPending: cancel the reissue this resource sent, or the order
+    /// itself while it is pending where the account allows it. Nothing is ever
+    /// revoked, and the Secret stays.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
 }

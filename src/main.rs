@@ -149,6 +149,15 @@ struct RunArgs {
     /// (at most 5m: a call holds its rate-limit slot until it ends).
     #[arg(long, env = "CERTCENTRAL_TIMEOUT", default_value = "30s", value_parser = parse_call_timeout)]
     certcentral_timeout: std::time::Duration,
+    /// A CertCentral URL that DigicertOrders with a key of their own namespace
+    /// (spec.apiKeySecretRef) may name, besides us, eu and --certcentral-url
+    /// (repeatable or comma-separated).
+    #[arg(
+        long = "namespace-key-endpoint",
+        env = "NAMESPACE_KEY_ENDPOINTS",
+        value_delimiter = ','
+    )]
+    namespace_key_endpoints: Vec<String>,
     /// How long ahead of an order's end (its Multi-year Plan) the OrderExpiring
     /// condition and a Warning event say so.
     #[arg(long, env = "ORDER_EXPIRY_WARNING", default_value = "720h", value_parser = parse_duration)]
@@ -307,7 +316,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         None => None,
     };
     let metrics = std::sync::Arc::new(digicert_operator::metrics::Metrics::new());
-    let endpoints = controller::accounts::Endpoints::new(
+    let mut endpoints = controller::accounts::Endpoints::new(
         ClientConfig {
             base_url: base_url.clone(),
             trust: TrustRoots::System,
@@ -325,6 +334,9 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         },
         Some(metrics.clone()),
     );
+    for url in &args.namespace_key_endpoints {
+        endpoints.allow_for_namespace_keys(&url.parse()?);
+    }
     // A bad --ca-bundle stops the operator here, not at the first order.
     endpoints.service(&base_url, None)?;
     let client = kube::Client::try_default()

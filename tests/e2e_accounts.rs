@@ -365,6 +365,13 @@ async fn a_key_in_the_orders_own_namespace_with_its_endpoint_works() {
         1001,
         &format!("  apiKeySecretRef:\n    name: own-key\n    certcentral: {endpoint}\n"),
     ));
+    // A namespace's key goes only to us, eu, the operator's endpoint, or one the
+    // operator allows: any other URL is refused without a request.
+    let (_, message) = refused(&env, "web", "EndpointNotAllowed").await;
+    assert!(message.contains("--namespace-key-endpoint"), "{message}");
+    assert_eq!(sim_calls(&env), 0);
+    env.operator_args = vec![format!("--namespace-key-endpoint={endpoint}")];
+    env.start_operator();
     let o = env.wait_ready("web").await;
     env.verify_secret("web-tls", NAMES).await;
     let status = o.status.unwrap();
@@ -598,4 +605,36 @@ fn the_removed_api_key_secret_flag_stops_the_operator_with_the_migration() {
             "{stderr}"
         );
     }
+}
+
+/// A namespace whose own key cannot read an order does not get to claim it: the order
+/// stays free for the resource its account grants it to, and the squatter says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_that_cannot_read_the_order_does_not_claim_it() {
+    let mut env = OperatorEnv::new("acct-squat", vec![support::order(1001)]).await;
+    // A key DigiCert does not know, in the tenant's own namespace.
+    env.put_api_key("squatter-key", "not-a-digicert-key-0000000")
+        .await;
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml(
+        "squatter",
+        1001,
+        "  apiKeySecretRef:\n    name: squatter-key\n",
+    ));
+    let (o, message) = refused(&env, "squatter", "InvalidApiKey").await;
+    assert!(message.contains("does not claim it"), "{message}");
+    assert_eq!(o.status.unwrap().claim, None);
+    // The order granted by the account is driven by the rightful resource.
+    env.apply(&OperatorEnv::order_yaml("rightful", 1001, ""));
+    let o = env.wait_ready("rightful").await;
+    assert!(
+        o.status
+            .unwrap()
+            .claim
+            .is_some_and(|c| c.starts_with("Lease ")),
+        "the rightful order holds the claim"
+    );
+    env.verify_secret("rightful-tls", NAMES).await;
+    let calls = env.sim.simulator().calls().total(Operation::Reissue);
+    assert_eq!(calls, 1, "only the rightful order's reissue");
 }

@@ -763,10 +763,28 @@ async fn teardown_never_hangs() {
         json!({"spec": {"deletionPolicy": "Retain"}}),
     )
     .await;
+    env.wait_ready("switch").await;
     env.wait_for("switch", "no finalizer", Duration::from_secs(20), |o| {
         o.metadata.finalizers.clone().unwrap_or_default().is_empty()
     })
     .await;
+    // Deleted without a finalizer: its metrics go all the same.
+    let ns = env.cluster.namespace.clone();
+    let ready = format!("digicert_operator_order_ready{{namespace=\"{ns}\",name=\"switch\"}}");
+    wait_metric(&env, &ready, 1.0).await;
+    env.orders()
+        .delete("switch", &DeleteParams::default())
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while metric(&env, &ready).await.is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the deleted order's metrics stay\n{}",
+            env.operator_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 // ---- 10. The resubmission window ----

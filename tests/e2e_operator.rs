@@ -36,14 +36,21 @@ async fn kubectl_apply_of_an_example_becomes_ready_with_a_valid_secret() {
             .key_pem
             .starts_with("-----BEGIN RSA PRIVATE KEY-----")
     );
-    // The pending key Secret is gone.
-    assert!(
-        env.secrets()
-            .get_opt("web-pending-key")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    // The pending key Secret goes right after the status write that says Ready.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while env
+        .secrets()
+        .get_opt("web-pending-key")
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pending key Secret stays"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // Three calls to DigiCert for one certificate.
     let calls = env.sim.simulator().calls();
     assert_eq!(calls.total(Operation::Reissue), 1);

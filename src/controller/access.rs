@@ -22,9 +22,11 @@ pub const ORDER_NOT_ALLOWED: &str = "OrderNotAllowed";
 pub const INVALID_ACCOUNT: &str = "InvalidAccount";
 pub const API_KEY_MISSING: &str = "ApiKeyMissing";
 pub const ORDER_CLAIMED: &str = "OrderClaimed";
+pub const ENDPOINT_NOT_ALLOWED: &str = "EndpointNotAllowed";
 
 /// Every reason the gate sets.
-pub const GATE_REASONS: [&str; 7] = [
+pub const GATE_REASONS: [&str; 8] = [
+    ENDPOINT_NOT_ALLOWED,
     NO_ACCOUNT,
     ACCOUNT_NOT_FOUND,
     NAMESPACE_NOT_ALLOWED,
@@ -85,6 +87,11 @@ pub enum Refusal {
     },
     /// The key Secret is missing, lacks the key, or holds no usable key.
     ApiKeyMissing(String),
+    /// A key of the order's namespace names an endpoint the operator does not send
+    /// namespace keys to.
+    EndpointNotAllowed {
+        endpoint: String,
+    },
 }
 
 impl Refusal {
@@ -96,6 +103,7 @@ impl Refusal {
             Refusal::OrderNotAllowed { .. } => ORDER_NOT_ALLOWED,
             Refusal::InvalidAccount { .. } => INVALID_ACCOUNT,
             Refusal::ApiKeyMissing(_) => API_KEY_MISSING,
+            Refusal::EndpointNotAllowed { .. } => ENDPOINT_NOT_ALLOWED,
         }
     }
 
@@ -118,8 +126,19 @@ impl Refusal {
                 format!("the DigicertAccount {account} cannot be used: {problem}")
             }
             Refusal::ApiKeyMissing(message) => message.clone(),
+            Refusal::EndpointNotAllowed { endpoint } => format!(
+                "spec.apiKeySecretRef.certcentral {endpoint} is not an endpoint the operator sends a namespace's key to: use us, eu or the operator's own (--certcentral-url), one it allows with --namespace-key-endpoint, or a DigicertAccount"
+            ),
         }
     }
+}
+
+/// Whether a key of an order's namespace may go to `endpoint` (an endpoint id, see
+/// `accounts::endpoint_id`): DigiCert's own (`us`, `eu`) or one of `allowed` (the
+/// operator's endpoint and those it was told to allow). Any other URL would let a
+/// namespace point the operator's requests wherever it likes.
+pub fn namespace_key_endpoint_allowed(endpoint: &str, allowed: &[String]) -> bool {
+    allowed.iter().any(|a| a == endpoint)
 }
 
 /// Whether `selector` selects a namespace with `labels`; `Err` when it does not parse.

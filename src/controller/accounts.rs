@@ -37,6 +37,8 @@ pub struct Endpoints {
     new_limiter: LimiterFactory,
     observer: Option<Arc<dyn CallObserver>>,
     services: Mutex<HashMap<(String, Option<String>), Service>>,
+    /// Endpoints keys of an order's own namespace may go to (endpoint ids).
+    namespace_key_endpoints: Vec<String>,
 }
 
 impl Endpoints {
@@ -46,13 +48,25 @@ impl Endpoints {
         new_limiter: LimiterFactory,
         observer: Option<Arc<dyn CallObserver>>,
     ) -> Self {
+        let mut namespace_key_endpoints = vec![
+            endpoint_id(&BaseUrl::Us),
+            endpoint_id(&BaseUrl::Eu),
+            endpoint_id(&config.base_url),
+        ];
+        namespace_key_endpoints.dedup();
         Endpoints {
             config,
             operator_ca,
             new_limiter,
             observer,
             services: Mutex::new(HashMap::new()),
+            namespace_key_endpoints,
         }
+    }
+
+    /// Also lets keys of an order's own namespace go to `url`.
+    pub fn allow_for_namespace_keys(&mut self, url: &BaseUrl) {
+        self.namespace_key_endpoints.push(endpoint_id(url));
     }
 
     /// The operator's --certcentral-url: for own-namespace keys that name none.
@@ -241,6 +255,14 @@ pub async fn resolve(
                 },
                 None => ctx.endpoints.default_url().clone(),
             };
+            if !access::namespace_key_endpoint_allowed(
+                &endpoint_id(&url),
+                &ctx.endpoints.namespace_key_endpoints,
+            ) {
+                return Ok(Err(Refusal::EndpointNotAllowed {
+                    endpoint: url.to_string(),
+                }));
+            }
             let (service, endpoint) = match ctx.endpoints.service(&url, None) {
                 Ok(s) => s,
                 Err(e) => return Ok(Err(invalid(e.to_string()))),
@@ -391,7 +413,26 @@ pub async fn gate(
         }
     };
     status.account = Some(resolved.grants.account.clone());
-    match claims::claim(ctx, &resolved.endpoint, order).await? {
+    // A key of the order's own namespace proves it can read the order before it may
+    // claim it; an account's grant (selector, orderIds) is the platform team's word.
+    let proof = matches!(choice, Choice::NamespaceKey(_)).then_some(&resolved.client);
+    match claims::claim(ctx, &resolved.endpoint, order, proof).await? {
+        Outcome::Unproven(err) => {
+            status.claim = None;
+            status::set(
+                &mut status.conditions,
+                READY,
+                false,
+                status::failure_reason(&err),
+                format!(
+                    "the key of spec.apiKeySecretRef cannot read order {} at DigiCert, so this DigicertOrder does not claim it: {err}",
+                    order.spec.order_id
+                ),
+                generation,
+                now,
+            );
+            return Ok(Some(recheck(ctx)));
+        }
         Outcome::Held { lease } => {
             status.claim = Some(format!("Lease {}/{lease}", ctx.config.namespace));
             remember(ctx, order, &resolved);
@@ -530,6 +571,40 @@ mod tests {
             [pair("a", "api"), pair("a", "web")]
         );
         assert!(users.users("nobody").is_empty());
+    }
+
+    #[test]
+    fn namespace_keys_go_only_to_digicert_the_operators_endpoint_and_allowed_ones() {
+        let config = ClientConfig {
+            base_url: "https://127.0.0.1:8443/services/v2".parse().unwrap(),
+            ..ClientConfig::default()
+        };
+        let limiter: LimiterFactory = Arc::new(crate::certcentral::RateLimiter::unlimited);
+        let mut endpoints = Endpoints::new(config, None, limiter, None);
+        let allowed = |e: &Endpoints, url: &str| {
+            access::namespace_key_endpoint_allowed(
+                &endpoint_id(&url.parse().unwrap()),
+                &e.namespace_key_endpoints,
+            )
+        };
+        for url in [
+            "us",
+            "eu",
+            "https://www.digicert.com/services/v2",
+            "https://127.0.0.1:8443/services/v2",
+            "https://127.0.0.1:8443/services/v2/",
+        ] {
+            assert!(allowed(&endpoints, url), "{url}");
+        }
+        for url in [
+            "https://metadata.internal/services/v2",
+            "https://127.0.0.1:9443/services/v2",
+            "https://localhost:8443/services/v2",
+        ] {
+            assert!(!allowed(&endpoints, url), "{url}");
+        }
+        endpoints.allow_for_namespace_keys(&"https://localhost:8443/services/v2".parse().unwrap());
+        assert!(allowed(&endpoints, "https://localhost:8443/services/v2"));
     }
 
     #[test]

@@ -13,12 +13,15 @@ use crate::crd::DigicertOrder;
 use crate::error::{Error, Result};
 
 /// The claim, as it stands after this reconcile.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
     /// This resource drives the order; `lease` is the Lease's name.
     Held { lease: String },
     /// Another resource does.
     Yielded { holder: Holder, lease: String },
+    /// The key could not read the order, so the claim was not taken (a key of the
+    /// order's own namespace must prove it can reach the order before it may hold it).
+    Unproven(crate::certcentral::Error),
 }
 
 fn me(order: &DigicertOrder) -> Holder {
@@ -92,13 +95,22 @@ fn is_conflict(e: &kube::Error) -> bool {
 }
 
 /// Claims the CertCentral order `order` names at `endpoint`, or learns who holds it.
-pub async fn claim(ctx: &Context, endpoint: &str, order: &DigicertOrder) -> Result<Outcome> {
+/// With `proof`, the claim is taken (created or taken over) only once that client has
+/// read the order at DigiCert: a namespace cannot hold an order it has no access to
+/// and keep its rightful driver out.
+pub async fn claim(
+    ctx: &Context,
+    endpoint: &str,
+    order: &DigicertOrder,
+    proof: Option<&crate::certcentral::Client>,
+) -> Result<Outcome> {
     let api = leases(ctx);
     let me = me(order);
     let order_id = order.spec.order_id;
     let name = ownership::lease_name(endpoint, order_id);
     // A lost race (409) means somebody else wrote the Lease: read it again. A few
     // rounds settle it; past them the error policy retries soon.
+    let mut proven = false;
     for _ in 0..3 {
         let lease = api.get_opt(&name).await?;
         let state = lease_state(lease.as_ref());
@@ -114,6 +126,14 @@ pub async fn claim(ctx: &Context, endpoint: &str, order: &DigicertOrder) -> Resu
                 }
                 Claim::CheckHolder(holder) => {
                     alive = liveness(ctx, &holder).await?;
+                }
+                Claim::Create | Claim::TakeOver { .. } if proof.is_some() && !proven => {
+                    if let Some(client) = proof
+                        && let Err(e) = client.order_info(order_id).await
+                    {
+                        return Ok(Outcome::Unproven(e));
+                    }
+                    proven = true;
                 }
                 Claim::Create => {
                     let lease = claim_lease(&name, endpoint, order_id, &me);

@@ -22,7 +22,7 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::{Action, Controller};
@@ -255,12 +255,16 @@ async fn reconcile_inner(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Act
     })
 }
 
-/// Drops a gone order's metrics.
+/// Drops what the operator keeps of a gone order: its metrics, its place among an
+/// account's users.
 fn forget(ctx: &Context, order: &OrderMeta) {
+    let namespace = order.namespace().unwrap_or_default();
     ctx.metrics.forget_order(&crate::metrics::OrderLabels {
-        namespace: order.namespace().unwrap_or_default(),
+        namespace: namespace.clone(),
         name: order.name_any(),
     });
+    ctx.account_users
+        .record(&namespace, &order.name_any(), None);
 }
 
 /// Removes the operator's finalizer, against the version read (a merge patch with the
@@ -440,10 +444,18 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
         kube::runtime::predicates::generation,
         PredicateConfig::default(),
     );
+    // A deletion without a finalizer (deletionPolicy Retain) reaches no reconcile:
+    // its metrics and its place among an account's users go when the watch says so.
+    let deleted_ctx = ctx.clone();
     let trigger = watcher(orders, initial_list.watcher_config())
         .default_backoff()
         .modify(keep_what_triggers)
         .reflect(writer)
+        .inspect_ok(move |event| {
+            if let watcher::Event::Delete(order) = event {
+                forget(&deleted_ctx, order);
+            }
+        })
         .applied_objects()
         .predicate_filter(relevant_change, PredicateConfig::default());
     let controller = Controller::for_stream(trigger, store)

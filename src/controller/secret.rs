@@ -312,9 +312,11 @@ pub fn inspect(secret: Option<&Secret>) -> SecretState {
     };
     let number = |name: &str| annotation(name).and_then(|v| v.parse::<u64>().ok());
     let certificate_id = number(CERTIFICATE_ID_ANNOTATION);
+    // Judged only when tls.crt holds more than the leaf (a chain without an
+    // intermediate cannot say who signed it).
     let signed_by_chain = certificates_after_leaf(&crt)
         .first()
-        .is_some_and(|issuer| keys::signed_by(&leaf_der(&crt), issuer));
+        .map(|issuer| keys::signed_by(&leaf_der(&crt), issuer));
     let foreign = origin(
         &leaf,
         signed_by_chain,
@@ -350,18 +352,19 @@ fn certificates_after_leaf(crt: &str) -> Vec<Vec<u8>> {
 
 /// Whether a stored certificate is one the operator wrote for its order: it carries
 /// DigiCert's certificate id, the serial recorded with it, and the signature of the
-/// intermediate stored after it (a self-signed or hand-made certificate has none).
+/// intermediate stored after it, when there is one (a self-signed or hand-made
+/// certificate has none).
 /// `Err` says why not.
 pub fn origin(
     leaf: &keys::CertificateInfo,
-    signed_by_chain: bool,
+    signed_by_chain: Option<bool>,
     recorded_serial: Option<&str>,
     certificate_id: Option<u64>,
 ) -> Result<(), String> {
     if leaf.self_signed {
         return Err("it is self-signed".into());
     }
-    if !signed_by_chain {
+    if signed_by_chain == Some(false) {
         return Err("the certificate stored after it in tls.crt did not sign it".into());
     }
     if certificate_id.is_none() {
@@ -689,32 +692,47 @@ mod tests {
     #[test]
     fn the_operator_tells_its_certificates_from_others() {
         let cases = [
-            (leaf("0A", false), true, Some("0a"), Some(7), None),
+            (leaf("0A", false), Some(true), Some("0a"), Some(7), None),
+            // Only the leaf stored: nobody to check its signature against.
+            (leaf("0A", false), None, Some("0A"), Some(7), None),
             (
                 leaf("0A", true),
-                true,
+                Some(true),
+                Some("0A"),
+                Some(7),
+                Some("self-signed"),
+            ),
+            (
+                leaf("0A", true),
+                None,
                 Some("0A"),
                 Some(7),
                 Some("self-signed"),
             ),
             (
                 leaf("0A", false),
-                false,
+                Some(false),
                 Some("0A"),
                 Some(7),
                 Some("did not sign"),
             ),
             (
                 leaf("0A", false),
-                true,
+                Some(true),
                 Some("0B"),
                 Some(7),
                 Some("not the recorded 0B"),
             ),
-            (leaf("0A", false), true, None, Some(7), Some("no serial")),
             (
                 leaf("0A", false),
-                true,
+                Some(true),
+                None,
+                Some(7),
+                Some("no serial"),
+            ),
+            (
+                leaf("0A", false),
+                Some(true),
                 Some("0A"),
                 None,
                 Some("no DigiCert certificate id"),

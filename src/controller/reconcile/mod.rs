@@ -318,20 +318,21 @@ impl Run {
 
     async fn step(&mut self) -> Result<Action> {
         let (renew_request, manual) = self.take_instructions();
+        if self.refuse_invalid_spec() {
+            return Ok(Action::await_change());
+        }
+        // The account must grant this order, and the order must be this resource's:
+        // before any DigiCert call, a cancel's included.
+        if let Some(action) =
+            super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await?
+        {
+            return Ok(action);
+        }
         let cancel_request = self.order.annotations().get(CANCEL_ANNOTATION).cloned();
         if cancel_request.as_deref().is_some_and(|c| !c.is_empty())
             && cancel_request != self.status.last_cancel_request
         {
             return self.cancel_on_request(cancel_request).await;
-        }
-        if self.refuse_invalid_spec() {
-            return Ok(Action::await_change());
-        }
-        // The account must grant this order, and the order must be this resource's.
-        if let Some(action) =
-            super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await?
-        {
-            return Ok(action);
         }
         if let Some(wait) = self.backing_off() {
             return Ok(Action::requeue(wait));

@@ -80,8 +80,16 @@ impl Run {
         };
         let chain = Chain::parse(&pem)?;
         let leaf = keys::inspect_certificate(&chain.leaf)?;
+        // What is written must read back as the order's own certificate, or the next
+        // reconcile would take it for a hand-made one and reissue again.
+        let chain_signed = chain
+            .intermediates
+            .first()
+            .is_none_or(|issuer| keys::signed_by(&chain.leaf, issuer));
         if leaf.public_key_bits == keys::public_key_bits(key)
             && decide::names_match(self.spec(), &leaf)
+            && chain_signed
+            && !leaf.self_signed
         {
             Ok(Downloaded::Matching(chain, leaf))
         } else {

@@ -89,10 +89,18 @@ impl Run {
         // The rate limiter's wait comes first, so the time recorded is the send's:
         // the window in which a lost answer's request may still arrive counts from it.
         let slot = client.send_slot().await;
+        let stamped = std::time::Instant::now();
         let r = self.reissue_mut();
         r.state = ReissueState::Submitting;
         r.submitted_at = Some(status::rfc3339(OffsetDateTime::now_utc()));
         self.save().await?;
+        if stamped.elapsed() > Duration::from_secs(5) {
+            // The status write took long: the recorded time is no longer the send's.
+            // Nothing is sent now; the next reconcile looks for the reissue and, once
+            // the window from the recorded time has passed, sends it.
+            drop(slot);
+            return Ok(Action::requeue(Duration::ZERO));
+        }
         match client.reissue_in(slot, order_id, &request).await {
             Ok(answer) => {
                 let r = self.reissue_mut();

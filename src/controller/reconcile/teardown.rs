@@ -23,11 +23,15 @@ impl Run {
     /// worth trying again. Lasting refusals are reported and not retried.
     async fn cancel_for_deletion(&mut self) -> Result<std::result::Result<(), certcentral::Error>> {
         let Some(client) = self.client().await? else {
+            // client() said why in the Ready condition.
+            let (reason, why) = status::find(&self.status.conditions, READY)
+                .map(|c| (c.reason.clone(), c.message.clone()))
+                .unwrap_or_else(|| ("ApiKeyMissing".into(), "no usable API key".into()));
             self.event(
                 EventType::Warning,
-                "ApiKeyMissing",
+                &reason,
                 "Delete",
-                "no API key: nothing was canceled at DigiCert".into(),
+                format!("nothing was canceled at DigiCert: {why}"),
             )
             .await;
             return Ok(Ok(()));
@@ -64,12 +68,11 @@ impl Run {
                 false
             }
             decide::CancelOnDeletion::OrderIfPending => match client.order_info(order_id).await {
+                // A pending order; a reissue pending at DigiCert that this resource
+                // did not send (an administrator's, DigiCert's own) is not its to cancel.
                 Ok(info) => matches!(
                     info.status,
-                    OrderStatus::Pending
-                        | OrderStatus::WaitingPickup
-                        | OrderStatus::NeedsApproval
-                        | OrderStatus::ReissuePending
+                    OrderStatus::Pending | OrderStatus::WaitingPickup | OrderStatus::NeedsApproval
                 ),
                 Err(e) if e.is_retryable() => return Ok(Err(e)),
                 Err(_) => false,
