@@ -30,7 +30,10 @@ impl Run {
         {
             self.reissue_mut().request_id = Some(r.id);
         }
-        let reissue = self.status.reissue.clone().expect("in flight");
+        let Some(reissue) = self.status.reissue.clone() else {
+            // Followed only while a reissue is in flight: not reached.
+            return Ok(Action::requeue(Duration::ZERO));
+        };
         // The certificate in the Secret is not the answer, even when its CSR is the
         // same (a reused RSA key gives the very same CSR).
         let known = self.status.certificate.as_ref().map(|c| c.id);
@@ -60,13 +63,28 @@ impl Run {
         }
         // The order is not waiting on a reissue and its certificate is not ours: ours
         // was rejected, canceled or replaced. The reissue list says which.
-        let list = match client.list_reissues(order_id).await {
+        self.look_up_in_reissues(pending, &reissue, known, &info.status, client)
+            .await
+    }
+
+    /// Finds the reissue in flight in the order's reissue list: write it when issued,
+    /// wait while pending (or too young to be listed), else report it rejected and
+    /// start over after a back-off.
+    async fn look_up_in_reissues(
+        &mut self,
+        pending: PendingKey,
+        reissue: &ReissueStatus,
+        known: Option<u64>,
+        order_status: &OrderStatus,
+        client: &certcentral::Client,
+    ) -> Result<Action> {
+        let list = match client.list_reissues(self.spec().order_id).await {
             Ok(l) => l,
             Err(e) => return Ok(self.fail(&e, "listing reissues").await),
         };
         let ours = list
             .into_iter()
-            .find(|c| decide::is_our_reissue(c.id, c.csr.as_deref(), &reissue, known));
+            .find(|c| decide::is_our_reissue(c.id, c.csr.as_deref(), reissue, known));
         let submitted = reissue
             .submitted_at
             .as_deref()
@@ -77,17 +95,17 @@ impl Run {
             Some((id, DigiCertReissueStatus::Issued)) if known != Some(id) => {
                 self.write_certificate(id, &pending, client).await
             }
-            Some((_, DigiCertReissueStatus::Pending)) => self.waiting(&reissue, client).await,
+            Some((_, DigiCertReissueStatus::Pending)) => self.waiting(reissue, client).await,
             // DigiCert may not show a fresh reissue everywhere at once: give it time
             // before concluding it is gone.
-            None if young => self.waiting(&reissue, client).await,
+            None if young => self.waiting(reissue, client).await,
             other => {
                 let what = if other.is_some() {
                     "rejected"
                 } else {
                     "not found"
                 };
-                let message = format!("DigiCert {what} the reissue; the order is {}", info.status);
+                let message = format!("DigiCert {what} the reissue; the order is {order_status}");
                 self.condition(ISSUING, false, "Rejected", message.clone());
                 self.condition(
                     READY,
