@@ -319,58 +319,6 @@ pub async fn resolve(
     }
 }
 
-/// How long the gate's resolution serves the same reconcile's client.
-const RESOLVED_TTL: Duration = Duration::from_secs(5);
-
-/// The gate's resolution of `order` at this resourceVersion, if fresh; else a new one.
-/// Spares a reconcile that passed the gate from reading account, namespace and key
-/// again for its client.
-pub async fn resolve_for_client(
-    ctx: &Context,
-    order: &DigicertOrder,
-) -> Result<std::result::Result<Resolved, Refusal>> {
-    let key = (
-        order.uid().unwrap_or_default(),
-        order.resource_version().unwrap_or_default(),
-    );
-    let cached = ctx
-        .resolved
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&key);
-    if let Some((at, resolved)) = cached
-        && at.elapsed() < RESOLVED_TTL
-    {
-        return Ok(Ok(resolved));
-    }
-    resolve(ctx, order).await
-}
-
-fn remember(ctx: &Context, order: &DigicertOrder, resolved: &Resolved) {
-    let mut cache = ctx.resolved.lock().unwrap_or_else(|e| e.into_inner());
-    cache.retain(|_, (at, _)| at.elapsed() < RESOLVED_TTL);
-    cache.insert(
-        (
-            order.uid().unwrap_or_default(),
-            order.resource_version().unwrap_or_default(),
-        ),
-        (std::time::Instant::now(), resolved.clone()),
-    );
-}
-
-/// What the order's account grants; `None` when it may use none now.
-pub async fn grants(ctx: &Context, order: &DigicertOrder) -> Result<Option<Grants>> {
-    Ok(resolve(ctx, order).await?.ok().map(|r| r.grants))
-}
-
-/// Whether `order` holds the claim on its CertCentral order (it may act on it).
-pub async fn holds_claim(ctx: &Context, order: &DigicertOrder) -> Result<bool> {
-    let Ok(resolved) = resolve(ctx, order).await? else {
-        return Ok(false);
-    };
-    claims::is_holder(ctx, &resolved.endpoint, order).await
-}
-
 /// How long until a refused or waiting order is looked at again: the recheck period
 /// with up to a fifth more, so that many orders do not come back at once.
 fn recheck(ctx: &Context) -> Action {
@@ -380,14 +328,14 @@ fn recheck(ctx: &Context) -> Action {
 }
 
 /// The gate before any DigiCert call: the order may use its account, and it holds the
-/// claim on its CertCentral order. `Some` is the requeue of an order that may not go
-/// on (status says why); `None`: go on.
+/// claim on its CertCentral order. `Ok` is the account to go on with; `Err` the
+/// requeue of an order that may not go on (status says why).
 pub async fn gate(
     ctx: &Context,
     order: &DigicertOrder,
     status: &mut DigicertOrderStatus,
     now: OffsetDateTime,
-) -> Result<Option<Action>> {
+) -> Result<std::result::Result<Resolved, Action>> {
     let generation = order.meta().generation;
     let choice = access::choose(&order.spec, ctx.config.default_account.as_deref());
     ctx.account_users.record(
@@ -409,7 +357,7 @@ pub async fn gate(
                 generation,
                 now,
             );
-            return Ok(Some(recheck(ctx)));
+            return Ok(Err(recheck(ctx)));
         }
     };
     status.account = Some(resolved.grants.account.clone());
@@ -431,11 +379,10 @@ pub async fn gate(
                 generation,
                 now,
             );
-            return Ok(Some(recheck(ctx)));
+            return Ok(Err(recheck(ctx)));
         }
         Outcome::Held { lease } => {
             status.claim = Some(format!("Lease {}/{lease}", ctx.config.namespace));
-            remember(ctx, order, &resolved);
         }
         Outcome::Yielded { holder, lease } => {
             status.claim = Some(format!("held by {}", holder.display()));
@@ -453,7 +400,7 @@ pub async fn gate(
                 generation,
                 now,
             );
-            return Ok(Some(recheck(ctx)));
+            return Ok(Err(recheck(ctx)));
         }
     }
     if status::find(&status.conditions, READY)
@@ -461,7 +408,7 @@ pub async fn gate(
     {
         status::remove(&mut status.conditions, READY);
     }
-    Ok(None)
+    Ok(Ok(resolved))
 }
 
 // ------------------------------------------------------------ account readiness

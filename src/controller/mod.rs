@@ -160,11 +160,6 @@ pub struct Context {
     pub health: Arc<Health>,
     /// Which orders use which account: an account's change wakes those.
     pub account_users: accounts::AccountUsers,
-    /// The gate's resolution of an order's account, by (uid, resourceVersion), for the
-    /// same reconcile's client.
-    pub resolved: std::sync::Mutex<
-        std::collections::HashMap<(String, String), (std::time::Instant, accounts::Resolved)>,
-    >,
 }
 
 impl Context {
@@ -186,7 +181,6 @@ impl Context {
             metrics,
             health: Arc::new(Health::default()),
             account_users: accounts::AccountUsers::default(),
-            resolved: Default::default(),
         }
     }
 }

@@ -32,7 +32,7 @@ pub fn cancel_on_deletion(
     order_id: u64,
     holder: bool,
     sent: bool,
-    may_cancel_order: Option<bool>,
+    may_cancel_order: bool,
     account: &str,
 ) -> CancelOnDeletion {
     if !holder {
@@ -47,16 +47,15 @@ pub fn cancel_on_deletion(
     if sent {
         return CancelOnDeletion::Reissue;
     }
-    let why = match may_cancel_order {
-        Some(true) => return CancelOnDeletion::OrderIfPending,
-        Some(false) => format!(
+    if may_cancel_order {
+        return CancelOnDeletion::OrderIfPending;
+    }
+    CancelOnDeletion::Nothing {
+        warning: true,
+        why: format!(
             "deletionPolicy CancelPending: the account {account} does not allow canceling a pending order (allowOrderCancel); order {order_id} was left as it is"
         ),
-        None => format!(
-            "deletionPolicy CancelPending: the order's account cannot be used now; order {order_id} was left as it is"
-        ),
-    };
-    CancelOnDeletion::Nothing { warning: true, why }
+    }
 }
 
 /// What follows a cleanup that could not reach DigiCert.
@@ -114,20 +113,14 @@ mod tests {
     fn a_deletion_cancels_only_what_is_its_own_and_allowed() {
         use CancelOnDeletion::*;
         let nothing = |c: &CancelOnDeletion| matches!(c, Nothing { .. });
-        assert!(nothing(&cancel_on_deletion(
-            7,
-            false,
-            true,
-            Some(true),
-            "a"
-        )));
-        assert_eq!(cancel_on_deletion(7, true, true, Some(false), "a"), Reissue);
-        assert_eq!(cancel_on_deletion(7, true, true, None, "a"), Reissue);
+        assert!(nothing(&cancel_on_deletion(7, false, true, true, "a")));
+        assert_eq!(cancel_on_deletion(7, true, true, false, "a"), Reissue);
+        assert_eq!(cancel_on_deletion(7, true, true, true, "a"), Reissue);
         assert_eq!(
-            cancel_on_deletion(7, true, false, Some(true), "a"),
+            cancel_on_deletion(7, true, false, true, "a"),
             OrderIfPending
         );
-        match cancel_on_deletion(7, true, false, Some(false), "us") {
+        match cancel_on_deletion(7, true, false, false, "us") {
             Nothing { warning, why } => {
                 assert!(warning);
                 assert!(
@@ -137,7 +130,6 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        assert!(nothing(&cancel_on_deletion(7, true, false, None, "a")));
     }
 
     #[test]

@@ -167,7 +167,7 @@ impl Run {
     ) -> Result<std::result::Result<(&'static str, String), Action>> {
         let asked = self.spec().approve_reissues;
         let grants = match asked {
-            true => super::super::accounts::grants(&self.ctx, &self.order).await?,
+            true => self.account().await?.map(|a| a.grants.clone()),
             false => None,
         };
         if let super::super::access::Approval::Leave(why) =

@@ -66,7 +66,8 @@ pub struct Run {
     /// The version status writes are made against.
     resource_version: Option<String>,
     now: OffsetDateTime,
-    client: Option<certcentral::Client>,
+    /// The order's account, once resolved (by the gate, or for deletion).
+    account: Option<super::accounts::Resolved>,
 }
 
 fn jitter() -> f64 {
@@ -85,7 +86,7 @@ impl Run {
             order,
             ctx,
             now: OffsetDateTime::now_utc(),
-            client: None,
+            account: None,
         }
     }
 
@@ -152,24 +153,22 @@ impl Run {
     /// The CertCentral client of this order's account; `None` (with the reason in
     /// status) when it may use none: no account, not granted, or no usable key.
     async fn client(&mut self) -> Result<Option<certcentral::Client>> {
-        if let Some(c) = &self.client {
-            return Ok(Some(c.clone()));
-        }
-        match super::accounts::resolve_for_client(&self.ctx, &self.order).await? {
-            Ok(resolved) => {
-                if status::find(&self.status.conditions, READY).is_some_and(|c| {
-                    c.status != "True" && super::access::GATE_REASONS.contains(&c.reason.as_str())
-                }) {
-                    status::remove(&mut self.status.conditions, READY);
+        Ok(self.account().await?.map(|a| a.client.clone()))
+    }
+
+    /// This order's account as the gate resolved it, or resolved now (deletion passes
+    /// no gate); `None` with the reason in status when it may use none.
+    async fn account(&mut self) -> Result<Option<&super::accounts::Resolved>> {
+        if self.account.is_none() {
+            match super::accounts::resolve(&self.ctx, &self.order).await? {
+                Ok(resolved) => self.account = Some(resolved),
+                Err(refusal) => {
+                    self.condition(READY, false, refusal.reason(), refusal.message());
+                    return Ok(None);
                 }
-                self.client = Some(resolved.client.clone());
-                Ok(Some(resolved.client))
-            }
-            Err(refusal) => {
-                self.condition(READY, false, refusal.reason(), refusal.message());
-                Ok(None)
             }
         }
+        Ok(self.account.as_ref())
     }
 
     /// Records a failed DigiCert call and how long to wait; shows it in status.
@@ -323,10 +322,9 @@ impl Run {
         }
         // The account must grant this order, and the order must be this resource's:
         // before any DigiCert call, a cancel's included.
-        if let Some(action) =
-            super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await?
-        {
-            return Ok(action);
+        match super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await? {
+            Ok(resolved) => self.account = Some(resolved),
+            Err(action) => return Ok(action),
         }
         let cancel_request = self.order.annotations().get(CANCEL_ANNOTATION).cloned();
         if cancel_request.as_deref().is_some_and(|c| !c.is_empty())

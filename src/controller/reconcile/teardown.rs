@@ -22,8 +22,8 @@ impl Run {
     /// Cancels what is pending at DigiCert for the order; `Err` is a passing failure
     /// worth trying again. Lasting refusals are reported and not retried.
     async fn cancel_for_deletion(&mut self) -> Result<std::result::Result<(), certcentral::Error>> {
-        let Some(client) = self.client().await? else {
-            // client() said why in the Ready condition.
+        let Some(account) = self.account().await?.cloned() else {
+            // account() said why in the Ready condition.
             let (reason, why) = status::find(&self.status.conditions, READY)
                 .map(|c| (c.reason.clone(), c.message.clone()))
                 .unwrap_or_else(|| ("ApiKeyMissing".into(), "no usable API key".into()));
@@ -36,25 +36,21 @@ impl Run {
             .await;
             return Ok(Ok(()));
         };
+        let client = &account.client;
         let order_id = self.spec().order_id;
         let sent = self
             .status
             .reissue
             .as_ref()
             .is_some_and(|r| r.state != ReissueState::Prepared);
-        let holder = super::super::accounts::holds_claim(&self.ctx, &self.order).await?;
-        let grants = super::super::accounts::grants(&self.ctx, &self.order).await?;
+        let holder =
+            super::super::claims::is_holder(&self.ctx, &account.endpoint, &self.order).await?;
         let what = decide::cancel_on_deletion(
             order_id,
             holder,
             sent,
-            grants
-                .as_ref()
-                .map(|g| super::super::access::may_cancel(false, g)),
-            grants
-                .as_ref()
-                .map(|g| g.account.as_str())
-                .unwrap_or_default(),
+            super::super::access::may_cancel(false, &account.grants),
+            &account.grants.account,
         );
         let cancel = match what {
             decide::CancelOnDeletion::Reissue => true,
