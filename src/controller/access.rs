@@ -134,9 +134,9 @@ impl Refusal {
 }
 
 /// Whether a key of an order's namespace may go to `endpoint` (an endpoint id, see
-/// `accounts::endpoint_id`): DigiCert's own (`us`, `eu`) or one of `allowed` (the
-/// operator's endpoint and those it was told to allow). Any other URL would let a
-/// namespace point the operator's requests wherever it likes.
+/// `accounts::endpoint_id`): one of `allowed` (`us`, `eu`, the operator's endpoint
+/// and those it was told to allow). Any other URL would let a namespace point the
+/// operator's requests wherever it likes.
 pub fn namespace_key_endpoint_allowed(endpoint: &str, allowed: &[String]) -> bool {
     allowed.iter().any(|a| a == endpoint)
 }
@@ -242,12 +242,6 @@ pub fn approval(approve_reissues: bool, grants: Option<&Grants>) -> Approval {
             "the order's account cannot be used now; an administrator must approve it in CertCentral".into(),
         ),
     }
-}
-
-/// Whether deleting with `CancelPending` may cancel: the order's own pending reissue
-/// always, a pending order only where the account allows it.
-pub fn may_cancel(own_reissue: bool, grants: &Grants) -> bool {
-    own_reissue || grants.cancel_order
 }
 
 #[cfg(test)]
@@ -520,18 +514,10 @@ mod tests {
                 "{got:?}"
             );
         }
-        let cases = [
-            (true, &strict, true),
-            (false, &strict, false),
-            (false, &lenient, true),
-            (false, &own, true),
-        ];
-        for (own_reissue, grants, want) in cases {
-            assert_eq!(
-                may_cancel(own_reissue, grants),
-                want,
-                "{own_reissue} {grants:?}"
-            );
+        // Canceling a pending order (a resource's own reissue is always its to cancel:
+        // decide::cancel_on_deletion).
+        for (grants, want) in [(&strict, false), (&lenient, true), (&own, true)] {
+            assert_eq!(grants.cancel_order, want, "{grants:?}");
         }
     }
 }

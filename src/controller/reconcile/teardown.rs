@@ -49,7 +49,7 @@ impl Run {
             order_id,
             holder,
             sent,
-            super::super::access::may_cancel(false, &account.grants),
+            account.grants.cancel_order,
             &account.grants.account,
         );
         let cancel = match what {
