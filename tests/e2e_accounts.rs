@@ -54,6 +54,22 @@ fn label_namespace(env: &OperatorEnv, ns: &str, label: &str) {
         .kubectl_ok(&["label", "namespace", ns, label, "--overwrite"], None);
 }
 
+/// An account `<namespace>-strict` for the test's namespace and key that grants no
+/// approval and no order cancel; returns its name.
+async fn strict_account(env: &OperatorEnv) -> String {
+    let ns = env.cluster.namespace.clone();
+    let strict = format!("{ns}-strict");
+    env.put_account(
+        &strict,
+        &env.sim.base_url(),
+        Some(env.sim.ca_pem()),
+        API_KEY_SECRET,
+        json!({"namespaceSelector": selector_of(&[&ns])}),
+    )
+    .await;
+    strict
+}
+
 fn selector_of(namespaces: &[&str]) -> serde_json::Value {
     json!({"matchExpressions": [{"key": "kubernetes.io/metadata.name", "operator": "In",
                                  "values": namespaces}]})
@@ -224,16 +240,7 @@ async fn approval_needs_an_account_that_allows_it() {
         s
     };
     let mut env = OperatorEnv::new("acct-approval", vec![approval(1001), approval(1002)]).await;
-    let ns = env.cluster.namespace.clone();
-    let strict = format!("{ns}-strict");
-    env.put_account(
-        &strict,
-        &env.sim.base_url(),
-        Some(env.sim.ca_pem()),
-        API_KEY_SECRET,
-        json!({"namespaceSelector": selector_of(&[&ns])}),
-    )
-    .await;
+    let strict = strict_account(&env).await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml(
         "strict",
@@ -283,7 +290,7 @@ async fn approval_needs_an_account_that_allows_it() {
         &env.sim.base_url(),
         Some(env.sim.ca_pem()),
         API_KEY_SECRET,
-        json!({"namespaceSelector": selector_of(&[&ns]), "allowApproval": true}),
+        json!({"namespaceSelector": selector_of(&[&env.cluster.namespace]), "allowApproval": true}),
     )
     .await;
     env.wait_ready("strict").await;
@@ -533,16 +540,7 @@ async fn cancel_pending_cancels_a_pending_order_only_where_the_account_allows_it
         s
     };
     let mut env = OperatorEnv::new("acct-cancel", vec![pending(1001), pending(1002)]).await;
-    let ns = env.cluster.namespace.clone();
-    let strict = format!("{ns}-strict");
-    env.put_account(
-        &strict,
-        &env.sim.base_url(),
-        Some(env.sim.ca_pem()),
-        API_KEY_SECRET,
-        json!({"namespaceSelector": selector_of(&[&ns])}),
-    )
-    .await;
+    let strict = strict_account(&env).await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml(
         "strict",

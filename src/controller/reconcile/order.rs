@@ -116,7 +116,6 @@ impl Run {
             Err(e) => return Ok(Some(self.fail(&e, "reading the order").await)),
         };
         self.observe_order(&info);
-        self.plan_end_condition().await;
         if let Some(action) = self.sync_auto_reissue(&info, &client).await {
             return Ok(Some(action));
         }
