@@ -456,6 +456,14 @@ impl Chain {
             .collect()
     }
 
+    /// Whether the leaf's signature verifies with the key of the intermediate after it;
+    /// `None` when there is none to judge by.
+    pub fn leaf_signed_by_intermediate(&self) -> Option<bool> {
+        self.intermediates
+            .first()
+            .map(|issuer| signed_by(&self.leaf, issuer))
+    }
+
     /// The root, as `ca.crt` (empty when the chain has none).
     pub fn ca_crt(&self) -> String {
         self.root.iter().map(|c| certificate_pem(c)).collect()

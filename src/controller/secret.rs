@@ -291,11 +291,11 @@ pub fn inspect(secret: Option<&Secret>) -> SecretState {
     let Some(crt) = text(secret, TLS_CRT) else {
         return SecretState::Missing;
     };
-    let leaf = match keys::certificates_from_pem(&crt)
-        .map_err(|e| e.to_string())
-        .and_then(|certs| keys::inspect_certificate(&certs[0]).map_err(|e| e.to_string()))
-    {
-        Ok(leaf) => leaf,
+    let (chain, leaf) = match Chain::parse(&crt).and_then(|chain| {
+        let leaf = keys::inspect_certificate(&chain.leaf)?;
+        Ok((chain, leaf))
+    }) {
+        Ok(parsed) => parsed,
         Err(e) => return SecretState::Invalid(format!("tls.crt: {e}")),
     };
     let key = match text(secret, TLS_KEY).map(|k| keys::parse_private_key(&k)) {
@@ -312,14 +312,9 @@ pub fn inspect(secret: Option<&Secret>) -> SecretState {
     };
     let number = |name: &str| annotation(name).and_then(|v| v.parse::<u64>().ok());
     let certificate_id = number(CERTIFICATE_ID_ANNOTATION);
-    // Judged only when tls.crt holds more than the leaf (a chain without an
-    // intermediate cannot say who signed it).
-    let signed_by_chain = certificates_after_leaf(&crt)
-        .first()
-        .map(|issuer| keys::signed_by(&leaf_der(&crt), issuer));
     let foreign = origin(
         &leaf,
-        signed_by_chain,
+        chain.leaf_signed_by_intermediate(),
         annotation(SERIAL_ANNOTATION).map(String::as_str),
         certificate_id,
     )
@@ -334,20 +329,6 @@ pub fn inspect(secret: Option<&Secret>) -> SecretState {
             .map(|v| v.split(',').map(str::to_string).collect()),
         foreign,
     }))
-}
-
-fn leaf_der(crt: &str) -> Vec<u8> {
-    keys::certificates_from_pem(crt)
-        .ok()
-        .and_then(|c| c.into_iter().next())
-        .map(|c| c.to_vec())
-        .unwrap_or_default()
-}
-
-fn certificates_after_leaf(crt: &str) -> Vec<Vec<u8>> {
-    keys::certificates_from_pem(crt)
-        .map(|c| c.into_iter().skip(1).map(|c| c.to_vec()).collect())
-        .unwrap_or_default()
 }
 
 /// Whether a stored certificate is one the operator wrote for its order: it carries

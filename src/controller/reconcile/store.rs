@@ -82,10 +82,7 @@ impl Run {
         let leaf = keys::inspect_certificate(&chain.leaf)?;
         // What is written must read back as the order's own certificate, or the next
         // reconcile would take it for a hand-made one and reissue again.
-        let chain_signed = chain
-            .intermediates
-            .first()
-            .is_none_or(|issuer| keys::signed_by(&chain.leaf, issuer));
+        let chain_signed = chain.leaf_signed_by_intermediate() != Some(false);
         if leaf.public_key_bits == keys::public_key_bits(key)
             && decide::names_match(self.spec(), &leaf)
             && chain_signed
