@@ -158,7 +158,11 @@ fn full_spec() -> Value {
 
 /// `full_spec` with the fields of `changes` replaced (a null removes one).
 fn with(changes: Value) -> Value {
-    let mut spec = full_spec();
+    merged(full_spec(), changes)
+}
+
+/// `spec` with the fields of `changes` replaced (a null removes one).
+fn merged(mut spec: Value, changes: Value) -> Value {
     for (k, v) in changes.as_object().unwrap() {
         if v.is_null() {
             spec.as_object_mut().unwrap().remove(k);
@@ -523,15 +527,7 @@ fn full_account_spec() -> Value {
 }
 
 fn with_account(changes: Value) -> Value {
-    let mut spec = full_account_spec();
-    for (k, v) in changes.as_object().unwrap() {
-        if v.is_null() {
-            spec.as_object_mut().unwrap().remove(k);
-        } else {
-            spec[k] = v.clone();
-        }
-    }
-    spec
+    merged(full_account_spec(), changes)
 }
 
 #[tokio::test]
