@@ -61,7 +61,12 @@ pub struct Metrics {
     pub reconciles: Counter,
     pub reconcile_errors: Counter,
     pub reconcile_duration: Histogram,
+    /// Deleted orders (uid → when), so that late reconciles publish nothing for them.
+    gone: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
 }
+
+/// How long a deleted order's uid is remembered.
+const FORGOTTEN_FOR: Duration = Duration::from_secs(15 * 60);
 
 impl Default for Metrics {
     fn default() -> Self {
@@ -150,6 +155,7 @@ impl Metrics {
             reconciles,
             reconcile_errors,
             reconcile_duration,
+            gone: Default::default(),
         }
     }
 
@@ -168,8 +174,14 @@ impl Metrics {
             .inc();
     }
 
-    /// Publishes an order's gauges; a time that is not known removes its series.
-    pub fn order(&self, labels: &OrderLabels, ready: bool, times: OrderTimes) {
+    /// Publishes the gauges of the order with `uid`; a time that is not known removes
+    /// its series. Nothing is published for an order already forgotten: a reconcile
+    /// that ends after its deletion was seen must not bring its series back.
+    pub fn order(&self, labels: &OrderLabels, uid: &str, ready: bool, times: OrderTimes) {
+        let gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
+        if gone.contains_key(uid) {
+            return;
+        }
         self.ready.get_or_create(labels).set(i64::from(ready));
         let families = [
             (&self.certificate_not_after, times.not_after),
@@ -188,7 +200,13 @@ impl Metrics {
         }
     }
 
-    pub fn forget_order(&self, labels: &OrderLabels) {
+    /// Removes the series of the deleted order with `uid`, and keeps it from being
+    /// published again by a reconcile still under way (for a while: no reconcile lasts
+    /// that long).
+    pub fn forget_order(&self, labels: &OrderLabels, uid: &str) {
+        let mut gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
+        gone.retain(|_, at| at.elapsed() < FORGOTTEN_FOR);
+        gone.insert(uid.to_string(), std::time::Instant::now());
         self.ready.remove(labels);
         self.certificate_not_after.remove(labels);
         self.renewal_time.remove(labels);
@@ -230,6 +248,7 @@ mod tests {
         };
         m.order(
             &labels,
+            "uid-1",
             true,
             OrderTimes {
                 not_after: Some(time::macros::datetime!(2027-01-01 0:00 UTC)),
@@ -262,7 +281,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains(r#"digicert_operator_certcentral_requests_total{operation="order_info",status="404",code="not_found|order"} 1"#), "{text}");
-        m.forget_order(&labels);
+        m.forget_order(&labels, "uid-1");
         assert!(!m.encode().contains(r#"name="web""#));
+        // A reconcile of the deleted order that ends late publishes nothing; an order
+        // of the same name created anew (another uid) does.
+        m.order(&labels, "uid-1", true, OrderTimes::default());
+        assert!(!m.encode().contains(r#"name="web""#));
+        m.order(&labels, "uid-2", true, OrderTimes::default());
+        assert!(
+            m.encode()
+                .contains(r#"order_ready{namespace="ns",name="web"} 1"#)
+        );
     }
 }

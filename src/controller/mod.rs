@@ -253,10 +253,13 @@ async fn reconcile_inner(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Act
 /// account's users.
 fn forget(ctx: &Context, order: &OrderMeta) {
     let namespace = order.namespace().unwrap_or_default();
-    ctx.metrics.forget_order(&crate::metrics::OrderLabels {
-        namespace: namespace.clone(),
-        name: order.name_any(),
-    });
+    ctx.metrics.forget_order(
+        &crate::metrics::OrderLabels {
+            namespace: namespace.clone(),
+            name: order.name_any(),
+        },
+        &order.uid().unwrap_or_default(),
+    );
     ctx.account_users
         .record(&namespace, &order.name_any(), None);
 }

@@ -251,6 +251,7 @@ impl Run {
         let time = |t: Option<&str>| t.and_then(status::parse_rfc3339);
         self.ctx.metrics.order(
             &self.labels(),
+            &self.order.uid().unwrap_or_default(),
             status::is_true(&self.status.conditions, READY),
             crate::metrics::OrderTimes {
                 not_after: time(

@@ -15,7 +15,9 @@ impl Run {
             self.cleanup_failed(e).await?;
         }
         self.delete_pending_key().await?;
-        self.ctx.metrics.forget_order(&self.labels());
+        self.ctx
+            .metrics
+            .forget_order(&self.labels(), &self.order.uid().unwrap_or_default());
         Ok(Action::await_change())
     }
 
