@@ -10,6 +10,7 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::dcv::*;
 use super::error::{Error, TransportKind};
 use super::ratelimit::{Permit, RateLimiter};
 use super::types::*;
@@ -483,6 +484,131 @@ impl Client {
         };
         self.no_content(Operation::UpdateRequestStatus, Method::PUT, &path, &body)
             .await
+    }
+
+    /// `GET /order/certificate/{order_id}/validation`: per-domain DCV state.
+    pub async fn order_validation(&self, order_id: u64) -> Result<OrderValidation, Error> {
+        let path = format!("order/certificate/{order_id}/validation");
+        self.json(Operation::OrderValidation, Method::GET, &path, None::<&()>)
+            .await
+    }
+
+    /// `PUT /order/certificate/{order_id}/dcv-method`: a token method answers with the
+    /// order random value, `email` with nothing.
+    pub async fn set_order_dcv_method(
+        &self,
+        order_id: u64,
+        method: DcvMethod,
+    ) -> Result<Option<OrderRandomValue>, Error> {
+        let path = format!("order/certificate/{order_id}/dcv-method");
+        let body = DcvMethodUpdate { dcv_method: method };
+        self.json_or_empty(Operation::OrderDcvMethod, Method::PUT, &path, Some(&body))
+            .await
+    }
+
+    /// `PUT /order/certificate/{order_id}/dcv-random-value`: the order random value,
+    /// made anew once the old one expired.
+    pub async fn order_random_value(&self, order_id: u64) -> Result<OrderRandomValue, Error> {
+        let path = format!("order/certificate/{order_id}/dcv-random-value");
+        self.json(Operation::OrderRandomValue, Method::PUT, &path, None::<&()>)
+            .await
+    }
+
+    /// `PUT /order/certificate/{order_id}/check-dcv`: asks DigiCert to look for the
+    /// token now. A token not found is a 400 (`invalid_dns_txt`,
+    /// `file_random_value_not_found`, ...).
+    pub async fn check_order_dcv(&self, order_id: u64) -> Result<CheckDcv, Error> {
+        let path = format!("order/certificate/{order_id}/check-dcv");
+        self.json(Operation::CheckOrderDcv, Method::PUT, &path, None::<&()>)
+            .await
+    }
+
+    /// `GET /domain?filters[search]=<name>&include_dcv_expiration_time=true`
+    pub async fn find_domains(&self, name: &str) -> Result<Vec<DomainInfo>, Error> {
+        // Domain names need no escaping beyond what `Url` applies when joining.
+        let path = format!("domain?filters[search]={name}&include_dcv_expiration_time=true");
+        let list: DomainList = self
+            .json(Operation::ListDomains, Method::GET, &path, None::<&()>)
+            .await?;
+        Ok(list.domains)
+    }
+
+    /// `GET /domain/{domain_id}?include_dcv=true&include_validation=true`
+    pub async fn domain_info(&self, domain_id: u64) -> Result<DomainInfo, Error> {
+        let path = format!("domain/{domain_id}?include_dcv=true&include_validation=true");
+        self.json(Operation::DomainInfo, Method::GET, &path, None::<&()>)
+            .await
+    }
+
+    /// `POST /domain/{domain_id}/validation`: starts a new validation of the domain
+    /// (OV) with `method`; answers with the domain's token for token methods.
+    pub async fn submit_domain_validation(
+        &self,
+        domain_id: u64,
+        method: DcvMethod,
+    ) -> Result<Option<DcvToken>, Error> {
+        let path = format!("domain/{domain_id}/validation");
+        let body = SubmitValidation {
+            validations: vec![ValidationType { kind: "ov".into() }],
+            dcv_method: Some(method),
+        };
+        let answer: Option<DomainTokenAnswer> = self
+            .json_or_empty(
+                Operation::SubmitDomainValidation,
+                Method::POST,
+                &path,
+                Some(&body),
+            )
+            .await?;
+        Ok(answer.and_then(|a| a.dcv_token))
+    }
+
+    /// `PUT /domain/{domain_id}/dcv/method`
+    pub async fn set_domain_dcv_method(
+        &self,
+        domain_id: u64,
+        method: DcvMethod,
+    ) -> Result<Option<DcvToken>, Error> {
+        let path = format!("domain/{domain_id}/dcv/method");
+        let body = DcvMethodUpdate { dcv_method: method };
+        let answer: Option<DomainTokenAnswer> = self
+            .json_or_empty(Operation::DomainDcvMethod, Method::PUT, &path, Some(&body))
+            .await?;
+        Ok(answer.and_then(|a| a.dcv_token))
+    }
+
+    /// `POST /domain/{domain_id}/dcv/token`: a new domain random value; the previous
+    /// domain value stops working.
+    pub async fn new_domain_token(&self, domain_id: u64) -> Result<DcvToken, Error> {
+        let path = format!("domain/{domain_id}/dcv/token");
+        self.json(Operation::DomainToken, Method::POST, &path, None::<&()>)
+            .await
+    }
+
+    /// `PUT /domain/{domain_id}/dcv/validate-token`: asks DigiCert to look for the
+    /// domain's token now.
+    pub async fn check_domain_dcv(&self, domain_id: u64) -> Result<ValidateToken, Error> {
+        let path = format!("domain/{domain_id}/dcv/validate-token");
+        self.json(Operation::CheckDomainDcv, Method::PUT, &path, None::<&()>)
+            .await
+    }
+
+    /// Like `json`, for answers documented as JSON or as no content.
+    async fn json_or_empty<T: DeserializeOwned>(
+        &self,
+        op: Operation,
+        method: Method,
+        path: &str,
+        body: Option<&impl Serialize>,
+    ) -> Result<Option<T>, Error> {
+        self.call(None, op, method, path, body, |status, bytes| {
+            if status == StatusCode::NO_CONTENT || bytes.iter().all(u8::is_ascii_whitespace) {
+                Ok(None)
+            } else {
+                self.decode_json(op, status, bytes).map(Some)
+            }
+        })
+        .await
     }
 
     async fn json<T: DeserializeOwned>(

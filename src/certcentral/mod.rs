@@ -2,6 +2,7 @@
 //! rate limiting.
 
 mod client;
+pub mod dcv;
 mod error;
 pub mod ratelimit;
 pub mod types;

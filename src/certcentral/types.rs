@@ -28,10 +28,30 @@ pub enum Operation {
     RequestInfo,
     /// `PUT /request/{request_id}/status`
     UpdateRequestStatus,
+    /// `GET /order/certificate/{order_id}/validation`
+    OrderValidation,
+    /// `PUT /order/certificate/{order_id}/dcv-method`
+    OrderDcvMethod,
+    /// `PUT /order/certificate/{order_id}/dcv-random-value`
+    OrderRandomValue,
+    /// `PUT /order/certificate/{order_id}/check-dcv`
+    CheckOrderDcv,
+    /// `GET /domain`
+    ListDomains,
+    /// `GET /domain/{domain_id}`
+    DomainInfo,
+    /// `POST /domain/{domain_id}/validation`
+    SubmitDomainValidation,
+    /// `PUT /domain/{domain_id}/dcv/method`
+    DomainDcvMethod,
+    /// `POST /domain/{domain_id}/dcv/token`
+    DomainToken,
+    /// `PUT /domain/{domain_id}/dcv/validate-token`
+    CheckDomainDcv,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 8] = [
+    pub const ALL: [Operation; 18] = [
         Operation::OrderInfo,
         Operation::Reissue,
         Operation::ListReissues,
@@ -40,6 +60,16 @@ impl Operation {
         Operation::Download,
         Operation::RequestInfo,
         Operation::UpdateRequestStatus,
+        Operation::OrderValidation,
+        Operation::OrderDcvMethod,
+        Operation::OrderRandomValue,
+        Operation::CheckOrderDcv,
+        Operation::ListDomains,
+        Operation::DomainInfo,
+        Operation::SubmitDomainValidation,
+        Operation::DomainDcvMethod,
+        Operation::DomainToken,
+        Operation::CheckDomainDcv,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -52,6 +82,16 @@ impl Operation {
             Operation::Download => "download",
             Operation::RequestInfo => "request_info",
             Operation::UpdateRequestStatus => "update_request_status",
+            Operation::OrderValidation => "order_validation",
+            Operation::OrderDcvMethod => "order_dcv_method",
+            Operation::OrderRandomValue => "order_dcv_random_value",
+            Operation::CheckOrderDcv => "check_order_dcv",
+            Operation::ListDomains => "list_domains",
+            Operation::DomainInfo => "domain_info",
+            Operation::SubmitDomainValidation => "submit_domain_validation",
+            Operation::DomainDcvMethod => "domain_dcv_method",
+            Operation::DomainToken => "domain_dcv_token",
+            Operation::CheckDomainDcv => "check_domain_dcv",
         }
     }
 
