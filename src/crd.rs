@@ -10,7 +10,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod account;
+pub mod dcv;
 pub use account::{DigicertAccount, DigicertAccountSpec, DigicertAccountStatus, Endpoint};
+pub use dcv::{DomainValidationSpec, DomainValidationStatus};
 
 pub const GROUP: &str = "digicert-operator.dev";
 /// Finalizer that lets the operator act at DigiCert before the resource goes.
@@ -146,6 +148,12 @@ pub struct DigicertOrderSpec {
     /// revoked, and the Secret stays.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
+
+    /// How the operator completes DigiCert's domain validation for this order;
+    /// replaces the account's `domainValidation` as a whole. A TSIG Secret named here
+    /// is read from this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_validation: Option<DomainValidationSpec>,
 }
 
 fn default_server_platform() -> i64 {
@@ -301,6 +309,8 @@ pub struct DigicertOrderStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`: the Secret holds a valid certificate for the spec. `Issuing`: a reissue
     /// is under way. `OrderExpiring`: the order ends before the next renewal.
+    /// `DomainValidation`: whether DigiCert's domain validation is current, under way
+    /// or failing (with domainValidation configured).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
     /// The account the order is driven with: a DigicertAccount's name, or
@@ -360,6 +370,9 @@ pub struct DigicertOrderStatus {
     /// generation (unless a renewal is requested).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hold_generation: Option<i64>,
+    /// Domain validation: each domain's state and expiry, and a validation under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_validation: Option<DomainValidationStatus>,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -275,6 +275,7 @@ mod tests {
             order_ids: order_ids.to_vec(),
             allow_approval: false,
             allow_order_cancel: false,
+            domain_validation: None,
         }
     }
 

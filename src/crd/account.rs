@@ -58,6 +58,12 @@ pub struct DigicertAccountSpec {
     /// DigicertOrder's own pending reissue, which is always allowed).
     #[serde(default)]
     pub allow_order_cancel: bool,
+
+    /// How the operator completes DigiCert's domain validation for the orders of
+    /// this account (a DigicertOrder's own `domainValidation` replaces it). A TSIG
+    /// Secret named here is read from the operator's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain_validation: Option<super::DomainValidationSpec>,
 }
 
 /// A CertCentral endpoint.
