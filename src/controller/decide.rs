@@ -2,10 +2,12 @@
 //! what the spec asks for, what DigiCert said, and the time. Nothing here performs
 //! I/O; `reconcile` gathers the inputs and carries out the answers.
 
+mod dcv;
 mod plan;
 mod schedule;
 mod teardown;
 
+pub use dcv::*;
 pub use plan::*;
 pub use schedule::*;
 pub use teardown::*;

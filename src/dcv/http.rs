@@ -68,9 +68,7 @@ pub fn router(tokens: Tokens) -> Router {
                     .and_then(|h| h.to_str().ok())
                     .unwrap_or_default();
                 match tokens.get(host) {
-                    Some(token) => {
-                        ([(header::CONTENT_TYPE, "text/plain")], token).into_response()
-                    }
+                    Some(token) => ([(header::CONTENT_TYPE, "text/plain")], token).into_response(),
                     None => StatusCode::NOT_FOUND.into_response(),
                 }
             }
@@ -158,7 +156,11 @@ impl HttpSolver {
         let api = self.config_maps(client);
         let patch = serde_json::json!({ "data": { normal_host(host): value } });
         match api
-            .patch(&self.config_map, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                &self.config_map,
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Err(kube::Error::Api(e)) if e.code == 404 && !value.is_null() => {
@@ -173,9 +175,13 @@ impl HttpSolver {
                 let params = PatchParams::apply(FIELD_MANAGER);
                 api.patch(&self.config_map, &params, &Patch::Apply(&cm))
                     .await?;
-                api.patch(&self.config_map, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map(drop)
+                api.patch(
+                    &self.config_map,
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .map(drop)
             }
             Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
             other => other.map(drop),
