@@ -166,6 +166,22 @@ struct RunArgs {
     /// wait for DigiCert before it gives up (with a Warning event) and lets it go.
     #[arg(long, env = "DELETION_TIMEOUT", default_value = "15m", value_parser = parse_duration)]
     deletion_timeout: std::time::Duration,
+    /// Serve DigiCert's file-based domain validation (http-token) on this address
+    /// (e.g. 0.0.0.0:8089). Unset: http-token is not offered.
+    #[arg(long, env = "DCV_HTTP_LISTEN")]
+    dcv_http_listen: Option<std::net::SocketAddr>,
+    /// The Service (in the operator's namespace) in front of the solver listener,
+    /// NAME:PORT: the Ingresses and HTTPRoutes of http-token send DigiCert there.
+    #[arg(long, env = "DCV_HTTP_SERVICE", default_value = "digicert-operator-dcv-solver:80")]
+    dcv_http_service: String,
+    /// The ConfigMap (in the operator's namespace) holding the values the solver
+    /// serves; every operator pod follows it.
+    #[arg(long, env = "DCV_HTTP_CONFIGMAP", default_value = "digicert-operator-dcv-http")]
+    dcv_http_configmap: String,
+    /// The DNS server (HOST:PORT) asked whether a record published through a
+    /// DNSEndpoint is out yet. Default: the first nameserver of /etc/resolv.conf.
+    #[arg(long, env = "DCV_DNS_RESOLVER")]
+    dcv_dns_resolver: Option<std::net::SocketAddr>,
     /// Do not pace calls to CertCentral's rate limits (100 requests / 5 s and 1000 /
     /// 3 min per API key). Only for a simulator started with --no-rate-limit.
     #[arg(long, env = "NO_RATE_LIMIT")]
@@ -343,6 +359,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
     operator::check_kubernetes_version(&client).await;
+    let dcv = dcv_config(&args, &client).await?;
     let config = OperatorConfig {
         namespace: args.namespace.clone(),
         default_account: args.default_account.clone().filter(|a| !a.is_empty()),
@@ -355,6 +372,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         order_expiry_warning: args.order_expiry_warning,
         call_timeout: args.certcentral_timeout,
         deletion_timeout: args.deletion_timeout,
+        dcv,
     };
     tracing::info!(
         certcentral = %base_url,
@@ -385,6 +403,43 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// The domain validation solvers: the http-token listener (on every pod, leader or
+/// not, fed from the ConfigMap) and the resolver for DNSEndpoint records.
+async fn dcv_config(args: &RunArgs, client: &kube::Client) -> anyhow::Result<controller::DcvConfig> {
+    use digicert_operator::dcv::http;
+    let http = match args.dcv_http_listen {
+        Some(addr) => {
+            let (service, port) = args
+                .dcv_http_service
+                .rsplit_once(':')
+                .and_then(|(n, p)| Some((n.to_string(), p.parse::<i32>().ok()?)))
+                .filter(|(n, _)| !n.is_empty())
+                .ok_or_else(|| anyhow::anyhow!("--dcv-http-service must be NAME:PORT"))?;
+            let solver = http::HttpSolver {
+                namespace: args.namespace.clone(),
+                config_map: args.dcv_http_configmap.clone(),
+                service,
+                service_port: port,
+                tokens: http::Tokens::default(),
+            };
+            http::serve(addr, solver.tokens.clone())
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            tokio::spawn(http::follow(
+                kube::Api::namespaced(client.clone(), &args.namespace),
+                solver.config_map.clone(),
+                solver.tokens.clone(),
+            ));
+            Some(solver)
+        }
+        None => None,
+    };
+    let dns_resolver = args
+        .dcv_dns_resolver
+        .or_else(digicert_operator::dcv::system_resolver);
+    Ok(controller::DcvConfig { http, dns_resolver })
 }
 
 async fn run_simulator(args: SimulatorArgs) -> anyhow::Result<()> {

@@ -179,6 +179,8 @@ pub struct Resolved {
     pub grants: Grants,
     /// The endpoint's identity (see [`endpoint_id`]).
     pub endpoint: String,
+    /// The account's domain validation settings (none for a namespace key).
+    pub domain_validation: Option<crate::crd::DomainValidationSpec>,
 }
 
 /// The service of an account's endpoint (the operator's default when it names none).
@@ -275,6 +277,7 @@ pub async fn resolve(
                 client: service.client(key),
                 grants,
                 endpoint,
+                domain_validation: None,
             }))
         }
         Choice::Account { name, default } => {
@@ -314,6 +317,7 @@ pub async fn resolve(
                 client: service.client(key),
                 grants: Grants::of_account(&name, &account.spec),
                 endpoint,
+                domain_validation: account.spec.domain_validation.clone(),
             }))
         }
     }

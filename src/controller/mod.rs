@@ -65,6 +65,18 @@ pub struct OperatorConfig {
     pub call_timeout: Duration,
     /// How long a deletion may wait for DigiCert before it gives up.
     pub deletion_timeout: Duration,
+    /// Domain validation: the HTTP solver and where DNS records are looked up.
+    pub dcv: DcvConfig,
+}
+
+/// What the operator offers for solving domain validation.
+#[derive(Clone, Debug, Default)]
+pub struct DcvConfig {
+    /// The `http-token` solver (listener, ConfigMap, Service), when enabled.
+    pub http: Option<crate::dcv::http::HttpSolver>,
+    /// The DNS server asked whether a DNSEndpoint's record is out (external-dns
+    /// writes it somewhere the operator is not told of).
+    pub dns_resolver: Option<std::net::SocketAddr>,
 }
 
 /// How a watch reads the objects that exist when it starts (and after it lost its
