@@ -17,6 +17,7 @@ pub mod events;
 pub mod ownership;
 pub mod reconcile;
 pub mod secret;
+pub mod solvers;
 pub mod status;
 
 use std::sync::Arc;
@@ -233,7 +234,7 @@ async fn reconcile_inner(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Act
         forget(&ctx, &order);
         return Ok(Action::await_change());
     }
-    if !decide::needs_finalizer(&fresh.spec) && !deleting {
+    if !decide::needs_finalizer(&fresh.spec, fresh.status.as_ref()) && !deleting {
         // Nothing to do at DigiCert on deletion: no finalizer, so the resource (and
         // its namespace) never waits for the operator. One added before goes.
         if has_finalizer {

@@ -9,6 +9,7 @@ pub const READY: &str = "Ready";
 pub const ISSUING: &str = "Issuing";
 pub const ORDER_EXPIRING: &str = "OrderExpiring";
 pub const AUTO_REISSUE_SYNCED: &str = "AutoReissueSynced";
+pub const DOMAIN_VALIDATION: &str = "DomainValidation";
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)

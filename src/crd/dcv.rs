@@ -256,7 +256,10 @@ pub struct ChallengeStatus {
     pub published: String,
     /// What was published, one entry a domain.
     pub records: Vec<ChallengeRecord>,
-    /// DigiCert checks asked for so far.
+    /// Looks for the published value that did not find it.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub looks: u32,
+    /// DigiCert checks that failed so far.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub checks: u32,
     /// Not before this time is DigiCert asked again (back-off after a failed check).

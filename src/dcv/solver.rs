@@ -52,15 +52,10 @@ pub enum Seen {
 }
 
 impl Publisher {
-    pub fn method(&self) -> DcvMethodSpec {
-        match self {
-            Publisher::Http { .. } => DcvMethodSpec::HttpToken,
-        }
-    }
-
     pub async fn publish(
         &self,
         client: &kube::Client,
+        _method: DcvMethodSpec,
         domain: &str,
         token: &str,
     ) -> Result<(), SolveError> {
@@ -80,6 +75,7 @@ impl Publisher {
     pub async fn withdraw(
         &self,
         client: &kube::Client,
+        _method: DcvMethodSpec,
         domain: &str,
         token: &str,
     ) -> Result<(), SolveError> {
@@ -98,7 +94,12 @@ impl Publisher {
 
     /// Whether the value is out: for HTTP, served by this pod's solver (which every
     /// pod behind the Service follows from the same ConfigMap).
-    pub async fn seen(&self, domain: &str, token: &str) -> Result<Seen, SolveError> {
+    pub async fn seen(
+        &self,
+        _method: DcvMethodSpec,
+        domain: &str,
+        token: &str,
+    ) -> Result<Seen, SolveError> {
         match self {
             Publisher::Http { solver, .. } => Ok(match solver.tokens.get(domain) {
                 Some(t) if t == token => Seen::Visible,

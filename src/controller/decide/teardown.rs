@@ -5,13 +5,17 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::crd::{DeletionPolicy, DigicertOrderSpec};
+use crate::crd::{DeletionPolicy, DigicertOrderSpec, DigicertOrderStatus};
 
-/// A finalizer only where deletion has something to do at DigiCert: with `Retain`
-/// nothing is done there (the pending key goes with its owner reference), so the
-/// resource, and its namespace, can go even while the operator is not running.
-pub fn needs_finalizer(spec: &DigicertOrderSpec) -> bool {
+/// A finalizer only where deletion has something to do: cancel at DigiCert
+/// (`CancelPending`), or withdraw a domain validation value published for the order.
+/// Otherwise (the pending key goes with its owner reference) the resource, and its
+/// namespace, can go even while the operator is not running.
+pub fn needs_finalizer(spec: &DigicertOrderSpec, status: Option<&DigicertOrderStatus>) -> bool {
     spec.deletion_policy == DeletionPolicy::CancelPending
+        || status
+            .and_then(|s| s.domain_validation.as_ref())
+            .is_some_and(|d| d.challenge.is_some())
 }
 
 /// What a CancelPending deletion cancels at DigiCert.
@@ -105,8 +109,16 @@ mod tests {
             }))
             .unwrap()
         };
-        assert!(!needs_finalizer(&spec("Retain")));
-        assert!(needs_finalizer(&spec("CancelPending")));
+        assert!(!needs_finalizer(&spec("Retain"), None));
+        assert!(needs_finalizer(&spec("CancelPending"), None));
+        let mut published = DigicertOrderStatus::default();
+        published.domain_validation = Some(crate::crd::DomainValidationStatus {
+            challenge: Some(Default::default()),
+            ..Default::default()
+        });
+        assert!(needs_finalizer(&spec("Retain"), Some(&published)));
+        published.domain_validation = Some(Default::default());
+        assert!(!needs_finalizer(&spec("Retain"), Some(&published)));
     }
 
     #[test]

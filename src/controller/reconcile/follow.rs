@@ -147,13 +147,24 @@ impl Run {
                 Err(e) => return Ok(self.fail(&e, "reading the reissue request").await),
             }
         }
-        self.clear_failures();
-        self.condition(ISSUING, true, reason, message);
         let since = reissue
             .submitted_at
             .as_deref()
             .and_then(status::parse_rfc3339)
             .unwrap_or(self.now);
+        if let Some(action) = self.validate_for_reissue(client, since).await? {
+            if self.status.failed_attempts == 0 {
+                self.condition(
+                    ISSUING,
+                    true,
+                    "ValidationPending",
+                    "DigiCert holds the reissue until its domains are validated; the operator is validating them (see the DomainValidation condition)",
+                );
+            }
+            return Ok(action);
+        }
+        self.clear_failures();
+        self.condition(ISSUING, true, reason, message);
         Ok(Action::requeue(decide::poll_interval(self.now - since)))
     }
 

@@ -52,7 +52,15 @@ impl Run {
         if status::find(&self.status.conditions, ISSUING).is_none_or(|c| c.status == "True") {
             self.condition(ISSUING, false, "Idle", "no reissue in progress");
         }
-        Ok(self.next_look(renewal, stored.leaf.not_after))
+        // Domain validations that would lapse before the renewal are renewed now.
+        let dcv_look = match self.client().await? {
+            Some(client) => match self.validate_ahead(&client, renewal).await? {
+                Ok(action) => return Ok(action),
+                Err(at) => at,
+            },
+            None => None,
+        };
+        Ok(self.next_look(&[renewal, dcv_look], stored.leaf.not_after))
     }
 
     fn last_order_check(&self) -> Option<OffsetDateTime> {
@@ -62,17 +70,20 @@ impl Run {
             .and_then(status::parse_rfc3339)
     }
 
-    /// When to look again: at the planned renewal, the certificate's expiry, the start
-    /// of the order-end warning or the next resync, whichever comes first.
+    /// When to look again: at the planned renewal (or domain validation look), the
+    /// certificate's expiry, the start of the order-end warning or the next resync,
+    /// whichever comes first.
     pub(super) fn next_look(
         &self,
-        renewal: Option<OffsetDateTime>,
+        planned: &[Option<OffsetDateTime>],
         not_after: OffsetDateTime,
     ) -> Action {
         let warning =
             decide::warning_starts(self.order_ends(), self.ctx.config.order_expiry_warning);
+        let mut times = planned.to_vec();
+        times.extend([Some(not_after), warning]);
         Action::requeue(decide::next_look(
-            &[renewal, Some(not_after), warning],
+            &times,
             self.last_order_check(),
             self.ctx.config.resync,
             self.now,
@@ -156,7 +167,7 @@ impl Run {
             ReissueReason::Renewal => {}
             other => self.condition(READY, false, other.as_str(), other.describe()),
         }
-        Ok(self.next_look(None, stored.leaf.not_after))
+        Ok(self.next_look(&[], stored.leaf.not_after))
     }
 }
 

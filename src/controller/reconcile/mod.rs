@@ -34,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::keys::{self, Chain};
 
 mod cancel;
+mod challenge;
 mod follow;
 mod idle;
 mod order;
@@ -41,6 +42,7 @@ mod prepare;
 mod store;
 mod submit;
 mod teardown;
+mod validate;
 
 use store::{Downloaded, certificate_status};
 

@@ -183,6 +183,6 @@ impl Run {
         self.ctx.metrics.reissue("picked_up");
         self.event(EventType::Normal, "ReissuePickedUp", "WriteSecret", message)
             .await;
-        Ok(self.next_look(renewal, leaf.not_after))
+        Ok(self.next_look(&[renewal], leaf.not_after))
     }
 }

@@ -57,7 +57,7 @@ impl Run {
             message,
         )
         .await;
-        Ok(self.next_look(renewal, leaf.not_after))
+        Ok(self.next_look(&[renewal], leaf.not_after))
     }
 
     /// Downloads a certificate's chain and checks the leaf against `key` and the

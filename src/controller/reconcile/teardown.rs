@@ -9,6 +9,7 @@ impl Run {
     /// waits, at most `--deletion-timeout`; then it gives up with a Warning event and
     /// lets the resource go.
     pub async fn cleanup(&mut self) -> Result<Action> {
+        self.withdraw_challenge().await?;
         if self.spec().deletion_policy == crate::crd::DeletionPolicy::CancelPending
             && let Err(e) = self.cancel_for_deletion().await?
         {
