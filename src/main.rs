@@ -172,11 +172,19 @@ struct RunArgs {
     dcv_http_listen: Option<std::net::SocketAddr>,
     /// The Service (in the operator's namespace) in front of the solver listener,
     /// NAME:PORT: the Ingresses and HTTPRoutes of http-token send DigiCert there.
-    #[arg(long, env = "DCV_HTTP_SERVICE", default_value = "digicert-operator-dcv-solver:80")]
+    #[arg(
+        long,
+        env = "DCV_HTTP_SERVICE",
+        default_value = "digicert-operator-dcv-solver:80"
+    )]
     dcv_http_service: String,
     /// The ConfigMap (in the operator's namespace) holding the values the solver
     /// serves; every operator pod follows it.
-    #[arg(long, env = "DCV_HTTP_CONFIGMAP", default_value = "digicert-operator-dcv-http")]
+    #[arg(
+        long,
+        env = "DCV_HTTP_CONFIGMAP",
+        default_value = "digicert-operator-dcv-http"
+    )]
     dcv_http_configmap: String,
     /// The DNS server (HOST:PORT) asked whether a record published through a
     /// DNSEndpoint is out yet. Default: the first nameserver of /etc/resolv.conf.
@@ -407,7 +415,10 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
 
 /// The domain validation solvers: the http-token listener (on every pod, leader or
 /// not, fed from the ConfigMap) and the resolver for DNSEndpoint records.
-async fn dcv_config(args: &RunArgs, client: &kube::Client) -> anyhow::Result<controller::DcvConfig> {
+async fn dcv_config(
+    args: &RunArgs,
+    client: &kube::Client,
+) -> anyhow::Result<controller::DcvConfig> {
     use digicert_operator::dcv::http;
     let http = match args.dcv_http_listen {
         Some(addr) => {

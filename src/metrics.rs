@@ -19,6 +19,13 @@ pub struct OrderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DomainLabels {
+    pub namespace: String,
+    pub name: String,
+    pub domain: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReissueLabels {
     /// submitted, issued, failed, canceled, picked_up
     pub event: String,
@@ -54,6 +61,9 @@ pub struct Metrics {
     pub renewal_time: Family<OrderLabels, FloatGauge>,
     pub order_end: Family<OrderLabels, FloatGauge>,
     pub ready: Family<OrderLabels, Gauge>,
+    pub domain_validation_expiry: Family<DomainLabels, FloatGauge>,
+    /// The domains each order's series were published for, to remove the old ones.
+    domains: std::sync::Mutex<std::collections::HashMap<OrderLabels, Vec<String>>>,
     pub reissues: Family<ReissueLabels, Counter>,
     pub certcentral_calls: Family<CallLabels, Counter>,
     pub certcentral_duration: Family<OperationLabels, Histogram>,
@@ -100,6 +110,12 @@ impl Metrics {
             "order_ready",
             "1 when the order's Secret holds a valid certificate for its spec",
             ready.clone(),
+        );
+        let domain_validation_expiry = Family::<DomainLabels, FloatGauge>::default();
+        registry.register(
+            "domain_validation_expiry_seconds",
+            "When DigiCert's validation of each domain of an order stops being reusable (Unix time)",
+            domain_validation_expiry.clone(),
         );
         let reissues = Family::<ReissueLabels, Counter>::default();
         registry.register(
@@ -148,6 +164,8 @@ impl Metrics {
             renewal_time,
             order_end,
             ready,
+            domain_validation_expiry,
+            domains: Default::default(),
             reissues,
             certcentral_calls,
             certcentral_duration,
@@ -200,6 +218,52 @@ impl Metrics {
         }
     }
 
+    /// Publishes when each domain's validation of the order expires; domains no longer
+    /// listed lose their series.
+    pub fn domain_expiries(
+        &self,
+        labels: &OrderLabels,
+        uid: &str,
+        expiries: &[(String, Option<time::OffsetDateTime>)],
+    ) {
+        if self
+            .gone
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(uid)
+        {
+            return;
+        }
+        self.drop_domains(labels);
+        let series = |domain: &str| DomainLabels {
+            namespace: labels.namespace.clone(),
+            name: labels.name.clone(),
+            domain: domain.into(),
+        };
+        let mut published = Vec::new();
+        for (domain, expiry) in expiries {
+            if let Some(t) = expiry {
+                self.domain_validation_expiry
+                    .get_or_create(&series(domain))
+                    .set(t.unix_timestamp() as f64);
+                published.push(domain.clone());
+            }
+        }
+        let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        domains.insert(labels.clone(), published);
+    }
+
+    fn drop_domains(&self, labels: &OrderLabels) {
+        let mut domains = self.domains.lock().unwrap_or_else(|e| e.into_inner());
+        for domain in domains.remove(labels).unwrap_or_default() {
+            self.domain_validation_expiry.remove(&DomainLabels {
+                namespace: labels.namespace.clone(),
+                name: labels.name.clone(),
+                domain,
+            });
+        }
+    }
+
     /// Removes the series of the deleted order with `uid`, and keeps it from being
     /// published again by a reconcile still under way (for a while: no reconcile lasts
     /// that long).
@@ -207,6 +271,8 @@ impl Metrics {
         let mut gone = self.gone.lock().unwrap_or_else(|e| e.into_inner());
         gone.retain(|_, at| at.elapsed() < FORGOTTEN_FOR);
         gone.insert(uid.to_string(), std::time::Instant::now());
+        drop(gone);
+        self.drop_domains(labels);
         self.ready.remove(labels);
         self.certificate_not_after.remove(labels);
         self.renewal_time.remove(labels);
@@ -238,6 +304,39 @@ impl CallObserver for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domain_expiries_follow_the_latest_list_and_go_with_the_order() {
+        let m = Metrics::new();
+        let labels = OrderLabels {
+            namespace: "ns".into(),
+            name: "web".into(),
+        };
+        let t = time::macros::datetime!(2029-06-11 0:00 UTC);
+        m.domain_expiries(
+            &labels,
+            "u1",
+            &[("a.example".into(), Some(t)), ("b.example".into(), Some(t))],
+        );
+        let text = m.encode();
+        assert!(
+            text.contains(r#"digicert_operator_domain_validation_expiry_seconds{namespace="ns",name="web",domain="a.example"} 1875830400.0"#),
+            "{text}"
+        );
+        m.domain_expiries(
+            &labels,
+            "u1",
+            &[("a.example".into(), Some(t)), ("b.example".into(), None)],
+        );
+        let text = m.encode();
+        assert!(
+            text.contains(r#"domain="a.example""#) && !text.contains(r#"domain="b.example""#),
+            "{text}"
+        );
+        m.forget_order(&labels, "u1");
+        m.domain_expiries(&labels, "u1", &[("a.example".into(), Some(t))]);
+        assert!(!m.encode().contains("domain=\"a.example\""));
+    }
 
     #[test]
     fn encodes_what_was_recorded() {

@@ -39,12 +39,18 @@ fn http(
     let route = match (&settings.ingress, &settings.gateway_http_route) {
         (Some(i), _) => HttpRoute::Ingress(i.clone()),
         (None, Some(r)) => HttpRoute::HttpRoute(r.clone()),
-        (None, None) => return Err("domainValidation.http needs ingress or gatewayHTTPRoute".into()),
+        (None, None) => {
+            return Err("domainValidation.http needs ingress or gatewayHTTPRoute".into());
+        }
     };
     Ok(Publisher::Http {
         solver,
         route,
-        owner: format!("{}/{}", order.namespace().unwrap_or_default(), order.name_any()),
+        owner: format!(
+            "{}/{}",
+            order.namespace().unwrap_or_default(),
+            order.name_any()
+        ),
     })
 }
 

@@ -24,7 +24,8 @@ fn first_nameserver(resolv_conf: &str) -> Option<std::net::SocketAddr> {
 mod tests {
     #[test]
     fn the_first_nameserver_is_used() {
-        let conf = "# generated\nsearch svc.cluster.local\nnameserver 10.96.0.10\nnameserver 1.1.1.1\n";
+        let conf =
+            "# generated\nsearch svc.cluster.local\nnameserver 10.96.0.10\nnameserver 1.1.1.1\n";
         assert_eq!(
             super::first_nameserver(conf),
             Some("10.96.0.10:53".parse().unwrap())

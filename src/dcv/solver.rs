@@ -106,9 +106,7 @@ impl Publisher {
                 Some(other) => Seen::Not(format!(
                     "the solver serves another value for {domain} ({other})"
                 )),
-                None => Seen::Not(format!(
-                    "the solver serves nothing for {domain} yet"
-                )),
+                None => Seen::Not(format!("the solver serves nothing for {domain} yet")),
             }),
         }
     }

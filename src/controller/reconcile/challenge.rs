@@ -14,7 +14,10 @@ const FIRST_LOOK: Duration = Duration::from_secs(2);
 
 impl Run {
     fn challenge_method(&self) -> DcvMethodSpec {
-        let method = self.challenge().map(|c| c.method.clone()).unwrap_or_default();
+        let method = self
+            .challenge()
+            .map(|c| c.method.clone())
+            .unwrap_or_default();
         match method.as_str() {
             "dns-cname-token" => DcvMethodSpec::DnsCnameToken,
             "http-token" => DcvMethodSpec::HttpToken,
@@ -63,7 +66,11 @@ impl Run {
                 return Ok(self.challenge_trouble("PublishFailed", message).await);
             }
         }
-        let places: Vec<&str> = challenge.records.iter().map(|r| r.location.as_str()).collect();
+        let places: Vec<&str> = challenge
+            .records
+            .iter()
+            .map(|r| r.location.as_str())
+            .collect();
         let message = format!(
             "published DigiCert's random value at {}; waiting until it is visible",
             places.join(", ")
@@ -84,10 +91,15 @@ impl Run {
         let Some(challenge) = self.challenge().cloned() else {
             return Ok(Action::requeue(Duration::ZERO));
         };
-        if let Some(at) = challenge.next_check.as_deref().and_then(status::parse_rfc3339)
+        if let Some(at) = challenge
+            .next_check
+            .as_deref()
+            .and_then(status::parse_rfc3339)
             && at > self.now
         {
-            return Ok(Action::requeue((at - self.now).try_into().unwrap_or_default()));
+            return Ok(Action::requeue(
+                (at - self.now).try_into().unwrap_or_default(),
+            ));
         }
         let publisher = match self.publisher(spec, from).await? {
             Ok(p) => p,
@@ -102,7 +114,9 @@ impl Run {
         };
         match checked {
             Ok(()) => self.finish_challenge(&publisher).await,
-            Err(Checked::Transient(e)) => Ok(self.fail(&e, "asking DigiCert to check the domain validation").await),
+            Err(Checked::Transient(e)) => Ok(self
+                .fail(&e, "asking DigiCert to check the domain validation")
+                .await),
             Err(Checked::Failed(message)) => Ok(self.check_failed(message).await),
         }
     }
@@ -147,7 +161,10 @@ impl Run {
         Ok(Some(Action::requeue(wait)))
     }
 
-    async fn check_order_dcv(&mut self, client: &certcentral::Client) -> std::result::Result<(), Checked> {
+    async fn check_order_dcv(
+        &mut self,
+        client: &certcentral::Client,
+    ) -> std::result::Result<(), Checked> {
         match client.check_order_dcv(self.spec().order_id).await {
             Ok(answer) => {
                 let pending: Vec<&str> = answer
@@ -196,7 +213,11 @@ impl Run {
             return Ok(Action::requeue(Duration::ZERO));
         };
         self.withdraw_with(publisher, &challenge).await;
-        let domains: Vec<&str> = challenge.records.iter().map(|r| r.domain.as_str()).collect();
+        let domains: Vec<&str> = challenge
+            .records
+            .iter()
+            .map(|r| r.domain.as_str())
+            .collect();
         let message = format!("DigiCert validated {}", domains.join(", "));
         let dcv = self.dcv_status();
         dcv.challenge = None;
@@ -205,8 +226,13 @@ impl Run {
             dcv.last_check = None;
         }
         self.condition(DOMAIN_VALIDATION, true, "Validated", message.clone());
-        self.event(EventType::Normal, "DomainValidated", "ValidateDomain", message)
-            .await;
+        self.event(
+            EventType::Normal,
+            "DomainValidated",
+            "ValidateDomain",
+            message,
+        )
+        .await;
         Ok(Action::requeue(Duration::from_secs(1)))
     }
 
@@ -220,8 +246,13 @@ impl Run {
             {
                 let message = format!("cannot withdraw {}: {e}", r.location);
                 tracing::warn!("{message}");
-                self.event(EventType::Warning, "WithdrawFailed", "ValidateDomain", message)
-                    .await;
+                self.event(
+                    EventType::Warning,
+                    "WithdrawFailed",
+                    "ValidateDomain",
+                    message,
+                )
+                .await;
             }
         }
     }
@@ -254,8 +285,13 @@ impl Run {
         let text = format!("{message} (check {checks}; next in {}s)", wait.as_secs());
         self.condition(DOMAIN_VALIDATION, false, "CheckFailed", text.clone());
         if !repeated {
-            self.event(EventType::Warning, "ValidationCheckFailed", "ValidateDomain", text)
-                .await;
+            self.event(
+                EventType::Warning,
+                "ValidationCheckFailed",
+                "ValidateDomain",
+                text,
+            )
+            .await;
         }
         Action::requeue(wait)
     }
@@ -279,8 +315,13 @@ impl Run {
         if status::find(&self.status.conditions, DOMAIN_VALIDATION)
             .is_none_or(|c| c.reason != "InvalidSettings" || c.message != why)
         {
-            self.event(EventType::Warning, "InvalidSettings", "ValidateDomain", why.clone())
-                .await;
+            self.event(
+                EventType::Warning,
+                "InvalidSettings",
+                "ValidateDomain",
+                why.clone(),
+            )
+            .await;
         }
         self.condition(DOMAIN_VALIDATION, false, "InvalidSettings", why);
         // A missing Secret is not watched: look again now and then.
@@ -293,7 +334,12 @@ impl Run {
 
     /// The finalizer before anything is published, so a deletion withdraws it.
     async fn ensure_finalizer(&mut self) -> Result<()> {
-        if self.order.finalizers().iter().any(|f| f == crate::crd::FINALIZER) {
+        if self
+            .order
+            .finalizers()
+            .iter()
+            .any(|f| f == crate::crd::FINALIZER)
+        {
             return Ok(());
         }
         let mut finalizers = self.order.finalizers().to_vec();

@@ -266,6 +266,18 @@ impl Run {
                 order_end: decide::order_end(self.status.order_valid_till.as_deref()),
             },
         );
+        let expiries: Vec<_> = self
+            .status
+            .domain_validation
+            .iter()
+            .flat_map(|d| &d.domains)
+            .map(|d| (d.name.clone(), time(d.expires.as_deref())))
+            .collect();
+        self.ctx.metrics.domain_expiries(
+            &self.labels(),
+            &self.order.uid().unwrap_or_default(),
+            &expiries,
+        );
     }
 
     /// Takes in what the resource asks for now: a new spec generation or a renewal

@@ -7,7 +7,9 @@
 use super::*;
 use crate::controller::decide::SettingsFrom;
 use crate::controller::status::DOMAIN_VALIDATION;
-use crate::crd::dcv::{ChallengeStatus, DomainStatus, DomainValidationSpec, DomainValidationStatus};
+use crate::crd::dcv::{
+    ChallengeStatus, DomainStatus, DomainValidationSpec, DomainValidationStatus,
+};
 use crate::dcv::solver::Publisher;
 
 pub(super) const SCOPE_ORDER: &str = "Order";
@@ -15,7 +17,9 @@ pub(super) const SCOPE_DOMAIN: &str = "Domain";
 
 impl Run {
     pub(super) fn dcv_status(&mut self) -> &mut DomainValidationStatus {
-        self.status.domain_validation.get_or_insert_with(Default::default)
+        self.status
+            .domain_validation
+            .get_or_insert_with(Default::default)
     }
 
     /// The settings that apply to this order, if any.
@@ -71,7 +75,11 @@ impl Run {
         let order_id = self.spec().order_id;
         let validation = match client.order_validation(order_id).await {
             Ok(v) => v,
-            Err(e) => return Ok(Some(self.fail(&e, "reading the order's domain validation").await)),
+            Err(e) => {
+                return Ok(Some(
+                    self.fail(&e, "reading the order's domain validation").await,
+                ));
+            }
         };
         let domains = self.record_domains(&spec, &validation, None);
         let pending: Vec<DomainStatus> = domains
@@ -87,9 +95,15 @@ impl Run {
         }
         let method = decide::dcv_method(spec.method);
         let value = if validation.order_dcv_method.as_ref() != Some(&method) {
-            client.set_order_dcv_method(order_id, method).await.map(|v| v.map(|v| v.dcv_random_value))
+            client
+                .set_order_dcv_method(order_id, method)
+                .await
+                .map(|v| v.map(|v| v.dcv_random_value))
         } else {
-            client.order_random_value(order_id).await.map(|v| Some(v.dcv_random_value))
+            client
+                .order_random_value(order_id)
+                .await
+                .map(|v| Some(v.dcv_random_value))
         };
         let token = match value {
             Ok(Some(t)) => t,
@@ -98,13 +112,19 @@ impl Run {
                 self.condition(DOMAIN_VALIDATION, false, "CheckFailed", message);
                 return Ok(Some(Action::requeue(decide::check_wait(1))));
             }
-            Err(e) => return Ok(Some(self.fail(&e, "getting the order's DCV random value").await)),
+            Err(e) => {
+                return Ok(Some(
+                    self.fail(&e, "getting the order's DCV random value").await,
+                ));
+            }
         };
         let records = pending
             .iter()
             .map(|d| (d.name.clone(), d.id, token.clone()))
             .collect();
-        self.start_challenge(&spec, from, SCOPE_ORDER, records).await.map(Some)
+        self.start_challenge(&spec, from, SCOPE_ORDER, records)
+            .await
+            .map(Some)
     }
 
     /// Idle: look at the validations when due, and renew those that would lapse
@@ -134,7 +154,11 @@ impl Run {
         }
         let validation = match client.order_validation(self.spec().order_id).await {
             Ok(v) => v,
-            Err(e) => return Ok(Ok(self.fail(&e, "reading the order's domain validation").await)),
+            Err(e) => {
+                return Ok(Ok(self
+                    .fail(&e, "reading the order's domain validation")
+                    .await));
+            }
         };
         let domains = self.record_domains(&spec, &validation, planned);
         if let Some(action) = self.refuse_unsupported(&spec, &domains).await {
@@ -178,7 +202,8 @@ impl Run {
                 }
             }
         }
-        self.start_challenge(spec, from, SCOPE_DOMAIN, records).await
+        self.start_challenge(spec, from, SCOPE_DOMAIN, records)
+            .await
     }
 
     /// Records what DigiCert says of each domain in status and metrics.
@@ -212,8 +237,13 @@ impl Run {
         if status::find(&self.status.conditions, DOMAIN_VALIDATION)
             .is_none_or(|c| c.reason != "Unsupported")
         {
-            self.event(EventType::Warning, "Unsupported", "ValidateDomain", why.clone())
-                .await;
+            self.event(
+                EventType::Warning,
+                "Unsupported",
+                "ValidateDomain",
+                why.clone(),
+            )
+            .await;
         }
         self.condition(DOMAIN_VALIDATION, false, "Unsupported", why);
         Some(Action::await_change())
@@ -222,7 +252,10 @@ impl Run {
     fn validated_condition(&mut self, domains: &[DomainStatus]) {
         let earliest = domains.iter().filter_map(|d| d.expires.clone()).min();
         let message = match earliest {
-            Some(t) => format!("{} domain(s) validated; the first lapses at {t}", domains.len()),
+            Some(t) => format!(
+                "{} domain(s) validated; the first lapses at {t}",
+                domains.len()
+            ),
             None => format!("{} domain(s) validated", domains.len()),
         };
         self.condition(DOMAIN_VALIDATION, true, "Validated", message);
