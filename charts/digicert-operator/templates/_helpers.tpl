@@ -201,4 +201,8 @@ generated. Generated once per render: every template sees the same.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+# Domain validation records published through external-dns (owned by their order).
+- apiGroups: [externaldns.k8s.io]
+  resources: [dnsendpoints]
+  verbs: [get, create, patch, delete]
 {{- end -}}
