@@ -75,6 +75,8 @@ impl AuthoritativeDns {
 
     fn spawn(knotd: &Path, zones: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
+        // knotd does not create its database dir; without it updates fail (SERVFAIL).
+        std::fs::create_dir(dir.path().join("db")).expect("db dir");
         let port = free_port();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let secret = encode_base64(&rand::random::<[u8; 32]>());
