@@ -3,6 +3,10 @@
 
 mod support;
 
+use std::time::Duration;
+
+use digicert_operator::dcv::record::DnsRecord;
+use digicert_operator::dcv::rfc2136::{DnsError, Rfc2136, Tsig, Visibility};
 use support::dns::{APEX_SPF, AuthoritativeDns, encode_base64};
 
 #[test]
@@ -28,4 +32,164 @@ async fn knot_serves_the_test_zones() {
         ("dcv-test-key", "hmac-sha256")
     );
     assert_eq!(secret.len(), 44, "32 random bytes in base64");
+}
+
+/// The provider for `dns`, signing with its key.
+fn provider(dns: &AuthoritativeDns) -> Rfc2136 {
+    let (name, algorithm, secret) = dns.tsig();
+    let tsig = Tsig::from_base64(&name, &algorithm, &secret).expect("the server's key parses");
+    Rfc2136::new(dns.addr())
+        .with_tsig(tsig)
+        .with_timeout(Duration::from_secs(5))
+}
+
+#[tokio::test]
+async fn txt_and_cname_tokens_are_added_seen_and_removed_leaving_other_records() {
+    let dns = AuthoritativeDns::start_default().await;
+    let p = provider(&dns);
+    let txt = DnsRecord::txt_token("*.example.com", "txt-token-1");
+    let cname = DnsRecord::cname_token("shop.example.org", "cname-token-1");
+    for record in [&txt, &cname] {
+        assert!(matches!(
+            p.lookup(record).await.unwrap(),
+            Visibility::NotVisible { .. }
+        ));
+        p.add(record)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", dns.log()));
+        assert_eq!(
+            p.lookup(record).await.unwrap(),
+            Visibility::Visible,
+            "{record}"
+        );
+    }
+    assert_eq!(dns.txt("example.com").await, ["txt-token-1", APEX_SPF]);
+    assert_eq!(
+        dns.cname("_dnsauth.shop.example.org").await.as_deref(),
+        Some("cname-token-1.dcv.digicert.com")
+    );
+
+    // A second token joins the TXT set; a new CNAME replaces the old one.
+    let txt2 = DnsRecord::txt_token("example.com", "txt-token-2");
+    p.add(&txt2).await.unwrap();
+    assert_eq!(
+        dns.txt("example.com").await,
+        ["txt-token-1", "txt-token-2", APEX_SPF]
+    );
+    let cname2 = DnsRecord::cname_token("shop.example.org", "cname-token-2");
+    p.add(&cname2).await.unwrap();
+    let Visibility::NotVisible { saw } = p.lookup(&cname).await.unwrap() else {
+        panic!("the old CNAME is gone");
+    };
+    assert!(saw.contains("cname-token-2.dcv.digicert.com"), "{saw}");
+
+    for record in [&txt, &txt2, &cname2] {
+        p.remove(record).await.unwrap();
+        assert!(matches!(
+            p.lookup(record).await.unwrap(),
+            Visibility::NotVisible { .. }
+        ));
+    }
+    assert_eq!(dns.txt("example.com").await, [APEX_SPF]);
+    assert_eq!(dns.cname("_dnsauth.shop.example.org").await, None);
+    // Removing what is not there is no error (external state may have moved on).
+    p.remove(&txt).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_tsig_key_is_refused_clearly_and_nothing_changes() {
+    let dns = AuthoritativeDns::start_default().await;
+    let (name, algorithm, secret) = dns.tsig();
+    let record = DnsRecord::txt_token("example.com", "forged");
+
+    let wrong = Tsig::from_base64(&name, &algorithm, &encode_base64(&[7u8; 32])).unwrap();
+    let err = Rfc2136::new(dns.addr())
+        .with_tsig(wrong)
+        .add(&record)
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, DnsError::Refused { .. }), "{err:?}");
+    assert!(
+        text.contains("NOTAUTH") || text.contains("REFUSED"),
+        "{text}"
+    );
+    assert!(text.contains(&format!("TSIG key \"{name}\"")), "{text}");
+    assert!(!text.contains(&secret) && !format!("{err:?}").contains(&secret));
+
+    let unknown = Tsig::from_base64("other-key", &algorithm, &secret).unwrap();
+    let err = Rfc2136::new(dns.addr())
+        .with_tsig(unknown)
+        .add(&record)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DnsError::Refused { .. }), "{err:?}");
+
+    let err = Rfc2136::new(dns.addr()).add(&record).await.unwrap_err();
+    assert!(
+        err.to_string().contains("no TSIG key is configured"),
+        "{err}"
+    );
+
+    assert_eq!(dns.txt("example.com").await, [APEX_SPF]);
+}
+
+#[tokio::test]
+async fn the_zone_is_found_by_soa_and_foreign_names_are_a_clear_error() {
+    let dns = AuthoritativeDns::start_default().await;
+    let p = provider(&dns);
+    assert_eq!(p.zone_for("a.b.example.com").await.unwrap(), "example.com");
+    assert_eq!(p.zone_for("example.org.").await.unwrap(), "example.org");
+    assert_eq!(
+        p.zone_for("_dnsauth.www.example.org").await.unwrap(),
+        "example.org"
+    );
+
+    let err = p.zone_for("www.example.net").await.unwrap_err();
+    assert!(matches!(err, DnsError::NotAuthoritative { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains("www.example.net") && text.contains(&dns.addr().to_string()),
+        "{text}"
+    );
+    let err = p
+        .add(&DnsRecord::txt_token("example.net", "t"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, DnsError::NotAuthoritative { .. }), "{err:?}");
+
+    // A configured zone the name is not in; a configured zone the server does not serve.
+    let configured = provider(&dns).with_zone("example.org");
+    let err = configured
+        .add(&DnsRecord::txt_token("example.com", "t"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, DnsError::NotInConfiguredZone { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("zone example.org"), "{err}");
+    let foreign = provider(&dns).with_zone("example.net");
+    let err = foreign
+        .add(&DnsRecord::txt_token("example.net", "t"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("example.net"), "{err}");
+    assert!(!matches!(err, DnsError::Timeout { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_server_is_reported_as_such() {
+    // A port nothing listens on: bound and released.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let p = Rfc2136::new(port).with_timeout(Duration::from_secs(2));
+    let err = p.zone_for("example.com").await.unwrap_err();
+    assert!(
+        matches!(err, DnsError::Unreachable { .. } | DnsError::Timeout { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&port.to_string()), "{err}");
 }
