@@ -3,11 +3,16 @@
 
 mod support;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use digicert_operator::dcv::dnsendpoint::{DNSEndpoint, endpoint_for};
 use digicert_operator::dcv::record::DnsRecord;
 use digicert_operator::dcv::rfc2136::{DnsError, Rfc2136, Tsig, Visibility};
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use support::cluster::{TestCluster, repo_root};
 use support::dns::{APEX_SPF, AuthoritativeDns, encode_base64};
+use support::dns_bridge::DnsBridge;
 
 #[test]
 fn base64_of_the_harness_matches_the_standard_alphabet() {
@@ -192,4 +197,82 @@ async fn an_unreachable_server_is_reported_as_such() {
         "{err:?}"
     );
     assert!(err.to_string().contains(&port.to_string()), "{err}");
+}
+
+/// Applies external-dns's DNSEndpoint CRD (idempotent) and waits until it is served.
+fn install_dnsendpoint_crd(cluster: &TestCluster) {
+    let crd = repo_root().join("deploy/externaldns/dnsendpoint-crd.yaml");
+    let out = cluster.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()], None);
+    assert!(out.contains("dnsendpoints.externaldns.k8s.io"), "{out}");
+    cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/dnsendpoints.externaldns.k8s.io",
+            "--timeout=60s",
+        ],
+        None,
+    );
+}
+
+#[tokio::test]
+async fn dnsendpoints_are_accepted_and_bridged_to_the_authoritative_server() {
+    let cluster = TestCluster::new("dns-bridge").await;
+    install_dnsendpoint_crd(&cluster);
+    let dns = AuthoritativeDns::start_default().await;
+    let api: Api<DNSEndpoint> = cluster.api();
+    let ssa = PatchParams::apply("digicert-operator-test").force();
+    let labels = BTreeMap::from([("digicert-operator.dev/dcv".to_string(), "true".to_string())]);
+    let put = async |name: &str, record: &DnsRecord| {
+        let obj = endpoint_for(name, &cluster.namespace, record, labels.clone(), None);
+        api.patch(name, &ssa, &Patch::Apply(&obj))
+            .await
+            .unwrap_or_else(|e| panic!("DNSEndpoint {name}: {e}"))
+    };
+
+    let txt = DnsRecord::txt_token("*.example.com", "bridge-token-1");
+    let stored = put("dcv-txt", &txt).await;
+    assert_eq!(
+        stored.spec,
+        endpoint_for("x", "y", &txt, BTreeMap::new(), None).spec
+    );
+    let cname = DnsRecord::cname_token("example.org", "bridge-token-c");
+    put("dcv-cname", &cname).await;
+
+    let _bridge = DnsBridge::start(
+        cluster.client.clone(),
+        Some(&cluster.namespace),
+        provider(&dns),
+    );
+    let wait = Duration::from_secs(30);
+    dns.wait_until("the TXT token at knot", wait, async || {
+        dns.txt("example.com")
+            .await
+            .contains(&"bridge-token-1".to_string())
+    })
+    .await;
+    dns.wait_until("the CNAME token at knot", wait, async || {
+        dns.cname("_dnsauth.example.org").await.as_deref()
+            == Some("bridge-token-c.dcv.digicert.com")
+    })
+    .await;
+
+    // A new token replaces the old one; deleting the object removes its record.
+    put(
+        "dcv-txt",
+        &DnsRecord::txt_token("example.com", "bridge-token-2"),
+    )
+    .await;
+    dns.wait_until("the TXT token replaced", wait, async || {
+        dns.txt("example.com").await == ["bridge-token-2", APEX_SPF]
+    })
+    .await;
+    for name in ["dcv-txt", "dcv-cname"] {
+        api.delete(name, &DeleteParams::default()).await.unwrap();
+    }
+    dns.wait_until("the tokens removed", wait, async || {
+        dns.txt("example.com").await == [APEX_SPF]
+            && dns.cname("_dnsauth.example.org").await.is_none()
+    })
+    .await;
 }
