@@ -110,13 +110,14 @@ pub enum DnsError {
     InvalidTsig(String),
     #[error("invalid DNS name {name:?}: {detail}")]
     InvalidName { name: String, detail: String },
-    #[error("DNS server {server} refused to change {name} in zone {zone} ({rcode}): {hint}")]
+    /// The update was rejected: `reason` starts with the response code and says
+    /// what to check.
+    #[error("DNS server {server} refused to change {name} in zone {zone}: {reason}")]
     Refused {
         server: SocketAddr,
         zone: String,
         name: String,
-        rcode: String,
-        hint: String,
+        reason: String,
     },
     #[error("{name} is not in zone {zone} configured for DNS server {server}")]
     NotInConfiguredZone {
@@ -385,8 +386,7 @@ impl Rfc2136 {
             server: self.server,
             zone: zone.to_string(),
             name: record.fqdn(),
-            rcode: rcode_name(rcode),
-            hint,
+            reason: format!("{}: {hint}", rcode_name(rcode)),
         }
     }
 
@@ -435,7 +435,7 @@ pub async fn lookup_at(
         RecordData::Txt(text) => text.clone(),
         RecordData::Cname(target) => normalize(target),
     };
-    if seen.iter().any(|s| *s == wanted) {
+    if seen.contains(&wanted) {
         return Ok(Visibility::Visible);
     }
     let saw = if seen.is_empty() {
