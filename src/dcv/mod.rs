@@ -1,7 +1,10 @@
 //! Domain control validation: publishing DigiCert's random values where DigiCert
 //! looks for them (DNS records, files over HTTP) and taking them down again.
 
+pub mod dnsendpoint;
 pub mod http;
+pub mod record;
+pub mod rfc2136;
 pub mod solver;
 
 /// The first nameserver of /etc/resolv.conf, on port 53.

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod dns;
+pub mod dns_bridge;
 pub mod env;
 pub mod process;
 
