@@ -100,8 +100,6 @@ pub struct Rfc2136Spec {
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum TsigAlgorithm {
-    #[serde(rename = "hmac-sha224")]
-    HmacSha224,
     #[default]
     #[serde(rename = "hmac-sha256")]
     HmacSha256,
@@ -114,7 +112,6 @@ pub enum TsigAlgorithm {
 impl TsigAlgorithm {
     pub fn as_str(self) -> &'static str {
         match self {
-            TsigAlgorithm::HmacSha224 => "hmac-sha224",
             TsigAlgorithm::HmacSha256 => "hmac-sha256",
             TsigAlgorithm::HmacSha384 => "hmac-sha384",
             TsigAlgorithm::HmacSha512 => "hmac-sha512",
