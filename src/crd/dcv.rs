@@ -283,6 +283,9 @@ pub struct ChallengeRecord {
     pub location: String,
     /// The random value published there (public once in DNS or on the web).
     pub token: String,
+    /// Put there (a failed attempt is made again before looking).
+    #[serde(default)]
+    pub published: bool,
     /// Seen where DigiCert will look.
     #[serde(default)]
     pub visible: bool,

@@ -49,6 +49,7 @@ impl Run {
                     domain,
                     domain_id,
                     token,
+                    published: false,
                     visible: false,
                 })
                 .collect(),
@@ -57,14 +58,8 @@ impl Run {
         self.ensure_finalizer().await?;
         self.dcv_status().challenge = Some(challenge.clone());
         self.save().await?;
-        for r in &challenge.records {
-            if let Err(e) = publisher
-                .publish(&self.ctx.client, spec.method, &r.domain, &r.token)
-                .await
-            {
-                let message = format!("publishing {}: {e}", r.location);
-                return Ok(self.challenge_trouble("PublishFailed", message).await);
-            }
+        if let Some(action) = self.publish_missing(&publisher).await {
+            return Ok(action);
         }
         let places: Vec<&str> = challenge
             .records
@@ -105,6 +100,12 @@ impl Run {
             Ok(p) => p,
             Err(why) => return Ok(self.settings_unusable(why).await),
         };
+        if let Some(action) = self.publish_missing(&publisher).await {
+            return Ok(action);
+        }
+        let Some(challenge) = self.challenge().cloned() else {
+            return Ok(Action::requeue(Duration::ZERO));
+        };
         if let Some(action) = self.look_for_values(&publisher, &challenge).await? {
             return Ok(action);
         }
@@ -119,6 +120,26 @@ impl Run {
                 .await),
             Err(Checked::Failed(message)) => Ok(self.check_failed(message).await),
         }
+    }
+
+    /// Publishes what is not out yet (first time, or after a failure); `Some` is the
+    /// wait after a failure, said in status.
+    async fn publish_missing(&mut self, publisher: &Publisher) -> Option<Action> {
+        let method = self.challenge_method();
+        let records = self.challenge()?.records.clone();
+        for (i, r) in records.iter().enumerate().filter(|(_, r)| !r.published) {
+            if let Err(e) = publisher
+                .publish(&self.ctx.client, method, &r.domain, &r.token)
+                .await
+            {
+                let message = format!("publishing {}: {e}", r.location);
+                return Some(self.challenge_trouble("PublishFailed", message).await);
+            }
+            if let Some(c) = self.challenge_mut() {
+                c.records[i].published = true;
+            }
+        }
+        None
     }
 
     /// `Some`: not every value is visible yet (said in status; looked for again later).

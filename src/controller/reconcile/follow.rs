@@ -10,6 +10,13 @@ impl Run {
         pending: PendingKey,
         client: &certcentral::Client,
     ) -> Result<Action> {
+        // A validation under way goes on by itself: the order is read again once
+        // DigiCert has validated, not at every look for the published value.
+        if self.challenge().is_some()
+            && let Some((spec, from)) = self.dcv_settings().await?
+        {
+            return self.advance_challenge(&spec, from, client).await;
+        }
         let order_id = self.spec().order_id;
         let info = match client.order_info(order_id).await {
             Ok(i) => i,

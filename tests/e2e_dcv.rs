@@ -1,0 +1,481 @@
+//! Domain validation end to end, in 2029 with DigiCert's 10-day reuse period: the
+//! operator binary on the API server, the simulator over HTTPS checking domains for
+//! real against a Knot server (DNS) or the operator's own solver listener (HTTP).
+//! Nobody acts: a reissue whose domain validation lapsed is validated and issued.
+
+mod support;
+
+use std::time::Duration;
+
+use digicert_operator::certcentral::Operation;
+use digicert_operator::crd::DigicertOrder;
+use digicert_operator::dcv::rfc2136::{Rfc2136, Tsig};
+use digicert_operator::simulator::{DomainSeed, OrderSeed, SimulatorConfig};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::runtime::watcher;
+use serde_json::json;
+use support::dns::AuthoritativeDns;
+use support::dns_bridge::DnsBridge;
+use support::env::{OperatorEnv, condition};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const ORDER: u64 = 1001;
+const NAMES: &[&str] = &["example.com", "www.example.com"];
+const TSIG_SECRET: &str = "dcv-tsig";
+
+/// In 2029 DigiCert reuses a validation for 10 days.
+const NOW: OffsetDateTime = datetime!(2029-06-01 12:00 UTC);
+
+fn order_seed() -> OrderSeed {
+    let mut seed = support::order(ORDER);
+    seed.order_valid_till = Some(datetime!(2031-06-01 0:00 UTC).date());
+    seed
+}
+
+/// A simulator in 2029 that checks DNS at `dns` (and HTTP at `http`), with the
+/// order's domains validated `days_ago`.
+fn simulator(
+    dns: Option<std::net::SocketAddr>,
+    http: Option<std::net::SocketAddr>,
+    domains: &[(&str, &str, i64)],
+) -> SimulatorConfig {
+    let mut config = OperatorEnv::simulator_config(vec![order_seed()]);
+    config.clock_start = Some(NOW);
+    config.seed.domains = domains
+        .iter()
+        .map(|(name, method, days_ago)| {
+            serde_json::from_value::<DomainSeed>(json!({
+                "name": name,
+                "dcv_method": method,
+                "validated_at": (NOW - time::Duration::days(*days_ago))
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .unwrap(),
+            }))
+            .unwrap()
+        })
+        .collect();
+    config.dcv.dns_server = dns;
+    config.dcv.http_address = http;
+    config
+}
+
+/// The test's account with `domain_validation` as its settings.
+async fn account_with(env: &OperatorEnv, domain_validation: serde_json::Value) {
+    let selector = json!({"matchLabels": {"kubernetes.io/metadata.name": env.cluster.namespace}});
+    env.put_account(
+        &env.account_name(),
+        &env.sim.base_url(),
+        Some(env.sim.ca_pem()),
+        support::env::API_KEY_SECRET,
+        json!({"namespaceSelector": selector, "domainValidation": domain_validation}),
+    )
+    .await;
+}
+
+/// The TSIG secret of `dns` in a Secret of the test namespace (the operator's).
+async fn put_tsig(env: &OperatorEnv, dns: &AuthoritativeDns) {
+    let (_, _, secret) = dns.tsig();
+    let api: Api<Secret> = env.cluster.api();
+    let object = Secret {
+        metadata: ObjectMeta {
+            name: Some(TSIG_SECRET.into()),
+            ..Default::default()
+        },
+        string_data: Some([("secret".to_string(), secret)].into()),
+        ..Default::default()
+    };
+    api.create(&PostParams::default(), &object).await.unwrap();
+}
+
+fn rfc2136_settings(dns: &AuthoritativeDns, zone: Option<&str>) -> serde_json::Value {
+    let (name, algorithm, _) = dns.tsig();
+    let mut rfc = json!({
+        "nameserver": dns.addr().to_string(),
+        "tsigKeyName": name,
+        "tsigAlgorithm": algorithm,
+        "tsigSecretRef": {"name": TSIG_SECRET},
+    });
+    if let Some(zone) = zone {
+        rfc["zone"] = zone.into();
+    }
+    json!({"method": "dns-txt-token", "dns": {"rfc2136": rfc}})
+}
+
+fn calls(env: &OperatorEnv, op: Operation) -> u64 {
+    env.sim.simulator().calls().total(op)
+}
+
+fn dcv_condition(o: &DigicertOrder) -> (String, String, String) {
+    condition(o, "DomainValidation")
+        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+        .unwrap_or_default()
+}
+
+/// Ready with a certificate for the names, issued by DigiCert after the operator's
+/// validation, and nothing of the validation left behind.
+async fn issued_after_validation(env: &OperatorEnv, name: &str) -> DigicertOrder {
+    let o = env
+        .wait_condition(name, "Ready", "True", None, Duration::from_secs(90))
+        .await;
+    env.verify_secret_at_sim_time(&format!("{name}-tls"), NAMES).await;
+    env.wait_event(name, "DomainValidated", Duration::from_secs(10))
+        .await;
+    let o = env
+        .wait_for(name, "the validation to be taken down", Duration::from_secs(30), |o| {
+            o.status
+                .as_ref()
+                .and_then(|s| s.domain_validation.as_ref())
+                .is_some_and(|d| d.challenge.is_none())
+                && o.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty())
+        })
+        .await;
+    let _ = o;
+    // One look at the validation state, one random value, one check: no more.
+    assert_eq!(calls(env, Operation::CheckOrderDcv), 1, "{}", env.operator_logs());
+    assert_eq!(
+        calls(env, Operation::OrderRandomValue) + calls(env, Operation::OrderDcvMethod),
+        1
+    );
+    assert_eq!(calls(env, Operation::Reissue), 1);
+    env.orders().get(name).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rfc2136_validates_a_lapsed_domain_and_the_reissue_issues_with_no_person() {
+    let dns = AuthoritativeDns::start_default().await;
+    let config = simulator(Some(dns.addr()), None, &[("example.com", "dns-txt-token", 11)]);
+    let mut env = OperatorEnv::with_simulator("dcv-rfc2136", config).await;
+    put_tsig(&env, &dns).await;
+    account_with(&env, rfc2136_settings(&dns, None)).await;
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
+
+    // DigiCert holds the reissue; the operator publishes the order's value.
+    let o = env
+        .wait_condition("web", "DomainValidation", "False", Some("Validating"), Duration::from_secs(60))
+        .await;
+    assert!(dcv_condition(&o).2.contains("TXT example.com"), "{:?}", dcv_condition(&o));
+    let o = issued_after_validation(&env, "web").await;
+
+    let dcv = o.status.unwrap().domain_validation.unwrap();
+    assert_eq!(dcv.method.as_deref(), Some("dns-txt-token"));
+    // The record is gone; the zone's own TXT stays.
+    dns.wait_until("the token TXT to go", Duration::from_secs(10), async || {
+        dns.txt("example.com").await == vec![support::dns::APEX_SPF.to_string()]
+    })
+    .await;
+    // DigiCert's validation is current again: the next reissue does not wait.
+    env.cluster.kubectl_ok(
+        &["annotate", "dco", "web", "digicert-operator.dev/renew=1", "--overwrite"],
+        None,
+    );
+    env.wait_for("web", "revision 2", Duration::from_secs(60), |o| {
+        o.status.as_ref().is_some_and(|s| s.revision == 2)
+    })
+    .await;
+    assert_eq!(calls(&env, Operation::CheckOrderDcv), 1);
+    assert_eq!(calls(&env, Operation::OrderRandomValue), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn dnsendpoint_records_reach_dns_through_external_dns() {
+    let dns = AuthoritativeDns::start_default().await;
+    let config = simulator(Some(dns.addr()), None, &[("example.com", "dns-txt-token", 30)]);
+    let mut env = OperatorEnv::with_simulator("dcv-dnsendpoint", config).await;
+    env.cluster.kubectl_ok(
+        &["apply", "--server-side", "-f", "deploy/externaldns/dnsendpoint-crd.yaml"],
+        None,
+    );
+    // external-dns's part: DNSEndpoints of the namespace become records at Knot.
+    let (key, algorithm, secret) = dns.tsig();
+    let updater = Rfc2136::new(dns.addr()).with_tsig(Tsig::from_base64(&key, &algorithm, &secret).unwrap());
+    let _bridge = DnsBridge::start(env.cluster.client.clone(), Some(&env.cluster.namespace), updater);
+    let seen = record_dnsendpoints(&env);
+    env.operator_args = vec!["--dcv-dns-resolver".into(), dns.addr().to_string()];
+    env.start_operator();
+    // The order's own settings (the account has none).
+    env.apply(&OperatorEnv::order_yaml(
+        "web",
+        ORDER,
+        "  domainValidation:\n    method: dns-txt-token\n    dns:\n      dnsEndpoint:\n        labels: {dns: public}\n        ttl: 30\n",
+    ));
+    issued_after_validation(&env, "web").await;
+
+    let seen = seen.await_objects().await;
+    let endpoint = seen.first().expect("a DNSEndpoint was made");
+    assert_eq!(endpoint["metadata"]["labels"]["dns"], "public");
+    assert_eq!(endpoint["metadata"]["ownerReferences"][0]["kind"], "DigicertOrder");
+    assert_eq!(endpoint["spec"]["endpoints"][0]["dnsName"], "example.com");
+    assert_eq!(endpoint["spec"]["endpoints"][0]["recordType"], "TXT");
+    assert_eq!(endpoint["spec"]["endpoints"][0]["recordTTL"], 30);
+    let api: Api<digicert_operator::dcv::dnsendpoint::DNSEndpoint> = env.cluster.api();
+    assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
+    dns.wait_until("the token TXT to go", Duration::from_secs(10), async || {
+        dns.txt("example.com").await == vec![support::dns::APEX_SPF.to_string()]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_token_is_served_by_the_operator_and_routed_by_ingresses() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let solver: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = simulator(
+        None,
+        Some(solver),
+        &[("example.com", "dns-txt-token", 11), ("www.example.com", "dns-txt-token", 11)],
+    );
+    let mut env = OperatorEnv::with_simulator("dcv-http", config).await;
+    account_with(
+        &env,
+        json!({"method": "http-token", "http": {"ingress": {"className": "nginx"}}}),
+    )
+    .await;
+    let ingresses = record_ingresses(&env);
+    env.operator_args = vec![
+        "--dcv-http-listen".into(),
+        solver.to_string(),
+        "--dcv-http-service".into(),
+        "dcv-solver:80".into(),
+        "--dcv-http-configmap".into(),
+        "dcv-http".into(),
+    ];
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
+    issued_after_validation(&env, "web").await;
+
+    // An Ingress per name, for the exact file, to the solver Service; gone now.
+    let mut hosts: Vec<(String, String, String, i32)> = ingresses
+        .await_objects()
+        .await
+        .iter()
+        .map(|i| {
+            let rule = &i["spec"]["rules"][0];
+            let path = &rule["http"]["paths"][0];
+            assert_eq!(path["pathType"], "Exact");
+            assert_eq!(i["spec"]["ingressClassName"], "nginx");
+            (
+                rule["host"].as_str().unwrap().to_string(),
+                path["path"].as_str().unwrap().to_string(),
+                path["backend"]["service"]["name"].as_str().unwrap().to_string(),
+                path["backend"]["service"]["port"]["number"].as_i64().unwrap() as i32,
+            )
+        })
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    let file = "/.well-known/pki-validation/fileauth.txt";
+    assert_eq!(
+        hosts,
+        NAMES
+            .iter()
+            .map(|h| (h.to_string(), file.to_string(), "dcv-solver".to_string(), 80))
+            .collect::<Vec<_>>()
+    );
+    let api: Api<Ingress> = env.cluster.api();
+    assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
+    let cm: Api<ConfigMap> = env.cluster.api();
+    let values = cm.get("dcv-http").await.unwrap().data.unwrap_or_default();
+    assert!(values.is_empty(), "values still served: {values:?}");
+    // The solver no longer answers for the names.
+    let answer = reqwest::Client::new()
+        .get(format!("http://{solver}{file}"))
+        .header("Host", "example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_validation_that_cannot_succeed_says_why_without_hammering_digicert() {
+    let dns = AuthoritativeDns::start_default().await;
+    // DigiCert asks a second server, which never gets the record.
+    let elsewhere = AuthoritativeDns::start_default().await;
+    let config = simulator(Some(elsewhere.addr()), None, &[("example.com", "dns-txt-token", 11)]);
+    let mut env = OperatorEnv::with_simulator("dcv-failing", config).await;
+    put_tsig(&env, &dns).await;
+    // A zone the names are not in: nothing can be published.
+    account_with(&env, rfc2136_settings(&dns, Some("example.org"))).await;
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
+    let o = env
+        .wait_condition("web", "DomainValidation", "False", Some("PublishFailed"), Duration::from_secs(60))
+        .await;
+    let (_, _, message) = dcv_condition(&o);
+    assert!(message.contains("TXT example.com") && message.contains("example.org"), "{message}");
+    env.wait_event("web", "PublishFailed", Duration::from_secs(5)).await;
+    // Backing off, and never asking DigiCert to check what is not out.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(calls(&env, Operation::CheckOrderDcv), 0);
+    assert!(calls(&env, Operation::OrderRandomValue) <= 1);
+    assert!(calls(&env, Operation::OrderValidation) <= 1);
+
+    // The right zone: published and visible at the operator's server, but DigiCert
+    // looks elsewhere and says what it saw.
+    account_with(&env, rfc2136_settings(&dns, None)).await;
+    let o = env
+        .wait_condition("web", "DomainValidation", "False", Some("CheckFailed"), Duration::from_secs(90))
+        .await;
+    let (_, _, message) = dcv_condition(&o);
+    assert!(
+        message.contains("invalid_dns_txt") && message.contains("example.com"),
+        "{message}"
+    );
+    env.wait_event("web", "ValidationCheckFailed", Duration::from_secs(5))
+        .await;
+    let checks = calls(&env, Operation::CheckOrderDcv);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // The next check waits 30 s (doubling): none in these 10 s.
+    assert_eq!(calls(&env, Operation::CheckOrderDcv), checks, "{}", env.operator_logs());
+    let status = env.orders().get("web").await.unwrap().status.unwrap();
+    let challenge = status.domain_validation.unwrap().challenge.unwrap();
+    assert!(challenge.records.iter().all(|r| r.visible));
+    assert!(challenge.next_check.is_some());
+    assert_eq!(status.certificate, None);
+
+    // Deleting the resource takes the record down.
+    env.orders()
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    dns.wait_until("the token TXT to go", Duration::from_secs(30), async || {
+        dns.txt("example.com").await == vec![support::dns::APEX_SPF.to_string()]
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_that_never_shows_is_reported_and_digicert_is_not_asked() {
+    let dns = AuthoritativeDns::start_default().await;
+    let config = simulator(Some(dns.addr()), None, &[("example.com", "dns-txt-token", 11)]);
+    let mut env = OperatorEnv::with_simulator("dcv-not-visible", config).await;
+    env.cluster.kubectl_ok(
+        &["apply", "--server-side", "-f", "deploy/externaldns/dnsendpoint-crd.yaml"],
+        None,
+    );
+    // No external-dns: the DNSEndpoint is made but no record ever appears.
+    account_with(&env, json!({"method": "dns-txt-token", "dns": {"dnsEndpoint": {}}})).await;
+    env.operator_args = vec!["--dcv-dns-resolver".into(), dns.addr().to_string()];
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
+    let o = env
+        .wait_condition("web", "DomainValidation", "False", Some("RecordNotVisible"), Duration::from_secs(60))
+        .await;
+    let (_, _, message) = dcv_condition(&o);
+    assert!(
+        message.contains("TXT example.com") && message.contains(&dns.addr().to_string()),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(calls(&env, Operation::CheckOrderDcv), 0);
+    let o = env.orders().get("web").await.unwrap();
+    let looks = o.status.unwrap().domain_validation.unwrap().challenge.unwrap().looks;
+    // 2 s, then 5 s doubling: a handful of looks, not a loop.
+    assert!((1..=4).contains(&looks), "{looks} looks");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_validation_about_to_lapse_is_renewed_ahead_so_the_reissue_never_waits() {
+    let dns = AuthoritativeDns::start_default().await;
+    let mut config = simulator(Some(dns.addr()), None, &[("example.com", "dns-txt-token", 9)]);
+    // Three-day certificates: the renewal is two days away, after the validation
+    // lapses (in one day).
+    config.seed.orders[0].certificate_validity_seconds = Some(3 * 86400);
+    let mut env = OperatorEnv::with_simulator("dcv-ahead", config).await;
+    put_tsig(&env, &dns).await;
+    account_with(&env, rfc2136_settings(&dns, None)).await;
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
+    env.wait_ready("web").await;
+    // The domain is validated again with its own value, before any reissue waits.
+    let o = env
+        .wait_for("web", "the validation renewed", Duration::from_secs(60), |o| {
+            let domains = o
+                .status
+                .as_ref()
+                .and_then(|s| s.domain_validation.as_ref())
+                .map(|d| d.domains.clone())
+                .unwrap_or_default();
+            domains.iter().any(|d| {
+                d.name == "example.com"
+                    && d.state == "Validated"
+                    && d.expires.as_deref() > Some("2029-06-11")
+            })
+        })
+        .await;
+    assert_eq!(dcv_condition(&o).0, "True");
+    assert_eq!(calls(&env, Operation::SubmitDomainValidation), 1);
+    assert_eq!(calls(&env, Operation::CheckDomainDcv), 1);
+    assert_eq!(calls(&env, Operation::OrderRandomValue), 0);
+    // The metric shows the new expiry.
+    let metrics = reqwest::get(format!("{}/metrics", env.http_base()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("digicert_operator_domain_validation_expiry_seconds{")
+            && metrics.contains(r#"domain="example.com""#),
+        "{metrics}"
+    );
+    // The planned renewal, two days on: issued at once, no validation needed.
+    env.sim.simulator().advance_clock(time::Duration::hours(47));
+    env.cluster.kubectl_ok(
+        &["annotate", "dco", "web", "digicert-operator.dev/renew=1", "--overwrite"],
+        None,
+    );
+    env.wait_for("web", "revision 2", Duration::from_secs(60), |o| {
+        o.status.as_ref().is_some_and(|s| s.revision == 2)
+    })
+    .await;
+    assert_eq!(calls(&env, Operation::OrderRandomValue), 0);
+    assert_eq!(calls(&env, Operation::CheckOrderDcv), 0);
+}
+
+/// Objects of one kind seen in the namespace while the test runs.
+struct Seen {
+    task: tokio::task::JoinHandle<()>,
+    objects: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Seen {
+    async fn await_objects(self) -> Vec<serde_json::Value> {
+        self.task.abort();
+        self.objects.lock().unwrap().clone()
+    }
+}
+
+fn record_watch<K>(api: Api<K>) -> Seen
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize + Send + 'static,
+{
+    let objects = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let out = objects.clone();
+    let task = tokio::spawn(async move {
+        let mut events = watcher(api, watcher::Config::default()).boxed();
+        while let Some(event) = events.next().await {
+            if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = event {
+                out.lock().unwrap().push(serde_json::to_value(&o).unwrap());
+            }
+        }
+    });
+    Seen { task, objects }
+}
+
+fn record_ingresses(env: &OperatorEnv) -> Seen {
+    record_watch::<Ingress>(env.cluster.api())
+}
+
+fn record_dnsendpoints(env: &OperatorEnv) -> Seen {
+    record_watch::<digicert_operator::dcv::dnsendpoint::DNSEndpoint>(env.cluster.api())
+}
