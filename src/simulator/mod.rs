@@ -8,9 +8,12 @@
 pub mod admin;
 mod api;
 pub mod ca;
+pub mod dcv;
 pub mod faults;
+mod poller;
 mod server;
 pub mod state;
+pub mod va;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -25,7 +28,9 @@ use crate::certcentral::{Operation, Window};
 use ca::{CaMaterial, TestCa};
 use faults::{FaultRule, FaultSpec, Faults};
 use state::{ApiError, Rules, State};
+pub use dcv::{DomainPatch, DomainSeed, ReuseStep};
 pub use state::{ApiKeyConfig, OrderPatch, OrderSeed};
+pub use va::VaConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
@@ -68,6 +73,12 @@ pub struct SeedFile {
     /// Replaces the documented limits; an empty list turns limiting off.
     #[serde(default)]
     pub rate_limits: Option<Vec<RateLimitSpec>>,
+    /// Domains of the account. Order names no domain covers get one at seeding.
+    #[serde(default)]
+    pub domains: Vec<DomainSeed>,
+    /// Replaces the reuse-period schedule (`[{from: 2026-02-24, days: 199}, ...]`).
+    #[serde(default)]
+    pub reuse_schedule: Option<Vec<ReuseStep>>,
 }
 
 impl SeedFile {
@@ -101,6 +112,12 @@ pub struct SimulatorConfig {
     pub fault_seed: u64,
     /// Values of the update-order-status call that cancel.
     pub cancel_values: Vec<String>,
+    /// Sets the simulator's clock to this time at start (it runs on from there).
+    pub clock_start: Option<OffsetDateTime>,
+    /// The reuse-period schedule, unless the seed file gives one.
+    pub reuse_schedule: Vec<ReuseStep>,
+    /// How domain control is checked (DNS resolver, HTTP address, polling).
+    pub dcv: VaConfig,
 }
 
 impl Default for SimulatorConfig {
@@ -115,6 +132,9 @@ impl Default for SimulatorConfig {
             admin_token: None,
             fault_seed: 0,
             cancel_values: Rules::default().cancel_values,
+            clock_start: None,
+            reuse_schedule: dcv::default_reuse_schedule(),
+            dcv: VaConfig::default(),
         }
     }
 }
@@ -207,6 +227,7 @@ struct Inner {
 pub struct Simulator {
     ca: TestCa,
     rules: Rules,
+    va: VaConfig,
     admin_token: Option<String>,
     state_file: Option<PathBuf>,
     inner: Mutex<Inner>,
@@ -240,7 +261,26 @@ impl Simulator {
             Some(p) => (TestCa::from_material(p.ca)?, p.state),
             None => (TestCa::generate(OffsetDateTime::now_utc())?, State::new()),
         };
+        if let Some(start) = config.clock_start {
+            state.clock_offset_seconds = (start - OffsetDateTime::now_utc()).whole_seconds();
+        }
+        state.dcv = state::DcvSettings {
+            reuse_schedule: config
+                .seed
+                .reuse_schedule
+                .clone()
+                .unwrap_or_else(|| config.reuse_schedule.clone()),
+            poll_speedup: config.dcv.poll_speedup.max(1),
+        };
         let now = clock(&state);
+        for seed in &config.seed.domains {
+            if state.domain_by_name(&seed.name).is_some() {
+                continue;
+            }
+            state
+                .seed_domain(seed, now)
+                .map_err(|e| SimulatorError::Config(format!("domain {}: {}", seed.name, e.message)))?;
+        }
         for seed in &config.seed.orders {
             if !state.orders.contains_key(&seed.id) {
                 state.seed_order(seed.clone(), &ca, now).map_err(|e| {
@@ -257,6 +297,7 @@ impl Simulator {
             rules: Rules {
                 cancel_values: config.cancel_values.clone(),
             },
+            va: config.dcv.clone(),
             admin_token: config.admin_token.clone(),
             state_file: config.state_file.clone(),
             inner: Mutex::new(Inner {
@@ -289,6 +330,15 @@ impl Simulator {
     /// The simulator's clock: real time plus the offset set through the admin API.
     pub fn now(&self) -> OffsetDateTime {
         clock(&self.lock().state)
+    }
+
+    /// Sets the clock to `at` (either direction), then applies what is due.
+    pub fn set_clock(&self, at: OffsetDateTime) -> OffsetDateTime {
+        let mut inner = self.lock();
+        inner.state.clock_offset_seconds = (at - OffsetDateTime::now_utc()).whole_seconds();
+        let now = clock(&inner.state);
+        inner.state.settle(&self.ca, now);
+        now
     }
 
     pub fn advance_clock(&self, by: time::Duration) -> OffsetDateTime {
@@ -340,9 +390,36 @@ impl Simulator {
     pub fn patch_order(&self, id: u64, patch: OrderPatch) -> Result<(), ApiError> {
         let mut inner = self.lock();
         let now = clock(&inner.state);
-        inner.state.patch_order(id, patch)?;
+        inner.state.patch_order(id, patch, now)?;
         inner.state.settle(&self.ca, now);
         Ok(())
+    }
+
+    /// Adds a domain or changes an existing one (by name).
+    pub fn seed_domain(&self, seed: &DomainSeed) -> Result<u64, ApiError> {
+        let mut inner = self.lock();
+        let now = clock(&inner.state);
+        let id = inner.state.seed_domain(seed, now)?;
+        inner.state.settle(&self.ca, now);
+        Ok(id)
+    }
+
+    pub fn patch_domain(&self, name: &str, patch: &DomainPatch) -> Result<u64, ApiError> {
+        let mut inner = self.lock();
+        let now = clock(&inner.state);
+        let id = inner
+            .state
+            .domain_by_name(name)
+            .map(|d| d.id)
+            .ok_or_else(|| ApiError::new(404, "not_found|domain", format!("Domain {name} not found.")))?;
+        inner.state.patch_domain(id, patch, now)?;
+        inner.state.settle(&self.ca, now);
+        Ok(id)
+    }
+
+    /// The domain store, with approval times and what each is pending.
+    pub fn domains(&self) -> Vec<dcv::Domain> {
+        self.lock().state.domains.values().cloned().collect()
     }
 
     /// The full record of an order, with all its certificates and requests.
@@ -387,6 +464,7 @@ pub struct RunningSimulator {
     simulator: Arc<Simulator>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    poller: tokio::task::JoinHandle<()>,
 }
 
 impl RunningSimulator {
@@ -411,6 +489,7 @@ impl RunningSimulator {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let _ = self.poller.await;
     }
 }
 
@@ -432,6 +511,7 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
     let tls = server::tls_config(&simulator, &config, addr)?;
     let app = api::router(simulator.clone()).merge(admin::router(simulator.clone()));
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(poller::run(simulator.clone(), stopped.clone()));
     let task = tokio::spawn(server::serve(listener, tls, app, stopped));
     tracing::info!(%addr, "CertCentral simulator listening");
     Ok(RunningSimulator {
@@ -439,6 +519,7 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
         simulator,
         shutdown,
         task,
+        poller,
     })
 }
 
