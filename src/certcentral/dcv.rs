@@ -132,6 +132,16 @@ pub struct CheckedName {
 pub struct DomainList {
     #[serde(default)]
     pub domains: Vec<DomainInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<Page>,
+}
+
+/// Paging of a list answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
 }
 
 /// `GET /domain/{domain_id}` (with `include_dcv=true`), and one entry of `GET /domain`.

@@ -10,6 +10,7 @@ mod api;
 pub mod ca;
 pub mod dcv;
 pub mod faults;
+mod dcv_api;
 mod poller;
 mod server;
 pub mod state;

@@ -333,7 +333,7 @@ impl Default for Rules {
     }
 }
 
-fn date_time(t: OffsetDateTime) -> String {
+pub(super) fn date_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
