@@ -32,6 +32,11 @@ elif ! $existing; then
   exit 1
 fi
 
+step "Knot DNS (authoritative server of the DNS tests)"
+knot_dir=$(hack/dns/install.sh | tail -n 1)
+export DIGICERT_TEST_KNOTD=$knot_dir/knotd
+"$DIGICERT_TEST_KNOTD" --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -5,6 +5,7 @@ pub mod certcentral;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod dcv;
 pub mod error;
 pub mod health;
 pub mod keys;

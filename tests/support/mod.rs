@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod dns;
 pub mod env;
 pub mod process;
 
