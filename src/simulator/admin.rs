@@ -462,8 +462,12 @@ impl AdminClient {
 
     pub async fn patch_domain(&self, name: &str, patch: &DomainPatch) -> Result<Value, AdminError> {
         let body = serde_json::to_value(patch).expect("patch serialises");
-        self.send(reqwest::Method::PATCH, &format!("/domains/{name}"), Some(body))
-            .await
+        self.send(
+            reqwest::Method::PATCH,
+            &format!("/domains/{name}"),
+            Some(body),
+        )
+        .await
     }
 
     pub async fn calls(&self) -> Result<CallCounts, AdminError> {

@@ -418,7 +418,11 @@ fn answer_orders(
             state.update_request_status(*id, &req, caller, ca, now)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-        _ => Err(ApiError::new(500, "internal_error", "call not routed to a handler")),
+        _ => Err(ApiError::new(
+            500,
+            "internal_error",
+            "call not routed to a handler",
+        )),
     }
 }
 
@@ -461,7 +465,11 @@ fn answer_dcv(
             ok(&state.set_domain_method(*id, req.dcv_method, now)?)
         }
         Call::DomainToken(id) => ok(&state.new_domain_token(*id, now)?),
-        _ => Err(ApiError::new(500, "internal_error", "call not routed to a handler")),
+        _ => Err(ApiError::new(
+            500,
+            "internal_error",
+            "call not routed to a handler",
+        )),
     }
 }
 
@@ -514,7 +522,12 @@ async fn check_domain_dcv(sim: &Simulator, id: u64) -> Result<Response, ApiError
     }
     inner.state.approve_domain(id, now);
     inner.state.settle(&sim.ca, now);
-    let token = inner.state.domain(id)?.token.as_ref().map(|t| t.value.clone());
+    let token = inner
+        .state
+        .domain(id)?
+        .token
+        .as_ref()
+        .map(|t| t.value.clone());
     Ok(json_response(
         StatusCode::OK,
         &ValidateToken {

@@ -60,7 +60,11 @@ pub fn is_current(
 /// DigiCert's own re-checks after a validation starts: every minute for 15 min, every
 /// 5 min until 1 h, every 15 min until 1 day, hourly until 10 days, then none.
 /// `speedup` compresses the whole timeline. The next check strictly after `now`.
-pub fn next_poll(started: OffsetDateTime, now: OffsetDateTime, speedup: u32) -> Option<OffsetDateTime> {
+pub fn next_poll(
+    started: OffsetDateTime,
+    now: OffsetDateTime,
+    speedup: u32,
+) -> Option<OffsetDateTime> {
     let speedup = i64::from(speedup.max(1));
     let elapsed = ((now - started).whole_seconds().max(0)).saturating_mul(speedup);
     let phases: [(i64, i64); 4] = [
@@ -172,6 +176,10 @@ pub struct Domain {
     /// The latest completed validation; `None`: never validated (or lapsed on purpose).
     #[serde(with = "time::serde::rfc3339::option")]
     pub dcv_approval: Option<OffsetDateTime>,
+    /// The method that approval was made with: it decides what the approval covers,
+    /// even after the domain switched method for its next validation.
+    #[serde(default)]
+    pub approved_with: Option<DcvMethod>,
     /// A validation was started and has not completed. The old approval still counts.
     pub pending_validation: bool,
     /// When DigiCert's own checks started, and the next one.
@@ -193,6 +201,7 @@ impl Domain {
             date_created: now,
             token: None,
             dcv_approval: None,
+            approved_with: None,
             pending_validation: false,
             poll_started: None,
             next_poll: None,
@@ -208,6 +217,18 @@ impl Domain {
         self.token.get_or_insert_with(|| RandomValue::new(now))
     }
 
+    /// Sets (or clears) the latest completed validation, made with the current method.
+    pub fn set_approval(&mut self, at: Option<OffsetDateTime>) {
+        self.dcv_approval = at;
+        self.approved_with = at.map(|_| self.dcv_method.clone());
+    }
+
+    /// What the current approval covers.
+    pub fn approval_covers(&self, name: &str) -> bool {
+        let method = self.approved_with.as_ref().unwrap_or(&self.dcv_method);
+        self.dcv_approval.is_some() && covers(&self.name, method, name)
+    }
+
     /// Marks a validation under way and (re)starts DigiCert's checks.
     pub fn start_polling(&mut self, now: OffsetDateTime, speedup: u32) {
         self.pending_validation = true;
@@ -216,7 +237,7 @@ impl Domain {
     }
 
     pub fn approve(&mut self, now: OffsetDateTime) {
-        self.dcv_approval = Some(now);
+        self.set_approval(Some(now));
         self.pending_validation = false;
         self.poll_started = None;
         self.next_poll = None;
@@ -313,7 +334,9 @@ impl State {
     }
 
     pub(super) fn domain_mut(&mut self, id: u64) -> ApiResult<&mut Domain> {
-        self.domains.get_mut(&id).ok_or_else(|| domain_not_found(id))
+        self.domains
+            .get_mut(&id)
+            .ok_or_else(|| domain_not_found(id))
     }
 
     fn add_domain(&mut self, name: &str, method: DcvMethod, now: OffsetDateTime) -> u64 {
@@ -329,17 +352,22 @@ impl State {
         names.iter().all(|n| {
             self.domains
                 .values()
-                .any(|d| covers(&d.name, &d.dcv_method, n) && self.domain_current(d, now))
+                .any(|d| d.approval_covers(n) && self.domain_current(d, now))
         })
     }
 
     /// The domain that validates `name`: a covering domain that is current, else the
     /// most specific one that would cover it with `method`, else a new one.
-    pub fn responsible_domain(&mut self, name: &str, method: &DcvMethod, now: OffsetDateTime) -> u64 {
+    pub fn responsible_domain(
+        &mut self,
+        name: &str,
+        method: &DcvMethod,
+        now: OffsetDateTime,
+    ) -> u64 {
         let current = self
             .domains
             .values()
-            .filter(|d| covers(&d.name, &d.dcv_method, name) && self.domain_current(d, now))
+            .filter(|d| d.approval_covers(name) && self.domain_current(d, now))
             .max_by_key(|d| d.name.len());
         if let Some(d) = current {
             return d.id;
@@ -358,7 +386,12 @@ impl State {
 
     /// Seeds the domains an order's names need: those not covered yet get a domain,
     /// validated now unless `validated` is false (then the covering ones lose theirs).
-    pub(super) fn seed_order_domains(&mut self, names: &[String], validated: bool, now: OffsetDateTime) {
+    pub(super) fn seed_order_domains(
+        &mut self,
+        names: &[String],
+        validated: bool,
+        now: OffsetDateTime,
+    ) {
         for name in names {
             let covering: Vec<u64> = self
                 .domains
@@ -374,7 +407,7 @@ impl State {
             } else if !validated {
                 for id in covering {
                     if let Some(d) = self.domains.get_mut(&id) {
-                        d.dcv_approval = None;
+                        d.set_approval(None);
                     }
                 }
             }
@@ -398,22 +431,23 @@ impl State {
         if let Some(m) = &seed.dcv_method {
             d.dcv_method = m.clone();
         }
-        d.dcv_approval = if seed.validated {
-            Some(seed.validated_at.unwrap_or(now))
-        } else {
-            None
-        };
+        d.set_approval(seed.validated.then(|| seed.validated_at.unwrap_or(now)));
         Ok(id)
     }
 
-    pub fn patch_domain(&mut self, id: u64, patch: &DomainPatch, now: OffsetDateTime) -> ApiResult<()> {
+    pub fn patch_domain(
+        &mut self,
+        id: u64,
+        patch: &DomainPatch,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
         let d = self.domain_mut(id)?;
         if let Some(m) = &patch.dcv_method {
             d.dcv_method = m.clone();
         }
         match (patch.validated, patch.validated_at) {
-            (Some(false), _) => d.dcv_approval = None,
-            (_, Some(at)) => d.dcv_approval = Some(at),
+            (Some(false), _) => d.set_approval(None),
+            (_, Some(at)) => d.set_approval(Some(at)),
             (Some(true), None) => d.approve(now),
             (None, None) => {}
         }
@@ -422,7 +456,12 @@ impl State {
 
     /// `validation_current` of the admin patch: false lapses the domains covering the
     /// order's names; true approves them now.
-    pub(super) fn set_order_validation(&mut self, id: u64, current: bool, now: OffsetDateTime) -> ApiResult<()> {
+    pub(super) fn set_order_validation(
+        &mut self,
+        id: u64,
+        current: bool,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
         let order = self.order(id)?;
         let method = order.method();
         let names = self.dcv_names(order);
@@ -448,7 +487,11 @@ impl State {
     }
 
     /// The order's names grouped by the domain that validates them.
-    pub(super) fn order_domains(&mut self, order_id: u64, now: OffsetDateTime) -> ApiResult<Vec<(u64, Vec<String>)>> {
+    pub(super) fn order_domains(
+        &mut self,
+        order_id: u64,
+        now: OffsetDateTime,
+    ) -> ApiResult<Vec<(u64, Vec<String>)>> {
         let order = self.order(order_id)?;
         let method = order.method();
         let names = self.dcv_names(order);
@@ -472,7 +515,10 @@ impl State {
         let speedup = self.dcv.poll_speedup;
         let mut changed = false;
         for (id, _) in groups {
-            let current = self.domains.get(&id).is_some_and(|d| self.domain_current(d, now));
+            let current = self
+                .domains
+                .get(&id)
+                .is_some_and(|d| self.domain_current(d, now));
             if let Some(d) = self.domains.get_mut(&id)
                 && !current
                 && !d.pending_validation
@@ -490,9 +536,17 @@ impl State {
         let Some(d) = self.domains.get(&id) else {
             return Vec::new();
         };
-        let mut tokens: Vec<String> = d.token.iter().filter(|t| t.valid_at(now)).map(|t| t.value.clone()).collect();
+        let mut tokens: Vec<String> = d
+            .token
+            .iter()
+            .filter(|t| t.valid_at(now))
+            .map(|t| t.value.clone())
+            .collect();
         for order in self.orders.values() {
-            let covered = self.dcv_names(order).iter().any(|n| covers(&d.name, &DcvMethod::DnsTxtToken, n));
+            let covered = self
+                .dcv_names(order)
+                .iter()
+                .any(|n| covers(&d.name, &DcvMethod::DnsTxtToken, n));
             if let Some(v) = order.dcv_random_value.as_ref().filter(|v| v.valid_at(now))
                 && covered
                 && !tokens.contains(&v.value)
@@ -503,7 +557,12 @@ impl State {
         tokens
     }
 
-    pub(super) fn check_target(&self, id: u64, dns_names: Vec<String>, now: OffsetDateTime) -> ApiResult<CheckTarget> {
+    pub(super) fn check_target(
+        &self,
+        id: u64,
+        dns_names: Vec<String>,
+        now: OffsetDateTime,
+    ) -> ApiResult<CheckTarget> {
         let d = self.domain(id)?;
         Ok(CheckTarget {
             domain_id: id,
@@ -518,7 +577,11 @@ impl State {
     pub fn due_polls(&self, now: OffsetDateTime) -> Vec<CheckTarget> {
         self.domains
             .values()
-            .filter(|d| d.pending_validation && d.dcv_method.is_token() && d.next_poll.is_some_and(|t| t <= now))
+            .filter(|d| {
+                d.pending_validation
+                    && d.dcv_method.is_token()
+                    && d.next_poll.is_some_and(|t| t <= now)
+            })
             .filter_map(|d| self.check_target(d.id, Vec::new(), now).ok())
             .collect()
     }
@@ -608,7 +671,11 @@ mod tests {
             (Duration::days(30), None),
         ];
         for (elapsed, want) in cases {
-            assert_eq!(next_poll(t0, t0 + elapsed, 1), want.map(|d| t0 + d), "{elapsed}");
+            assert_eq!(
+                next_poll(t0, t0 + elapsed, 1),
+                want.map(|d| t0 + d),
+                "{elapsed}"
+            );
         }
         // Compressed 60 times: the first check after 1 s, the end after 4 h.
         assert_eq!(next_poll(t0, t0, 60), Some(t0 + Duration::seconds(1)));
@@ -633,7 +700,11 @@ mod tests {
             ("example.com", &http, "*.example.com", false),
         ];
         for (domain, method, name, want) in cases {
-            assert_eq!(covers(domain, method, name), want, "{domain} {method} {name}");
+            assert_eq!(
+                covers(domain, method, name),
+                want,
+                "{domain} {method} {name}"
+            );
         }
     }
 
@@ -652,6 +723,9 @@ mod tests {
         );
         let t = random_token();
         assert_eq!(t.len(), 32);
-        assert!(t.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+        assert!(
+            t.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        );
     }
 }

@@ -60,7 +60,9 @@ impl DomainQuery {
 fn invalid_method(method: &DcvMethod) -> ApiError {
     ApiError::bad_request(
         "invalid_dcv_method",
-        format!("{method} is not a DCV method this call accepts (email, dns-txt-token, dns-cname-token, http-token)."),
+        format!(
+            "{method} is not a DCV method this call accepts (email, dns-txt-token, dns-cname-token, http-token)."
+        ),
     )
 }
 
@@ -112,13 +114,19 @@ impl State {
         if method == DcvMethod::HttpToken && names.iter().all(|n| n.starts_with("*.")) {
             return Err(ApiError::bad_request(
                 "invalid_wildcard_dcv_method",
-                format!("Order {id} names only wildcards ({}); http-token cannot validate them.", names.join(", ")),
+                format!(
+                    "Order {id} names only wildcards ({}); http-token cannot validate them.",
+                    names.join(", ")
+                ),
             ));
         }
         self.order_mut(id)?.dcv_method = Some(method.clone());
         let speedup = self.dcv.poll_speedup;
         for (domain_id, _) in self.order_domains(id, now)? {
-            let current = self.domains.get(&domain_id).is_some_and(|d| self.domain_current(d, now));
+            let current = self
+                .domains
+                .get(&domain_id)
+                .is_some_and(|d| self.domain_current(d, now));
             if let Some(d) = self.domains.get_mut(&domain_id)
                 && (!current || d.pending_validation)
             {
@@ -133,12 +141,23 @@ impl State {
     }
 
     /// `PUT .../dcv-random-value`: the order value, made anew once expired.
-    pub fn order_random_value(&mut self, id: u64, now: OffsetDateTime) -> ApiResult<OrderRandomValue> {
+    pub fn order_random_value(
+        &mut self,
+        id: u64,
+        now: OffsetDateTime,
+    ) -> ApiResult<OrderRandomValue> {
         let order = self.order_mut(id)?;
-        if !order.dcv_random_value.as_ref().is_some_and(|v| v.valid_at(now)) {
+        if !order
+            .dcv_random_value
+            .as_ref()
+            .is_some_and(|v| v.valid_at(now))
+        {
             order.dcv_random_value = Some(dcv::RandomValue::new(now));
         }
-        let v = order.dcv_random_value.as_ref().ok_or_else(|| ApiError::new(500, "internal_error", "no random value"))?;
+        let v = order
+            .dcv_random_value
+            .as_ref()
+            .ok_or_else(|| ApiError::new(500, "internal_error", "no random value"))?;
         Ok(OrderRandomValue {
             dcv_random_value: v.value.clone(),
             expiration_date: Some(date_time(v.expires)),
@@ -147,12 +166,18 @@ impl State {
 
     /// The domains `check-dcv` looks at: those of the order not current or with a
     /// validation under way, checked with the order's method.
-    pub fn order_check_targets(&mut self, id: u64, now: OffsetDateTime) -> ApiResult<(DcvMethod, Vec<CheckTarget>)> {
+    pub fn order_check_targets(
+        &mut self,
+        id: u64,
+        now: OffsetDateTime,
+    ) -> ApiResult<(DcvMethod, Vec<CheckTarget>)> {
         let method = self.order(id)?.method();
         if !method.is_token() {
             return Err(ApiError::bad_request(
                 "invalid_dcv_method",
-                format!("Order {id} uses {method}; check-dcv works for dns-txt-token, dns-cname-token and http-token."),
+                format!(
+                    "Order {id} uses {method}; check-dcv works for dns-txt-token, dns-cname-token and http-token."
+                ),
             ));
         }
         let mut targets = Vec::new();
@@ -171,7 +196,12 @@ impl State {
     }
 
     /// The 200 answer of `check-dcv`, after the state settled.
-    pub fn check_answer(&self, id: u64, method: &DcvMethod, now: OffsetDateTime) -> ApiResult<CheckDcv> {
+    pub fn check_answer(
+        &self,
+        id: u64,
+        method: &DcvMethod,
+        now: OffsetDateTime,
+    ) -> ApiResult<CheckDcv> {
         let order = self.order(id)?;
         let cert = self
             .pending_reissue(order)
@@ -183,7 +213,12 @@ impl State {
                 .iter()
                 .map(|n| CheckedName {
                     dns_name: n.clone(),
-                    status: if self.names_current(std::slice::from_ref(n), now) { "approved" } else { "pending" }.into(),
+                    status: if self.names_current(std::slice::from_ref(n), now) {
+                        "approved"
+                    } else {
+                        "pending"
+                    }
+                    .into(),
                 })
                 .collect()
         } else {
@@ -207,8 +242,10 @@ impl State {
             status: Some(if active { "active" } else { "pending" }.into()),
             expiration_date: Some(date_time(t.expires)),
             // Documented as the legacy CNAME target; the current rule is `_dnsauth`.
-            verification_value: (d.dcv_method == DcvMethod::DnsCnameToken).then(|| "dcv.digicert.com".into()),
-            http_token_url: (d.dcv_method == DcvMethod::HttpToken).then(|| dcv::http_token_url(&d.name)),
+            verification_value: (d.dcv_method == DcvMethod::DnsCnameToken)
+                .then(|| "dcv.digicert.com".into()),
+            http_token_url: (d.dcv_method == DcvMethod::HttpToken)
+                .then(|| dcv::http_token_url(&d.name)),
         })
     }
 
@@ -220,7 +257,9 @@ impl State {
             is_pending_validation: Some(d.pending_validation),
             dcv_method: Some(d.dcv_method.clone()),
             dcv_approval_datetime: include_dcv.then(|| d.dcv_approval.map(date_time)).flatten(),
-            dcv_expiration_datetime: include_dcv.then(|| self.approval_expiry(d, now).map(date_time)).flatten(),
+            dcv_expiration_datetime: include_dcv
+                .then(|| self.approval_expiry(d, now).map(date_time))
+                .flatten(),
             dcv_token: include_dcv.then(|| self.dcv_token(d, now)).flatten(),
         }
     }
@@ -252,7 +291,12 @@ impl State {
         body: &SubmitValidation,
         now: OffsetDateTime,
     ) -> ApiResult<Option<DomainTokenAnswer>> {
-        if body.validations.is_empty() || body.validations.iter().any(|v| !matches!(v.kind.as_str(), "ov" | "ev")) {
+        if body.validations.is_empty()
+            || body
+                .validations
+                .iter()
+                .any(|v| !matches!(v.kind.as_str(), "ov" | "ev"))
+        {
             return Err(ApiError::bad_request(
                 "invalid_validation_type",
                 "validations must list types ov or ev.",
@@ -281,7 +325,12 @@ impl State {
 
     /// `PUT /domain/{id}/dcv/method`: `{}` when unchanged; else the token (none for
     /// email), and the checks start over.
-    pub fn set_domain_method(&mut self, id: u64, method: DcvMethod, now: OffsetDateTime) -> ApiResult<DomainTokenAnswer> {
+    pub fn set_domain_method(
+        &mut self,
+        id: u64,
+        method: DcvMethod,
+        now: OffsetDateTime,
+    ) -> ApiResult<DomainTokenAnswer> {
         if !settable(&method) {
             return Err(invalid_method(&method));
         }
@@ -332,7 +381,11 @@ impl State {
         };
         self.orders
             .values()
-            .filter(|o| self.dcv_names(o).iter().any(|n| covers(&d.name, &d.dcv_method, n)))
+            .filter(|o| {
+                self.dcv_names(o)
+                    .iter()
+                    .any(|n| covers(&d.name, &d.dcv_method, n))
+            })
             .map(|o| o.seed.id)
             .collect()
     }
@@ -344,7 +397,8 @@ mod tests {
 
     #[test]
     fn domain_query_parsing() {
-        let q = DomainQuery::parse("filters[search]=%25ample&include_dcv_expiration_time=true&limit=5");
+        let q =
+            DomainQuery::parse("filters[search]=%25ample&include_dcv_expiration_time=true&limit=5");
         assert_eq!(q.search.as_deref(), Some("%ample"));
         assert!(q.include_dcv);
         assert_eq!(q.limit, Some(5));

@@ -9,8 +9,8 @@ pub mod admin;
 mod api;
 pub mod ca;
 pub mod dcv;
-pub mod faults;
 mod dcv_api;
+pub mod faults;
 mod poller;
 mod server;
 pub mod state;
@@ -27,9 +27,9 @@ use time::OffsetDateTime;
 
 use crate::certcentral::{Operation, Window};
 use ca::{CaMaterial, TestCa};
+pub use dcv::{DomainPatch, DomainSeed, ReuseStep};
 use faults::{FaultRule, FaultSpec, Faults};
 use state::{ApiError, Rules, State};
-pub use dcv::{DomainPatch, DomainSeed, ReuseStep};
 pub use state::{ApiKeyConfig, OrderPatch, OrderSeed};
 pub use va::VaConfig;
 
@@ -278,9 +278,9 @@ impl Simulator {
             if state.domain_by_name(&seed.name).is_some() {
                 continue;
             }
-            state
-                .seed_domain(seed, now)
-                .map_err(|e| SimulatorError::Config(format!("domain {}: {}", seed.name, e.message)))?;
+            state.seed_domain(seed, now).map_err(|e| {
+                SimulatorError::Config(format!("domain {}: {}", seed.name, e.message))
+            })?;
         }
         for seed in &config.seed.orders {
             if !state.orders.contains_key(&seed.id) {
@@ -412,7 +412,9 @@ impl Simulator {
             .state
             .domain_by_name(name)
             .map(|d| d.id)
-            .ok_or_else(|| ApiError::new(404, "not_found|domain", format!("Domain {name} not found.")))?;
+            .ok_or_else(|| {
+                ApiError::new(404, "not_found|domain", format!("Domain {name} not found."))
+            })?;
         inner.state.patch_domain(id, patch, now)?;
         inner.state.settle(&self.ca, now);
         Ok(id)

@@ -63,7 +63,10 @@ impl VaConfig {
             DcvMethod::HttpToken => self.check_http(t).await,
             ref other => Err(CheckFailure {
                 code: "invalid_dcv_method".into(),
-                message: format!("{} uses {other}, which cannot be checked automatically.", t.name),
+                message: format!(
+                    "{} uses {other}, which cannot be checked automatically.",
+                    t.name
+                ),
             }),
         }
     }
@@ -78,7 +81,10 @@ impl VaConfig {
         for name in &names {
             match self.query(name, RecordType::TXT).await {
                 Ok(Answer::Records(values)) => {
-                    if values.iter().any(|v| t.tokens.iter().any(|k| v.trim() == k)) {
+                    if values
+                        .iter()
+                        .any(|v| t.tokens.iter().any(|k| v.trim() == k))
+                    {
                         return Ok(());
                     }
                     let shown: Vec<String> = values.iter().map(|v| format!("{v:?}")).collect();
@@ -101,7 +107,10 @@ impl VaConfig {
         let seen = match self.query(&name, RecordType::CNAME).await {
             Ok(Answer::Records(targets)) => {
                 let norm = |s: &str| s.trim_end_matches('.').to_ascii_lowercase();
-                if targets.iter().any(|v| wanted.iter().any(|w| norm(v) == norm(w))) {
+                if targets
+                    .iter()
+                    .any(|v| wanted.iter().any(|w| norm(v) == norm(w)))
+                {
                     return Ok(());
                 }
                 targets.join(", ")
@@ -109,7 +118,10 @@ impl VaConfig {
             Ok(Answer::Nothing(why)) => why,
             Err(e) => e,
         };
-        let expected = wanted.first().cloned().unwrap_or_else(|| dcv::cname_target("<random value>"));
+        let expected = wanted
+            .first()
+            .cloned()
+            .unwrap_or_else(|| dcv::cname_target("<random value>"));
         Err(CheckFailure {
             code: self.cname_error_code.clone(),
             message: format!("no CNAME from {name} to {expected} (saw: {seen})"),
@@ -129,13 +141,22 @@ impl VaConfig {
         if let Some(addr) = self.http_address {
             builder = builder.resolve(&t.name.to_ascii_lowercase(), addr);
         }
-        let client = builder.build().map_err(|e| fail(format!("could not be fetched: {e}")))?;
-        let response = client.get(&url).send().await.map_err(|e| fail(describe_http_error(&e)))?;
+        let client = builder
+            .build()
+            .map_err(|e| fail(format!("could not be fetched: {e}")))?;
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| fail(describe_http_error(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(fail(format!("answered {}", status.as_u16())));
         }
-        let body = response.text().await.map_err(|e| fail(format!("body unreadable: {e}")))?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| fail(format!("body unreadable: {e}")))?;
         let body = body.trim();
         if t.tokens.iter().any(|k| k == body) {
             return Ok(());
@@ -160,7 +181,12 @@ impl VaConfig {
         Ok(Answer::from_response(&response, kind))
     }
 
-    async fn udp_query(&self, server: SocketAddr, name: Name, kind: RecordType) -> Result<DnsResponse, String> {
+    async fn udp_query(
+        &self,
+        server: SocketAddr,
+        name: Name,
+        kind: RecordType,
+    ) -> Result<DnsResponse, String> {
         let stream = UdpClientStream::builder(server, TokioRuntimeProvider::new())
             .with_timeout(Some(self.timeout))
             .build();
@@ -173,9 +199,18 @@ impl VaConfig {
         result.map_err(|e| format!("DNS server {server}: {e}"))
     }
 
-    async fn tcp_query(&self, server: SocketAddr, name: Name, kind: RecordType) -> Result<DnsResponse, String> {
-        let (stream, sender) =
-            TcpClientStream::new(server, None, Some(self.timeout), TokioRuntimeProvider::new());
+    async fn tcp_query(
+        &self,
+        server: SocketAddr,
+        name: Name,
+        kind: RecordType,
+    ) -> Result<DnsResponse, String> {
+        let (stream, sender) = TcpClientStream::new(
+            server,
+            None,
+            Some(self.timeout),
+            TokioRuntimeProvider::new(),
+        );
         let (mut client, bg) = Client::with_timeout(stream, sender, self.timeout, None)
             .await
             .map_err(|e| format!("DNS server {server} (TCP): {e}"))?;
