@@ -263,7 +263,7 @@ impl Simulator {
             None => (TestCa::generate(OffsetDateTime::now_utc())?, State::new()),
         };
         if let Some(start) = config.clock_start {
-            state.clock_offset_seconds = (start - OffsetDateTime::now_utc()).whole_seconds();
+            state.clock_offset_seconds = offset_to(start);
         }
         state.dcv = state::DcvSettings {
             reuse_schedule: config
@@ -336,7 +336,7 @@ impl Simulator {
     /// Sets the clock to `at` (either direction), then applies what is due.
     pub fn set_clock(&self, at: OffsetDateTime) -> OffsetDateTime {
         let mut inner = self.lock();
-        inner.state.clock_offset_seconds = (at - OffsetDateTime::now_utc()).whole_seconds();
+        inner.state.clock_offset_seconds = offset_to(at);
         let now = clock(&inner.state);
         inner.state.settle(&self.ca, now);
         now
@@ -455,6 +455,13 @@ impl Simulator {
         tokio::fs::write(&tmp, snapshot).await.map_err(io)?;
         tokio::fs::rename(&tmp, path).await.map_err(io)
     }
+}
+
+/// The whole-second offset that puts the clock at `at` or just after it (never before,
+/// so that a clock set to midnight reads that day).
+fn offset_to(at: OffsetDateTime) -> i64 {
+    let d = at - OffsetDateTime::now_utc();
+    d.whole_seconds() + i64::from(d.subsec_nanoseconds() > 0)
 }
 
 fn clock(state: &State) -> OffsetDateTime {
