@@ -110,13 +110,14 @@ pub enum DnsError {
     InvalidTsig(String),
     #[error("invalid DNS name {name:?}: {detail}")]
     InvalidName { name: String, detail: String },
-    #[error("DNS server {server} refused to change {name} in zone {zone} ({rcode}): {hint}")]
+    /// The update was rejected: `reason` starts with the response code and says
+    /// what to check.
+    #[error("DNS server {server} refused to change {name} in zone {zone}: {reason}")]
     Refused {
         server: SocketAddr,
         zone: String,
         name: String,
-        rcode: String,
-        hint: String,
+        reason: String,
     },
     #[error("{name} is not in zone {zone} configured for DNS server {server}")]
     NotInConfiguredZone {
@@ -230,7 +231,7 @@ impl Rfc2136 {
         match response.response_code() {
             ResponseCode::NoError | ResponseCode::NXDomain => {}
             ResponseCode::Refused | ResponseCode::NotAuth => {
-                let detail = format!("{} to {what}", response.response_code());
+                let detail = format!("{} to {what}", rcode_name(response.response_code()));
                 return Err(self.not_authoritative(fqdn, &detail));
             }
             rcode => return Err(self.rcode_error(rcode, &what)),
@@ -257,10 +258,16 @@ impl Rfc2136 {
     /// Adds the record to its RRset: a TXT joins the TXT strings already there, a
     /// CNAME replaces any CNAME of the name.
     pub async fn add(&self, record: &DnsRecord) -> Result<(), DnsError> {
-        let (zone, rr) = self.prepare(record).await?;
+        let (zone, mut rr) = self.prepare(record).await?;
         let zone_name = dns_name(&zone)?;
         let mut message = match &record.data {
-            RecordData::Txt(_) => update_message::append(rr.into(), zone_name, false, false),
+            RecordData::Txt(_) => {
+                // An RRset has one TTL: joining the TXT strings there keeps theirs.
+                if let Some(ttl) = self.rrset_ttl(rr.name(), RecordType::TXT).await? {
+                    rr.set_ttl(ttl);
+                }
+                update_message::append(rr.into(), zone_name, false, false)
+            }
             RecordData::Cname(_) => {
                 let mut old = rr.clone();
                 old.set_data(RData::Update0(RecordType::CNAME));
@@ -271,6 +278,18 @@ impl Rfc2136 {
         };
         message.set_id(rand::random());
         self.update(message, record, &zone, "add").await
+    }
+
+    /// The TTL of the `rtype` RRset at `name`, if there is one.
+    async fn rrset_ttl(&self, name: &Name, rtype: RecordType) -> Result<Option<u32>, DnsError> {
+        let text = name.to_ascii();
+        let what = format!("the {rtype} query for {text}");
+        let response = self.query(&text, rtype, &what).await?;
+        Ok(response
+            .answers()
+            .iter()
+            .find(|r| r.record_type() == rtype && r.name() == name)
+            .map(|r| r.ttl()))
     }
 
     /// Deletes exactly this record (name, type and data), leaving the others.
@@ -367,8 +386,7 @@ impl Rfc2136 {
             server: self.server,
             zone: zone.to_string(),
             name: record.fqdn(),
-            rcode: rcode.to_string(),
-            hint,
+            reason: format!("{}: {hint}", rcode_name(rcode)),
         }
     }
 
@@ -417,7 +435,7 @@ pub async fn lookup_at(
         RecordData::Txt(text) => text.clone(),
         RecordData::Cname(target) => normalize(target),
     };
-    if seen.iter().any(|s| *s == wanted) {
+    if seen.contains(&wanted) {
         return Ok(Visibility::Visible);
     }
     let saw = if seen.is_empty() {
@@ -518,9 +536,28 @@ fn rcode_error(server: SocketAddr, rcode: ResponseCode, what: &str) -> DnsError 
         _ => DnsError::Unexpected {
             server,
             what: what.to_string(),
-            rcode: rcode.to_string(),
+            rcode: rcode_name(rcode),
         },
     }
+}
+
+/// The mnemonic of a response code (RFC 1035, 2136), as DNS tools print it.
+pub fn rcode_name(rcode: ResponseCode) -> String {
+    let name = match rcode {
+        ResponseCode::NoError => "NOERROR",
+        ResponseCode::FormErr => "FORMERR",
+        ResponseCode::ServFail => "SERVFAIL",
+        ResponseCode::NXDomain => "NXDOMAIN",
+        ResponseCode::NotImp => "NOTIMP",
+        ResponseCode::Refused => "REFUSED",
+        ResponseCode::YXDomain => "YXDOMAIN",
+        ResponseCode::YXRRSet => "YXRRSET",
+        ResponseCode::NXRRSet => "NXRRSET",
+        ResponseCode::NotAuth => "NOTAUTH",
+        ResponseCode::NotZone => "NOTZONE",
+        other => return format!("RCODE {}", u16::from(other)),
+    };
+    name.to_string()
 }
 
 fn dns_name(name: &str) -> Result<Name, DnsError> {

@@ -3,6 +3,7 @@
 
 pub mod cluster;
 pub mod dns;
+pub mod dns_bridge;
 pub mod env;
 pub mod process;
 
