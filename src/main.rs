@@ -193,7 +193,8 @@ struct SimulatorArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// YAML or JSON file with `api_keys`, `orders` and optional `rate_limits`.
+    /// YAML or JSON file with `api_keys`, `orders` and optional `rate_limits`,
+    /// `domains` and `reuse_schedule`.
     #[arg(long)]
     orders: Option<PathBuf>,
     /// Accept this API key (repeatable; with approver rights). Without any key given

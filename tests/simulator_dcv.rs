@@ -12,6 +12,7 @@ use digicert_operator::certcentral::dcv::DcvMethod;
 use digicert_operator::certcentral::{Client, Operation, OrderStatus, ReissueStatus};
 use digicert_operator::dcv::record::DnsRecord;
 use digicert_operator::dcv::rfc2136::{Rfc2136, Tsig};
+use digicert_operator::simulator::admin::AdminClient;
 use digicert_operator::simulator::{
     self, ApiKeyConfig, DomainPatch, DomainSeed, OrderSeed, RunningSimulator, SeedFile,
     SimulatorConfig, VaConfig,
@@ -403,6 +404,85 @@ async fn a_lapsed_validation_through_the_admin_api_holds_auto_reissue_too() {
         )
         .unwrap();
     assert_eq!(reissue_status(&c, 1001).await, ReissueStatus::Issued);
+}
+
+#[tokio::test]
+async fn the_admin_api_sets_the_clock_and_lapses_domains_and_the_state_file_keeps_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(vec![order(1001)], Vec::new());
+    cfg.state_file = Some(dir.path().join("state.json"));
+    let sim = simulator::start(cfg.clone()).await.unwrap();
+    let admin = AdminClient::new(&sim.admin_url(), sim.ca_pem(), None).unwrap();
+    let c = client(&sim, KEY);
+
+    let at = datetime!(2029-06-01 0:00 UTC);
+    let clock = admin.set_clock(at).await.unwrap();
+    assert!(
+        clock["now"]
+            .as_str()
+            .unwrap()
+            .starts_with("2029-06-01T00:00:0"),
+        "{clock}"
+    );
+    // Validated at seed time (in 2026): long lapsed in 2029.
+    let (_, req) = example_reissue();
+    c.reissue(1001, &req).await.unwrap();
+    assert_eq!(reissue_status(&c, 1001).await, ReissueStatus::Pending);
+
+    let added = admin
+        .add_domain(&DomainSeed {
+            name: "shop.example.org".into(),
+            dcv_method: Some(DcvMethod::HttpToken),
+            validated_at: None,
+            validated: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(added["dcv_approval"], serde_json::Value::Null);
+    let patched = admin
+        .patch_domain(
+            "example.com",
+            &DomainPatch {
+                validated: Some(true),
+                ..DomainPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        patched["dcv_approval"]
+            .as_str()
+            .unwrap()
+            .starts_with("2029-06-01")
+    );
+    assert_eq!(reissue_status(&c, 1001).await, ReissueStatus::Issued);
+    admin
+        .patch_domain(
+            "example.com",
+            &DomainPatch {
+                validated: Some(false),
+                ..DomainPatch::default()
+            },
+        )
+        .await
+        .unwrap();
+    let err = admin
+        .patch_domain("nowhere.example", &DomainPatch::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.status, Some(404));
+    sim.stop().await;
+
+    // After a restart the domains, their approvals and the clock are as they were.
+    cfg.clock_start = None;
+    let sim = simulator::start(cfg).await.unwrap();
+    let domains = sim.simulator().domains();
+    let names: Vec<(&str, bool)> = domains
+        .iter()
+        .map(|d| (d.name.as_str(), d.dcv_approval.is_some()))
+        .collect();
+    assert_eq!(names, [("example.com", false), ("shop.example.org", false)]);
+    assert_eq!(sim.simulator().now().year(), 2029);
 }
 
 // ---- DNS, against a real authoritative server ----

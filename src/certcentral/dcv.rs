@@ -201,7 +201,10 @@ pub struct ValidationType {
 /// `PUT /domain/{domain_id}/dcv/method`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DomainTokenAnswer {
-    #[serde(default)]
+    /// The domain's id (in the answer of Submit for validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dcv_token: Option<DcvToken>,
 }
 

@@ -3,7 +3,7 @@
 
 use time::OffsetDateTime;
 
-use super::dcv::{self, CheckTarget, Domain, covers};
+use super::dcv::{self, CheckTarget, Domain};
 use super::state::{ApiError, ApiResult, State, date_time};
 use crate::certcentral::dcv::*;
 
@@ -319,6 +319,7 @@ impl State {
         }
         let d = self.domain(id)?;
         Ok(Some(DomainTokenAnswer {
+            id: Some(id),
             dcv_token: self.dcv_token(d, now),
         }))
     }
@@ -349,6 +350,7 @@ impl State {
         d.ensure_token(now);
         let d = self.domain(id)?;
         Ok(DomainTokenAnswer {
+            id: None,
             dcv_token: self.dcv_token(d, now),
         })
     }
@@ -372,22 +374,6 @@ impl State {
         }
         let names = vec![d.name.clone()];
         self.check_target(id, names, now)
-    }
-
-    /// Orders with a name the domain covers: those to settle after it is validated.
-    pub fn orders_covered_by(&self, id: u64) -> Vec<u64> {
-        let Some(d) = self.domains.get(&id) else {
-            return Vec::new();
-        };
-        self.orders
-            .values()
-            .filter(|o| {
-                self.dcv_names(o)
-                    .iter()
-                    .any(|n| covers(&d.name, &d.dcv_method, n))
-            })
-            .map(|o| o.seed.id)
-            .collect()
     }
 }
 

@@ -3,7 +3,12 @@
 //! certificates from its own test CA, and can be told to misbehave.
 //!
 //! - `/services/v2/...`: the DigiCert API (see [`api`]).
-//! - `/admin/...`: seeding orders, moving the clock, faults, call counters (see [`admin`]).
+//! - `/admin/...`: seeding orders and domains, setting the clock, faults, call counters
+//!   (see [`admin`]).
+//!
+//! Domain control validation is real: the account's domains ([`dcv`]) are checked by
+//! the validation authority ([`va`]) in DNS and over HTTP, when asked (`check-dcv`,
+//! `validate-token`) and on DigiCert's own polling schedule.
 
 pub mod admin;
 mod api;
@@ -61,7 +66,8 @@ impl From<RateLimitSpec> for Window {
     }
 }
 
-/// The file given with `--orders`: API keys, orders, and optionally rate limits.
+/// The file given with `--orders`: API keys, orders, and optionally rate limits, domains
+/// and the reuse-period schedule.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedFile {
@@ -113,7 +119,8 @@ pub struct SimulatorConfig {
     pub fault_seed: u64,
     /// Values of the update-order-status call that cancel.
     pub cancel_values: Vec<String>,
-    /// Sets the simulator's clock to this time at start (it runs on from there).
+    /// Sets the simulator's clock to this time at start, also over a persisted clock
+    /// (it runs on from there).
     pub clock_start: Option<OffsetDateTime>,
     /// The reuse-period schedule, unless the seed file gives one.
     pub reuse_schedule: Vec<ReuseStep>,
@@ -536,6 +543,7 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::certcentral::dcv::DcvMethod;
 
     #[test]
     fn server_limits_refuse_over_the_window_and_recover() {
@@ -575,6 +583,17 @@ orders:
     multi_year_plan: false
     status: pending
     order_valid_till: 2029-01-31
+domains:
+  - name: example.com
+    dcv_method: dns-cname-token
+    validated_at: 2026-06-01T00:00:00Z
+  - name: example.org
+    validated: false
+reuse_schedule:
+  - from: 2026-02-24
+    days: 199
+  - from: 2028-01-01
+    days: 30
 "#;
         let seed: SeedFile = serde_yaml::from_str(yaml).unwrap();
         assert_eq!(seed.orders.len(), 2);
@@ -583,9 +602,14 @@ orders:
             seed.orders[1].status,
             crate::certcentral::OrderStatus::Pending
         );
+        assert_eq!(seed.domains[0].dcv_method, Some(DcvMethod::DnsCnameToken));
+        assert!(seed.domains[0].validated && seed.domains[0].validated_at.is_some());
+        assert!(!seed.domains[1].validated);
+        assert_eq!(seed.reuse_schedule.as_ref().map(Vec::len), Some(2));
         assert!(
             serde_yaml::from_str::<SeedFile>("orders: [{id: 1, common_name: a, colour: red}]")
                 .is_err()
         );
+        assert!(serde_yaml::from_str::<SeedFile>("domains: [{name: a, colour: red}]").is_err());
     }
 }
