@@ -291,8 +291,9 @@ pub struct CheckTarget {
     pub dns_names: Vec<String>,
 }
 
-/// DNS and email validations of a domain cover names below it; file methods do not.
-fn method_for_name(order_method: &DcvMethod, name: &str) -> DcvMethod {
+/// The method a name's domain is validated with under the order's method. DNS and email
+/// validations cover names below the domain; file methods do not.
+pub(super) fn method_for_name(order_method: &DcvMethod, name: &str) -> DcvMethod {
     // A wildcard cannot be validated over HTTP (documented); its base domain is then
     // looked up in DNS, which is what DigiCert's UI would offer (inferred).
     if name.starts_with("*.") && !is_dns_or_email(order_method) {

@@ -19,6 +19,8 @@ pub struct DomainQuery {
 }
 
 impl DomainQuery {
+    /// `include_dcv_expiration_time` also adds the approval and token to list entries,
+    /// in Domain info's shape (inferred; DigiCert's list nests them differently).
     pub fn parse(query: &str) -> Self {
         let mut q = DomainQuery::default();
         let Ok(url) = reqwest::Url::parse(&format!("http://q/?{query}")) else {
@@ -64,6 +66,15 @@ fn invalid_method(method: &DcvMethod) -> ApiError {
             "{method} is not a DCV method this call accepts (email, dns-txt-token, dns-cname-token, http-token)."
         ),
     )
+}
+
+/// The method the domain of `names` is checked with under the order's method (a
+/// wildcard among them rules out the file methods).
+fn group_method(order_method: &DcvMethod, names: &[String]) -> DcvMethod {
+    match names.iter().find(|n| n.starts_with("*.")) {
+        Some(wildcard) => dcv::method_for_name(order_method, wildcard),
+        None => order_method.clone(),
+    }
 }
 
 fn settable(method: &DcvMethod) -> bool {
@@ -122,7 +133,8 @@ impl State {
         }
         self.order_mut(id)?.dcv_method = Some(method.clone());
         let speedup = self.dcv.poll_speedup;
-        for (domain_id, _) in self.order_domains(id, now)? {
+        for (domain_id, names) in self.order_domains(id, now)? {
+            let method = group_method(&method, &names);
             let current = self
                 .domains
                 .get(&domain_id)
@@ -187,9 +199,7 @@ impl State {
                 continue;
             }
             let mut t = self.check_target(domain_id, names, now)?;
-            if !t.dns_names.iter().any(|n| n.starts_with("*.")) || method != DcvMethod::HttpToken {
-                t.method = method.clone();
-            }
+            t.method = group_method(&method, &t.dns_names);
             targets.push(t);
         }
         Ok((method, targets))
