@@ -217,7 +217,8 @@ struct SimulatorArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
-    /// YAML or JSON file with `api_keys`, `orders` and optional `rate_limits`.
+    /// YAML or JSON file with `api_keys`, `orders` and optional `rate_limits`,
+    /// `domains` and `reuse_schedule`.
     #[arg(long)]
     orders: Option<PathBuf>,
     /// Accept this API key (repeatable; with approver rights). Without any key given
@@ -253,6 +254,30 @@ struct SimulatorArgs {
     /// Values of `PUT .../status` accepted as cancel (case-sensitive).
     #[arg(long, value_delimiter = ',', default_value = "canceled")]
     cancel_status: Vec<String>,
+    /// Start the simulator's clock at this time (RFC 3339), e.g. 2029-06-01T00:00:00Z.
+    #[arg(long, value_parser = parse_rfc3339)]
+    clock_start: Option<time::OffsetDateTime>,
+    /// DNS server (ip:port) asked for DCV TXT and CNAME records.
+    #[arg(long)]
+    dns_server: Option<SocketAddr>,
+    /// Where DCV HTTP requests go (ip:port), sent with `Host: <domain>`; without it,
+    /// the domain's own address, port 80.
+    #[arg(long)]
+    http_validation_address: Option<SocketAddr>,
+    /// Divide DigiCert's DCV polling intervals by this (1 = real schedule).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    dcv_poll_speedup: u32,
+    /// Do not accept the TXT token at `_dnsauth.<domain>`, only at the domain.
+    #[arg(long)]
+    no_txt_dnsauth: bool,
+    /// Error code answered when a DCV CNAME is missing (DigiCert does not document it).
+    #[arg(long, default_value = "invalid_dns_cname")]
+    cname_error_code: String,
+}
+
+fn parse_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("{s:?} is not an RFC 3339 time: {e}"))
 }
 
 fn print(result: digicert_operator::error::Result<String>) -> anyhow::Result<()> {
@@ -474,6 +499,16 @@ async fn run_simulator(args: SimulatorArgs) -> anyhow::Result<()> {
         admin_token: args.admin_token,
         fault_seed: args.fault_seed,
         cancel_values: args.cancel_status,
+        clock_start: args.clock_start,
+        reuse_schedule: SimulatorConfig::default().reuse_schedule,
+        dcv: simulator::VaConfig {
+            dns_server: args.dns_server,
+            http_address: args.http_validation_address,
+            txt_at_dnsauth: !args.no_txt_dnsauth,
+            cname_error_code: args.cname_error_code,
+            poll_speedup: args.dcv_poll_speedup,
+            ..simulator::VaConfig::default()
+        },
     };
     let running = simulator::start(config).await?;
     if let Some(path) = &args.ca_bundle_out {

@@ -107,6 +107,7 @@ async fn simulator_with_key(key: &str) -> digicert_operator::simulator::RunningS
             api_keys: vec![ApiKeyConfig::new(key)],
             orders: vec![order(1001)],
             rate_limits: None,
+            ..SeedFile::default()
         },
         rate_limits: Vec::new(),
         ..SimulatorConfig::default()

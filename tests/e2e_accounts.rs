@@ -307,6 +307,7 @@ async fn two_accounts_at_two_endpoints_work_side_by_side_each_with_its_own_key()
             api_keys: vec![ApiKeyConfig::new(EU_KEY)],
             orders: vec![support::order(1001)],
             rate_limits: None,
+            ..SeedFile::default()
         },
         rate_limits: Vec::new(),
         ..SimulatorConfig::default()

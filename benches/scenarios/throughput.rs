@@ -42,6 +42,7 @@ pub async fn run(p: Params) -> Outcome {
             api_keys: vec![ApiKeyConfig::new(API_KEY)],
             orders: seeds,
             rate_limits: None,
+            ..SeedFile::default()
         },
         // CertCentral's own limits (the default).
         ..SimulatorConfig::default()

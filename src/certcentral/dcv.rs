@@ -132,6 +132,16 @@ pub struct CheckedName {
 pub struct DomainList {
     #[serde(default)]
     pub domains: Vec<DomainInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<Page>,
+}
+
+/// Paging of a list answer.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Page {
+    pub total: u64,
+    pub limit: u64,
+    pub offset: u64,
 }
 
 /// `GET /domain/{domain_id}` (with `include_dcv=true`), and one entry of `GET /domain`.
@@ -191,7 +201,10 @@ pub struct ValidationType {
 /// `PUT /domain/{domain_id}/dcv/method`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct DomainTokenAnswer {
-    #[serde(default)]
+    /// The domain's id (in the answer of Submit for validation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dcv_token: Option<DcvToken>,
 }
 

@@ -10,6 +10,10 @@
 //! | `DELETE /admin/orders/{id}` | remove an order |
 //! | `GET /admin/clock` | `{"now": ..., "offset_seconds": ...}` |
 //! | `POST /admin/clock` | `{"advance_seconds": N}`: move the clock forward (then due work happens) |
+//! | `PUT /admin/clock` | `{"now": "2029-06-01T00:00:00Z"}`: set the clock (either direction) |
+//! | `GET /admin/domains` | the domain store: methods, random values, approval times, polling |
+//! | `POST /admin/domains` | add or reset a domain ([`DomainSeed`]: `name`, `dcv_method`, `validated_at`, `validated`) |
+//! | `PATCH /admin/domains/{name}` | change a domain ([`DomainPatch`]): `validated: false` lapses it, `validated_at` sets the approval |
 //! | `GET /admin/calls`, `DELETE /admin/calls` | per-operation call counters, and reset |
 //! | `GET /admin/faults`, `POST /admin/faults`, `DELETE /admin/faults[/{id}]` | fault rules ([`FaultSpec`]) |
 //! | `PUT /admin/rate-limits` | `[{"limit":100,"window_seconds":5}, ...]`; `[]` turns limiting off |
@@ -29,7 +33,9 @@ use serde_json::{Value, json};
 
 use super::faults::{FaultRule, FaultSpec};
 use super::state::{ApiError, State};
-use super::{CallCounts, OrderPatch, OrderSeed, RateLimitSpec, Simulator, clock};
+use super::{
+    CallCounts, DomainPatch, DomainSeed, OrderPatch, OrderSeed, RateLimitSpec, Simulator, clock,
+};
 use crate::certcentral::Window;
 
 pub fn router(sim: Arc<Simulator>) -> Router {
@@ -41,7 +47,12 @@ pub fn router(sim: Arc<Simulator>) -> Router {
             "/admin/orders/{id}",
             get(get_order).patch(patch_order).delete(delete_order),
         )
-        .route("/admin/clock", get(get_clock).post(move_clock))
+        .route(
+            "/admin/clock",
+            get(get_clock).post(move_clock).put(set_clock),
+        )
+        .route("/admin/domains", get(list_domains).post(add_domain))
+        .route("/admin/domains/{name}", axum::routing::patch(patch_domain))
         .route("/admin/calls", get(get_calls).delete(reset_calls))
         .route(
             "/admin/faults",
@@ -214,6 +225,70 @@ async fn move_clock(
     Json(clock_view(&sim)).into_response()
 }
 
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockSet {
+    #[serde(with = "time::serde::rfc3339")]
+    pub now: time::OffsetDateTime,
+}
+
+async fn set_clock(
+    AxumState(sim): AxumState<Arc<Simulator>>,
+    body: Result<Json<ClockSet>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(m) = match body {
+        Ok(b) => b,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    sim.set_clock(m.now);
+    persist(&sim).await;
+    Json(clock_view(&sim)).into_response()
+}
+
+async fn list_domains(AxumState(sim): AxumState<Arc<Simulator>>) -> Response {
+    Json(sim.domains()).into_response()
+}
+
+fn domain_record(sim: &Simulator, id: u64) -> Response {
+    let domain = sim.domains().into_iter().find(|d| d.id == id);
+    Json(domain).into_response()
+}
+
+async fn add_domain(
+    AxumState(sim): AxumState<Arc<Simulator>>,
+    body: Result<Json<DomainSeed>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(seed) = match body {
+        Ok(b) => b,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match sim.seed_domain(&seed) {
+        Ok(id) => {
+            persist(&sim).await;
+            (StatusCode::CREATED, domain_record(&sim, id)).into_response()
+        }
+        Err(e) => api_error(e),
+    }
+}
+
+async fn patch_domain(
+    AxumState(sim): AxumState<Arc<Simulator>>,
+    Path(name): Path<String>,
+    body: Result<Json<DomainPatch>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(patch) = match body {
+        Ok(b) => b,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match sim.patch_domain(&name, &patch) {
+        Ok(id) => {
+            persist(&sim).await;
+            domain_record(&sim, id)
+        }
+        Err(e) => api_error(e),
+    }
+}
+
 async fn get_calls(AxumState(sim): AxumState<Arc<Simulator>>) -> Json<CallCounts> {
     Json(sim.calls())
 }
@@ -366,6 +441,31 @@ impl AdminClient {
             reqwest::Method::POST,
             "/clock",
             Some(json!({ "advance_seconds": seconds })),
+        )
+        .await
+    }
+
+    pub async fn set_clock(&self, now: time::OffsetDateTime) -> Result<Value, AdminError> {
+        let body = serde_json::to_value(ClockSet { now }).expect("clock serialises");
+        self.send(reqwest::Method::PUT, "/clock", Some(body)).await
+    }
+
+    pub async fn domains(&self) -> Result<Value, AdminError> {
+        self.send(reqwest::Method::GET, "/domains", None).await
+    }
+
+    pub async fn add_domain(&self, seed: &DomainSeed) -> Result<Value, AdminError> {
+        let body = serde_json::to_value(seed).expect("domain serialises");
+        self.send(reqwest::Method::POST, "/domains", Some(body))
+            .await
+    }
+
+    pub async fn patch_domain(&self, name: &str, patch: &DomainPatch) -> Result<Value, AdminError> {
+        let body = serde_json::to_value(patch).expect("patch serialises");
+        self.send(
+            reqwest::Method::PATCH,
+            &format!("/domains/{name}"),
+            Some(body),
         )
         .await
     }

@@ -15,10 +15,13 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::dcv_api::DomainQuery;
 use super::faults::{FaultAction, Phase};
-use super::state::{ApiError, ApiKeyConfig};
+use super::state::{ApiError, ApiKeyConfig, State};
 use super::{Inner, Simulator, clock};
+use crate::certcentral::dcv::*;
 use crate::certcentral::types::*;
+use time::OffsetDateTime;
 
 pub fn router(sim: Arc<Simulator>) -> Router {
     Router::new()
@@ -38,6 +41,16 @@ enum Call {
     DownloadByOrder { order: u64, format: String },
     RequestInfo(u64),
     UpdateRequestStatus(u64),
+    OrderValidation(u64),
+    OrderDcvMethod(u64),
+    OrderRandomValue(u64),
+    CheckOrderDcv(u64),
+    ListDomains,
+    DomainInfo(u64),
+    SubmitDomainValidation(u64),
+    DomainDcvMethod(u64),
+    DomainToken(u64),
+    CheckDomainDcv(u64),
 }
 
 impl Call {
@@ -51,16 +64,46 @@ impl Call {
             Call::Download { .. } | Call::DownloadByOrder { .. } => Operation::Download,
             Call::RequestInfo(_) => Operation::RequestInfo,
             Call::UpdateRequestStatus(_) => Operation::UpdateRequestStatus,
+            Call::OrderValidation(_) => Operation::OrderValidation,
+            Call::OrderDcvMethod(_) => Operation::OrderDcvMethod,
+            Call::OrderRandomValue(_) => Operation::OrderRandomValue,
+            Call::CheckOrderDcv(_) => Operation::CheckOrderDcv,
+            Call::ListDomains => Operation::ListDomains,
+            Call::DomainInfo(_) => Operation::DomainInfo,
+            Call::SubmitDomainValidation(_) => Operation::SubmitDomainValidation,
+            Call::DomainDcvMethod(_) => Operation::DomainDcvMethod,
+            Call::DomainToken(_) => Operation::DomainToken,
+            Call::CheckDomainDcv(_) => Operation::CheckDomainDcv,
         }
     }
 
-    fn mutates(&self) -> bool {
+    fn is_dcv(&self) -> bool {
         matches!(
+            self.operation(),
+            Operation::OrderValidation
+                | Operation::OrderDcvMethod
+                | Operation::OrderRandomValue
+                | Operation::CheckOrderDcv
+                | Operation::ListDomains
+                | Operation::DomainInfo
+                | Operation::SubmitDomainValidation
+                | Operation::DomainDcvMethod
+                | Operation::DomainToken
+                | Operation::CheckDomainDcv
+        )
+    }
+
+    fn mutates(&self) -> bool {
+        !matches!(
             self,
-            Call::Reissue(_)
-                | Call::UpdateOrderStatus(_)
-                | Call::UpdateAutoReissue(_)
-                | Call::UpdateRequestStatus(_)
+            Call::OrderInfo(_)
+                | Call::ListReissues(_)
+                | Call::Download { .. }
+                | Call::DownloadByOrder { .. }
+                | Call::RequestInfo(_)
+                | Call::OrderValidation(_)
+                | Call::ListDomains
+                | Call::DomainInfo(_)
         )
     }
 }
@@ -88,6 +131,26 @@ fn route(method: &Method, path: &str) -> Option<Call> {
         },
         (&Method::GET, ["request", r]) => Call::RequestInfo(id(r)?),
         (&Method::PUT, ["request", r, "status"]) => Call::UpdateRequestStatus(id(r)?),
+        _ => return route_dcv(method, &segments),
+    };
+    Some(call)
+}
+
+fn route_dcv(method: &Method, segments: &[&str]) -> Option<Call> {
+    let id = |s: &str| s.parse::<u64>().ok();
+    let call = match (method, segments) {
+        (&Method::GET, ["order", "certificate", o, "validation"]) => Call::OrderValidation(id(o)?),
+        (&Method::PUT, ["order", "certificate", o, "dcv-method"]) => Call::OrderDcvMethod(id(o)?),
+        (&Method::PUT, ["order", "certificate", o, "dcv-random-value"]) => {
+            Call::OrderRandomValue(id(o)?)
+        }
+        (&Method::PUT, ["order", "certificate", o, "check-dcv"]) => Call::CheckOrderDcv(id(o)?),
+        (&Method::GET, ["domain"]) => Call::ListDomains,
+        (&Method::GET, ["domain", d]) => Call::DomainInfo(id(d)?),
+        (&Method::POST, ["domain", d, "validation"]) => Call::SubmitDomainValidation(id(d)?),
+        (&Method::PUT, ["domain", d, "dcv", "method"]) => Call::DomainDcvMethod(id(d)?),
+        (&Method::POST, ["domain", d, "dcv", "token"]) => Call::DomainToken(id(d)?),
+        (&Method::PUT, ["domain", d, "dcv", "validate-token"]) => Call::CheckDomainDcv(id(d)?),
         _ => return None,
     };
     Some(call)
@@ -175,6 +238,7 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let path = uri.path().trim_start_matches("/services/v2");
+    let query = uri.query().unwrap_or_default().to_string();
     let Some(call) = route(&method, path) else {
         sim.lock().calls.unrouted += 1;
         return error_response(&ApiError::new(
@@ -205,12 +269,12 @@ async fn handle(
         }
     }
     let Some(hold) = late else {
-        return finish(sim, call, headers, body, after).await;
+        return finish(sim, call, headers, body, query, after).await;
     };
     // Handled in a task of its own: a caller that hangs up does not stop it.
     let task = tokio::spawn(async move {
         tokio::time::sleep(hold).await;
-        finish(sim, call, headers, body, after).await
+        finish(sim, call, headers, body, query, after).await
     });
     task.await
         .unwrap_or_else(|_| error_response(&ApiError::new(500, "internal", "the held call failed")))
@@ -222,10 +286,11 @@ async fn finish(
     call: Call,
     headers: HeaderMap,
     body: Bytes,
+    query: String,
     after: Vec<FaultAction>,
 ) -> Response {
     let op = call.operation();
-    let response = answer(&sim, &call, &headers, &body);
+    let response = answer(&sim, &call, &headers, &body, &query).await;
     if call.mutates()
         && response.status().is_success()
         && let Err(e) = sim.persist().await
@@ -273,20 +338,53 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// Authenticates, rate-limits and runs the call against the state.
-fn answer(sim: &Simulator, call: &Call, headers: &HeaderMap, body: &[u8]) -> Response {
-    let mut inner = sim.lock();
-    let caller = match authenticate(&inner, headers) {
-        Ok(c) => c,
-        Err(e) => return error_response(&e),
+async fn answer(
+    sim: &Simulator,
+    call: &Call,
+    headers: &HeaderMap,
+    body: &[u8],
+    query: &str,
+) -> Response {
+    let caller = {
+        let mut inner = sim.lock();
+        let caller = match authenticate(&inner, headers) {
+            Ok(c) => c,
+            Err(e) => return error_response(&e),
+        };
+        if !inner.limits.admit(&caller.key, Instant::now()) {
+            return rate_limited();
+        }
+        caller
     };
-    if !inner.limits.admit(&caller.key, Instant::now()) {
-        return rate_limited();
-    }
-    let now = clock(&inner.state);
-    inner.state.settle(&sim.ca, now);
-    let state = &mut inner.state;
+    let result = match call {
+        // Real checks: the state lock is not held while looking.
+        Call::CheckOrderDcv(id) => check_order_dcv(sim, *id).await,
+        Call::CheckDomainDcv(id) => check_domain_dcv(sim, *id).await,
+        _ => {
+            let mut inner = sim.lock();
+            let now = clock(&inner.state);
+            inner.state.settle(&sim.ca, now);
+            if call.is_dcv() {
+                answer_dcv(&mut inner.state, call, body, query, now)
+            } else {
+                answer_orders(sim, &mut inner.state, call, &caller, body, now)
+            }
+        }
+    };
+    result.unwrap_or_else(|e| error_response(&e))
+}
+
+/// The order and request calls.
+fn answer_orders(
+    sim: &Simulator,
+    state: &mut State,
+    call: &Call,
+    caller: &ApiKeyConfig,
+    body: &[u8],
+    now: OffsetDateTime,
+) -> Result<Response, ApiError> {
     let ca = &sim.ca;
-    let result: Result<Response, ApiError> = (|| match call {
+    match call {
         Call::OrderInfo(id) => Ok(json_response(StatusCode::OK, &state.order_info(*id, now)?)),
         Call::ListReissues(id) => Ok(json_response(
             StatusCode::OK,
@@ -294,7 +392,7 @@ fn answer(sim: &Simulator, call: &Call, headers: &HeaderMap, body: &[u8]) -> Res
         )),
         Call::Reissue(id) => {
             let req: ReissueRequest = parse(body)?;
-            let answer = state.reissue(*id, &req, &caller, ca, now)?;
+            let answer = state.reissue(*id, &req, caller, ca, now)?;
             Ok(json_response(StatusCode::CREATED, &answer))
         }
         Call::UpdateOrderStatus(id) => {
@@ -317,11 +415,126 @@ fn answer(sim: &Simulator, call: &Call, headers: &HeaderMap, body: &[u8]) -> Res
         Call::RequestInfo(id) => Ok(json_response(StatusCode::OK, &state.request_info(*id)?)),
         Call::UpdateRequestStatus(id) => {
             let req: RequestStatusUpdate = parse(body)?;
-            state.update_request_status(*id, &req, &caller, ca, now)?;
+            state.update_request_status(*id, &req, caller, ca, now)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
-    })();
-    result.unwrap_or_else(|e| error_response(&e))
+        _ => Err(ApiError::new(
+            500,
+            "internal_error",
+            "call not routed to a handler",
+        )),
+    }
+}
+
+/// The DCV calls that need no real check.
+fn answer_dcv(
+    state: &mut State,
+    call: &Call,
+    body: &[u8],
+    query: &str,
+    now: OffsetDateTime,
+) -> Result<Response, ApiError> {
+    fn ok<T: Serialize>(v: &T) -> Result<Response, ApiError> {
+        Ok(json_response(StatusCode::OK, v))
+    }
+    match call {
+        Call::OrderValidation(id) => ok(&state.order_validation(*id, now)?),
+        Call::OrderDcvMethod(id) => {
+            let req: DcvMethodUpdate = parse(body)?;
+            match state.set_order_dcv_method(*id, req.dcv_method, now)? {
+                Some(v) => ok(&v),
+                None => Ok(StatusCode::NO_CONTENT.into_response()),
+            }
+        }
+        Call::OrderRandomValue(id) => ok(&state.order_random_value(*id, now)?),
+        Call::ListDomains => ok(&state.list_domains(&DomainQuery::parse(query), now)),
+        Call::DomainInfo(id) => {
+            let q = DomainQuery::parse(query);
+            let d = state.domain(*id)?;
+            ok(&state.domain_view(d, q.include_dcv, now))
+        }
+        Call::SubmitDomainValidation(id) => {
+            let req: SubmitValidation = parse(body)?;
+            match state.submit_validation(*id, &req, now)? {
+                Some(v) => Ok(json_response(StatusCode::CREATED, &v)),
+                None => Ok(StatusCode::NO_CONTENT.into_response()),
+            }
+        }
+        Call::DomainDcvMethod(id) => {
+            let req: DcvMethodUpdate = parse(body)?;
+            ok(&state.set_domain_method(*id, req.dcv_method, now)?)
+        }
+        Call::DomainToken(id) => ok(&state.new_domain_token(*id, now)?),
+        _ => Err(ApiError::new(
+            500,
+            "internal_error",
+            "call not routed to a handler",
+        )),
+    }
+}
+
+/// `PUT .../check-dcv`: looks now; approves what was found (for HTTP only when every
+/// domain passed), then settles the order so a waiting reissue issues.
+async fn check_order_dcv(sim: &Simulator, id: u64) -> Result<Response, ApiError> {
+    let (method, targets) = {
+        let mut inner = sim.lock();
+        let now = clock(&inner.state);
+        inner.state.order_check_targets(id, now)?
+    };
+    let mut passed = Vec::new();
+    let mut failures = Vec::new();
+    for t in &targets {
+        match sim.va.check(t).await {
+            Ok(()) => passed.push(t.domain_id),
+            Err(e) => failures.push(e),
+        }
+    }
+    let mut inner = sim.lock();
+    let now = clock(&inner.state);
+    let all_or_nothing = method == DcvMethod::HttpToken;
+    if failures.is_empty() || !all_or_nothing {
+        for d in passed {
+            inner.state.approve_domain(d, now);
+        }
+        inner.state.settle(&sim.ca, now);
+    }
+    if let Some(first) = failures.first() {
+        let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+        return Err(ApiError::bad_request(&first.code, messages.join("; ")));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &inner.state.check_answer(id, &method, now)?,
+    ))
+}
+
+/// `PUT /domain/{id}/dcv/validate-token`: looks now; approval is now on success.
+async fn check_domain_dcv(sim: &Simulator, id: u64) -> Result<Response, ApiError> {
+    let target = {
+        let inner = sim.lock();
+        inner.state.domain_check(id, clock(&inner.state))?
+    };
+    let result = sim.va.check(&target).await;
+    let mut inner = sim.lock();
+    let now = clock(&inner.state);
+    if let Err(f) = result {
+        return Err(ApiError::bad_request(&f.code, f.message));
+    }
+    inner.state.approve_domain(id, now);
+    inner.state.settle(&sim.ca, now);
+    let token = inner
+        .state
+        .domain(id)?
+        .token
+        .as_ref()
+        .map(|t| t.value.clone());
+    Ok(json_response(
+        StatusCode::OK,
+        &ValidateToken {
+            token,
+            status: "active".into(),
+        },
+    ))
 }
 
 fn pem_response(pem: String) -> Result<Response, ApiError> {
@@ -417,6 +630,50 @@ mod tests {
                 "/request/5/status",
                 Some(Call::UpdateRequestStatus(5)),
             ),
+            (
+                Method::GET,
+                "/order/certificate/12/validation",
+                Some(Call::OrderValidation(12)),
+            ),
+            (
+                Method::PUT,
+                "/order/certificate/12/dcv-method",
+                Some(Call::OrderDcvMethod(12)),
+            ),
+            (
+                Method::PUT,
+                "/order/certificate/12/dcv-random-value",
+                Some(Call::OrderRandomValue(12)),
+            ),
+            (
+                Method::PUT,
+                "/order/certificate/12/check-dcv",
+                Some(Call::CheckOrderDcv(12)),
+            ),
+            (Method::GET, "/domain", Some(Call::ListDomains)),
+            (Method::GET, "/domain/3", Some(Call::DomainInfo(3))),
+            (
+                Method::POST,
+                "/domain/3/validation",
+                Some(Call::SubmitDomainValidation(3)),
+            ),
+            (
+                Method::PUT,
+                "/domain/3/dcv/method",
+                Some(Call::DomainDcvMethod(3)),
+            ),
+            (
+                Method::POST,
+                "/domain/3/dcv/token",
+                Some(Call::DomainToken(3)),
+            ),
+            (
+                Method::PUT,
+                "/domain/3/dcv/validate-token",
+                Some(Call::CheckDomainDcv(3)),
+            ),
+            (Method::GET, "/order/certificate/12/dcv-random-value", None),
+            (Method::PUT, "/domain/3/dcv/token", None),
             (Method::DELETE, "/order/certificate/12", None),
             (Method::GET, "/order/certificate/abc", None),
             (Method::GET, "/order/certificate/12/reissue/extra", None),

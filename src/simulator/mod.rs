@@ -3,14 +3,23 @@
 //! certificates from its own test CA, and can be told to misbehave.
 //!
 //! - `/services/v2/...`: the DigiCert API (see [`api`]).
-//! - `/admin/...`: seeding orders, moving the clock, faults, call counters (see [`admin`]).
+//! - `/admin/...`: seeding orders and domains, setting the clock, faults, call counters
+//!   (see [`admin`]).
+//!
+//! Domain control validation is real: the account's domains ([`dcv`]) are checked by
+//! the validation authority ([`va`]) in DNS and over HTTP, when asked (`check-dcv`,
+//! `validate-token`) and on DigiCert's own polling schedule.
 
 pub mod admin;
 mod api;
 pub mod ca;
+pub mod dcv;
+mod dcv_api;
 pub mod faults;
+mod poller;
 mod server;
 pub mod state;
+pub mod va;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -23,9 +32,11 @@ use time::OffsetDateTime;
 
 use crate::certcentral::{Operation, Window};
 use ca::{CaMaterial, TestCa};
+pub use dcv::{DomainPatch, DomainSeed, ReuseStep};
 use faults::{FaultRule, FaultSpec, Faults};
 use state::{ApiError, Rules, State};
 pub use state::{ApiKeyConfig, OrderPatch, OrderSeed};
+pub use va::VaConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
@@ -55,7 +66,8 @@ impl From<RateLimitSpec> for Window {
     }
 }
 
-/// The file given with `--orders`: API keys, orders, and optionally rate limits.
+/// The file given with `--orders`: API keys, orders, and optionally rate limits, domains
+/// and the reuse-period schedule.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedFile {
@@ -68,6 +80,12 @@ pub struct SeedFile {
     /// Replaces the documented limits; an empty list turns limiting off.
     #[serde(default)]
     pub rate_limits: Option<Vec<RateLimitSpec>>,
+    /// Domains of the account. Order names no domain covers get one at seeding.
+    #[serde(default)]
+    pub domains: Vec<DomainSeed>,
+    /// Replaces the reuse-period schedule (`[{from: 2026-02-24, days: 199}, ...]`).
+    #[serde(default)]
+    pub reuse_schedule: Option<Vec<ReuseStep>>,
 }
 
 impl SeedFile {
@@ -101,6 +119,13 @@ pub struct SimulatorConfig {
     pub fault_seed: u64,
     /// Values of the update-order-status call that cancel.
     pub cancel_values: Vec<String>,
+    /// Sets the simulator's clock to this time at start, also over a persisted clock
+    /// (it runs on from there).
+    pub clock_start: Option<OffsetDateTime>,
+    /// The reuse-period schedule, unless the seed file gives one.
+    pub reuse_schedule: Vec<ReuseStep>,
+    /// How domain control is checked (DNS resolver, HTTP address, polling).
+    pub dcv: VaConfig,
 }
 
 impl Default for SimulatorConfig {
@@ -115,6 +140,9 @@ impl Default for SimulatorConfig {
             admin_token: None,
             fault_seed: 0,
             cancel_values: Rules::default().cancel_values,
+            clock_start: None,
+            reuse_schedule: dcv::default_reuse_schedule(),
+            dcv: VaConfig::default(),
         }
     }
 }
@@ -207,6 +235,7 @@ struct Inner {
 pub struct Simulator {
     ca: TestCa,
     rules: Rules,
+    va: VaConfig,
     admin_token: Option<String>,
     state_file: Option<PathBuf>,
     inner: Mutex<Inner>,
@@ -240,7 +269,26 @@ impl Simulator {
             Some(p) => (TestCa::from_material(p.ca)?, p.state),
             None => (TestCa::generate(OffsetDateTime::now_utc())?, State::new()),
         };
+        if let Some(start) = config.clock_start {
+            state.clock_offset_seconds = offset_to(start);
+        }
+        state.dcv = state::DcvSettings {
+            reuse_schedule: config
+                .seed
+                .reuse_schedule
+                .clone()
+                .unwrap_or_else(|| config.reuse_schedule.clone()),
+            poll_speedup: config.dcv.poll_speedup.max(1),
+        };
         let now = clock(&state);
+        for seed in &config.seed.domains {
+            if state.domain_by_name(&seed.name).is_some() {
+                continue;
+            }
+            state.seed_domain(seed, now).map_err(|e| {
+                SimulatorError::Config(format!("domain {}: {}", seed.name, e.message))
+            })?;
+        }
         for seed in &config.seed.orders {
             if !state.orders.contains_key(&seed.id) {
                 state.seed_order(seed.clone(), &ca, now).map_err(|e| {
@@ -257,6 +305,7 @@ impl Simulator {
             rules: Rules {
                 cancel_values: config.cancel_values.clone(),
             },
+            va: config.dcv.clone(),
             admin_token: config.admin_token.clone(),
             state_file: config.state_file.clone(),
             inner: Mutex::new(Inner {
@@ -289,6 +338,15 @@ impl Simulator {
     /// The simulator's clock: real time plus the offset set through the admin API.
     pub fn now(&self) -> OffsetDateTime {
         clock(&self.lock().state)
+    }
+
+    /// Sets the clock to `at` (either direction), then applies what is due.
+    pub fn set_clock(&self, at: OffsetDateTime) -> OffsetDateTime {
+        let mut inner = self.lock();
+        inner.state.clock_offset_seconds = offset_to(at);
+        let now = clock(&inner.state);
+        inner.state.settle(&self.ca, now);
+        now
     }
 
     pub fn advance_clock(&self, by: time::Duration) -> OffsetDateTime {
@@ -340,9 +398,38 @@ impl Simulator {
     pub fn patch_order(&self, id: u64, patch: OrderPatch) -> Result<(), ApiError> {
         let mut inner = self.lock();
         let now = clock(&inner.state);
-        inner.state.patch_order(id, patch)?;
+        inner.state.patch_order(id, patch, now)?;
         inner.state.settle(&self.ca, now);
         Ok(())
+    }
+
+    /// Adds a domain or changes an existing one (by name).
+    pub fn seed_domain(&self, seed: &DomainSeed) -> Result<u64, ApiError> {
+        let mut inner = self.lock();
+        let now = clock(&inner.state);
+        let id = inner.state.seed_domain(seed, now)?;
+        inner.state.settle(&self.ca, now);
+        Ok(id)
+    }
+
+    pub fn patch_domain(&self, name: &str, patch: &DomainPatch) -> Result<u64, ApiError> {
+        let mut inner = self.lock();
+        let now = clock(&inner.state);
+        let id = inner
+            .state
+            .domain_by_name(name)
+            .map(|d| d.id)
+            .ok_or_else(|| {
+                ApiError::new(404, "not_found|domain", format!("Domain {name} not found."))
+            })?;
+        inner.state.patch_domain(id, patch, now)?;
+        inner.state.settle(&self.ca, now);
+        Ok(id)
+    }
+
+    /// The domain store, with approval times and what each is pending.
+    pub fn domains(&self) -> Vec<dcv::Domain> {
+        self.lock().state.domains.values().cloned().collect()
     }
 
     /// The full record of an order, with all its certificates and requests.
@@ -377,6 +464,13 @@ impl Simulator {
     }
 }
 
+/// The whole-second offset that puts the clock at `at` or just after it (never before,
+/// so that a clock set to midnight reads that day).
+fn offset_to(at: OffsetDateTime) -> i64 {
+    let d = at - OffsetDateTime::now_utc();
+    d.whole_seconds() + i64::from(d.subsec_nanoseconds() > 0)
+}
+
 fn clock(state: &State) -> OffsetDateTime {
     OffsetDateTime::now_utc() + time::Duration::seconds(state.clock_offset_seconds)
 }
@@ -387,6 +481,7 @@ pub struct RunningSimulator {
     simulator: Arc<Simulator>,
     shutdown: tokio::sync::watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    poller: tokio::task::JoinHandle<()>,
 }
 
 impl RunningSimulator {
@@ -411,6 +506,7 @@ impl RunningSimulator {
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
         let _ = self.task.await;
+        let _ = self.poller.await;
     }
 }
 
@@ -432,6 +528,7 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
     let tls = server::tls_config(&simulator, &config, addr)?;
     let app = api::router(simulator.clone()).merge(admin::router(simulator.clone()));
     let (shutdown, stopped) = tokio::sync::watch::channel(false);
+    let poller = tokio::spawn(poller::run(simulator.clone(), stopped.clone()));
     let task = tokio::spawn(server::serve(listener, tls, app, stopped));
     tracing::info!(%addr, "CertCentral simulator listening");
     Ok(RunningSimulator {
@@ -439,12 +536,14 @@ pub async fn start(config: SimulatorConfig) -> Result<RunningSimulator, Simulato
         simulator,
         shutdown,
         task,
+        poller,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::certcentral::dcv::DcvMethod;
 
     #[test]
     fn server_limits_refuse_over_the_window_and_recover() {
@@ -484,6 +583,17 @@ orders:
     multi_year_plan: false
     status: pending
     order_valid_till: 2029-01-31
+domains:
+  - name: example.com
+    dcv_method: dns-cname-token
+    validated_at: 2026-06-01T00:00:00Z
+  - name: example.org
+    validated: false
+reuse_schedule:
+  - from: 2026-02-24
+    days: 199
+  - from: 2028-01-01
+    days: 30
 "#;
         let seed: SeedFile = serde_yaml::from_str(yaml).unwrap();
         assert_eq!(seed.orders.len(), 2);
@@ -492,9 +602,14 @@ orders:
             seed.orders[1].status,
             crate::certcentral::OrderStatus::Pending
         );
+        assert_eq!(seed.domains[0].dcv_method, Some(DcvMethod::DnsCnameToken));
+        assert!(seed.domains[0].validated && seed.domains[0].validated_at.is_some());
+        assert!(!seed.domains[1].validated);
+        assert_eq!(seed.reuse_schedule.as_ref().map(Vec::len), Some(2));
         assert!(
             serde_yaml::from_str::<SeedFile>("orders: [{id: 1, common_name: a, colour: red}]")
                 .is_err()
         );
+        assert!(serde_yaml::from_str::<SeedFile>("domains: [{name: a, colour: red}]").is_err());
     }
 }

@@ -43,7 +43,9 @@ pub fn tls_config(
                     names.push(n.clone());
                 }
             }
-            sim.ca.server_certificate(&names, sim.now())?
+            // Clients check it against the real time, whatever the simulator's clock says.
+            let now = sim.now().min(time::OffsetDateTime::now_utc());
+            sim.ca.server_certificate(&names, now)?
         }
     };
     let bad = |what: &str, e: String| SimulatorError::Config(format!("TLS {what}: {e}"));

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime};
 
 use super::ca::TestCa;
+use super::dcv::{self, Domain, RandomValue, ReuseStep};
+use crate::certcentral::dcv::DcvMethod;
 use crate::certcentral::types::*;
 use crate::keys::{self, KeyKind};
 
@@ -31,10 +33,10 @@ impl ApiError {
             message: message.into(),
         }
     }
-    fn bad_request(code: &str, message: impl Into<String>) -> Self {
+    pub(super) fn bad_request(code: &str, message: impl Into<String>) -> Self {
         Self::new(400, code, message)
     }
-    fn order_not_found(id: u64) -> Self {
+    pub(super) fn order_not_found(id: u64) -> Self {
         Self::new(404, "not_found|order", format!("Order {id} not found."))
     }
 }
@@ -73,9 +75,13 @@ pub struct OrderSeed {
     /// Reissue requests wait for an administrator's approval unless `skip_approval`.
     #[serde(default)]
     pub approval_required: bool,
-    /// When false, approved reissues stay pending until validation is redone.
+    /// When false, the order's domains are seeded as never validated, so approved
+    /// reissues stay pending until validation is redone.
     #[serde(default = "yes")]
     pub validation_current: bool,
+    /// The order's DCV method; default `dns-txt-token`.
+    #[serde(default)]
+    pub dcv_method: Option<DcvMethod>,
     /// Seconds between approval and issuance (0: at once).
     #[serde(default)]
     pub issuance_delay_seconds: u64,
@@ -234,6 +240,12 @@ pub struct Order {
     /// The certificate an auto-reissue was last made for, so it happens once per
     /// certificate.
     pub auto_reissued_for: Option<u64>,
+    /// The order's DCV method (changed by `PUT .../dcv-method`).
+    #[serde(default)]
+    pub dcv_method: Option<DcvMethod>,
+    /// The order random value; it works for every domain of the order.
+    #[serde(default)]
+    pub dcv_random_value: Option<RandomValue>,
 }
 
 impl Order {
@@ -254,7 +266,10 @@ impl Order {
             .expect("valid time")
             .assume_utc()
     }
-    fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn method(&self) -> DcvMethod {
+        self.dcv_method.clone().unwrap_or(DcvMethod::DnsTxtToken)
+    }
+    pub(super) fn names(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.seed.common_name.as_str())
             .chain(self.seed.dns_names.iter().map(String::as_str))
     }
@@ -278,6 +293,30 @@ pub struct State {
     pub next_request_id: u64,
     /// Seconds the simulator's clock runs ahead of the real one.
     pub clock_offset_seconds: i64,
+    /// The account's domains, by id.
+    #[serde(default)]
+    pub domains: BTreeMap<u64, Domain>,
+    #[serde(default)]
+    pub next_domain_id: u64,
+    /// Settings from the configuration, applied again at every start.
+    #[serde(skip)]
+    pub dcv: DcvSettings,
+}
+
+/// DCV settings the state transitions need.
+#[derive(Clone, Debug)]
+pub struct DcvSettings {
+    pub reuse_schedule: Vec<ReuseStep>,
+    pub poll_speedup: u32,
+}
+
+impl Default for DcvSettings {
+    fn default() -> Self {
+        DcvSettings {
+            reuse_schedule: dcv::default_reuse_schedule(),
+            poll_speedup: 1,
+        }
+    }
 }
 
 /// The options of the update-order-status call the simulator accepts as "cancel".
@@ -294,7 +333,7 @@ impl Default for Rules {
     }
 }
 
-fn date_time(t: OffsetDateTime) -> String {
+pub(super) fn date_time(t: OffsetDateTime) -> String {
     let t = t.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+00:00",
@@ -343,17 +382,18 @@ impl State {
         State {
             next_certificate_id: 100_001,
             next_request_id: 500_001,
+            next_domain_id: 300_001,
             ..State::default()
         }
     }
 
-    fn order(&self, id: u64) -> ApiResult<&Order> {
+    pub(super) fn order(&self, id: u64) -> ApiResult<&Order> {
         self.orders
             .get(&id)
             .ok_or_else(|| ApiError::order_not_found(id))
     }
 
-    fn order_mut(&mut self, id: u64) -> ApiResult<&mut Order> {
+    pub(super) fn order_mut(&mut self, id: u64) -> ApiResult<&mut Order> {
         self.orders
             .get_mut(&id)
             .ok_or_else(|| ApiError::order_not_found(id))
@@ -390,7 +430,7 @@ impl State {
     }
 
     /// The pending reissue of an order, if any.
-    fn pending_reissue(&self, order: &Order) -> Option<&Certificate> {
+    pub(super) fn pending_reissue(&self, order: &Order) -> Option<&Certificate> {
         order
             .certificates
             .iter()
@@ -437,6 +477,8 @@ impl State {
             current_certificate: cert_id,
             certificates: vec![cert_id],
             auto_reissued_for: None,
+            dcv_method: seed.dcv_method.clone(),
+            dcv_random_value: None,
             seed,
         };
         let mut cert = Certificate {
@@ -463,12 +505,23 @@ impl State {
         if !order.seed.multi_year_plan {
             order.auto_reissue = false;
         }
+        let validated = order.seed.validation_current;
+        let names = cert.dns_names.clone();
         self.certificates.insert(cert_id, cert);
         self.orders.insert(order.seed.id, order);
+        self.seed_order_domains(&names, validated, now);
         Ok(())
     }
 
-    pub fn patch_order(&mut self, id: u64, patch: OrderPatch) -> ApiResult<()> {
+    pub fn patch_order(
+        &mut self,
+        id: u64,
+        patch: OrderPatch,
+        now: OffsetDateTime,
+    ) -> ApiResult<()> {
+        if let Some(v) = patch.validation_current {
+            self.set_order_validation(id, v, now)?;
+        }
         let order = self.order_mut(id)?;
         let s = &mut order.seed;
         if let Some(v) = patch.multi_year_plan {
@@ -556,13 +609,16 @@ impl State {
                 .and_then(|r| self.requests.get(&r))
                 .is_none_or(|r| r.status == RequestStatus::Approved);
             let due = cert.issue_after.is_some_and(|t| now >= t);
-            if approved && due && order.seed.validation_current {
+            let validated = self.names_current(&cert.dns_names, now);
+            if approved && due && validated {
                 let cert_id = cert.id;
                 // A signing failure leaves the reissue pending; it is retried next time.
                 if let Ok(issued) = sign(ca, order, cert, now) {
                     self.complete_issuance(cert_id, issued);
                     changed = true;
                 }
+            } else if approved && due {
+                changed |= self.start_order_dcv(id, now);
             }
         }
 
@@ -785,7 +841,6 @@ impl State {
         }
         let needs_approval = order.seed.approval_required && body.skip_approval != Some(true);
         let delay = Duration::seconds(order.seed.issuance_delay_seconds as i64);
-        let validation_current = order.seed.validation_current;
 
         // A new reissue replaces a pending one.
         if let Some(pending) = self.pending_reissue(order).map(|c| c.id) {
@@ -826,8 +881,7 @@ impl State {
         let order = self.orders.get_mut(&id).expect("present");
         order.certificates.push(cert_id);
         order.status = OrderStatus::ReissuePending;
-        let immediate = !needs_approval && delay.is_zero() && validation_current;
-        if immediate {
+        if !needs_approval && delay.is_zero() {
             self.settle_order(id, ca, now);
         }
         let issued_now = self.certificates[&cert_id].status == ReissueStatus::Issued;

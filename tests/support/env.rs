@@ -77,6 +77,7 @@ impl OperatorEnv {
                 api_keys: vec![ApiKeyConfig::new(API_KEY)],
                 orders,
                 rate_limits: None,
+                ..SeedFile::default()
             },
             rate_limits: Vec::new(),
             ..SimulatorConfig::default()

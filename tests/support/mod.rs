@@ -45,6 +45,7 @@ pub async fn simulator_with(
             api_keys: vec![ApiKeyConfig::new(KEY), viewer],
             orders,
             rate_limits: None,
+            ..SeedFile::default()
         },
         rate_limits: limits,
         ..SimulatorConfig::default()
