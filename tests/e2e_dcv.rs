@@ -118,24 +118,32 @@ fn dcv_condition(o: &DigicertOrder) -> (String, String, String) {
 /// Ready with a certificate for the names, issued by DigiCert after the operator's
 /// validation, and nothing of the validation left behind.
 async fn issued_after_validation(env: &OperatorEnv, name: &str) -> DigicertOrder {
-    let o = env
-        .wait_condition(name, "Ready", "True", None, Duration::from_secs(90))
+    env.wait_condition(name, "Ready", "True", None, Duration::from_secs(90))
         .await;
-    env.verify_secret_at_sim_time(&format!("{name}-tls"), NAMES).await;
+    env.verify_secret_at_sim_time(&format!("{name}-tls"), NAMES)
+        .await;
     env.wait_event(name, "DomainValidated", Duration::from_secs(10))
         .await;
-    let o = env
-        .wait_for(name, "the validation to be taken down", Duration::from_secs(30), |o| {
+    env.wait_for(
+        name,
+        "the validation to be taken down",
+        Duration::from_secs(30),
+        |o| {
             o.status
                 .as_ref()
                 .and_then(|s| s.domain_validation.as_ref())
                 .is_some_and(|d| d.challenge.is_none())
                 && o.metadata.finalizers.as_ref().is_none_or(|f| f.is_empty())
-        })
-        .await;
-    let _ = o;
+        },
+    )
+    .await;
     // One look at the validation state, one random value, one check: no more.
-    assert_eq!(calls(env, Operation::CheckOrderDcv), 1, "{}", env.operator_logs());
+    assert_eq!(
+        calls(env, Operation::CheckOrderDcv),
+        1,
+        "{}",
+        env.operator_logs()
+    );
     assert_eq!(
         calls(env, Operation::OrderRandomValue) + calls(env, Operation::OrderDcvMethod),
         1
@@ -147,20 +155,27 @@ async fn issued_after_validation(env: &OperatorEnv, name: &str) -> DigicertOrder
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rfc2136_validates_a_lapsed_domain_and_the_reissue_issues_with_no_person() {
     let dns = AuthoritativeDns::start_default().await;
-    let config = simulator(Some(dns.addr()), None, &[("example.com", "dns-txt-token", 11)]);
+    let config = simulator(
+        Some(dns.addr()),
+        None,
+        &[("example.com", "dns-txt-token", 11)],
+    );
     let mut env = OperatorEnv::with_simulator("dcv-rfc2136", config).await;
     put_tsig(&env, &dns).await;
     account_with(&env, rfc2136_settings(&dns, None)).await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
 
-    // DigiCert holds the reissue; the operator publishes the order's value.
-    let o = env
-        .wait_condition("web", "DomainValidation", "False", Some("Validating"), Duration::from_secs(60))
-        .await;
-    assert!(dcv_condition(&o).2.contains("TXT example.com"), "{:?}", dcv_condition(&o));
+    // DigiCert holds the reissue; the operator publishes the order's value, has it
+    // checked, and the reissue issues.
     let o = issued_after_validation(&env, "web").await;
-
+    let reasons = env.event_reasons("web").await;
+    assert!(reasons.iter().any(|r| r == "Validating"), "{reasons:?}");
+    let logs = env.operator_logs();
+    assert!(
+        !logs.contains(&dns.tsig().2),
+        "the TSIG secret is in the log"
+    );
     let dcv = o.status.unwrap().domain_validation.unwrap();
     assert_eq!(dcv.method.as_deref(), Some("dns-txt-token"));
     // The record is gone; the zone's own TXT stays.
@@ -170,7 +185,13 @@ async fn rfc2136_validates_a_lapsed_domain_and_the_reissue_issues_with_no_person
     .await;
     // DigiCert's validation is current again: the next reissue does not wait.
     env.cluster.kubectl_ok(
-        &["annotate", "dco", "web", "digicert-operator.dev/renew=1", "--overwrite"],
+        &[
+            "annotate",
+            "dco",
+            "web",
+            "digicert-operator.dev/renew=1",
+            "--overwrite",
+        ],
         None,
     );
     env.wait_for("web", "revision 2", Duration::from_secs(60), |o| {
@@ -184,16 +205,30 @@ async fn rfc2136_validates_a_lapsed_domain_and_the_reissue_issues_with_no_person
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dnsendpoint_records_reach_dns_through_external_dns() {
     let dns = AuthoritativeDns::start_default().await;
-    let config = simulator(Some(dns.addr()), None, &[("example.com", "dns-txt-token", 30)]);
+    let config = simulator(
+        Some(dns.addr()),
+        None,
+        &[("example.com", "dns-txt-token", 30)],
+    );
     let mut env = OperatorEnv::with_simulator("dcv-dnsendpoint", config).await;
     env.cluster.kubectl_ok(
-        &["apply", "--server-side", "-f", "deploy/externaldns/dnsendpoint-crd.yaml"],
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            "deploy/externaldns/dnsendpoint-crd.yaml",
+        ],
         None,
     );
     // external-dns's part: DNSEndpoints of the namespace become records at Knot.
     let (key, algorithm, secret) = dns.tsig();
-    let updater = Rfc2136::new(dns.addr()).with_tsig(Tsig::from_base64(&key, &algorithm, &secret).unwrap());
-    let _bridge = DnsBridge::start(env.cluster.client.clone(), Some(&env.cluster.namespace), updater);
+    let updater =
+        Rfc2136::new(dns.addr()).with_tsig(Tsig::from_base64(&key, &algorithm, &secret).unwrap());
+    let _bridge = DnsBridge::start(
+        env.cluster.client.clone(),
+        Some(&env.cluster.namespace),
+        updater,
+    );
     let seen = record_dnsendpoints(&env);
     env.operator_args = vec!["--dcv-dns-resolver".into(), dns.addr().to_string()];
     env.start_operator();
@@ -208,12 +243,21 @@ async fn dnsendpoint_records_reach_dns_through_external_dns() {
     let seen = seen.await_objects().await;
     let endpoint = seen.first().expect("a DNSEndpoint was made");
     assert_eq!(endpoint["metadata"]["labels"]["dns"], "public");
-    assert_eq!(endpoint["metadata"]["ownerReferences"][0]["kind"], "DigicertOrder");
+    assert_eq!(
+        endpoint["metadata"]["ownerReferences"][0]["kind"],
+        "DigicertOrder"
+    );
     assert_eq!(endpoint["spec"]["endpoints"][0]["dnsName"], "example.com");
     assert_eq!(endpoint["spec"]["endpoints"][0]["recordType"], "TXT");
     assert_eq!(endpoint["spec"]["endpoints"][0]["recordTTL"], 30);
     let api: Api<digicert_operator::dcv::dnsendpoint::DNSEndpoint> = env.cluster.api();
-    assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
+    assert!(
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     dns.wait_until("the token TXT to go", Duration::from_secs(10), async || {
         dns.txt("example.com").await == vec![support::dns::APEX_SPF.to_string()]
     })
@@ -231,7 +275,10 @@ async fn http_token_is_served_by_the_operator_and_routed_by_ingresses() {
     let config = simulator(
         None,
         Some(solver),
-        &[("example.com", "dns-txt-token", 11), ("www.example.com", "dns-txt-token", 11)],
+        &[
+            ("example.com", "dns-txt-token", 11),
+            ("www.example.com", "dns-txt-token", 11),
+        ],
     );
     let mut env = OperatorEnv::with_simulator("dcv-http", config).await;
     account_with(
@@ -265,8 +312,13 @@ async fn http_token_is_served_by_the_operator_and_routed_by_ingresses() {
             (
                 rule["host"].as_str().unwrap().to_string(),
                 path["path"].as_str().unwrap().to_string(),
-                path["backend"]["service"]["name"].as_str().unwrap().to_string(),
-                path["backend"]["service"]["port"]["number"].as_i64().unwrap() as i32,
+                path["backend"]["service"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                path["backend"]["service"]["port"]["number"]
+                    .as_i64()
+                    .unwrap() as i32,
             )
         })
         .collect();
@@ -277,11 +329,22 @@ async fn http_token_is_served_by_the_operator_and_routed_by_ingresses() {
         hosts,
         NAMES
             .iter()
-            .map(|h| (h.to_string(), file.to_string(), "dcv-solver".to_string(), 80))
+            .map(|h| (
+                h.to_string(),
+                file.to_string(),
+                "dcv-solver".to_string(),
+                80
+            ))
             .collect::<Vec<_>>()
     );
     let api: Api<Ingress> = env.cluster.api();
-    assert!(api.list(&Default::default()).await.unwrap().items.is_empty());
+    assert!(
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
     let cm: Api<ConfigMap> = env.cluster.api();
     let values = cm.get("dcv-http").await.unwrap().data.unwrap_or_default();
     assert!(values.is_empty(), "values still served: {values:?}");
@@ -300,7 +363,11 @@ async fn a_validation_that_cannot_succeed_says_why_without_hammering_digicert() 
     let dns = AuthoritativeDns::start_default().await;
     // DigiCert asks a second server, which never gets the record.
     let elsewhere = AuthoritativeDns::start_default().await;
-    let config = simulator(Some(elsewhere.addr()), None, &[("example.com", "dns-txt-token", 11)]);
+    let config = simulator(
+        Some(elsewhere.addr()),
+        None,
+        &[("example.com", "dns-txt-token", 11)],
+    );
     let mut env = OperatorEnv::with_simulator("dcv-failing", config).await;
     put_tsig(&env, &dns).await;
     // A zone the names are not in: nothing can be published.
@@ -308,11 +375,21 @@ async fn a_validation_that_cannot_succeed_says_why_without_hammering_digicert() 
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
     let o = env
-        .wait_condition("web", "DomainValidation", "False", Some("PublishFailed"), Duration::from_secs(60))
+        .wait_condition(
+            "web",
+            "DomainValidation",
+            "False",
+            Some("PublishFailed"),
+            Duration::from_secs(60),
+        )
         .await;
     let (_, _, message) = dcv_condition(&o);
-    assert!(message.contains("TXT example.com") && message.contains("example.org"), "{message}");
-    env.wait_event("web", "PublishFailed", Duration::from_secs(5)).await;
+    assert!(
+        message.contains("TXT example.com") && message.contains("example.org"),
+        "{message}"
+    );
+    env.wait_event("web", "PublishFailed", Duration::from_secs(5))
+        .await;
     // Backing off, and never asking DigiCert to check what is not out.
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(calls(&env, Operation::CheckOrderDcv), 0);
@@ -323,7 +400,13 @@ async fn a_validation_that_cannot_succeed_says_why_without_hammering_digicert() 
     // looks elsewhere and says what it saw.
     account_with(&env, rfc2136_settings(&dns, None)).await;
     let o = env
-        .wait_condition("web", "DomainValidation", "False", Some("CheckFailed"), Duration::from_secs(90))
+        .wait_condition(
+            "web",
+            "DomainValidation",
+            "False",
+            Some("CheckFailed"),
+            Duration::from_secs(90),
+        )
         .await;
     let (_, _, message) = dcv_condition(&o);
     assert!(
@@ -335,7 +418,12 @@ async fn a_validation_that_cannot_succeed_says_why_without_hammering_digicert() 
     let checks = calls(&env, Operation::CheckOrderDcv);
     tokio::time::sleep(Duration::from_secs(10)).await;
     // The next check waits 30 s (doubling): none in these 10 s.
-    assert_eq!(calls(&env, Operation::CheckOrderDcv), checks, "{}", env.operator_logs());
+    assert_eq!(
+        calls(&env, Operation::CheckOrderDcv),
+        checks,
+        "{}",
+        env.operator_logs()
+    );
     let status = env.orders().get("web").await.unwrap().status.unwrap();
     let challenge = status.domain_validation.unwrap().challenge.unwrap();
     assert!(challenge.records.iter().all(|r| r.visible));
@@ -356,19 +444,38 @@ async fn a_validation_that_cannot_succeed_says_why_without_hammering_digicert() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_record_that_never_shows_is_reported_and_digicert_is_not_asked() {
     let dns = AuthoritativeDns::start_default().await;
-    let config = simulator(Some(dns.addr()), None, &[("example.com", "dns-txt-token", 11)]);
+    let config = simulator(
+        Some(dns.addr()),
+        None,
+        &[("example.com", "dns-txt-token", 11)],
+    );
     let mut env = OperatorEnv::with_simulator("dcv-not-visible", config).await;
     env.cluster.kubectl_ok(
-        &["apply", "--server-side", "-f", "deploy/externaldns/dnsendpoint-crd.yaml"],
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            "deploy/externaldns/dnsendpoint-crd.yaml",
+        ],
         None,
     );
     // No external-dns: the DNSEndpoint is made but no record ever appears.
-    account_with(&env, json!({"method": "dns-txt-token", "dns": {"dnsEndpoint": {}}})).await;
+    account_with(
+        &env,
+        json!({"method": "dns-txt-token", "dns": {"dnsEndpoint": {}}}),
+    )
+    .await;
     env.operator_args = vec!["--dcv-dns-resolver".into(), dns.addr().to_string()];
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
     let o = env
-        .wait_condition("web", "DomainValidation", "False", Some("RecordNotVisible"), Duration::from_secs(60))
+        .wait_condition(
+            "web",
+            "DomainValidation",
+            "False",
+            Some("RecordNotVisible"),
+            Duration::from_secs(60),
+        )
         .await;
     let (_, _, message) = dcv_condition(&o);
     assert!(
@@ -378,7 +485,14 @@ async fn a_record_that_never_shows_is_reported_and_digicert_is_not_asked() {
     tokio::time::sleep(Duration::from_secs(8)).await;
     assert_eq!(calls(&env, Operation::CheckOrderDcv), 0);
     let o = env.orders().get("web").await.unwrap();
-    let looks = o.status.unwrap().domain_validation.unwrap().challenge.unwrap().looks;
+    let looks = o
+        .status
+        .unwrap()
+        .domain_validation
+        .unwrap()
+        .challenge
+        .unwrap()
+        .looks;
     // 2 s, then 5 s doubling: a handful of looks, not a loop.
     assert!((1..=4).contains(&looks), "{looks} looks");
 }
@@ -386,7 +500,11 @@ async fn a_record_that_never_shows_is_reported_and_digicert_is_not_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_validation_about_to_lapse_is_renewed_ahead_so_the_reissue_never_waits() {
     let dns = AuthoritativeDns::start_default().await;
-    let mut config = simulator(Some(dns.addr()), None, &[("example.com", "dns-txt-token", 9)]);
+    let mut config = simulator(
+        Some(dns.addr()),
+        None,
+        &[("example.com", "dns-txt-token", 9)],
+    );
     // Three-day certificates: the renewal is two days away, after the validation
     // lapses (in one day).
     config.seed.orders[0].certificate_validity_seconds = Some(3 * 86400);
@@ -398,19 +516,24 @@ async fn a_validation_about_to_lapse_is_renewed_ahead_so_the_reissue_never_waits
     env.wait_ready("web").await;
     // The domain is validated again with its own value, before any reissue waits.
     let o = env
-        .wait_for("web", "the validation renewed", Duration::from_secs(60), |o| {
-            let domains = o
-                .status
-                .as_ref()
-                .and_then(|s| s.domain_validation.as_ref())
-                .map(|d| d.domains.clone())
-                .unwrap_or_default();
-            domains.iter().any(|d| {
-                d.name == "example.com"
-                    && d.state == "Validated"
-                    && d.expires.as_deref() > Some("2029-06-11")
-            })
-        })
+        .wait_for(
+            "web",
+            "the validation renewed",
+            Duration::from_secs(60),
+            |o| {
+                let domains = o
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.domain_validation.as_ref())
+                    .map(|d| d.domains.clone())
+                    .unwrap_or_default();
+                domains.iter().any(|d| {
+                    d.name == "example.com"
+                        && d.state == "Validated"
+                        && d.expires.as_deref() > Some("2029-06-11")
+                })
+            },
+        )
         .await;
     assert_eq!(dcv_condition(&o).0, "True");
     assert_eq!(calls(&env, Operation::SubmitDomainValidation), 1);
@@ -431,7 +554,13 @@ async fn a_validation_about_to_lapse_is_renewed_ahead_so_the_reissue_never_waits
     // The planned renewal, two days on: issued at once, no validation needed.
     env.sim.simulator().advance_clock(time::Duration::hours(47));
     env.cluster.kubectl_ok(
-        &["annotate", "dco", "web", "digicert-operator.dev/renew=1", "--overwrite"],
+        &[
+            "annotate",
+            "dco",
+            "web",
+            "digicert-operator.dev/renew=1",
+            "--overwrite",
+        ],
         None,
     );
     env.wait_for("web", "revision 2", Duration::from_secs(60), |o| {
@@ -457,7 +586,13 @@ impl Seen {
 
 fn record_watch<K>(api: Api<K>) -> Seen
 where
-    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize + Send + 'static,
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + Send
+        + 'static,
 {
     let objects = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let out = objects.clone();
