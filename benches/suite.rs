@@ -1,7 +1,7 @@
 //! The benchmark suite: `hack/bench.sh [NAME...]` (or `cargo bench --bench suite --
 //! NAME`, with DIGICERT_TEST_KUBECONFIG pointing at a control plane).
 //!
-//! NAME: calls, throughput, latency, memory, keygen, crash, faults (default: all).
+//! NAME: calls, throughput, latency, memory, keygen, crash, faults, dcv (default: all).
 //! Flags: `--runs N` (repeat each measurement; medians are reported), `--out DIR`
 //! (where the JSON and Markdown reports go; default target/bench-report).
 
@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use scenarios::median;
 
-const ALL: [&str; 7] = [
+const ALL: [&str; 8] = [
     "calls",
     "throughput",
     "latency",
@@ -26,6 +26,7 @@ const ALL: [&str; 7] = [
     "keygen",
     "crash",
     "faults",
+    "dcv",
 ];
 
 struct Args {
@@ -188,6 +189,70 @@ async fn calls(runs: usize, scale: f64) -> Report {
         "≤ 1 call per order per resync",
         steady <= 1.0,
         format!("{steady:.2}"),
+    );
+    r
+}
+
+async fn dcv(runs: usize, scale: f64) -> Report {
+    let mut r = Report::new("dcv");
+    for _ in 0..runs {
+        let o = scenarios::dcv::run(scenarios::dcv::Params {
+            orders: ((10.0 * scale) as usize).max(2),
+        })
+        .await;
+        println!("dcv: {o:?}");
+        r.runs.push(to_value(&o));
+    }
+    r.figure(
+        "orders per phase (each with a domain of its own)",
+        "/orders",
+    );
+    r.figure(
+        "calls per certificate, validation current",
+        "/baseline_calls_per_certificate",
+    );
+    r.figure(
+        "apply → Ready (ms), validation current",
+        "/baseline_ready_ms",
+    );
+    r.figure(
+        "calls per certificate, validation lapsed",
+        "/lapsed_calls_per_certificate",
+    );
+    for op in [
+        "order_validation",
+        "order_dcv_random_value",
+        "check_order_dcv",
+        "reissue",
+        "order_info",
+        "request_info",
+        "download",
+    ] {
+        r.figure(
+            &format!("  {op}"),
+            &format!("/lapsed_calls_by_operation/{op}"),
+        );
+    }
+    r.figure("apply → Ready (ms), validation lapsed", "/lapsed_ready_ms");
+    let added = r.figure(
+        "calls a DCV round adds per certificate",
+        "/added_calls_per_certificate",
+    );
+    r.figure("ms a DCV round adds per certificate", "/added_ms");
+    let ahead = r.figure(
+        "calls per order to validate ahead of the renewal",
+        "/ahead_calls_per_order",
+    );
+    r.figure("Ready → validated anew (ms)", "/ahead_ms");
+    r.verdict(
+        "a lapsed validation costs a bounded number of calls (≤ 5 more per certificate)",
+        added <= 5.0,
+        format!("{added:.2}"),
+    );
+    r.verdict(
+        "a validation renewed ahead costs ≤ 4 calls per domain",
+        ahead <= 4.0,
+        format!("{ahead:.2}"),
     );
     r
 }
@@ -438,6 +503,7 @@ async fn main() {
             "keygen" => keygen(runs, a.scale).await,
             "crash" => crash(runs, a.scale).await,
             "faults" => faults(runs, a.scale).await,
+            "dcv" => dcv(runs, a.scale).await,
             _ => unreachable!(),
         };
         let mut md = report.markdown();

@@ -10,13 +10,14 @@ use std::time::Duration;
 use digicert_operator::certcentral::Operation;
 use digicert_operator::crd::DigicertOrder;
 use digicert_operator::dcv::rfc2136::{Rfc2136, Tsig};
-use digicert_operator::simulator::{DomainSeed, OrderSeed, SimulatorConfig};
+use digicert_operator::simulator::{OrderSeed, SimulatorConfig};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use k8s_openapi::api::core::v1::ConfigMap;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams};
 use kube::runtime::watcher;
 use serde_json::json;
+use support::dcv::{self, NOW, account_with, put_tsig, rfc2136_settings};
 use support::dns::AuthoritativeDns;
 use support::dns_bridge::DnsBridge;
 use support::env::{OperatorEnv, condition};
@@ -25,10 +26,6 @@ use time::macros::datetime;
 
 const ORDER: u64 = 1001;
 const NAMES: &[&str] = &["example.com", "www.example.com"];
-const TSIG_SECRET: &str = "dcv-tsig";
-
-/// In 2029 DigiCert reuses a validation for 10 days.
-const NOW: OffsetDateTime = datetime!(2029-06-01 12:00 UTC);
 
 fn order_seed() -> OrderSeed {
     let mut seed = support::order(ORDER);
@@ -37,7 +34,7 @@ fn order_seed() -> OrderSeed {
 }
 
 /// A simulator in 2029 that checks DNS at `dns` (and HTTP at `http`), with the
-/// order's domains validated `days_ago`.
+/// account's domains validated some days ago.
 fn simulator(
     dns: Option<std::net::SocketAddr>,
     http: Option<std::net::SocketAddr>,
@@ -47,62 +44,11 @@ fn simulator(
     config.clock_start = Some(NOW);
     config.seed.domains = domains
         .iter()
-        .map(|(name, method, days_ago)| {
-            serde_json::from_value::<DomainSeed>(json!({
-                "name": name,
-                "dcv_method": method,
-                "validated_at": (NOW - time::Duration::days(*days_ago))
-                    .format(&time::format_description::well_known::Rfc3339)
-                    .unwrap(),
-            }))
-            .unwrap()
-        })
+        .map(|(name, method, days_ago)| dcv::domain(name, method, *days_ago))
         .collect();
     config.dcv.dns_server = dns;
     config.dcv.http_address = http;
     config
-}
-
-/// The test's account with `domain_validation` as its settings.
-async fn account_with(env: &OperatorEnv, domain_validation: serde_json::Value) {
-    let selector = json!({"matchLabels": {"kubernetes.io/metadata.name": env.cluster.namespace}});
-    env.put_account(
-        &env.account_name(),
-        &env.sim.base_url(),
-        Some(env.sim.ca_pem()),
-        support::env::API_KEY_SECRET,
-        json!({"namespaceSelector": selector, "domainValidation": domain_validation}),
-    )
-    .await;
-}
-
-/// The TSIG secret of `dns` in a Secret of the test namespace (the operator's).
-async fn put_tsig(env: &OperatorEnv, dns: &AuthoritativeDns) {
-    let (_, _, secret) = dns.tsig();
-    let api: Api<Secret> = env.cluster.api();
-    let object = Secret {
-        metadata: ObjectMeta {
-            name: Some(TSIG_SECRET.into()),
-            ..Default::default()
-        },
-        string_data: Some([("secret".to_string(), secret)].into()),
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &object).await.unwrap();
-}
-
-fn rfc2136_settings(dns: &AuthoritativeDns, zone: Option<&str>) -> serde_json::Value {
-    let (name, algorithm, _) = dns.tsig();
-    let mut rfc = json!({
-        "nameserver": dns.addr().to_string(),
-        "tsigKeyName": name,
-        "tsigAlgorithm": algorithm,
-        "tsigSecretRef": {"name": TSIG_SECRET},
-    });
-    if let Some(zone) = zone {
-        rfc["zone"] = zone.into();
-    }
-    json!({"method": "dns-txt-token", "dns": {"rfc2136": rfc}})
 }
 
 fn calls(env: &OperatorEnv, op: Operation) -> u64 {
@@ -500,11 +446,17 @@ async fn a_record_that_never_shows_is_reported_and_digicert_is_not_asked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_validation_about_to_lapse_is_renewed_ahead_so_the_reissue_never_waits() {
     let dns = AuthoritativeDns::start_default().await;
-    let mut config = simulator(
-        Some(dns.addr()),
-        None,
-        &[("example.com", "dns-txt-token", 9)],
-    );
+    // The plan ahead of a renewal runs on the operator's clock: DigiCert's must agree,
+    // so the simulator keeps real time, with the 10-day reuse period.
+    let today = OffsetDateTime::now_utc();
+    let mut config = simulator(Some(dns.addr()), None, &[]);
+    config.clock_start = None;
+    config.reuse_schedule = dcv::ten_day_reuse_today();
+    config.seed.domains = vec![dcv::domain_at(
+        "example.com",
+        "dns-txt-token",
+        today - time::Duration::days(9),
+    )];
     // Three-day certificates: the renewal is two days away, after the validation
     // lapses (in one day).
     config.seed.orders[0].certificate_validity_seconds = Some(3 * 86400);
@@ -530,7 +482,8 @@ async fn a_validation_about_to_lapse_is_renewed_ahead_so_the_reissue_never_waits
                 domains.iter().any(|d| {
                     d.name == "example.com"
                         && d.state == "Validated"
-                        && d.expires.as_deref() > Some("2029-06-11")
+                        && d.expires.as_deref().and_then(parse)
+                            > Some(today + time::Duration::days(9))
                 })
             },
         )
@@ -569,6 +522,55 @@ async fn a_validation_about_to_lapse_is_renewed_ahead_so_the_reissue_never_waits
     .await;
     assert_eq!(calls(&env, Operation::OrderRandomValue), 0);
     assert_eq!(calls(&env, Operation::CheckOrderDcv), 0);
+}
+
+fn parse(t: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_validation_lapsing_long_before_the_reissue_is_renewed_only_ahead_of_it() {
+    let dns = AuthoritativeDns::start_default().await;
+    let today = OffsetDateTime::now_utc();
+    let mut config = simulator(Some(dns.addr()), None, &[]);
+    config.clock_start = None;
+    config.reuse_schedule = dcv::ten_day_reuse_today();
+    config.seed.domains = vec![dcv::domain_at(
+        "example.com",
+        "dns-txt-token",
+        today - time::Duration::days(1),
+    )];
+    let mut env = OperatorEnv::with_simulator("dcv-not-yet", config).await;
+    put_tsig(&env, &dns).await;
+    account_with(&env, rfc2136_settings(&dns, None)).await;
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml("web", ORDER, ""));
+    // A 199-day certificate: the validation (9 days left) lapses long before the
+    // renewal; validating now would not outlast it, so it waits for the renewal.
+    let o = env
+        .wait_condition(
+            "web",
+            "DomainValidation",
+            "True",
+            Some("RenewalScheduled"),
+            Duration::from_secs(60),
+        )
+        .await;
+    let (_, _, message) = dcv_condition(&o);
+    let renewal = o.status.as_ref().unwrap().renewal_time.clone().unwrap();
+    assert!(message.contains("example.com"), "{message}");
+    let dcv = o.status.unwrap().domain_validation.unwrap();
+    assert_eq!(dcv.domains[0].state, "Expiring");
+    assert!(dcv.next_check.unwrap() < renewal);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        calls(&env, Operation::OrderValidation),
+        1,
+        "{}",
+        env.operator_logs()
+    );
+    assert_eq!(calls(&env, Operation::SubmitDomainValidation), 0);
+    assert_eq!(calls(&env, Operation::CheckDomainDcv), 0);
 }
 
 /// Objects of one kind seen in the namespace while the test runs.

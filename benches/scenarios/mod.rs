@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod crash;
+pub mod dcv;
 pub mod faults;
 pub mod keygen;
 pub mod latency;

@@ -83,14 +83,14 @@ async fn dns(
     let Some(owner) = order.controller_owner_ref(&()) else {
         return Ok(Err("the DigicertOrder has no uid yet".into()));
     };
-    Ok(Ok(Publisher::DnsEndpoint(DnsEndpoints {
+    Ok(Ok(Publisher::DnsEndpoint(Box::new(DnsEndpoints {
         api: Api::namespaced(ctx.client.clone(), &namespace),
         namespace,
         labels: eps.labels.clone(),
         ttl: eps.ttl,
         owner,
         resolver: ctx.config.dcv.dns_resolver,
-    })))
+    }))))
 }
 
 /// The server (its name resolved) and the TSIG key from its Secret.

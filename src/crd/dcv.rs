@@ -211,6 +211,9 @@ pub struct DomainValidationStatus {
     /// When it reads it next, ahead of the planned reissue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_check: Option<String>,
+    /// When lapsing validations were last renewed ahead of a reissue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_renewal: Option<String>,
     /// The order's domains, as DigiCert validates them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<DomainStatus>,

@@ -43,7 +43,7 @@ pub enum Publisher {
     Rfc2136(Rfc2136),
     /// DNS methods: a DNSEndpoint per record in the order's namespace, owned by the
     /// order; external-dns writes the record somewhere, `resolver` is asked for it.
-    DnsEndpoint(DnsEndpoints),
+    DnsEndpoint(Box<DnsEndpoints>),
 }
 
 pub struct DnsEndpoints {

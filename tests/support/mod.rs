@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod dcv;
 pub mod dns;
 pub mod dns_bridge;
 pub mod env;

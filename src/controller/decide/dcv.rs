@@ -147,6 +147,20 @@ pub fn dcv_look(
     (last < ahead).then_some(ahead.max(now))
 }
 
+/// Whether lapsing validations are renewed now: only from `lead` before the planned
+/// reissue (earlier, a renewed validation could lapse again before it), and once in
+/// that window (a reuse period shorter than the window cannot be outrun). Without a
+/// planned reissue, at most once per `lead`.
+pub fn renew_validations_now(
+    planned: Option<OffsetDateTime>,
+    lead: Duration,
+    last_renewal: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> bool {
+    let window_starts = planned.unwrap_or(now) - lead;
+    now >= window_starts && last_renewal.is_none_or(|r| r < window_starts)
+}
+
 /// The record name or URL DigiCert looks at for `domain` (wildcards validate at their
 /// base domain).
 pub fn dcv_location(method: DcvMethodSpec, domain: &str) -> String {
@@ -359,6 +373,36 @@ mod tests {
         let late = datetime!(2029-06-19 0:00 UTC);
         assert_eq!(dcv_look(Some(now), planned, lead, late), Some(late));
         assert_eq!(dcv_look(Some(now), None, lead, now), None);
+    }
+
+    #[test]
+    fn validations_are_renewed_once_just_ahead_of_the_reissue() {
+        let lead = Duration::from_secs(48 * 3600);
+        let planned = Some(datetime!(2029-06-20 0:00 UTC));
+        let early = datetime!(2029-06-01 0:00 UTC);
+        let window = datetime!(2029-06-18 6:00 UTC);
+        // Months ahead: a renewed validation would lapse again before the reissue.
+        assert!(!renew_validations_now(planned, lead, None, early));
+        assert!(renew_validations_now(planned, lead, None, window));
+        // Renewed in this window already: not again (even if still short).
+        let renewed = Some(datetime!(2029-06-18 1:00 UTC));
+        assert!(!renew_validations_now(planned, lead, renewed, window));
+        // Renewed before the window (the previous cycle): again.
+        assert!(renew_validations_now(planned, lead, Some(early), window));
+        // No planned reissue: at most once per lead.
+        assert!(renew_validations_now(None, lead, None, early));
+        assert!(!renew_validations_now(
+            None,
+            lead,
+            Some(early - time::Duration::hours(47)),
+            early
+        ));
+        assert!(renew_validations_now(
+            None,
+            lead,
+            Some(early - time::Duration::hours(49)),
+            early
+        ));
     }
 
     #[test]

@@ -111,11 +111,13 @@ mod tests {
         };
         assert!(!needs_finalizer(&spec("Retain"), None));
         assert!(needs_finalizer(&spec("CancelPending"), None));
-        let mut published = DigicertOrderStatus::default();
-        published.domain_validation = Some(crate::crd::DomainValidationStatus {
-            challenge: Some(Default::default()),
+        let mut published = DigicertOrderStatus {
+            domain_validation: Some(crate::crd::DomainValidationStatus {
+                challenge: Some(Default::default()),
+                ..Default::default()
+            }),
             ..Default::default()
-        });
+        };
         assert!(needs_finalizer(&spec("Retain"), Some(&published)));
         published.domain_validation = Some(Default::default());
         assert!(!needs_finalizer(&spec("Retain"), Some(&published)));

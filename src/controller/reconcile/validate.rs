@@ -164,16 +164,27 @@ impl Run {
         if let Some(action) = self.refuse_unsupported(&spec, &domains).await {
             return Ok(Ok(action));
         }
-        let due: Vec<DomainStatus> = decide::domains_to_validate(&domains)
-            .into_iter()
-            .cloned()
-            .collect();
+        let last_renewal = self
+            .dcv_status()
+            .last_renewal
+            .as_deref()
+            .and_then(status::parse_rfc3339);
+        let due: Vec<DomainStatus> =
+            if decide::renew_validations_now(planned, lead, last_renewal, self.now) {
+                decide::domains_to_validate(&domains)
+                    .into_iter()
+                    .cloned()
+                    .collect()
+            } else {
+                Vec::new()
+            };
         if due.is_empty() {
-            self.validated_condition(&domains);
             let next = decide::dcv_look(Some(self.now), planned, lead, self.now);
+            self.validated_condition(&domains, next);
             self.dcv_status().next_check = next.map(status::rfc3339);
             return Ok(Err(next));
         }
+        self.dcv_status().last_renewal = Some(status::rfc3339(self.now));
         self.renew_domains(&spec, from, due, client).await.map(Ok)
     }
 
@@ -249,16 +260,39 @@ impl Run {
         Some(Action::await_change())
     }
 
-    fn validated_condition(&mut self, domains: &[DomainStatus]) {
+    /// Nothing to validate now: all current, or due only in the window before the
+    /// next reissue (`renew_from`).
+    fn validated_condition(
+        &mut self,
+        domains: &[DomainStatus],
+        renew_from: Option<OffsetDateTime>,
+    ) {
+        let lapsing: Vec<&str> = decide::domains_to_validate(domains)
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
         let earliest = domains.iter().filter_map(|d| d.expires.clone()).min();
-        let message = match earliest {
-            Some(t) => format!(
-                "{} domain(s) validated; the first lapses at {t}",
-                domains.len()
+        let (reason, message) = match (lapsing.is_empty(), renew_from) {
+            (false, Some(at)) => (
+                "RenewalScheduled",
+                format!(
+                    "{} lapse(s) before the next reissue; validated again from {}",
+                    lapsing.join(", "),
+                    status::rfc3339(at)
+                ),
             ),
-            None => format!("{} domain(s) validated", domains.len()),
+            _ => (
+                "Validated",
+                match earliest {
+                    Some(t) => format!(
+                        "{} domain(s) validated; the first lapses at {t}",
+                        domains.len()
+                    ),
+                    None => format!("{} domain(s) validated", domains.len()),
+                },
+            ),
         };
-        self.condition(DOMAIN_VALIDATION, true, "Validated", message);
+        self.condition(DOMAIN_VALIDATION, true, reason, message);
     }
 
     pub(super) fn challenge(&self) -> Option<&ChallengeStatus> {
