@@ -571,7 +571,8 @@ async fn cancel_pending_cancels_a_pending_order_only_where_the_account_allows_it
     assert_eq!(
         cancels(),
         0,
-        "a pending order was canceled without allowOrderCancel"
+        "a pending order was canceled without allowOrderCancel\n{}",
+        env.operator_logs()
     );
     let events = env
         .cluster

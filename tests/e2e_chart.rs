@@ -25,7 +25,7 @@ use kube::config::Kubeconfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use support::cluster::{OwnControlPlane, TestCluster, helm_python, kubectl_command, repo_root};
-use support::env::{OperatorEnv, install_crd, verify_tls_secret};
+use support::env::{OperatorEnv, condition, install_crd, verify_tls_secret};
 use support::process::OperatorProcess;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
@@ -426,6 +426,8 @@ fn watch_rules() -> Value {
         {"apiGroups": [""], "resources": ["secrets"],
          "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": ["externaldns.k8s.io"], "resources": ["dnsendpoints"],
+         "verbs": ["get", "create", "patch", "delete"]},
     ])
 }
 
@@ -779,12 +781,63 @@ fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
 }
 
 #[test]
+fn the_dcv_values_render_the_solver_service_port_flags_and_rbac() {
+    let docs = documents(&template(&[
+        "--set",
+        "dcv.http.enabled=true,dcv.http.port=9089,dcv.dns.resolver=10.0.0.53:53",
+    ]));
+    let fullname = "test-digicert-operator";
+    let deployment = find(&docs, "Deployment", fullname);
+    let a = args(deployment);
+    for want in [
+        "--dcv-http-listen=0.0.0.0:9089",
+        "--dcv-http-service=test-digicert-operator-dcv-solver:80",
+        "--dcv-http-configmap=test-digicert-operator-dcv-http",
+        "--dcv-dns-resolver=10.0.0.53:53",
+    ] {
+        assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
+    }
+    assert_eq!(
+        container(deployment)["ports"][1],
+        json!({"name": "dcv-http", "containerPort": 9089, "protocol": "TCP"})
+    );
+    let service = find(&docs, "Service", "test-digicert-operator-dcv-solver");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "dcv-http", "port": 80, "targetPort": "dcv-http", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    // In the operator's namespace: the values ConfigMap by name, Ingresses, HTTPRoutes.
+    let role = find(&docs, "Role", "test-digicert-operator-accounts");
+    let rules = role["rules"].as_array().unwrap();
+    assert!(rules.contains(&json!({"apiGroups": [""], "resources": ["configmaps"],
+        "resourceNames": ["test-digicert-operator-dcv-http"], "verbs": ["get", "list", "watch", "patch"]})));
+    assert!(rules.contains(
+        &json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"],
+        "verbs": ["get", "create", "patch", "delete"]})
+    ));
+    assert!(
+        rules.contains(&json!({"apiGroups": ["gateway.networking.k8s.io"],
+        "resources": ["httproutes"], "verbs": ["get", "create", "patch", "delete"]}))
+    );
+    // Off by default: no solver, no extra rights.
+    let docs = documents(&template(&[]));
+    assert!(!describe(&docs).iter().any(|d| d.contains("dcv-solver")));
+    let role = find(&docs, "Role", "test-digicert-operator-accounts");
+    assert!(!role["rules"].to_string().contains("configmaps"));
+}
+
+#[test]
 fn no_role_grants_a_wildcard() {
     for values in [
         vec![],
         vec!["--set", "watchNamespaces={a,b}"],
         vec!["--set", "simulator.enabled=true,replicas=3"],
         vec!["--set", "leaderElection.enabled=false"],
+        vec!["--set", "dcv.http.enabled=true"],
     ] {
         assert_no_wildcards(&documents(&template(&values)));
     }
@@ -1573,17 +1626,27 @@ struct NamespacedInstall {
 }
 
 async fn namespaced_install(test: &str) -> NamespacedInstall {
-    let env = OperatorEnv::with_simulator(test, example_orders(support::env::API_KEY)).await;
+    let config = example_orders(support::env::API_KEY);
+    namespaced_install_with(test, config, &[]).await
+}
+
+/// The chart installed watching one namespace, with `extra` helm arguments, and the
+/// simulator of `config`.
+async fn namespaced_install_with(
+    test: &str,
+    config: SimulatorConfig,
+    extra: &[&str],
+) -> NamespacedInstall {
+    let env = OperatorEnv::with_simulator(test, config).await;
     let watched = ExtraNamespace::create(&env.cluster, "a").await;
     let ns = env.cluster.namespace.clone();
     let watch = format!("watchNamespaces={{{}}}", watched.name);
     let release = format!("op{}", &ns[ns.len() - 6..]);
-    helm_ok(
-        &[
-            "install", &release, CHART, "-n", &ns, "--set", &watch, SKIP_CRDS,
-        ],
-        Some(env.cluster.kubeconfig.as_os_str()),
-    );
+    let mut args = vec![
+        "install", &release, CHART, "-n", &ns, "--set", &watch, SKIP_CRDS,
+    ];
+    args.extend_from_slice(extra);
+    helm_ok(&args, Some(env.cluster.kubeconfig.as_os_str()));
     NamespacedInstall {
         env,
         watched,
@@ -1678,6 +1741,94 @@ async fn namespaced_rbac_is_all_the_operator_needs_in_its_namespaces() {
     install.kubectl(&["delete", "-n", ns_a, "dco/example-com", "--timeout=60s"]);
     let logs = pod.logs();
     for bad in ["forbidden", "Forbidden", "no access"] {
+        assert!(!logs.contains(bad), "{bad} in the log:\n{logs}");
+    }
+}
+
+/// The chart's http-token solver, run as its pod would be with the chart's RBAC: a
+/// reissue whose domains' validation lapsed (DigiCert in 2029) is validated through
+/// the solver listener, the values ConfigMap and an Ingress per name, and issued.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_charts_http_solver_validates_domains_with_the_charts_rbac() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let solver = format!("127.0.0.1:{port}");
+    let mut config = example_orders(support::env::API_KEY);
+    config.clock_start = Some(support::dcv::NOW);
+    config.seed.domains = ["example.com", "www.example.com", "api.example.com"]
+        .iter()
+        .map(|d| support::dcv::domain(d, "dns-txt-token", 11))
+        .collect();
+    config.dcv.http_address = Some(solver.parse().unwrap());
+    let values = values_file(
+        &serde_yaml::to_string(&json!({
+            "dcv": {"http": {"enabled": true}},
+            "defaultAccount": {"domainValidation": {
+                "method": "http-token",
+                "http": {"ingress": {"className": "nginx"}},
+            }},
+        }))
+        .unwrap(),
+    );
+    let values_path = values.path().to_str().unwrap().to_string();
+    let install = namespaced_install_with("chart-http-solver", config, &["-f", &values_path]).await;
+    let pod = install
+        .start(&move |a: &str| {
+            if let Some(listen) = a.strip_prefix("--dcv-http-listen=") {
+                assert_eq!(listen, "0.0.0.0:8089");
+                return vec![format!("--dcv-http-listen={solver}")];
+            }
+            vec![a.to_string()]
+        })
+        .await;
+    wait_ready_endpoint(&pod).await;
+    let ns_a = install.watched.name.as_str();
+    install.kubectl(&["apply", "-n", ns_a, "-f", "deploy/examples/rsa-order.yaml"]);
+    install.kubectl(&[
+        "wait",
+        "-n",
+        ns_a,
+        "--for=condition=Ready",
+        "dco/example-com",
+        "--timeout=90s",
+    ]);
+    let order = Api::<DigicertOrder>::namespaced(install.env.cluster.client.clone(), ns_a)
+        .get("example-com")
+        .await
+        .unwrap();
+    let dcv = condition(&order, "DomainValidation").expect("a DomainValidation condition");
+    assert_eq!(
+        (dcv.status.as_str(), dcv.reason.as_str()),
+        ("True", "Validated")
+    );
+    assert_eq!(
+        install
+            .env
+            .sim
+            .simulator()
+            .calls()
+            .total(digicert_operator::certcentral::Operation::CheckOrderDcv),
+        1
+    );
+    // The routes went after the validation; the values ConfigMap stays, empty.
+    let ns = &install.env.cluster.namespace;
+    let ingresses = install.kubectl(&["get", "ingress", "-n", ns, "-o", "name"]);
+    assert!(ingresses.trim().is_empty(), "{ingresses}");
+    let values = install.kubectl(&[
+        "get",
+        "configmap",
+        "-n",
+        ns,
+        &format!("{}-dcv-http", install.fullname),
+        "-o",
+        "jsonpath={.data}",
+    ]);
+    assert!(matches!(values.trim(), "" | "{}"), "{values}");
+    let logs = pod.logs();
+    for bad in ["forbidden", "Forbidden"] {
         assert!(!logs.contains(bad), "{bad} in the log:\n{logs}");
     }
 }

@@ -633,3 +633,106 @@ async fn every_account_rule_and_bound_is_enforced_at_admission() {
     );
     assert_eq!(out.trim(), "Endpoint Ready Reason Age");
 }
+
+/// `domainValidation`, on a DigicertOrder (and the same type on an account): good
+/// settings of each method admitted, each misuse refused with its own message.
+#[tokio::test]
+async fn domain_validation_settings_are_checked_at_admission() {
+    let cluster = TestCluster::new("crd-dcv-rules").await;
+    install_crd(&cluster);
+    let rfc2136 = json!({"nameserver": "ns1.example.com:53", "tsigKeyName": "k",
+                         "tsigSecretRef": {"name": "tsig"}});
+    let good = [
+        json!({"dns": {"rfc2136": rfc2136}}),
+        json!({"method": "dns-cname-token", "dns": {"dnsEndpoint": {"labels": {"a": "b"}, "ttl": 60}}}),
+        json!({"method": "http-token", "http": {"ingress": {"className": "nginx"}}}),
+        json!({"method": "http-token", "http": {"gatewayHTTPRoute": {"parentRefs": [{"name": "gw"}]}},
+               "renewBefore": "72h"}),
+    ];
+    for dv in &good {
+        let (ok, stderr) = dry_run_apply(
+            &cluster,
+            &order("dcv", with(json!({"domainValidation": dv}))),
+        );
+        assert!(ok, "{dv} was refused:\n{stderr}");
+        let account_spec = with_account(json!({"domainValidation": dv}));
+        let name = format!("{}-dcv", cluster.namespace);
+        let (ok, stderr) = dry_run_apply(&cluster, &account(&name, account_spec));
+        assert!(ok, "{dv} was refused on an account:\n{stderr}");
+    }
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "a DNS method without dns",
+            json!({"method": "dns-txt-token"}),
+            "dns-txt-token and dns-cname-token need dns; http-token needs http",
+        ),
+        (
+            "http-token without http",
+            json!({"method": "http-token", "dns": {"rfc2136": rfc2136}}),
+            "dns-txt-token and dns-cname-token need dns; http-token needs http",
+        ),
+        (
+            "two DNS providers",
+            json!({"dns": {"rfc2136": rfc2136, "dnsEndpoint": {}}}),
+            "dns takes exactly one of rfc2136 and dnsEndpoint",
+        ),
+        (
+            "no DNS provider",
+            json!({"dns": {}}),
+            "dns takes exactly one of rfc2136 and dnsEndpoint",
+        ),
+        (
+            "an Ingress and an HTTPRoute",
+            json!({"method": "http-token", "http": {"ingress": {}, "gatewayHTTPRoute": {"parentRefs": [{"name": "gw"}]}}}),
+            "http takes exactly one of ingress and gatewayHTTPRoute",
+        ),
+        (
+            "an HTTPRoute without a Gateway",
+            json!({"method": "http-token", "http": {"gatewayHTTPRoute": {"parentRefs": []}}}),
+            "parentRefs in body should have at least 1 items",
+        ),
+        (
+            "email, which needs a person",
+            json!({"method": "email", "dns": {"rfc2136": rfc2136}}),
+            "spec.domainValidation.method: Unsupported value: \"email\"",
+        ),
+        (
+            "a TSIG algorithm the updates cannot be signed with",
+            json!({"dns": {"rfc2136": merged(rfc2136.clone(), json!({"tsigAlgorithm": "hmac-md5"}))}}),
+            "tsigAlgorithm: Unsupported value: \"hmac-md5\"",
+        ),
+        (
+            "RFC 2136 without a key",
+            json!({"dns": {"rfc2136": {"nameserver": "ns1.example.com"}}}),
+            "tsigKeyName: Required value",
+        ),
+        (
+            "a nameserver with a path",
+            json!({"dns": {"rfc2136": merged(rfc2136.clone(), json!({"nameserver": "http://ns1/x"}))}}),
+            "nameserver in body should match",
+        ),
+        (
+            "a TTL of 0",
+            json!({"dns": {"dnsEndpoint": {"ttl": 0}}}),
+            "ttl in body should be greater than or equal to 1",
+        ),
+        (
+            "a renewBefore in days",
+            json!({"dns": {"dnsEndpoint": {}}, "renewBefore": "2d"}),
+            "renewBefore in body should match",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, dv, message) in &cases {
+        let (ok, stderr) = dry_run_apply(
+            &cluster,
+            &order("dcv-bad", with(json!({"domainValidation": dv}))),
+        );
+        if ok {
+            failures.push(format!("{what}: admitted"));
+        } else if !stderr.contains(message) {
+            failures.push(format!("{what}: not refused with {message:?}:\n{stderr}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
