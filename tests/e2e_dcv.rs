@@ -305,6 +305,163 @@ async fn http_token_is_served_by_the_operator_and_routed_by_ingresses() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_token_routes_through_a_gateway_with_httproutes() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let solver: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let config = simulator(
+        None,
+        Some(solver),
+        &[
+            ("example.com", "dns-txt-token", 11),
+            ("www.example.com", "dns-txt-token", 11),
+        ],
+    );
+    let mut env = OperatorEnv::with_simulator("dcv-httproute", config).await;
+    env.cluster.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            "tests/fixtures/gateway-httproute-crd.yaml",
+        ],
+        None,
+    );
+    let routes = record_watch::<kube::api::DynamicObject>(Api::namespaced_with(
+        env.cluster.client.clone(),
+        &env.cluster.namespace,
+        &kube::core::ApiResource::from_gvk_with_plural(
+            &kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
+            "httproutes",
+        ),
+    ));
+    env.operator_args = vec![
+        "--dcv-http-listen".into(),
+        solver.to_string(),
+        "--dcv-http-service".into(),
+        "dcv-solver:8089".into(),
+    ];
+    env.start_operator();
+    // The order's own settings; the Gateway is the platform's.
+    env.apply(&OperatorEnv::order_yaml(
+        "web",
+        ORDER,
+        "  domainValidation:\n    method: http-token\n    http:\n      gatewayHTTPRoute:\n        parentRefs: [{name: public, namespace: gateways, sectionName: http}]\n",
+    ));
+    issued_after_validation(&env, "web").await;
+    let mut seen: Vec<(String, String, i64)> = routes
+        .await_objects()
+        .await
+        .iter()
+        .map(|r| {
+            let spec = &r["spec"];
+            assert_eq!(
+                spec["parentRefs"],
+                json!([{"name": "public", "namespace": "gateways", "sectionName": "http"}])
+            );
+            let rule = &spec["rules"][0];
+            assert_eq!(
+                rule["matches"][0]["path"],
+                json!({"type": "Exact", "value": "/.well-known/pki-validation/fileauth.txt"})
+            );
+            (
+                spec["hostnames"][0].as_str().unwrap().to_string(),
+                rule["backendRefs"][0]["name"].as_str().unwrap().to_string(),
+                rule["backendRefs"][0]["port"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(
+        seen,
+        NAMES
+            .iter()
+            .map(|h| (h.to_string(), "dcv-solver".to_string(), 8089))
+            .collect::<Vec<_>>()
+    );
+    let out = env
+        .cluster
+        .kubectl_ok(&["get", "httproutes", "-o", "name"], None);
+    assert!(out.trim().is_empty(), "routes left: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn http_token_refuses_wildcards_and_tenant_ingress_annotations_before_any_token() {
+    let mut seed = order_seed();
+    seed.dns_names = vec!["*.example.com".into()];
+    let mut config = OperatorEnv::simulator_config(vec![seed]);
+    config.clock_start = Some(NOW);
+    config.seed.domains = vec![dcv::domain("example.com", "dns-txt-token", 11)];
+    let mut env = OperatorEnv::with_simulator("dcv-http-refusals", config).await;
+    env.operator_args = vec!["--dcv-http-listen".into(), "127.0.0.1:0".into()];
+    env.start_operator();
+    let http = "  domainValidation:\n    method: http-token\n    http:\n      ingress: {className: nginx}\n";
+    env.apply(&OperatorEnv::order_yaml("wild", ORDER, http).replace(
+        "dnsNames: [www.example.com]",
+        "dnsNames: [\"*.example.com\"]",
+    ));
+    let o = env
+        .wait_condition(
+            "wild",
+            "DomainValidation",
+            "False",
+            Some("Unsupported"),
+            Duration::from_secs(60),
+        )
+        .await;
+    let (_, _, message) = dcv_condition(&o);
+    assert!(
+        message.contains("*.example.com") && message.contains("dns-txt-token"),
+        "{message}"
+    );
+    env.wait_event("wild", "Unsupported", Duration::from_secs(5))
+        .await;
+    assert_eq!(calls(&env, Operation::OrderRandomValue), 0);
+    assert_eq!(calls(&env, Operation::OrderDcvMethod), 0);
+    assert_eq!(calls(&env, Operation::CheckOrderDcv), 0);
+    let api: Api<Ingress> = env.cluster.api();
+    assert!(
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // A tenant's annotations on an Ingress in the operator's namespace: refused.
+    env.orders()
+        .delete("wild", &DeleteParams::default())
+        .await
+        .unwrap();
+    let annotated = "  domainValidation:\n    method: http-token\n    http:\n      ingress:\n        annotations: {nginx.ingress.kubernetes.io/configuration-snippet: \"return 200;\"}\n";
+    env.apply(&OperatorEnv::order_yaml("snippet", ORDER, annotated));
+    let o = env
+        .wait_condition(
+            "snippet",
+            "DomainValidation",
+            "False",
+            Some("InvalidSettings"),
+            Duration::from_secs(60),
+        )
+        .await;
+    let (_, _, message) = dcv_condition(&o);
+    assert!(message.contains("DigicertAccount"), "{message}");
+    assert!(
+        api.list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert_eq!(calls(&env, Operation::OrderDcvMethod), 0);
+    assert_eq!(calls(&env, Operation::CheckOrderDcv), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_validation_that_cannot_succeed_says_why_without_hammering_digicert() {
     let dns = AuthoritativeDns::start_default().await;
     // DigiCert asks a second server, which never gets the record.

@@ -8,23 +8,30 @@ use kube::api::Api;
 use kube::{Resource, ResourceExt};
 
 use super::Context;
+use super::decide::SettingsFrom;
 use crate::crd::DigicertOrder;
 use crate::crd::dcv::{DcvMethodSpec, DomainValidationSpec, Rfc2136Spec};
 use crate::dcv::rfc2136::{Rfc2136, Tsig};
 use crate::dcv::solver::{DnsEndpoints, HttpRoute, Publisher};
 use crate::error::Result;
 
-/// `Ok(Err(why))`: the settings cannot be used as they are (said in status).
+/// `Ok(Err(why))`: the settings cannot be used as they are (said in status). A
+/// Secret the settings name is read from the order's namespace for its own settings,
+/// from the operator's for its account's.
 pub async fn publisher(
     ctx: &Context,
     spec: &DomainValidationSpec,
-    secret_namespace: &str,
+    from: SettingsFrom,
     order: &DigicertOrder,
 ) -> Result<std::result::Result<Publisher, String>> {
+    let secret_namespace = match from {
+        SettingsFrom::Order => order.namespace().unwrap_or_default(),
+        SettingsFrom::Account => ctx.config.namespace.clone(),
+    };
     match spec.method {
-        DcvMethodSpec::HttpToken => Ok(http(ctx, spec, order)),
+        DcvMethodSpec::HttpToken => Ok(http(ctx, spec, order, from)),
         DcvMethodSpec::DnsTxtToken | DcvMethodSpec::DnsCnameToken => {
-            dns(ctx, spec, secret_namespace, order).await
+            dns(ctx, spec, &secret_namespace, order).await
         }
     }
 }
@@ -33,11 +40,22 @@ fn http(
     ctx: &Context,
     spec: &DomainValidationSpec,
     order: &DigicertOrder,
+    from: SettingsFrom,
 ) -> std::result::Result<Publisher, String> {
     let settings = spec
         .http
         .as_ref()
         .ok_or("http-token needs domainValidation.http")?;
+    // The Ingress lives in the operator's namespace: annotations there (an ingress
+    // controller's snippets) are the cluster administrator's to set, not a tenant's.
+    if from == SettingsFrom::Order
+        && settings
+            .ingress
+            .as_ref()
+            .is_some_and(|i| !i.annotations.is_empty())
+    {
+        return Err("annotations of the solver's Ingress may only be set on the DigicertAccount (the Ingress is in the operator's namespace)".into());
+    }
     let solver = ctx.config.dcv.http.clone().ok_or(
         "http-token is not offered: the operator runs without --dcv-http-listen (Helm value dcv.http.enabled)",
     )?;

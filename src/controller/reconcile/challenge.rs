@@ -30,14 +30,10 @@ impl Run {
     pub(super) async fn start_challenge(
         &mut self,
         spec: &DomainValidationSpec,
-        from: SettingsFrom,
+        publisher: &Publisher,
         scope: &str,
         records: Vec<(String, Option<u64>, String)>,
     ) -> Result<Action> {
-        let publisher = match self.publisher(spec, from).await? {
-            Ok(p) => p,
-            Err(why) => return Ok(self.settings_unusable(why).await),
-        };
         let challenge = ChallengeStatus {
             scope: scope.into(),
             method: spec.method.as_str().into(),
@@ -58,7 +54,7 @@ impl Run {
         self.ensure_finalizer().await?;
         self.dcv_status().challenge = Some(challenge.clone());
         self.save().await?;
-        if let Some(action) = self.publish_missing(&publisher).await {
+        if let Some(action) = self.publish_missing(publisher).await {
             return Ok(action);
         }
         let places: Vec<&str> = challenge
@@ -332,7 +328,7 @@ impl Run {
         Action::requeue(wait)
     }
 
-    async fn settings_unusable(&mut self, why: String) -> Action {
+    pub(super) async fn settings_unusable(&mut self, why: String) -> Action {
         if status::find(&self.status.conditions, DOMAIN_VALIDATION)
             .is_none_or(|c| c.reason != "InvalidSettings" || c.message != why)
         {

@@ -42,11 +42,7 @@ impl Run {
         spec: &DomainValidationSpec,
         from: SettingsFrom,
     ) -> Result<std::result::Result<Publisher, String>> {
-        let namespace = match from {
-            SettingsFrom::Order => self.namespace.clone(),
-            SettingsFrom::Account => self.ctx.config.namespace.clone(),
-        };
-        super::super::solvers::publisher(&self.ctx, spec, &namespace, &self.order).await
+        super::super::solvers::publisher(&self.ctx, spec, from, &self.order).await
     }
 
     /// While DigiCert holds the reissue: solve its pending validations. `None` leaves
@@ -72,6 +68,11 @@ impl Run {
         if looked.is_some_and(|t| t >= submitted && self.now - t < time::Duration::minutes(10)) {
             return Ok(None);
         }
+        // Settings that cannot be used make no DigiCert call.
+        let publisher = match self.publisher(&spec, from).await? {
+            Ok(p) => p,
+            Err(why) => return Ok(Some(self.settings_unusable(why).await)),
+        };
         let order_id = self.spec().order_id;
         let validation = match client.order_validation(order_id).await {
             Ok(v) => v,
@@ -122,7 +123,7 @@ impl Run {
             .iter()
             .map(|d| (d.name.clone(), d.id, token.clone()))
             .collect();
-        self.start_challenge(&spec, from, SCOPE_ORDER, records)
+        self.start_challenge(&spec, &publisher, SCOPE_ORDER, records)
             .await
             .map(Some)
     }
@@ -152,6 +153,10 @@ impl Run {
         if look.is_none_or(|t| t > self.now) {
             return Ok(Err(look));
         }
+        let publisher = match self.publisher(&spec, from).await? {
+            Ok(p) => p,
+            Err(why) => return Ok(Ok(self.settings_unusable(why).await)),
+        };
         let validation = match client.order_validation(self.spec().order_id).await {
             Ok(v) => v,
             Err(e) => {
@@ -185,14 +190,16 @@ impl Run {
             return Ok(Err(next));
         }
         self.dcv_status().last_renewal = Some(status::rfc3339(self.now));
-        self.renew_domains(&spec, from, due, client).await.map(Ok)
+        self.renew_domains(&spec, &publisher, due, client)
+            .await
+            .map(Ok)
     }
 
     /// Starts new validations of `due` domains, each with its own random value.
     async fn renew_domains(
         &mut self,
         spec: &DomainValidationSpec,
-        from: SettingsFrom,
+        publisher: &Publisher,
         due: Vec<DomainStatus>,
         client: &certcentral::Client,
     ) -> Result<Action> {
@@ -213,7 +220,7 @@ impl Run {
                 }
             }
         }
-        self.start_challenge(spec, from, SCOPE_DOMAIN, records)
+        self.start_challenge(spec, publisher, SCOPE_DOMAIN, records)
             .await
     }
 
