@@ -273,6 +273,17 @@ struct SimulatorArgs {
     /// Error code answered when a DCV CNAME is missing (DigiCert does not document it).
     #[arg(long, default_value = "invalid_dns_cname")]
     cname_error_code: String,
+    /// Seconds from a reissue that removes names to DigiCert revoking the order's older
+    /// certificates and duplicates (DigiCert: 48 to 72 hours).
+    #[arg(long = "revocation-delay", value_name = "SECONDS", default_value_t = simulator::revocation::DEFAULT_REVOCATION_DELAY_SECONDS)]
+    revocation_delay: u64,
+    /// Turn the account's duplicate certificate feature off.
+    #[arg(long)]
+    no_duplicates: bool,
+    /// Error code answered when a duplicate is refused because domain validation
+    /// lapsed (DigiCert does not document it).
+    #[arg(long, default_value = simulator::duplicates::DEFAULT_DCV_ERROR_CODE)]
+    duplicate_dcv_error_code: String,
 }
 
 fn parse_rfc3339(s: &str) -> Result<time::OffsetDateTime, String> {
@@ -509,6 +520,9 @@ async fn run_simulator(args: SimulatorArgs) -> anyhow::Result<()> {
             poll_speedup: args.dcv_poll_speedup,
             ..simulator::VaConfig::default()
         },
+        revocation_delay_seconds: args.revocation_delay,
+        duplicates_enabled: !args.no_duplicates,
+        duplicate_dcv_error_code: args.duplicate_dcv_error_code,
     };
     let running = simulator::start(config).await?;
     if let Some(path) = &args.ca_bundle_out {

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::dcv::*;
+use super::duplicate::*;
 use super::error::{Error, TransportKind};
 use super::ratelimit::{Permit, RateLimiter};
 use super::types::*;
@@ -466,6 +467,70 @@ impl Client {
             format.as_str()
         );
         self.text(&path).await
+    }
+
+    /// `POST /order/certificate/{order_id}/duplicate`: another certificate for the
+    /// order's current names with its own key; the order's certificate stays as it is.
+    /// Not repeated when it may have been accepted: that would make a second duplicate.
+    pub async fn duplicate(
+        &self,
+        order_id: u64,
+        request: &DuplicateRequest,
+    ) -> Result<DuplicateResponse, Error> {
+        let path = format!("order/certificate/{order_id}/duplicate");
+        self.json(Operation::Duplicate, Method::POST, &path, Some(request))
+            .await
+    }
+
+    /// `GET /order/certificate/{order_id}/duplicate` (archived ones left out).
+    pub async fn list_duplicates(&self, order_id: u64) -> Result<Vec<DuplicateCertificate>, Error> {
+        let path = format!("order/certificate/{order_id}/duplicate");
+        let list: DuplicateList = self
+            .json(Operation::ListDuplicates, Method::GET, &path, None::<&()>)
+            .await?;
+        Ok(list.certificates)
+    }
+
+    /// `PUT /certificate/{certificate_identifier}/revoke`, by certificate id or serial
+    /// number: revoked at once (204) or a request an administrator approves (201).
+    pub async fn revoke_certificate(
+        &self,
+        identifier: impl std::fmt::Display,
+        request: &RevokeRequest,
+    ) -> Result<RevokeOutcome, Error> {
+        let path = format!("certificate/{identifier}/revoke");
+        self.revoke(Operation::RevokeCertificate, &path, request)
+            .await
+    }
+
+    /// `PUT /order/certificate/{order_id}/revoke`: every certificate of the order,
+    /// duplicates and reissues included; the order becomes `revoked`.
+    pub async fn revoke_order(
+        &self,
+        order_id: u64,
+        request: &RevokeOrderRequest,
+    ) -> Result<RevokeOutcome, Error> {
+        let path = format!("order/certificate/{order_id}/revoke");
+        self.revoke(Operation::RevokeOrder, &path, request).await
+    }
+
+    async fn revoke(
+        &self,
+        op: Operation,
+        path: &str,
+        body: &impl Serialize,
+    ) -> Result<RevokeOutcome, Error> {
+        // Only a 204 says "revoked": any other success must carry the request, since
+        // an empty or garbled 201 is no proof that anything was revoked.
+        self.call(None, op, Method::PUT, path, Some(body), |status, bytes| {
+            if status == StatusCode::NO_CONTENT {
+                Ok(RevokeOutcome::Revoked)
+            } else {
+                self.decode_json(op, status, bytes)
+                    .map(RevokeOutcome::Requested)
+            }
+        })
+        .await
     }
 
     /// `GET /request/{request_id}`

@@ -3,6 +3,7 @@
 
 mod client;
 pub mod dcv;
+pub mod duplicate;
 mod error;
 pub mod ratelimit;
 pub mod types;
@@ -11,6 +12,7 @@ pub use client::{
     ApiKey, BaseUrl, CallObserver, Client, ClientConfig, EU_BASE_URL, LimiterFactory, RetryPolicy,
     SendSlot, Service, TrustRoots, US_BASE_URL,
 };
+pub use duplicate::*;
 pub use error::{Error, TransportKind};
 pub use ratelimit::{RateLimiter, Window};
 pub use types::*;

@@ -48,10 +48,18 @@ pub enum Operation {
     DomainToken,
     /// `PUT /domain/{domain_id}/dcv/validate-token`
     CheckDomainDcv,
+    /// `POST /order/certificate/{order_id}/duplicate`
+    Duplicate,
+    /// `GET /order/certificate/{order_id}/duplicate`
+    ListDuplicates,
+    /// `PUT /certificate/{certificate_identifier}/revoke`
+    RevokeCertificate,
+    /// `PUT /order/certificate/{order_id}/revoke`
+    RevokeOrder,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 18] = [
+    pub const ALL: [Operation; 22] = [
         Operation::OrderInfo,
         Operation::Reissue,
         Operation::ListReissues,
@@ -70,6 +78,10 @@ impl Operation {
         Operation::DomainDcvMethod,
         Operation::DomainToken,
         Operation::CheckDomainDcv,
+        Operation::Duplicate,
+        Operation::ListDuplicates,
+        Operation::RevokeCertificate,
+        Operation::RevokeOrder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -92,14 +104,26 @@ impl Operation {
             Operation::DomainDcvMethod => "domain_dcv_method",
             Operation::DomainToken => "domain_dcv_token",
             Operation::CheckDomainDcv => "check_domain_dcv",
+            Operation::Duplicate => "duplicate",
+            Operation::ListDuplicates => "list_duplicates",
+            Operation::RevokeCertificate => "revoke_certificate",
+            Operation::RevokeOrder => "revoke_order",
         }
     }
 
     /// Whether repeating the call after an ambiguous failure (a 5xx, a timeout, a reset
     /// after the request was sent) is harmless. A reissue is not: the first attempt may
-    /// have been accepted, and a second one would replace it.
+    /// have been accepted, and a second one would replace it. Nor is a duplicate (a
+    /// second certificate) or a revocation (a second request, or an error for a
+    /// certificate the first attempt already revoked).
     pub fn is_idempotent(self) -> bool {
-        !matches!(self, Operation::Reissue)
+        !matches!(
+            self,
+            Operation::Reissue
+                | Operation::Duplicate
+                | Operation::RevokeCertificate
+                | Operation::RevokeOrder
+        )
     }
 }
 
@@ -162,13 +186,17 @@ impl std::fmt::Display for OrderStatus {
     }
 }
 
-/// Status of one certificate in an order's reissue list.
+/// Status of one certificate in an order's reissue or duplicate list.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ReissueStatus {
     Issued,
     Pending,
     Rejected,
+    /// Documented for duplicates: the request is approved, issuance has not finished.
+    Approved,
+    /// Revoked on request, or by DigiCert some time after a reissue that removed names.
+    Revoked,
     #[serde(untagged)]
     Other(String),
 }
@@ -190,6 +218,11 @@ pub struct ServerPlatform {
     pub id: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The duplicate list shows these too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr_url: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -457,6 +490,12 @@ mod tests {
             Some("2020-04-08")
         );
         assert_eq!(list.certificates[1].thumbprint, None);
+        let revoked: ReissueStatus = serde_json::from_str(r#""revoked""#).unwrap();
+        assert_eq!(revoked, ReissueStatus::Revoked);
+        assert_eq!(
+            serde_json::to_string(&ReissueStatus::Revoked).unwrap(),
+            r#""revoked""#
+        );
     }
 
     #[test]
@@ -512,5 +551,9 @@ mod tests {
         assert!("nope".parse::<Operation>().is_err());
         assert!(!Operation::Reissue.is_idempotent());
         assert!(Operation::ListReissues.is_idempotent());
+        assert!(!Operation::Duplicate.is_idempotent());
+        assert!(Operation::ListDuplicates.is_idempotent());
+        assert!(!Operation::RevokeCertificate.is_idempotent());
+        assert!(!Operation::RevokeOrder.is_idempotent());
     }
 }

@@ -4,9 +4,9 @@
 //! |---|---|
 //! | `GET /admin/healthz` | 200 when serving |
 //! | `GET /admin/ca.pem` | the root certificate (trust it for the API and issued chains) |
-//! | `GET /admin/orders`, `GET /admin/orders/{id}` | full records: certificates, requests |
+//! | `GET /admin/orders`, `GET /admin/orders/{id}` | full records: certificates (`origin`: initial, reissue, auto_reissue, duplicate; `revoke_at`: when a name-removing reissue has it revoked; `revoked_at`), requests |
 //! | `POST /admin/orders` | add an order ([`OrderSeed`]) |
-//! | `PATCH /admin/orders/{id}` | change settings ([`OrderPatch`]): validation, approval, delays, validity |
+//! | `PATCH /admin/orders/{id}` | change settings ([`OrderPatch`]): validation, approval, delays, validity, `revocation_delay_seconds`, `duplicates_enabled` |
 //! | `DELETE /admin/orders/{id}` | remove an order |
 //! | `GET /admin/clock` | `{"now": ..., "offset_seconds": ...}` |
 //! | `POST /admin/clock` | `{"advance_seconds": N}`: move the clock forward (then due work happens) |

@@ -16,10 +16,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::dcv_api::DomainQuery;
+use super::duplicates;
 use super::faults::{FaultAction, Phase};
 use super::state::{ApiError, ApiKeyConfig, State};
 use super::{Inner, Simulator, clock};
 use crate::certcentral::dcv::*;
+use crate::certcentral::duplicate::*;
 use crate::certcentral::types::*;
 use time::OffsetDateTime;
 
@@ -51,6 +53,10 @@ enum Call {
     DomainDcvMethod(u64),
     DomainToken(u64),
     CheckDomainDcv(u64),
+    Duplicate(u64),
+    ListDuplicates(u64),
+    RevokeCertificate(String),
+    RevokeOrder(u64),
 }
 
 impl Call {
@@ -74,6 +80,10 @@ impl Call {
             Call::DomainDcvMethod(_) => Operation::DomainDcvMethod,
             Call::DomainToken(_) => Operation::DomainToken,
             Call::CheckDomainDcv(_) => Operation::CheckDomainDcv,
+            Call::Duplicate(_) => Operation::Duplicate,
+            Call::ListDuplicates(_) => Operation::ListDuplicates,
+            Call::RevokeCertificate(_) => Operation::RevokeCertificate,
+            Call::RevokeOrder(_) => Operation::RevokeOrder,
         }
     }
 
@@ -98,6 +108,7 @@ impl Call {
             self,
             Call::OrderInfo(_)
                 | Call::ListReissues(_)
+                | Call::ListDuplicates(_)
                 | Call::Download { .. }
                 | Call::DownloadByOrder { .. }
                 | Call::RequestInfo(_)
@@ -131,6 +142,13 @@ fn route(method: &Method, path: &str) -> Option<Call> {
         },
         (&Method::GET, ["request", r]) => Call::RequestInfo(id(r)?),
         (&Method::PUT, ["request", r, "status"]) => Call::UpdateRequestStatus(id(r)?),
+        (&Method::POST, ["order", "certificate", o, "duplicate"]) => Call::Duplicate(id(o)?),
+        (&Method::GET, ["order", "certificate", o, "duplicate"]) => Call::ListDuplicates(id(o)?),
+        (&Method::PUT, ["order", "certificate", o, "revoke"]) => Call::RevokeOrder(id(o)?),
+        // The certificate id or its serial number.
+        (&Method::PUT, ["certificate", c, "revoke"]) if !c.is_empty() => {
+            Call::RevokeCertificate(c.to_string())
+        }
         _ => return route_dcv(method, &segments),
     };
     Some(call)
@@ -337,6 +355,23 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// A body every field of which is optional: an empty one is the default.
+fn parse_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse(body)
+    }
+}
+
+/// 204 when revoked at once, else 201 with the request waiting for approval.
+fn revoke_response(request: Option<RevokeRequestInfo>) -> Result<Response, ApiError> {
+    Ok(match request {
+        None => StatusCode::NO_CONTENT.into_response(),
+        Some(r) => json_response(StatusCode::CREATED, &r),
+    })
+}
+
 /// Authenticates, rate-limits and runs the call against the state.
 async fn answer(
     sim: &Simulator,
@@ -367,7 +402,7 @@ async fn answer(
             if call.is_dcv() {
                 answer_dcv(&mut inner.state, call, body, query, now)
             } else {
-                answer_orders(sim, &mut inner.state, call, &caller, body, now)
+                answer_orders(sim, &mut inner.state, call, &caller, body, query, now)
             }
         }
     };
@@ -381,6 +416,7 @@ fn answer_orders(
     call: &Call,
     caller: &ApiKeyConfig,
     body: &[u8],
+    query: &str,
     now: OffsetDateTime,
 ) -> Result<Response, ApiError> {
     let ca = &sim.ca;
@@ -417,6 +453,23 @@ fn answer_orders(
             let req: RequestStatusUpdate = parse(body)?;
             state.update_request_status(*id, &req, caller, ca, now)?;
             Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Call::Duplicate(id) => {
+            let req: DuplicateRequest = parse(body)?;
+            let answer = state.duplicate(*id, &req, caller, ca, now)?;
+            Ok(json_response(StatusCode::CREATED, &answer))
+        }
+        Call::ListDuplicates(id) => Ok(json_response(
+            StatusCode::OK,
+            &state.list_duplicates(*id, duplicates::show_archived(query), now)?,
+        )),
+        Call::RevokeCertificate(identifier) => {
+            let req: RevokeRequest = parse_or_default(body)?;
+            revoke_response(state.revoke_certificate(identifier, &req, caller, now)?)
+        }
+        Call::RevokeOrder(id) => {
+            let req: RevokeOrderRequest = parse_or_default(body)?;
+            revoke_response(state.revoke_order(*id, &req, caller, now)?)
         }
         _ => Err(ApiError::new(
             500,
@@ -672,6 +725,34 @@ mod tests {
                 "/domain/3/dcv/validate-token",
                 Some(Call::CheckDomainDcv(3)),
             ),
+            (
+                Method::POST,
+                "/order/certificate/12/duplicate",
+                Some(Call::Duplicate(12)),
+            ),
+            (
+                Method::GET,
+                "/order/certificate/12/duplicate",
+                Some(Call::ListDuplicates(12)),
+            ),
+            (
+                Method::PUT,
+                "/order/certificate/12/revoke",
+                Some(Call::RevokeOrder(12)),
+            ),
+            (
+                Method::PUT,
+                "/certificate/7/revoke",
+                Some(Call::RevokeCertificate("7".into())),
+            ),
+            (
+                Method::PUT,
+                "/certificate/0A1B2C/revoke",
+                Some(Call::RevokeCertificate("0A1B2C".into())),
+            ),
+            (Method::GET, "/certificate/7/revoke", None),
+            (Method::PUT, "/order/certificate/12/duplicate", None),
+            (Method::POST, "/order/certificate/abc/duplicate", None),
             (Method::GET, "/order/certificate/12/dcv-random-value", None),
             (Method::PUT, "/domain/3/dcv/token", None),
             (Method::DELETE, "/order/certificate/12", None),

@@ -152,6 +152,22 @@ impl TestCa {
         &self.material.intermediate_cert_pem
     }
 
+    /// The intermediate's common name and an id for it (the first 16 hex digits of its
+    /// thumbprint), as a duplicate's chain and `ca_cert_id` name it.
+    pub fn intermediate_identity(&self) -> (String, String) {
+        let info = keys::certificates_from_pem(self.intermediate_pem())
+            .ok()
+            .and_then(|certs| certs.into_iter().next())
+            .and_then(|der| keys::inspect_certificate(&der).ok());
+        match info {
+            Some(i) => (
+                i.common_name.unwrap_or_default(),
+                i.thumbprint.chars().take(16).collect(),
+            ),
+            None => (String::new(), String::new()),
+        }
+    }
+
     /// Signs a TLS server leaf for the given public key and names, valid from
     /// `not_before` to `not_after`, with the requested hash.
     pub fn issue(

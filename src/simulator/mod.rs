@@ -6,6 +6,9 @@
 //! - `/admin/...`: seeding orders and domains, setting the clock, faults, call counters
 //!   (see [`admin`]).
 //!
+//! Duplicates ([`duplicates`]) and revocation ([`revocation`]), including what DigiCert
+//! revokes some time after a reissue that removed names, follow the simulator's clock.
+//!
 //! Domain control validation is real: the account's domains ([`dcv`]) are checked by
 //! the validation authority ([`va`]) in DNS and over HTTP, when asked (`check-dcv`,
 //! `validate-token`) and on DigiCert's own polling schedule.
@@ -15,8 +18,10 @@ mod api;
 pub mod ca;
 pub mod dcv;
 mod dcv_api;
+pub mod duplicates;
 pub mod faults;
 mod poller;
+pub mod revocation;
 mod server;
 pub mod state;
 pub mod va;
@@ -126,6 +131,13 @@ pub struct SimulatorConfig {
     pub reuse_schedule: Vec<ReuseStep>,
     /// How domain control is checked (DNS resolver, HTTP address, polling).
     pub dcv: VaConfig,
+    /// From the issuance of a reissue that removed names to the revocation of the
+    /// order's older certificates and duplicates; orders may set their own.
+    pub revocation_delay_seconds: u64,
+    /// The account's duplicate feature; orders may set their own.
+    pub duplicates_enabled: bool,
+    /// Error code of a duplicate refused because domain validation lapsed.
+    pub duplicate_dcv_error_code: String,
 }
 
 impl Default for SimulatorConfig {
@@ -143,6 +155,9 @@ impl Default for SimulatorConfig {
             clock_start: None,
             reuse_schedule: dcv::default_reuse_schedule(),
             dcv: VaConfig::default(),
+            revocation_delay_seconds: revocation::DEFAULT_REVOCATION_DELAY_SECONDS,
+            duplicates_enabled: true,
+            duplicate_dcv_error_code: duplicates::DEFAULT_DCV_ERROR_CODE.into(),
         }
     }
 }
@@ -279,6 +294,13 @@ impl Simulator {
                 .clone()
                 .unwrap_or_else(|| config.reuse_schedule.clone()),
             poll_speedup: config.dcv.poll_speedup.max(1),
+        };
+        state.revocation = revocation::RevocationSettings {
+            delay: revocation::seconds(config.revocation_delay_seconds),
+        };
+        state.duplicates = duplicates::DuplicateSettings {
+            enabled: config.duplicates_enabled,
+            dcv_error_code: config.duplicate_dcv_error_code.clone(),
         };
         let now = clock(&state);
         for seed in &config.seed.domains {

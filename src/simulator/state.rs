@@ -3,8 +3,9 @@
 //!
 //! Everything here is synchronous and takes the simulator's clock as an argument, so
 //! each transition is a plain function of (state, input, now). Time-driven changes
-//! (issuance after a delay, auto-reissue, order expiry) happen in [`State::settle`],
-//! which the server runs before every call.
+//! (issuance after a delay, auto-reissue, order expiry, revocation after a reissue that
+//! removed names) happen in [`State::settle`], which the server runs before every call.
+//! Duplicates and revocation live in [`super::duplicates`] and [`super::revocation`].
 
 use std::collections::BTreeMap;
 
@@ -13,6 +14,8 @@ use time::{Date, Duration, OffsetDateTime};
 
 use super::ca::TestCa;
 use super::dcv::{self, Domain, RandomValue, ReuseStep};
+use super::duplicates::DuplicateSettings;
+use super::revocation::{RevocationSettings, RevokeTarget};
 use crate::certcentral::dcv::DcvMethod;
 use crate::certcentral::types::*;
 use crate::keys::{self, KeyKind};
@@ -91,6 +94,14 @@ pub struct OrderSeed {
     /// Auto-reissue starts this long before the latest certificate expires; default 30 days.
     #[serde(default)]
     pub auto_reissue_window_seconds: Option<u64>,
+    /// Delay between a name-removing reissue and the revocation of the older
+    /// certificates; default the simulator's (`--revocation-delay`).
+    #[serde(default)]
+    pub revocation_delay_seconds: Option<u64>,
+    /// Whether the account's duplicate feature is on for this order; default the
+    /// simulator's.
+    #[serde(default)]
+    pub duplicates_enabled: Option<bool>,
 }
 
 fn default_status() -> OrderStatus {
@@ -114,6 +125,8 @@ pub struct OrderPatch {
     pub certificate_validity_seconds: Option<u64>,
     pub auto_reissue_window_seconds: Option<u64>,
     pub order_valid_till: Option<Date>,
+    pub revocation_delay_seconds: Option<u64>,
+    pub duplicates_enabled: Option<bool>,
 }
 
 /// Who calls: an API key and its user.
@@ -169,6 +182,8 @@ pub enum Origin {
     Reissue,
     /// A reissue DigiCert made by itself (auto-reissue).
     AutoReissue,
+    /// A duplicate: another certificate for the order's names, never the order's own.
+    Duplicate,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -179,7 +194,18 @@ pub struct User {
     pub lastname: String,
 }
 
-/// One certificate of an order: the initial one or a reissue, in any state.
+impl From<&ApiKeyConfig> for User {
+    fn from(caller: &ApiKeyConfig) -> Self {
+        User {
+            id: caller.user_id,
+            email: caller.email.clone(),
+            firstname: caller.firstname.clone(),
+            lastname: caller.lastname.clone(),
+        }
+    }
+}
+
+/// One certificate of an order: the initial one, a reissue or a duplicate, in any state.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Certificate {
     pub id: u64,
@@ -200,6 +226,14 @@ pub struct Certificate {
     pub issue_after: Option<OffsetDateTime>,
     pub user: Option<User>,
     pub issued: Option<Issued>,
+    /// The issuing CA a duplicate asked for (or the simulator's).
+    #[serde(default)]
+    pub ca_cert_id: Option<String>,
+    /// When DigiCert will revoke it (after a reissue that removed names).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoke_at: Option<OffsetDateTime>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -225,6 +259,13 @@ pub struct Request {
     #[serde(with = "time::serde::rfc3339")]
     pub date: OffsetDateTime,
     pub processor_comment: Option<String>,
+    #[serde(default)]
+    pub comments: Option<String>,
+    #[serde(default)]
+    pub requester: Option<User>,
+    /// What the request revokes once approved; `None` for other kinds.
+    #[serde(default)]
+    pub revoke: Option<RevokeTarget>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -301,6 +342,10 @@ pub struct State {
     /// Settings from the configuration, applied again at every start.
     #[serde(skip)]
     pub dcv: DcvSettings,
+    #[serde(skip)]
+    pub revocation: RevocationSettings,
+    #[serde(skip)]
+    pub duplicates: DuplicateSettings,
 }
 
 /// DCV settings the state transitions need.
@@ -346,11 +391,19 @@ pub(super) fn date_time(t: OffsetDateTime) -> String {
     )
 }
 
-fn date(d: Date) -> String {
+pub(super) fn platform_name(id: i64) -> String {
+    if id == -1 {
+        "OTHER".into()
+    } else {
+        format!("platform {id}")
+    }
+}
+
+pub(super) fn date(d: Date) -> String {
     format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
-fn days_remaining(not_after: OffsetDateTime, now: OffsetDateTime) -> i64 {
+pub(super) fn days_remaining(not_after: OffsetDateTime, now: OffsetDateTime) -> i64 {
     let secs = (not_after - now).whole_seconds();
     if secs <= 0 {
         0
@@ -367,7 +420,7 @@ fn sha1_hex_upper(bytes: &[u8]) -> String {
 }
 
 /// Case-insensitive, order-free comparison of DNS name sets.
-fn same_names(a: &[String], b: &[String]) -> bool {
+pub(super) fn same_names(a: &[String], b: &[String]) -> bool {
     let norm = |v: &[String]| {
         let mut v: Vec<String> = v.iter().map(|s| s.to_ascii_lowercase()).collect();
         v.sort();
@@ -375,6 +428,29 @@ fn same_names(a: &[String], b: &[String]) -> bool {
         v
     };
     norm(a) == norm(b)
+}
+
+/// The names of a request: the common name first, then each further name once
+/// (case-insensitive).
+pub(super) fn requested_names(common_name: &str, dns_names: &[String]) -> Vec<String> {
+    let mut names = vec![common_name.to_string()];
+    for n in dns_names {
+        if !names.iter().any(|m| m.eq_ignore_ascii_case(n)) {
+            names.push(n.clone());
+        }
+    }
+    names
+}
+
+/// DigiCert's `signature_hash` values.
+pub(super) fn check_signature_hash(hash: &str) -> ApiResult<()> {
+    if ["sha256", "sha384", "sha512"].contains(&hash) {
+        return Ok(());
+    }
+    Err(ApiError::bad_request(
+        "invalid_signature_hash",
+        format!("Signature hash {hash:?} is not one of sha256, sha384, sha512."),
+    ))
 }
 
 impl State {
@@ -399,34 +475,36 @@ impl State {
             .ok_or_else(|| ApiError::order_not_found(id))
     }
 
-    fn new_certificate_id(&mut self) -> u64 {
+    pub(super) fn new_certificate_id(&mut self) -> u64 {
         let id = self.next_certificate_id;
         self.next_certificate_id += 1;
         id
     }
 
-    fn new_request(
+    /// A request of `kind` (`reissue`, `duplicate`, `revoke`); the caller fills in the
+    /// rest.
+    pub(super) fn new_request(
         &mut self,
         order_id: u64,
         certificate_id: u64,
+        kind: &str,
         status: RequestStatus,
         now: OffsetDateTime,
-    ) -> u64 {
+    ) -> &mut Request {
         let id = self.next_request_id;
         self.next_request_id += 1;
-        self.requests.insert(
+        self.requests.entry(id).or_insert(Request {
             id,
-            Request {
-                id,
-                order_id,
-                certificate_id,
-                kind: "reissue".into(),
-                status,
-                date: now,
-                processor_comment: None,
-            },
-        );
-        id
+            order_id,
+            certificate_id,
+            kind: kind.into(),
+            status,
+            date: now,
+            processor_comment: None,
+            comments: None,
+            requester: None,
+            revoke: None,
+        })
     }
 
     /// The pending reissue of an order, if any.
@@ -435,7 +513,10 @@ impl State {
             .certificates
             .iter()
             .filter_map(|id| self.certificates.get(id))
-            .find(|c| c.status == ReissueStatus::Pending && c.origin != Origin::Initial)
+            .find(|c| {
+                c.status == ReissueStatus::Pending
+                    && matches!(c.origin, Origin::Reissue | Origin::AutoReissue)
+            })
     }
 
     // ---- seeding and admin ----
@@ -497,6 +578,9 @@ impl State {
             issue_after: None,
             user: None,
             issued: None,
+            ca_cert_id: None,
+            revoke_at: None,
+            revoked_at: None,
         };
         if order.status == OrderStatus::Issued {
             cert.issued = Some(sign(ca, &order, &cert, now)?);
@@ -548,6 +632,12 @@ impl State {
         if let Some(v) = patch.order_valid_till {
             order.order_valid_till = v;
         }
+        if let Some(v) = patch.revocation_delay_seconds {
+            order.seed.revocation_delay_seconds = Some(v);
+        }
+        if let Some(v) = patch.duplicates_enabled {
+            order.seed.duplicates_enabled = Some(v);
+        }
         Ok(())
     }
 
@@ -577,7 +667,7 @@ impl State {
     }
 
     fn settle_order(&mut self, id: u64, ca: &TestCa, now: OffsetDateTime) -> bool {
-        let mut changed = false;
+        let mut changed = self.settle_revocations(id, now);
         let Some(order) = self.orders.get(&id) else {
             return false;
         };
@@ -640,7 +730,9 @@ impl State {
             let template = current.clone();
             let delay = Duration::seconds(order.seed.issuance_delay_seconds as i64);
             let cert_id = self.new_certificate_id();
-            let request_id = self.new_request(id, cert_id, RequestStatus::Approved, now);
+            let request_id = self
+                .new_request(id, cert_id, "reissue", RequestStatus::Approved, now)
+                .id;
             self.certificates.insert(
                 cert_id,
                 Certificate {
@@ -652,6 +744,8 @@ impl State {
                     issue_after: Some(now + delay),
                     user: None,
                     issued: None,
+                    revoke_at: None,
+                    revoked_at: None,
                     ..template
                 },
             );
@@ -667,10 +761,14 @@ impl State {
     }
 
     fn complete_issuance(&mut self, cert_id: u64, issued: Issued) {
+        let at = issued.date_issued;
         let cert = self.certificates.get_mut(&cert_id).expect("present");
         cert.status = ReissueStatus::Issued;
         cert.issued = Some(issued);
         let order_id = cert.order_id;
+        // While the order's certificate is still the previous one: the names the new one
+        // drops decide what DigiCert revokes.
+        self.schedule_revocations(order_id, cert_id, at);
         let order = self.orders.get_mut(&order_id).expect("present");
         order.current_certificate = cert_id;
         order.status = OrderStatus::Issued;
@@ -726,11 +824,9 @@ impl State {
                 signature_hash: Some(cert.signature_hash.clone()),
                 server_platform: Some(ServerPlatform {
                     id: cert.server_platform_id,
-                    name: Some(if cert.server_platform_id == -1 {
-                        "OTHER".into()
-                    } else {
-                        format!("platform {}", cert.server_platform_id)
-                    }),
+                    name: Some(platform_name(cert.server_platform_id)),
+                    install_url: None,
+                    csr_url: None,
                 }),
             },
             requests,
@@ -748,7 +844,7 @@ impl State {
             .certificates
             .iter()
             .filter_map(|c| self.certificates.get(c))
-            .filter(|c| c.origin != Origin::Initial)
+            .filter(|c| matches!(c.origin, Origin::Reissue | Origin::AutoReissue))
             .map(|c| {
                 let issued = c.issued.as_ref();
                 ReissueCertificate {
@@ -811,21 +907,8 @@ impl State {
                 "certificate.common_name is required.",
             ));
         }
-        if !["sha256", "sha384", "sha512"].contains(&req.signature_hash.as_str()) {
-            return Err(ApiError::bad_request(
-                "invalid_signature_hash",
-                format!(
-                    "Signature hash {:?} is not one of sha256, sha384, sha512.",
-                    req.signature_hash
-                ),
-            ));
-        }
-        let mut names = vec![common_name.to_string()];
-        for n in &req.dns_names {
-            if !names.iter().any(|m| m.eq_ignore_ascii_case(n)) {
-                names.push(n.clone());
-            }
-        }
+        check_signature_hash(&req.signature_hash)?;
+        let names = requested_names(common_name, &req.dns_names);
         if let Some(bad) = names.iter().find(|n| !order.covers(n)) {
             return Err(ApiError::bad_request(
                 "invalid_dns_name",
@@ -852,7 +935,7 @@ impl State {
         } else {
             RequestStatus::Approved
         };
-        let request_id = self.new_request(id, cert_id, status, now);
+        let request_id = self.new_request(id, cert_id, "reissue", status, now).id;
         self.certificates.insert(
             cert_id,
             Certificate {
@@ -869,13 +952,11 @@ impl State {
                 date_created: now,
                 request_id: Some(request_id),
                 issue_after: (!needs_approval).then_some(now + delay),
-                user: Some(User {
-                    id: caller.user_id,
-                    email: caller.email.clone(),
-                    firstname: caller.firstname.clone(),
-                    lastname: caller.lastname.clone(),
-                }),
+                user: Some(User::from(caller)),
                 issued: None,
+                ca_cert_id: None,
+                revoke_at: None,
+                revoked_at: None,
             },
         );
         let order = self.orders.get_mut(&id).expect("present");
@@ -1057,6 +1138,9 @@ impl State {
                 format!("Request {id} is not pending."),
             ));
         }
+        if r.revoke.is_some() {
+            return self.decide_revoke_request(id, body, now);
+        }
         let (order_id, cert_id) = (r.order_id, r.certificate_id);
         match body.status.as_str() {
             "approved" => {
@@ -1089,15 +1173,24 @@ impl State {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(500, "internal_error", e.to_string())
 }
 
 /// Signs the certificate of `cert` for the order, valid from now for the order's
 /// validity, never past the plan's end.
 fn sign(ca: &TestCa, order: &Order, cert: &Certificate, now: OffsetDateTime) -> ApiResult<Issued> {
+    sign_until(ca, cert, now, (now + order.validity()).min(order.ends_at()))
+}
+
+/// Signs the certificate of `cert`, valid from now to `not_after`.
+pub(super) fn sign_until(
+    ca: &TestCa,
+    cert: &Certificate,
+    now: OffsetDateTime,
+    not_after: OffsetDateTime,
+) -> ApiResult<Issued> {
     let info = keys::inspect_csr(&cert.csr).map_err(internal)?;
-    let not_after = (now + order.validity()).min(order.ends_at());
     let leaf = ca
         .issue(
             &info.public_key_info,
@@ -1120,7 +1213,7 @@ fn sign(ca: &TestCa, order: &Order, cert: &Certificate, now: OffsetDateTime) -> 
 
 /// What DigiCert checks in a CSR: it parses, its signature verifies, its key is one
 /// DigiCert accepts, and its names are exactly the names of the request.
-fn check_csr(pem: &str, names: &[String]) -> ApiResult<keys::CsrInfo> {
+pub(super) fn check_csr(pem: &str, names: &[String]) -> ApiResult<keys::CsrInfo> {
     let info = keys::inspect_csr(pem).map_err(|e| {
         ApiError::bad_request(
             "csr_invalid_cannot_parse",
