@@ -1,4 +1,4 @@
-//! The command line for people: `status`, `renew`, `cancel`, `inspect`. The same
+//! The command line for people: `status`, `renew`, `cancel`, `allow-revocation`, `inspect`. The same
 //! binary installed as `kubectl-digicert` is a kubectl plugin (`kubectl digicert status`).
 //! Uses the current kubeconfig.
 
@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::controller::secret::{TLS_CRT, TLS_KEY};
 use crate::controller::status::{READY, find, rfc3339};
-use crate::crd::{CANCEL_ANNOTATION, DigicertOrder, RENEW_ANNOTATION};
+use crate::crd::{ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, DigicertOrder, RENEW_ANNOTATION};
 use crate::error::{Error, Result};
 use crate::keys;
 
@@ -160,6 +160,71 @@ pub async fn cancel(name: &str, namespace: Option<String>) -> Result<String> {
     let at = annotate(name, namespace, CANCEL_ANNOTATION).await?;
     Ok(format!(
         "Requested canceling the pending reissue of {name} ({CANCEL_ANNOTATION}={at}). No new reissue starts until the spec changes or a renewal is requested.\n"
+    ))
+}
+
+/// What a held reissue would revoke, as `allow-revocation` prints it.
+pub fn describe_guard(order: &DigicertOrder) -> Option<String> {
+    let guard = order.status.as_ref()?.revocation_guard.as_ref()?;
+    let mut out = format!(
+        "The reissue of {} drops {}. DigiCert revokes within 72 hours:\n",
+        order.name_any(),
+        guard.dropped_names.join(", ")
+    );
+    for c in &guard.would_revoke {
+        let _ = writeln!(
+            out,
+            "  {} certificate {}{}{}",
+            c.kind,
+            c.certificate_id,
+            c.serial_number
+                .as_deref()
+                .map(|s| format!(" (serial {s})"))
+                .unwrap_or_default(),
+            if c.secrets.is_empty() {
+                String::new()
+            } else {
+                format!(" in {}", c.secrets.join(", "))
+            }
+        );
+    }
+    if guard.would_revoke.is_empty() {
+        out.push_str("  the order's earlier certificates and duplicates\n");
+    }
+    Some(out)
+}
+
+/// Sets the allow-revocation annotation to the fingerprint the held reissue shows.
+pub async fn allow_revocation(name: &str, namespace: Option<String>) -> Result<String> {
+    let (client, default_ns) = client().await?;
+    let ns = namespace.unwrap_or(default_ns);
+    let api: Api<DigicertOrder> = Api::namespaced(client, &ns);
+    let order = api
+        .get_opt(name)
+        .await?
+        .ok_or_else(|| Error::Config(format!("DigicertOrder {ns}/{name} not found")))?;
+    let (Some(text), Some(guard)) = (
+        describe_guard(&order),
+        order
+            .status
+            .as_ref()
+            .and_then(|s| s.revocation_guard.clone()),
+    ) else {
+        return Err(Error::Config(format!(
+            "DigicertOrder {ns}/{name} holds no reissue for consent; nothing was changed"
+        )));
+    };
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {
+            ALLOW_REVOCATION_ANNOTATION: guard.fingerprint
+        }}})),
+    )
+    .await?;
+    Ok(format!(
+        "{text}Agreed ({ALLOW_REVOCATION_ANNOTATION}={}); the reissue goes ahead.\n",
+        guard.fingerprint
     ))
 }
 

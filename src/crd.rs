@@ -22,6 +22,10 @@ pub const RENEW_ANNOTATION: &str = "digicert-operator.dev/renew";
 /// Set (to any new value) to cancel the reissue in flight; no new one starts until
 /// the spec changes or a renewal is requested.
 pub const CANCEL_ANNOTATION: &str = "digicert-operator.dev/cancel";
+/// Set to the fingerprint status shows (`status.revocationGuard.fingerprint`) to let
+/// a reissue that drops names go ahead, although DigiCert then revokes the order's
+/// earlier certificates and duplicates. It covers that set of names only.
+pub const ALLOW_REVOCATION_ANNOTATION: &str = "digicert-operator.dev/allow-revocation";
 
 /// Keeps a DigiCert certificate for the names of one CertCentral order in a
 /// `kubernetes.io/tls` Secret, renewing it by reissuing inside the order.
@@ -49,7 +53,9 @@ pub const CANCEL_ANNOTATION: &str = "digicert-operator.dev/cancel";
 #[x_kube(
     cel,
     validation = Rule::new("!(has(self.renewBefore) && has(self.renewBeforePercentage))").message("set renewBefore or renewBeforePercentage, not both"),
-    validation = Rule::new("!(has(self.accountRef) && has(self.apiKeySecretRef))").message("set accountRef or apiKeySecretRef, not both")
+    validation = Rule::new("!(has(self.accountRef) && has(self.apiKeySecretRef))").message("set accountRef or apiKeySecretRef, not both"),
+    validation = Rule::new("self.issuance != 'Duplicate' || !has(self.dnsNames) || size(self.dnsNames) == 0").message("a duplicate carries the names of the order's current certificate: leave dnsNames empty (commonName picks the subject among them)"),
+    validation = Rule::new("self.issuance != 'Duplicate' || (!has(self.autoReissue) && !self.allowRevocationOfPrevious && !has(self.domainValidation))").message("autoReissue, allowRevocationOfPrevious and domainValidation belong to the DigicertOrder that reissues the order, not to a duplicate")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DigicertOrderSpec {
@@ -154,6 +160,28 @@ pub struct DigicertOrderSpec {
     /// is read from this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_validation: Option<DomainValidationSpec>,
+
+    /// How the certificate is obtained. Reissue (default): this resource reissues the
+    /// order (only one resource per order may). Duplicate: it takes a duplicate of
+    /// the order's current certificate with its own key, so several clusters or
+    /// Secrets can share one order without rival reissues; the duplicate follows the
+    /// order's certificate (names, validity) and is renewed when the order is reissued.
+    #[serde(default)]
+    pub issuance: Issuance,
+
+    /// Let reissues that drop or change names go ahead without asking. DigiCert then
+    /// revokes the order's earlier certificates and all its duplicates within 72 hours.
+    /// Without it, such a reissue waits for the allow-revocation annotation.
+    #[serde(default)]
+    pub allow_revocation_of_previous: bool,
+}
+
+/// How a DigicertOrder gets its certificate from the order.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Issuance {
+    #[default]
+    Reissue,
+    Duplicate,
 }
 
 fn default_server_platform() -> i64 {
@@ -373,6 +401,51 @@ pub struct DigicertOrderStatus {
     /// Domain validation: each domain's state and expiry, and a validation under way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_validation: Option<DomainValidationStatus>,
+    /// A reissue held because it would make DigiCert revoke certificates: what, and
+    /// the fingerprint to agree with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_guard: Option<RevocationGuardStatus>,
+    /// The order's certificate (id) that the duplicate in the Secret copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<u64>,
+    /// The certificate in the Secret was found revoked at DigiCert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<RevokedStatus>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RevocationGuardStatus {
+    /// Names the order's current certificate carries that the reissue would drop.
+    pub dropped_names: Vec<String>,
+    /// The value of the allow-revocation annotation that lets this reissue go ahead.
+    pub fingerprint: String,
+    /// The certificates DigiCert would revoke.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub would_revoke: Vec<AtRiskCertificate>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct AtRiskCertificate {
+    pub certificate_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// current, reissue or duplicate.
+    pub kind: String,
+    /// Secrets (namespace/name) of DigicertOrders known to hold it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<String>,
+}
+
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokedStatus {
+    pub certificate_id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    /// When the operator found it revoked.
+    pub detected_at: String,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -423,6 +496,15 @@ pub struct ReissueStatus {
     pub certificate_id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_at: Option<String>,
+    /// A duplicate of the order's certificate rather than a reissue.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// The names requested (a duplicate's come from the order's current certificate).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    /// The order's certificate a duplicate copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<u64>,
 }
 
 /// The CRD as the API server gets it (`digicert-operator crd`, `crds/`). kube derives

@@ -65,6 +65,14 @@ enum Command {
         #[arg(short, long)]
         namespace: Option<String>,
     },
+    /// Agree to the reissue a DigicertOrder holds because it drops names (DigiCert then
+    /// revokes the order's earlier certificates and duplicates): shows what would be
+    /// revoked and sets the allow-revocation annotation to the names' fingerprint.
+    AllowRevocation {
+        name: String,
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
     /// Show the certificate in a DigicertOrder's Secret: subject, SANs, issuer,
     /// serial, validity, and whether the key matches.
     Inspect {
@@ -346,6 +354,9 @@ fn main() -> ExitCode {
             Command::Renew { name, namespace } => print(cli::renew(&name, namespace).await),
             Command::Cancel { name, namespace } => print(cli::cancel(&name, namespace).await),
             Command::Inspect { name, namespace } => print(cli::inspect(&name, namespace).await),
+            Command::AllowRevocation { name, namespace } => {
+                print(cli::allow_revocation(&name, namespace).await)
+            }
         }
     });
     match result {

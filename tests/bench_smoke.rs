@@ -18,7 +18,9 @@ async fn calls_per_certificate_and_per_resync_stay_within_target() {
     })
     .await;
     println!("{o:#?}");
-    assert!(o.calls_per_certificate <= 3.0, "{o:#?}");
+    // A first certificate: the order's names (the revocation guard), the reissue,
+    // its state, the download.
+    assert!(o.calls_per_certificate <= 4.0, "{o:#?}");
     assert!(o.calls_per_order_per_resync <= 1.0, "{o:#?}");
     // Every period does look at each order: the count is not trivially zero.
     assert!(o.steady_calls >= o.orders as u64, "{o:#?}");

@@ -736,3 +736,53 @@ async fn domain_validation_settings_are_checked_at_admission() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicate_issuance_is_checked_at_admission() {
+    let cluster = TestCluster::new("crd-duplicate-rules").await;
+    install_crd(&cluster);
+    // A duplicate takes its names from the order: no dnsNames, nothing that belongs to
+    // the resource that reissues.
+    let duplicate = json!({"issuance": "Duplicate", "dnsNames": null, "autoReissue": null,
+                           "domainValidation": null, "allowRevocationOfPrevious": null});
+    let (ok, stderr) = dry_run_apply(&cluster, &order("dup", with(duplicate.clone())));
+    assert!(ok, "a plain duplicate was refused:\n{stderr}");
+    let (ok, stderr) = dry_run_apply(
+        &cluster,
+        &order("reissuer", with(json!({"allowRevocationOfPrevious": true}))),
+    );
+    assert!(ok, "allowRevocationOfPrevious was refused:\n{stderr}");
+    let cases: Vec<(&str, Value, &str)> = vec![
+        (
+            "dnsNames on a duplicate",
+            json!({"dnsNames": ["www.example.com"]}),
+            "a duplicate carries the names of the order's current certificate",
+        ),
+        (
+            "autoReissue on a duplicate",
+            json!({"autoReissue": true}),
+            "belong to the DigicertOrder that reissues the order",
+        ),
+        (
+            "consent to revocation on a duplicate",
+            json!({"allowRevocationOfPrevious": true}),
+            "belong to the DigicertOrder that reissues the order",
+        ),
+        (
+            "another issuance",
+            json!({"issuance": "Order"}),
+            "spec.issuance: Unsupported value: \"Order\"",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, change, message) in &cases {
+        let spec = merged(with(duplicate.clone()), change.clone());
+        let (ok, stderr) = dry_run_apply(&cluster, &order("dup-bad", spec));
+        if ok {
+            failures.push(format!("{what}: admitted"));
+        } else if !stderr.contains(message) {
+            failures.push(format!("{what}: not refused with {message:?}:\n{stderr}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -437,7 +437,8 @@ async fn http_token_refuses_wildcards_and_tenant_ingress_annotations_before_any_
         .delete("wild", &DeleteParams::default())
         .await
         .unwrap();
-    let annotated = "  domainValidation:\n    method: http-token\n    http:\n      ingress:\n        annotations: {nginx.ingress.kubernetes.io/configuration-snippet: \"return 200;\"}\n";
+    // (It drops the wildcard of the order's certificate: agreed to, to get that far.)
+    let annotated = "  allowRevocationOfPrevious: true\n  domainValidation:\n    method: http-token\n    http:\n      ingress:\n        annotations: {nginx.ingress.kubernetes.io/configuration-snippet: \"return 200;\"}\n";
     env.apply(&OperatorEnv::order_yaml("snippet", ORDER, annotated));
     let o = env
         .wait_condition(

@@ -249,7 +249,13 @@ async fn dropping_the_www_twin_from_the_names_reissues_once() {
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     env.wait_ready("web").await;
     env.verify_secret("web-tls", NAMES).await;
-    patch_order(&env, "web", json!({"spec": {"dnsNames": []}})).await;
+    // Dropping a name revokes the order's earlier certificates: agreed to here.
+    patch_order(
+        &env,
+        "web",
+        json!({"spec": {"dnsNames": [], "allowRevocationOfPrevious": true}}),
+    )
+    .await;
     env.wait_for("web", "revision 2", Duration::from_secs(30), |o| {
         status_of(o).revision >= 2 && has(o, "Ready", "True", "Issued")
     })

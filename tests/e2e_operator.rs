@@ -51,10 +51,12 @@ async fn kubectl_apply_of_an_example_becomes_ready_with_a_valid_secret() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Three calls to DigiCert for one certificate.
+    // Four calls to DigiCert for a first certificate: the order's names (nothing may
+    // be revoked by surprise), the reissue, its state, the download.
     let calls = env.sim.simulator().calls();
     assert_eq!(calls.total(Operation::Reissue), 1);
-    assert_eq!(calls.sum(), 3, "{calls:?}");
+    assert_eq!(calls.total(Operation::OrderInfo), 2, "{calls:?}");
+    assert_eq!(calls.sum(), 4, "{calls:?}");
     // The printer columns show it.
     let out = env.cluster.kubectl_ok(&["get", "dco", "web"], None);
     assert!(

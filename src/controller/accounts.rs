@@ -365,6 +365,13 @@ pub async fn gate(
         }
     };
     status.account = Some(resolved.grants.account.clone());
+    // Duplicates never reissue: the one-driver rule is not theirs.
+    if order.spec.issuance == crate::crd::Issuance::Duplicate {
+        claims::release(ctx, &resolved.endpoint, order).await?;
+        status.claim = None;
+        clear_gate_condition(status);
+        return Ok(Ok(resolved));
+    }
     // A key of the order's own namespace proves it can read the order before it may
     // claim it; an account's grant (selector, orderIds) is the platform team's word.
     let proof = matches!(choice, Choice::NamespaceKey(_)).then_some(&resolved.client);
@@ -407,12 +414,17 @@ pub async fn gate(
             return Ok(Err(recheck(ctx)));
         }
     }
+    clear_gate_condition(status);
+    Ok(Ok(resolved))
+}
+
+/// A Ready=False the gate set goes once the gate is passed.
+fn clear_gate_condition(status: &mut DigicertOrderStatus) {
     if status::find(&status.conditions, READY)
         .is_some_and(|c| c.status != "True" && access::GATE_REASONS.contains(&c.reason.as_str()))
     {
         status::remove(&mut status.conditions, READY);
     }
-    Ok(Ok(resolved))
 }
 
 // ------------------------------------------------------------ account readiness

@@ -193,6 +193,37 @@ pub async fn claim(
     ))))
 }
 
+/// Gives up the claim if `order` holds it (a DigicertOrder that now takes duplicates
+/// reissues no more): another resource may then drive the order.
+pub async fn release(ctx: &Context, endpoint: &str, order: &DigicertOrder) -> Result<()> {
+    let name = ownership::lease_name(endpoint, order.spec.order_id);
+    let api = leases(ctx);
+    let Some(lease) = api.get_opt(&name).await? else {
+        return Ok(());
+    };
+    if let ownership::Lease::Held {
+        holder: Some(h),
+        version,
+    } = lease_state(Some(&lease))
+        && h == me(order)
+    {
+        let params = kube::api::DeleteParams {
+            preconditions: Some(kube::api::Preconditions {
+                resource_version: Some(version),
+                uid: None,
+            }),
+            ..Default::default()
+        };
+        match api.delete(&name, &params).await {
+            Ok(_) => tracing::info!(lease = %name, "released the claim on the order"),
+            // Changed or gone meanwhile: not ours to delete any more.
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Whether `order` holds the claim (reads only).
 pub async fn is_holder(ctx: &Context, endpoint: &str, order: &DigicertOrder) -> Result<bool> {
     let name = ownership::lease_name(endpoint, order.spec.order_id);

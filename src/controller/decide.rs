@@ -3,12 +3,16 @@
 //! I/O; `reconcile` gathers the inputs and carries out the answers.
 
 mod dcv;
+mod duplicate;
 mod plan;
+mod revocation;
 mod schedule;
 mod teardown;
 
 pub use dcv::*;
+pub use duplicate::*;
 pub use plan::*;
+pub use revocation::*;
 pub use schedule::*;
 pub use teardown::*;
 
@@ -65,6 +69,10 @@ pub enum ReissueReason {
     Renewal,
     /// Asked for with the renew annotation.
     Manual,
+    /// DigiCert revoked the certificate in the Secret.
+    Revoked,
+    /// The order's certificate was reissued (a duplicate follows it).
+    OrderReissued,
 }
 
 impl ReissueReason {
@@ -79,6 +87,8 @@ impl ReissueReason {
             ReissueReason::Foreign(_) => "ForeignCertificate",
             ReissueReason::Renewal => "Renewal",
             ReissueReason::Manual => "Manual",
+            ReissueReason::Revoked => "Revoked",
+            ReissueReason::OrderReissued => "OrderReissued",
         }
     }
 
@@ -94,6 +104,10 @@ impl ReissueReason {
             }
             ReissueReason::Renewal => "the renewal time has come".into(),
             ReissueReason::Manual => "a renewal was requested".into(),
+            ReissueReason::Revoked => "DigiCert revoked the certificate in the Secret".into(),
+            ReissueReason::OrderReissued => {
+                "the order's certificate was reissued; the duplicate follows it".into()
+            }
         }
     }
 }
@@ -842,6 +856,9 @@ mod tests {
             request_id: None,
             certificate_id,
             submitted_at: None,
+            duplicate: false,
+            names: Vec::new(),
+            duplicate_of: None,
         };
         // (id, csr, reissue's certificate id, known, ours)
         let cases = [

@@ -80,6 +80,8 @@ pub struct SecretMeta<'a> {
     pub spec: &'a DigicertOrderSpec,
     pub certificate_id: u64,
     pub serial_number: &'a str,
+    /// The names the certificate was requested for, the common name first.
+    pub requested_names: Vec<String>,
     /// Set when the operator is told to let the Secret go with its DigicertOrder.
     pub owner: Option<OwnerReference>,
 }
@@ -105,7 +107,7 @@ impl SecretMeta<'_> {
             ),
             (
                 REQUESTED_NAMES_ANNOTATION.to_string(),
-                super::decide::wanted_names(self.spec).join(","),
+                self.requested_names.join(","),
             ),
         ]);
         ObjectMeta {
@@ -521,6 +523,7 @@ mod tests {
                 spec: &spec,
                 certificate_id: 42,
                 serial_number: "0A",
+                requested_names: super::super::decide::wanted_names(&spec),
                 owner: None,
             },
             chain: &chain,
@@ -771,6 +774,7 @@ mod tests {
                 spec: &team,
                 certificate_id: 42,
                 serial_number: "0A",
+                requested_names: super::super::decide::wanted_names(&team),
                 owner: None,
             },
             chain: &chain,
@@ -787,6 +791,7 @@ mod tests {
             spec,
             certificate_id: 42,
             serial_number: "0A",
+            requested_names: super::super::decide::wanted_names(spec),
             owner,
         };
         // In line: nothing to write.

@@ -10,6 +10,17 @@ impl Run {
         pending: PendingKey,
         client: &certcentral::Client,
     ) -> Result<Action> {
+        // A duplicate is looked for in the order's duplicates; the order itself is
+        // another resource's business.
+        if self.is_duplicate() {
+            let Some(reissue) = self.status.reissue.clone() else {
+                return Ok(Action::requeue(Duration::ZERO));
+            };
+            let known = self.status.certificate.as_ref().map(|c| c.id);
+            return self
+                .look_up_in_reissues(pending, &reissue, known, None, client)
+                .await;
+        }
         // A validation under way goes on by itself: the order is read again once
         // DigiCert has validated, not at every look for the published value.
         if self.challenge().is_some()
@@ -30,10 +41,11 @@ impl Run {
             .as_ref()
             .is_some_and(|r| r.request_id.is_none())
             && info.status == OrderStatus::ReissuePending
-            && let Some(r) = info
-                .requests
-                .iter()
-                .find(|r| matches!(r.status, RequestStatus::Pending | RequestStatus::Submitted))
+            && let Some(r) = info.requests.iter().find(|r| {
+                matches!(r.status, RequestStatus::Pending | RequestStatus::Submitted)
+                        // Revoke and duplicate requests are not the reissue's.
+                        && r.kind.as_deref().is_none_or(|k| k != "revoke" && k != "duplicate")
+            })
         {
             self.reissue_mut().request_id = Some(r.id);
         }
@@ -70,7 +82,7 @@ impl Run {
         }
         // The order is not waiting on a reissue and its certificate is not ours: ours
         // was rejected, canceled or replaced. The reissue list says which.
-        self.look_up_in_reissues(pending, &reissue, known, &info.status, client)
+        self.look_up_in_reissues(pending, &reissue, known, Some(&info.status), client)
             .await
     }
 
@@ -82,12 +94,12 @@ impl Run {
         pending: PendingKey,
         reissue: &ReissueStatus,
         known: Option<u64>,
-        order_status: &OrderStatus,
+        order_status: Option<&OrderStatus>,
         client: &certcentral::Client,
     ) -> Result<Action> {
-        let list = match client.list_reissues(self.spec().order_id).await {
+        let list = match self.listed(client, reissue.duplicate).await? {
             Ok(l) => l,
-            Err(e) => return Ok(self.fail(&e, "listing reissues").await),
+            Err(action) => return Ok(action),
         };
         let ours = list
             .into_iter()
@@ -112,7 +124,10 @@ impl Run {
                 } else {
                     "not found"
                 };
-                let message = format!("DigiCert {what} the reissue; the order is {order_status}");
+                let message = match order_status {
+                    Some(s) => format!("DigiCert {what} the reissue; the order is {s}"),
+                    None => format!("DigiCert {what} the duplicate request"),
+                };
                 self.condition(ISSUING, false, "Rejected", message.clone());
                 self.condition(
                     READY,
@@ -159,7 +174,10 @@ impl Run {
             .as_deref()
             .and_then(status::parse_rfc3339)
             .unwrap_or(self.now);
-        if let Some(action) = self.validate_for_reissue(client, since).await? {
+        // Duplicates have no validation of their own: DigiCert refuses them instead.
+        if !reissue.duplicate
+            && let Some(action) = self.validate_for_reissue(client, since).await?
+        {
             if self.status.failed_attempts == 0 {
                 self.condition(
                     ISSUING,

@@ -37,6 +37,7 @@ impl Run {
         let ready = status::find(&self.status.conditions, READY);
         if ready.is_none_or(|c| c.status != "True" || c.reason == "RenewalHeld")
             && self.status.failed_attempts == 0
+            && self.status.order_status.as_deref() != Some("revoked")
             && self.now < stored.leaf.not_after
         {
             self.condition(
@@ -63,7 +64,7 @@ impl Run {
         Ok(self.next_look(&[renewal, dcv_look], stored.leaf.not_after))
     }
 
-    fn last_order_check(&self) -> Option<OffsetDateTime> {
+    pub(super) fn last_order_check(&self) -> Option<OffsetDateTime> {
         self.status
             .last_order_check
             .as_deref()
@@ -91,7 +92,7 @@ impl Run {
     }
 
     /// Status describes the certificate in the Secret now, whoever put it there.
-    fn describe_certificate(&mut self, stored: &StoredCertificate) {
+    pub(super) fn describe_certificate(&mut self, stored: &StoredCertificate) {
         let current = self
             .status
             .certificate
@@ -108,11 +109,12 @@ impl Run {
 
     /// Brings the Secret's labels, annotations, owner reference and key encoding in
     /// line with the spec and the operator's flags, keeping certificate and key.
-    async fn refresh_secret(&mut self, target: &Secret, stored: &StoredCertificate) -> Result<()> {
-        let want = self.secret_meta(
-            stored.certificate_id.unwrap_or_default(),
-            &stored.leaf.serial_number,
-        );
+    pub(super) async fn refresh_secret(
+        &mut self,
+        target: &Secret,
+        stored: &StoredCertificate,
+    ) -> Result<()> {
+        let want = self.secret_meta(stored.certificate_id.unwrap_or_default(), &stored.leaf);
         let Some(refreshed) = secret::refreshed(target, &want, key_encoding(self.spec())) else {
             return Ok(());
         };

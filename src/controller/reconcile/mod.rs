@@ -27,15 +27,18 @@ use crate::certcentral::{
     ReissueStatus as DigiCertReissueStatus, RequestStatus, ServerPlatformId,
 };
 use crate::crd::{
-    CANCEL_ANNOTATION, CertificateStatus, DigicertOrder, DigicertOrderStatus, KeyEncoding,
-    RENEW_ANNOTATION, ReissueState, ReissueStatus, RotationPolicy,
+    ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, CertificateStatus, DigicertOrder,
+    DigicertOrderStatus, Issuance, KeyEncoding, RENEW_ANNOTATION, ReissueState, ReissueStatus,
+    RotationPolicy,
 };
 use crate::error::{Error, Result};
 use crate::keys::{self, Chain};
 
 mod cancel;
 mod challenge;
+mod duplicate;
 mod follow;
+mod guard;
 mod idle;
 mod order;
 mod prepare;
@@ -371,14 +374,24 @@ impl Run {
             return self.progress(reissue).await;
         }
 
-        let reason = decide::reissue_reason(
-            self.spec(),
-            &state,
-            renew_request.as_deref(),
-            self.status.last_renew_request.as_deref(),
-            self.order_ends(),
-            self.now,
-        );
+        if self.spec().issuance == Issuance::Duplicate {
+            if manual {
+                self.status.last_renew_request = renew_request;
+            }
+            return self.duplicate(target.as_ref(), state, manual).await;
+        }
+        let reason = if decide::revoked_in_secret(self.status.revoked.as_ref(), &state) {
+            Some(ReissueReason::Revoked)
+        } else {
+            decide::reissue_reason(
+                self.spec(),
+                &state,
+                renew_request.as_deref(),
+                self.status.last_renew_request.as_deref(),
+                self.order_ends(),
+                self.now,
+            )
+        };
         let held = self
             .status
             .hold_generation
@@ -386,11 +399,14 @@ impl Run {
         match (reason, state) {
             (Some(reason), state) if held => self.held(reason, &state).await,
             (Some(reason), _) => {
+                if let Some(action) = self.guard_revocation().await? {
+                    return Ok(action);
+                }
                 // Whatever the reason, this reissue answers a pending renewal request too.
                 if manual {
                     self.status.last_renew_request = renew_request;
                 }
-                self.prepare(reason, target.as_ref()).await
+                self.prepare(reason, target.as_ref(), None).await
             }
             (None, SecretState::Valid(stored)) => match &target {
                 Some(target) => self.idle(target, &stored).await,

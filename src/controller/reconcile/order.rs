@@ -120,6 +120,26 @@ impl Run {
             return Ok(Some(action));
         }
 
+        if info.status == OrderStatus::Revoked {
+            let message = format!(
+                "order {} was revoked at DigiCert, its certificates with it; no certificate can be reissued from it",
+                self.spec().order_id
+            );
+            if status::find(&self.status.conditions, READY)
+                .is_none_or(|c| c.reason != "OrderRevoked")
+            {
+                self.event(
+                    EventType::Warning,
+                    "OrderRevoked",
+                    "CheckOrder",
+                    message.clone(),
+                )
+                .await;
+            }
+            self.condition(READY, false, "OrderRevoked", message);
+            self.clear_failures();
+            return Ok(Some(Action::requeue(self.ctx.config.resync)));
+        }
         // A certificate DigiCert issued without us (auto-reissue): take it when it is
         // for the key the Secret already holds.
         let known = self
@@ -128,6 +148,14 @@ impl Run {
             .as_ref()
             .map(|c| c.id)
             .or(stored_certificate_id);
+        // Another certificate is the order's current one: a reissue that changed names
+        // revokes the Secret's certificate.
+        if let Some(k) = known
+            && k != info.certificate.id
+            && let Some(action) = self.check_revoked(&client, k).await?
+        {
+            return Ok(Some(action));
+        }
         if info.status == OrderStatus::Issued
             && info.certificate.serial_number.is_some()
             && known.is_some_and(|k| k != info.certificate.id)
@@ -142,6 +170,30 @@ impl Run {
         // Only a check that went through to the end resets the back-off.
         self.clear_failures();
         Ok(None)
+    }
+
+    /// Looks the Secret's certificate up in the reissue list; `Some` once it is found
+    /// revoked (a new certificate comes next) or after a failed call.
+    async fn check_revoked(
+        &mut self,
+        client: &certcentral::Client,
+        certificate_id: u64,
+    ) -> Result<Option<Action>> {
+        let list = match self.listed(client, false).await? {
+            Ok(l) => l,
+            Err(action) => return Ok(Some(action)),
+        };
+        let Some(ours) = list.iter().find(|c| c.id == certificate_id) else {
+            return Ok(None);
+        };
+        let revoked = ours.status == DigiCertReissueStatus::Revoked
+            || matches!(&ours.status, DigiCertReissueStatus::Other(s) if decide::is_revoked(s));
+        if !revoked {
+            return Ok(None);
+        }
+        let serial = ours.serial_number.clone().unwrap_or_default();
+        self.found_revoked(Some(certificate_id), &serial).await;
+        Ok(Some(Action::requeue(Duration::ZERO)))
     }
 
     /// Updates `tls.crt` (and `ca.crt`) with a certificate DigiCert reissued for the

@@ -4,10 +4,13 @@ use super::*;
 
 impl Run {
     /// Makes and stores a key pair and CSR, marks the reissue `Prepared`, then submits.
+    /// `duplicate`: the names of a duplicate to request instead of a reissue, and the
+    /// order's certificate it copies.
     pub(super) async fn prepare(
         &mut self,
         reason: ReissueReason,
         target: Option<&Secret>,
+        duplicate: Option<(Vec<String>, u64)>,
     ) -> Result<Action> {
         // No key, no point in making a CSR.
         if self.client().await?.is_none() {
@@ -20,8 +23,13 @@ impl Run {
             .flatten()
             .filter(|k| keys::kind_of(k) == kind);
         let reused = reuse.is_some();
-        let names: Vec<String> = decide::wanted_names(&spec)[1..].to_vec();
-        let common_name = spec.common_name.to_ascii_lowercase();
+        let (common_name, names) = match &duplicate {
+            Some((n, _)) => (n[0].clone(), n[1..].to_vec()),
+            None => (
+                spec.common_name.to_ascii_lowercase(),
+                decide::wanted_names(&spec)[1..].to_vec(),
+            ),
+        };
         // Key generation (RSA 4096 takes a while) stays off the async threads.
         let (key, csr_pem) = tokio::task::spawn_blocking(move || -> Result<_> {
             let key = match reuse {
@@ -69,9 +77,17 @@ impl Run {
             request_id: None,
             certificate_id: None,
             submitted_at: None,
+            duplicate: duplicate.is_some(),
+            duplicate_of: duplicate.as_ref().map(|(_, of)| *of),
+            names: duplicate.map(|(n, _)| n).unwrap_or_default(),
         });
         let message = format!(
-            "reissue: {}; {} key pair",
+            "{}: {}; {} key pair",
+            if self.is_duplicate() {
+                "duplicate"
+            } else {
+                "reissue"
+            },
             reason.describe(),
             if reused {
                 "kept the current"
@@ -81,7 +97,10 @@ impl Run {
         );
         self.condition(ISSUING, true, "Prepared", message.clone());
         // Renewal of a good certificate: the Secret stays Ready meanwhile.
-        if !matches!(reason, ReissueReason::Renewal | ReissueReason::Manual) {
+        if !matches!(
+            reason,
+            ReissueReason::Renewal | ReissueReason::Manual | ReissueReason::OrderReissued
+        ) {
             self.condition(READY, false, reason.as_str(), reason.describe());
         }
         self.save().await?;

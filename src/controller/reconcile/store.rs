@@ -84,7 +84,7 @@ impl Run {
         // reconcile would take it for a hand-made one and reissue again.
         let chain_signed = chain.leaf_signed_by_intermediate() != Some(false);
         if leaf.public_key_bits == keys::public_key_bits(key)
-            && decide::names_match(self.spec(), &leaf)
+            && self.names_asked_for(&leaf)
             && chain_signed
             && !leaf.self_signed
         {
@@ -104,7 +104,7 @@ impl Run {
         key_pem: &str,
     ) -> Result<Option<OffsetDateTime>> {
         let tls = secret::TlsSecret {
-            meta: self.secret_meta(certificate_id, &leaf.serial_number),
+            meta: self.secret_meta(certificate_id, leaf),
             chain,
             key_pem,
         }
@@ -112,6 +112,9 @@ impl Run {
         self.write_secret(&tls).await?;
         let renewal = decide::planned_renewal(self.spec(), leaf, self.order_ends());
         self.status.certificate = Some(certificate_status(certificate_id, leaf));
+        self.status.revoked = None;
+        self.status.revocation_guard = None;
+        self.status.duplicate_of = self.status.reissue.as_ref().and_then(|r| r.duplicate_of);
         self.status.observed_order_id = Some(self.spec().order_id);
         self.status.renewal_time = renewal.map(status::rfc3339);
         self.status.revision = self.status.revision.saturating_add(1);
@@ -122,19 +125,60 @@ impl Run {
     pub(super) fn secret_meta<'a>(
         &'a self,
         certificate_id: u64,
-        serial_number: &'a str,
+        leaf: &'a keys::CertificateInfo,
     ) -> secret::SecretMeta<'a> {
         secret::SecretMeta {
             order_name: &self.name,
             namespace: &self.namespace,
             spec: self.spec(),
             certificate_id,
-            serial_number,
+            serial_number: &leaf.serial_number,
+            requested_names: self.requested_names(leaf),
             owner: self
                 .ctx
                 .config
                 .secret_owner_references
                 .then(|| secret::owner_reference(&self.order)),
+        }
+    }
+
+    /// The names a certificate was requested for: the spec's, or for a duplicate those
+    /// of the order's certificate it copies (the duplicate request's, or the leaf's).
+    pub(super) fn requested_names(&self, leaf: &keys::CertificateInfo) -> Vec<String> {
+        if self.spec().issuance != Issuance::Duplicate {
+            return decide::wanted_names(self.spec());
+        }
+        if let Some(r) = self.status.reissue.as_ref().filter(|r| !r.names.is_empty()) {
+            return r.names.clone();
+        }
+        let cn = leaf
+            .common_name
+            .clone()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let mut names = vec![cn.clone()];
+        names.extend(
+            leaf.dns_names
+                .iter()
+                .map(|n| n.to_ascii_lowercase())
+                .filter(|n| *n != cn),
+        );
+        names
+    }
+
+    /// Whether a downloaded leaf carries the names asked for: the spec's, or for a
+    /// duplicate the names of its request.
+    pub(super) fn names_asked_for(&self, leaf: &keys::CertificateInfo) -> bool {
+        match self.status.reissue.as_ref().filter(|r| r.duplicate) {
+            Some(r) => {
+                let mut have = leaf.dns_names.clone();
+                have.extend(leaf.common_name.clone());
+                decide::names_fingerprint(&have) == decide::names_fingerprint(&r.names)
+                    && leaf.common_name.as_deref().is_some_and(|cn| {
+                        r.names.first().is_some_and(|n| n.eq_ignore_ascii_case(cn))
+                    })
+            }
+            None => decide::names_match(self.spec(), leaf),
         }
     }
 

@@ -8,7 +8,9 @@ impl Run {
         let Some(client) = self.client().await? else {
             return Ok(Action::requeue(Duration::from_secs(300)));
         };
-        let sent = reissue.state != ReissueState::Prepared;
+        // A duplicate is never canceled at DigiCert: the order-level cancel would hit
+        // whatever reissue the order has pending.
+        let sent = reissue.state != ReissueState::Prepared && !reissue.duplicate;
         if reissue.spec_fingerprint != decide::spec_fingerprint(self.spec()) {
             // The spec changed under a pending reissue: it would bring the wrong
             // certificate. Cancel it at DigiCert (if it got there) and start again.
@@ -65,8 +67,11 @@ impl Run {
         self.status.reissue.as_mut().expect("a reissue in flight")
     }
 
-    /// POSTs the reissue, recording `Submitting` first.
+    /// POSTs the reissue (or the duplicate request), recording `Submitting` first.
     pub(super) async fn submit(&mut self, pending: PendingKey) -> Result<Action> {
+        if self.is_duplicate() {
+            return self.submit_duplicate(pending).await;
+        }
         let Some(client) = self.client().await? else {
             return Ok(Action::requeue(Duration::from_secs(300)));
         };
@@ -145,12 +150,12 @@ impl Run {
         pending: PendingKey,
         client: &certcentral::Client,
     ) -> Result<Action> {
-        let list = match client.list_reissues(self.spec().order_id).await {
+        let reissue = self.status.reissue.clone().expect("a reissue in flight");
+        let list = match self.listed(client, reissue.duplicate).await? {
             Ok(l) => l,
-            Err(e) => return Ok(self.fail(&e, "listing reissues").await),
+            Err(action) => return Ok(action),
         };
         let known = self.status.certificate.as_ref().map(|c| c.id);
-        let reissue = self.status.reissue.clone().expect("a reissue in flight");
         let ours = list
             .iter()
             .find(|c| decide::is_our_reissue(c.id, c.csr.as_deref(), &reissue, known));
