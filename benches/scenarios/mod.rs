@@ -9,6 +9,7 @@
 pub mod calls;
 pub mod crash;
 pub mod dcv;
+pub mod duplicates;
 pub mod faults;
 pub mod keygen;
 pub mod latency;

@@ -148,10 +148,9 @@ impl Run {
             .as_ref()
             .map(|c| c.id)
             .or(stored_certificate_id);
-        // Another certificate is the order's current one: a reissue that changed names
-        // revokes the Secret's certificate.
+        // Whether the Secret's certificate was revoked: by hand, or by a reissue that
+        // changed names. Only the reissue list shows a certificate's status.
         if let Some(k) = known
-            && k != info.certificate.id
             && let Some(action) = self.check_revoked(&client, k).await?
         {
             return Ok(Some(action));
