@@ -19,7 +19,7 @@ use serde_json::Value;
 
 use scenarios::median;
 
-const ALL: [&str; 8] = [
+const ALL: [&str; 9] = [
     "calls",
     "throughput",
     "latency",
