@@ -403,33 +403,6 @@ async fn a_key_in_the_orders_own_namespace_with_its_endpoint_works() {
     refused(&env, "default", "ApiKeyMissing").await;
 }
 
-/// Waits until `check` holds for a DigicertOrder in another namespace.
-async fn wait_in(
-    api: &Api<DigicertOrder>,
-    name: &str,
-    what: &str,
-    env: &OperatorEnv,
-    check: impl Fn(&DigicertOrder) -> bool,
-) -> DigicertOrder {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(o) = api.get_opt(name).await.unwrap()
-            && check(&o)
-        {
-            return o;
-        }
-        if Instant::now() >= deadline {
-            let o = api.get_opt(name).await.unwrap();
-            panic!(
-                "timed out waiting for {what} on {name}\nstatus: {}\n--- operator log ---\n{}",
-                serde_json::to_string_pretty(&o.and_then(|o| o.status)).unwrap(),
-                env.operator_logs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_order_has_one_owner_across_namespaces_and_restarts_until_it_goes() {
     let mut env = OperatorEnv::new("acct-claim", vec![support::order(1001)]).await;
@@ -470,7 +443,15 @@ async fn one_order_has_one_owner_across_namespaces_and_restarts_until_it_goes() 
     let claimed = |o: &DigicertOrder| {
         ready_reason(o).is_some_and(|(s, r, _)| s == "False" && r == "OrderClaimed")
     };
-    let second = wait_in(&others, "second", "OrderClaimed", &env, claimed).await;
+    let second = env
+        .wait_in(
+            &other,
+            "second",
+            "OrderClaimed",
+            Duration::from_secs(60),
+            claimed,
+        )
+        .await;
     let (_, _, message) = ready_reason(&second).unwrap();
     assert!(message.contains(&format!("{ns}/first")), "{message}");
     assert_eq!(
@@ -514,10 +495,11 @@ async fn one_order_has_one_owner_across_namespaces_and_restarts_until_it_goes() 
     // The holder goes: the other takes over.
     env.cluster
         .kubectl_ok(&["delete", "dco", "first", "--timeout=60s"], None);
-    let second = wait_in(&others, "second", "Ready", &env, |o| {
-        ready_reason(o).is_some_and(|(s, _, _)| s == "True")
-    })
-    .await;
+    let second = env
+        .wait_in(&other, "second", "Ready", Duration::from_secs(60), |o| {
+            ready_reason(o).is_some_and(|(s, _, _)| s == "True")
+        })
+        .await;
     assert_eq!(env.sim.simulator().calls().total(Operation::Reissue), 2);
     assert_eq!(
         holder(&leases.get(&lease_name).await.unwrap()),

@@ -80,6 +80,27 @@ fn duplicate(name: &str, account: &str) -> String {
     )
 }
 
+/// `web` reissuing the order for all its names in the test namespace, and `copy`
+/// taking duplicates in `other`; both Ready.
+async fn owner_and_copy(
+    env: &OperatorEnv,
+    other: &str,
+    account: &str,
+) -> (DigicertOrder, DigicertOrder) {
+    let ns = env.cluster.namespace.clone();
+    apply_in(
+        env,
+        &ns,
+        &reissuing("web", "[www.example.com, api.example.com]", account),
+    );
+    let web = env.wait_ready("web").await;
+    apply_in(env, other, &duplicate("copy", account));
+    let copy = env
+        .wait_in(other, "copy", "Ready", Duration::from_secs(60), is_ready)
+        .await;
+    (web, copy)
+}
+
 fn apply_in(env: &OperatorEnv, ns: &str, yaml: &str) {
     env.cluster
         .kubectl_ok(&["apply", "-n", ns, "-f", "-"], Some(yaml));
@@ -110,34 +131,6 @@ fn names_of(o: &DigicertOrder) -> Vec<String> {
         .unwrap_or_default();
     n.sort();
     n
-}
-
-async fn wait_in(
-    env: &OperatorEnv,
-    ns: &str,
-    name: &str,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&DigicertOrder) -> bool,
-) -> DigicertOrder {
-    let api: Api<DigicertOrder> = Api::namespaced(env.cluster.client.clone(), ns);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(o) = api.get_opt(name).await.unwrap()
-            && check(&o)
-        {
-            return o;
-        }
-        if Instant::now() >= deadline {
-            let o = api.get_opt(name).await.unwrap();
-            panic!(
-                "timed out waiting for {what} on {ns}/{name}\nstatus: {}\n--- operator log ---\n{}",
-                serde_json::to_string_pretty(&o.and_then(|o| o.status)).unwrap(),
-                env.operator_logs()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 fn client(env: &OperatorEnv) -> Client {
@@ -176,22 +169,7 @@ async fn a_names_dropping_change_waits_for_consent_and_the_duplicate_elsewhere_f
     )
     .await;
     let ns = env.cluster.namespace.clone();
-    apply_in(
-        &env,
-        &ns,
-        &reissuing("web", "[www.example.com, api.example.com]", &account),
-    );
-    let web = env.wait_ready("web").await;
-    apply_in(&env, &other, &duplicate("copy", &account));
-    let copy = wait_in(
-        &env,
-        &other,
-        "copy",
-        "Ready",
-        Duration::from_secs(60),
-        is_ready,
-    )
-    .await;
+    let (web, copy) = owner_and_copy(&env, &other, &account).await;
     secret_in(&env, &other, "copy-tls", ALL).await;
     assert_eq!(
         copy.status.as_ref().unwrap().claim,
@@ -300,15 +278,15 @@ async fn a_names_dropping_change_waits_for_consent_and_the_duplicate_elsewhere_f
         .await;
 
     // The duplicate follows the order's certificate on its own.
-    let copy2 = wait_in(
-        &env,
-        &other,
-        "copy",
-        "a duplicate of the new certificate",
-        Duration::from_secs(60),
-        |o| is_ready(o) && names_of(o) == ["example.com", "www.example.com"],
-    )
-    .await;
+    let copy2 = env
+        .wait_in(
+            &other,
+            "copy",
+            "a duplicate of the new certificate",
+            Duration::from_secs(60),
+            |o| is_ready(o) && names_of(o) == ["example.com", "www.example.com"],
+        )
+        .await;
     secret_in(
         &env,
         &other,
@@ -386,7 +364,7 @@ async fn duplicates_in_two_namespaces_follow_a_renewal_without_any_revocation() 
         .unwrap()
         .not_after;
     for (n, name) in [(&ns, "copy-a"), (&other, "copy-b")] {
-        wait_in(&env, n, name, "Ready", Duration::from_secs(60), |o| {
+        env.wait_in(n, name, "Ready", Duration::from_secs(60), |o| {
             is_ready(o)
                 && o.status
                     .as_ref()
@@ -415,25 +393,25 @@ async fn duplicates_in_two_namespaces_follow_a_renewal_without_any_revocation() 
         .not_after;
     assert_ne!(till, first_till);
     for (n, name) in [(&ns, "copy-a"), (&other, "copy-b")] {
-        let o = wait_in(
-            &env,
-            n,
-            name,
-            "following the renewal",
-            Duration::from_secs(60),
-            |o| {
-                is_ready(o)
-                    && o.status
-                        .as_ref()
-                        .unwrap()
-                        .certificate
-                        .as_ref()
-                        .unwrap()
-                        .not_after
-                        == till
-            },
-        )
-        .await;
+        let o = env
+            .wait_in(
+                n,
+                name,
+                "following the renewal",
+                Duration::from_secs(60),
+                |o| {
+                    is_ready(o)
+                        && o.status
+                            .as_ref()
+                            .unwrap()
+                            .certificate
+                            .as_ref()
+                            .unwrap()
+                            .not_after
+                            == till
+                },
+            )
+            .await;
         assert_eq!(o.status.as_ref().unwrap().claim, None);
         secret_in(&env, n, &format!("{name}-tls"), ALL).await;
     }
@@ -459,22 +437,7 @@ async fn revoked_certificates_are_noticed_and_replaced() {
     )
     .await;
     let ns = env.cluster.namespace.clone();
-    apply_in(
-        &env,
-        &ns,
-        &reissuing("web", "[www.example.com, api.example.com]", &account),
-    );
-    let web = env.wait_ready("web").await;
-    apply_in(&env, &other, &duplicate("copy", &account));
-    let copy = wait_in(
-        &env,
-        &other,
-        "copy",
-        "Ready",
-        Duration::from_secs(60),
-        is_ready,
-    )
-    .await;
+    let (web, copy) = owner_and_copy(&env, &other, &account).await;
 
     // Somebody revokes the duplicate at DigiCert: the next look replaces it.
     let id = copy
@@ -495,15 +458,15 @@ async fn revoked_certificates_are_noticed_and_replaced() {
         )
         .await
         .unwrap();
-    let copy2 = wait_in(
-        &env,
-        &other,
-        "copy",
-        "a new duplicate",
-        Duration::from_secs(30),
-        |o| is_ready(o) && serial(o) != serial(&copy),
-    )
-    .await;
+    let copy2 = env
+        .wait_in(
+            &other,
+            "copy",
+            "a new duplicate",
+            Duration::from_secs(30),
+            |o| is_ready(o) && serial(o) != serial(&copy),
+        )
+        .await;
     assert_eq!(copy2.status.as_ref().unwrap().revoked, None);
     secret_in(&env, &other, "copy-tls", ALL).await;
 
@@ -569,8 +532,7 @@ async fn revoked_certificates_are_noticed_and_replaced() {
         Duration::from_secs(30),
     )
     .await;
-    wait_in(
-        &env,
+    env.wait_in(
         &other,
         "copy",
         "OrderRevoked",

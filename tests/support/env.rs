@@ -282,6 +282,35 @@ impl OperatorEnv {
         )
     }
 
+    /// `wait_for` for a DigicertOrder in another namespace `ns`.
+    pub async fn wait_in(
+        &self,
+        ns: &str,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&DigicertOrder) -> bool,
+    ) -> DigicertOrder {
+        let api: Api<DigicertOrder> = Api::namespaced(self.cluster.client.clone(), ns);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(o) = api.get_opt(name).await.unwrap()
+                && check(&o)
+            {
+                return o;
+            }
+            if Instant::now() >= deadline {
+                let o = api.get_opt(name).await.unwrap();
+                panic!(
+                    "timed out waiting for {what} on {ns}/{name}\nstatus: {}\n--- operator log ---\n{}",
+                    serde_json::to_string_pretty(&o.and_then(|o| o.status)).unwrap(),
+                    self.operator_logs()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until `check` holds for the DigicertOrder; panics with its status and the
     /// operator log otherwise.
     pub async fn wait_for(

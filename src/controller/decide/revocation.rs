@@ -128,11 +128,6 @@ pub fn revoked_in_secret(
             .is_some_and(|n| n.eq_ignore_ascii_case(&s.leaf.serial_number))
 }
 
-/// Whether a status DigiCert shows for a certificate means it was revoked.
-pub fn is_revoked(status: &str) -> bool {
-    status.eq_ignore_ascii_case("revoked")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -236,6 +231,5 @@ mod tests {
         ] {
             assert!(m.contains(part), "{part}: {m}");
         }
-        assert!(is_revoked("revoked") && !is_revoked("issued"));
     }
 }

@@ -31,16 +31,14 @@ impl Run {
                 Ok(l) => Ok(l
                     .into_iter()
                     .map(|c| Listed {
+                        // Approved but not issued yet: still on its way.
+                        status: match c.status {
+                            DigiCertReissueStatus::Approved => DigiCertReissueStatus::Pending,
+                            s => s,
+                        },
                         id: c.id,
                         csr: c.csr,
                         serial_number: c.serial_number,
-                        // Approved but not issued yet: still on its way.
-                        status: match c.status {
-                            DigiCertReissueStatus::Other(s) if s == "approved" => {
-                                DigiCertReissueStatus::Pending
-                            }
-                            s => s,
-                        },
                     })
                     .collect()),
                 Err(e) => Err(self.fail(&e, "listing duplicates").await),
@@ -167,10 +165,7 @@ impl Run {
                     .as_deref()
                     .is_some_and(|s| s.eq_ignore_ascii_case(&stored.leaf.serial_number))
         });
-        let revoked = ours.is_some_and(|c| {
-            matches!(&c.status, DigiCertReissueStatus::Other(s) if decide::is_revoked(s))
-                || c.status == DigiCertReissueStatus::Revoked
-        });
+        let revoked = ours.is_some_and(|c| c.status == DigiCertReissueStatus::Revoked);
         if revoked {
             self.found_revoked(ours.map(|c| c.id), &stored.leaf.serial_number)
                 .await;

@@ -185,9 +185,7 @@ impl Run {
         let Some(ours) = list.iter().find(|c| c.id == certificate_id) else {
             return Ok(None);
         };
-        let revoked = ours.status == DigiCertReissueStatus::Revoked
-            || matches!(&ours.status, DigiCertReissueStatus::Other(s) if decide::is_revoked(s));
-        if !revoked {
+        if ours.status != DigiCertReissueStatus::Revoked {
             return Ok(None);
         }
         let serial = ours.serial_number.clone().unwrap_or_default();
