@@ -65,9 +65,10 @@ async fn duplicates_cost_bounded_calls_and_revoke_nothing() {
     })
     .await;
     println!("{o:#?}");
+    // Per look, not per period: how many looks a short window catches varies.
     assert!(o.first_calls_per_duplicate <= 4.0, "{o:#?}");
-    assert!(o.steady_calls_per_duplicate_per_resync <= 2.0, "{o:#?}");
-    assert!(o.follow_calls_per_duplicate <= 5.0, "{o:#?}");
+    assert!(o.steady_calls_per_look <= 2.0, "{o:#?}");
+    assert!(o.follow_extra_calls_per_duplicate <= 3.0, "{o:#?}");
     // The duplicates did call: the counts are not trivially zero.
     assert!(o.first_calls_per_duplicate >= 3.0, "{o:#?}");
     assert_eq!(o.revoked, 0, "{o:#?}");

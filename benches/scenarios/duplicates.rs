@@ -33,7 +33,11 @@ pub struct Outcome {
     pub first_calls_per_duplicate: f64,
     pub first_calls_by_operation: BTreeMap<String, u64>,
     pub steady_calls_per_duplicate_per_resync: f64,
+    /// Calls per look of a duplicate at its order (whatever the window catches).
+    pub steady_calls_per_look: f64,
     pub follow_calls_per_duplicate: f64,
+    /// What following costs beyond the duplicate's regular look.
+    pub follow_extra_calls_per_duplicate: f64,
     pub follow_calls_by_operation: BTreeMap<String, u64>,
     /// From the owner's new certificate to the last duplicate copying it.
     pub follow_ms: f64,
@@ -64,7 +68,13 @@ fn current_id(o: &DigicertOrder) -> Option<u64> {
     Some(o.status.as_ref()?.certificate.as_ref()?.id)
 }
 
-/// Calls of `counts` less those the owner made (`owner` calls per operation).
+/// The calls of the owner's periodic looks: the order and its reissue list (only the
+/// owner reads that list).
+fn owner_looks(counts: &digicert_operator::simulator::CallCounts) -> u64 {
+    2 * counts.total(Operation::ListReissues)
+}
+
+/// Calls per duplicate: all less the owner's.
 fn per_duplicate(total: u64, owner: u64, duplicates: usize) -> f64 {
     total.saturating_sub(owner) as f64 / duplicates as f64
 }
@@ -83,7 +93,6 @@ pub async fn run(p: Params) -> Outcome {
 
     // First duplicates.
     env.sim.simulator().reset_calls();
-    let started = Instant::now();
     let names: Vec<String> = (0..p.duplicates).map(|i| format!("dup-{i:04}")).collect();
     create_all(
         &env.orders(),
@@ -99,16 +108,20 @@ pub async fn run(p: Params) -> Outcome {
         .await
         .unwrap_or_else(|| panic!("duplicates not Ready\n{}", env.operator_logs()));
     let first = env.sim.simulator().calls();
-    // The owner's own looks in that time: one order info per resync period.
-    let owner_looks = started.elapsed().as_secs() / p.resync.as_secs().max(1);
-    let first_calls_per_duplicate = per_duplicate(first.sum(), owner_looks, p.duplicates);
+    let first_calls_per_duplicate = per_duplicate(first.sum(), owner_looks(&first), p.duplicates);
 
     // Steady state.
     env.sim.simulator().reset_calls();
     tokio::time::sleep(p.resync * p.periods).await;
     let steady = env.sim.simulator().calls();
     let steady_calls_per_duplicate_per_resync =
-        per_duplicate(steady.sum(), p.periods as u64, p.duplicates) / p.periods as f64;
+        per_duplicate(steady.sum(), owner_looks(&steady), p.duplicates) / p.periods as f64;
+    // Each look of the owner reads the order once too.
+    let looks = steady
+        .total(Operation::OrderInfo)
+        .saturating_sub(steady.total(Operation::ListReissues));
+    let steady_calls_per_look =
+        steady.sum().saturating_sub(owner_looks(&steady)) as f64 / looks.max(1) as f64;
 
     // The owner renews: every duplicate follows.
     env.sim.simulator().reset_calls();
@@ -156,8 +169,18 @@ pub async fn run(p: Params) -> Outcome {
     let follow_ms = renewed_at.elapsed().as_secs_f64() * 1000.0;
     let follow = env.sim.simulator().calls();
     // The owner's renewal: the reissue, its state, the download (its names are known).
-    let owner_calls = follow.total(Operation::Reissue) * 3;
+    let owner_calls = follow.total(Operation::Reissue) * 3 + owner_looks(&follow);
     let follow_calls_per_duplicate = per_duplicate(follow.sum(), owner_calls, p.duplicates);
+    // A look is an order read and a duplicate-list read; the owner read the order once
+    // per look and once after its reissue.
+    let duplicate_looks = follow
+        .total(Operation::OrderInfo)
+        .saturating_sub(follow.total(Operation::ListReissues) + follow.total(Operation::Reissue));
+    let follow_extra_calls_per_duplicate = per_duplicate(
+        follow.sum(),
+        owner_calls + 2 * duplicate_looks,
+        p.duplicates,
+    );
 
     let client = crate::support::client(&env.sim, API_KEY);
     let reissues = client.list_reissues(1).await.unwrap();
@@ -176,7 +199,9 @@ pub async fn run(p: Params) -> Outcome {
         first_calls_per_duplicate,
         first_calls_by_operation: calls_by_operation(&first),
         steady_calls_per_duplicate_per_resync,
+        steady_calls_per_look,
         follow_calls_per_duplicate,
+        follow_extra_calls_per_duplicate,
         follow_calls_by_operation: calls_by_operation(&follow),
         follow_ms,
         revoked,
