@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the benchmark suite (see BENCHMARKS.md): every benchmark, or those named.
 #
-#   hack/bench.sh                  all of them (about 70 min)
+#   hack/bench.sh                  all of them (about 77 min)
 #   hack/bench.sh memory latency   some
 #   hack/bench.sh crash --runs 1   flags go to the suite: --runs N, --scale F, --out DIR
 #

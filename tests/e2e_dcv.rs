@@ -175,7 +175,7 @@ async fn dnsendpoint_records_reach_dns_through_external_dns() {
         Some(&env.cluster.namespace),
         updater,
     );
-    let seen = record_dnsendpoints(&env);
+    let seen = record_dnsendpoints(&env).await;
     env.operator_args = vec!["--dcv-dns-resolver".into(), dns.addr().to_string()];
     env.start_operator();
     // The order's own settings (the account has none).
@@ -232,7 +232,7 @@ async fn http_token_is_served_by_the_operator_and_routed_by_ingresses() {
         json!({"method": "http-token", "http": {"ingress": {"className": "nginx"}}}),
     )
     .await;
-    let ingresses = record_ingresses(&env);
+    let ingresses = record_ingresses(&env).await;
     env.operator_args = vec![
         "--dcv-http-listen".into(),
         solver.to_string(),
@@ -330,6 +330,15 @@ async fn http_token_routes_through_a_gateway_with_httproutes() {
         ],
         None,
     );
+    env.cluster.kubectl_ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/httproutes.gateway.networking.k8s.io",
+            "--timeout=60s",
+        ],
+        None,
+    );
     let routes = record_watch::<kube::api::DynamicObject>(Api::namespaced_with(
         env.cluster.client.clone(),
         &env.cluster.namespace,
@@ -337,7 +346,8 @@ async fn http_token_routes_through_a_gateway_with_httproutes() {
             &kube::core::GroupVersionKind::gvk("gateway.networking.k8s.io", "v1", "HTTPRoute"),
             "httproutes",
         ),
-    ));
+    ))
+    .await;
     env.operator_args = vec![
         "--dcv-http-listen".into(),
         solver.to_string(),
@@ -744,7 +754,9 @@ impl Seen {
     }
 }
 
-fn record_watch<K>(api: Api<K>) -> Seen
+/// Records every version of the objects the watch sees; returns once its first list
+/// is done, so that nothing created afterwards can be missed.
+async fn record_watch<K>(api: Api<K>) -> Seen
 where
     K: kube::Resource
         + Clone
@@ -756,21 +768,35 @@ where
 {
     let objects = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let out = objects.clone();
+    let (listed, ready) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(async move {
+        let mut listed = Some(listed);
         let mut events = watcher(api, watcher::Config::default()).boxed();
         while let Some(event) = events.next().await {
-            if let Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) = event {
-                out.lock().unwrap().push(serde_json::to_value(&o).unwrap());
+            match event {
+                Ok(watcher::Event::Apply(o) | watcher::Event::InitApply(o)) => {
+                    out.lock().unwrap().push(serde_json::to_value(&o).unwrap());
+                }
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(tx) = listed.take() {
+                        let _ = tx.send(());
+                    }
+                }
+                _ => {}
             }
         }
     });
+    tokio::time::timeout(Duration::from_secs(30), ready)
+        .await
+        .expect("the watch lists within 30 s")
+        .expect("the watch runs");
     Seen { task, objects }
 }
 
-fn record_ingresses(env: &OperatorEnv) -> Seen {
-    record_watch::<Ingress>(env.cluster.api())
+async fn record_ingresses(env: &OperatorEnv) -> Seen {
+    record_watch::<Ingress>(env.cluster.api()).await
 }
 
-fn record_dnsendpoints(env: &OperatorEnv) -> Seen {
-    record_watch::<digicert_operator::dcv::dnsendpoint::DNSEndpoint>(env.cluster.api())
+async fn record_dnsendpoints(env: &OperatorEnv) -> Seen {
+    record_watch::<digicert_operator::dcv::dnsendpoint::DNSEndpoint>(env.cluster.api()).await
 }
