@@ -10,9 +10,9 @@ use digicert_operator::certcentral::Operation;
 use digicert_operator::crd::DigicertOrder;
 use digicert_operator::simulator::{self, ApiKeyConfig, SeedFile, SimulatorConfig};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::api::{Api, DeleteParams};
 use serde_json::json;
 use support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition, verify_tls_secret};
 
@@ -407,20 +407,7 @@ async fn a_key_in_the_orders_own_namespace_with_its_endpoint_works() {
 async fn one_order_has_one_owner_across_namespaces_and_restarts_until_it_goes() {
     let mut env = OperatorEnv::new("acct-claim", vec![support::order(1001)]).await;
     let ns = env.cluster.namespace.clone();
-    let other = format!("{ns}-b");
-    Api::<Namespace>::all(env.cluster.client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(other.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .unwrap();
+    let other = env.cluster.other_namespace("b").await;
     let shared = format!("{ns}-shared");
     env.put_account(
         &shared,

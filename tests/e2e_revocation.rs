@@ -14,8 +14,8 @@ use digicert_operator::certcentral::{
 use digicert_operator::crd::{ALLOW_REVOCATION_ANNOTATION, DigicertOrder};
 use digicert_operator::keys::KeyKind;
 use digicert_operator::simulator::OrderSeed;
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
 use serde_json::json;
 use support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition, verify_tls_secret};
 
@@ -33,20 +33,7 @@ fn seed(change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
 /// operator watches both and looks at orders every 3 s.
 async fn two_namespaces(test: &str, seed: OrderSeed) -> (OperatorEnv, String, String) {
     let mut env = OperatorEnv::new(test, vec![seed]).await;
-    let other = format!("{}-b", env.cluster.namespace);
-    Api::<Namespace>::all(env.cluster.client.clone())
-        .create(
-            &PostParams::default(),
-            &Namespace {
-                metadata: ObjectMeta {
-                    name: Some(other.clone()),
-                    ..ObjectMeta::default()
-                },
-                ..Namespace::default()
-            },
-        )
-        .await
-        .unwrap();
+    let other = env.cluster.other_namespace("b").await;
     let shared = format!("{}-shared", env.cluster.namespace);
     let names = [env.cluster.namespace.clone(), other.clone()];
     env.put_account(
@@ -99,6 +86,16 @@ async fn owner_and_copy(
         .wait_in(other, "copy", "Ready", Duration::from_secs(60), is_ready)
         .await;
     (web, copy)
+}
+
+/// Revokes the certificate in the DigicertOrder's Secret at DigiCert, at once.
+async fn revoke_by_hand(env: &OperatorEnv, o: &DigicertOrder) {
+    let id = o.status.as_ref().unwrap().certificate.as_ref().unwrap().id;
+    let request = RevokeRequest {
+        comments: Some("revoked by hand".into()),
+        skip_approval: Some(true),
+    };
+    client(env).revoke_certificate(id, &request).await.unwrap();
 }
 
 fn apply_in(env: &OperatorEnv, ns: &str, yaml: &str) {
@@ -440,24 +437,7 @@ async fn revoked_certificates_are_noticed_and_replaced() {
     let (web, copy) = owner_and_copy(&env, &other, &account).await;
 
     // Somebody revokes the duplicate at DigiCert: the next look replaces it.
-    let id = copy
-        .status
-        .as_ref()
-        .unwrap()
-        .certificate
-        .as_ref()
-        .unwrap()
-        .id;
-    client(&env)
-        .revoke_certificate(
-            id,
-            &RevokeRequest {
-                comments: Some("test".into()),
-                skip_approval: Some(true),
-            },
-        )
-        .await
-        .unwrap();
+    revoke_by_hand(&env, &copy).await;
     let copy2 = env
         .wait_in(
             &other,
@@ -471,24 +451,7 @@ async fn revoked_certificates_are_noticed_and_replaced() {
     secret_in(&env, &other, "copy-tls", ALL).await;
 
     // Somebody revokes web's certificate by hand: the next look replaces it.
-    let id = web
-        .status
-        .as_ref()
-        .unwrap()
-        .certificate
-        .as_ref()
-        .unwrap()
-        .id;
-    client(&env)
-        .revoke_certificate(
-            id,
-            &RevokeRequest {
-                comments: Some("key compromise drill".into()),
-                skip_approval: Some(true),
-            },
-        )
-        .await
-        .unwrap();
+    revoke_by_hand(&env, &web).await;
     let web = env
         .wait_for("web", "a replacement", Duration::from_secs(30), |o| {
             is_ready(o) && serial(o) != serial(&web)
