@@ -19,8 +19,8 @@ use digicert_operator::simulator::{
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, ServiceAccount};
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
+use kube::api::{Api, PostParams};
 use kube::config::Kubeconfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -1104,23 +1104,8 @@ struct ExtraNamespace {
 
 impl ExtraNamespace {
     async fn create(cluster: &TestCluster, suffix: &str) -> Self {
-        let name = format!("{}-{suffix}", cluster.namespace);
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(
-                    [("digicert-operator.dev/e2e".to_string(), "true".to_string())].into(),
-                ),
-                ..ObjectMeta::default()
-            },
-            ..Namespace::default()
-        };
-        Api::<Namespace>::all(cluster.client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .expect("namespace created");
         ExtraNamespace {
-            name,
+            name: cluster.other_namespace(suffix).await,
             kubeconfig: cluster.kubeconfig.clone(),
         }
     }

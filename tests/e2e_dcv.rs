@@ -157,15 +157,7 @@ async fn dnsendpoint_records_reach_dns_through_external_dns() {
         &[("example.com", "dns-txt-token", 30)],
     );
     let mut env = OperatorEnv::with_simulator("dcv-dnsendpoint", config).await;
-    env.cluster.kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            "deploy/externaldns/dnsendpoint-crd.yaml",
-        ],
-        None,
-    );
+    install_dnsendpoint_crd(&env);
     // external-dns's part: DNSEndpoints of the namespace become records at Knot.
     let (key, algorithm, secret) = dns.tsig();
     let updater =
@@ -564,15 +556,7 @@ async fn a_record_that_never_shows_is_reported_and_digicert_is_not_asked() {
         &[("example.com", "dns-txt-token", 11)],
     );
     let mut env = OperatorEnv::with_simulator("dcv-not-visible", config).await;
-    env.cluster.kubectl_ok(
-        &[
-            "apply",
-            "--server-side",
-            "-f",
-            "deploy/externaldns/dnsendpoint-crd.yaml",
-        ],
-        None,
-    );
+    install_dnsendpoint_crd(&env);
     // No external-dns: the DNSEndpoint is made but no record ever appears.
     account_with(
         &env,
@@ -752,6 +736,19 @@ impl Seen {
         self.task.abort();
         self.objects.lock().unwrap().clone()
     }
+}
+
+/// external-dns's DNSEndpoint CRD, from the schema in deploy/externaldns.
+fn install_dnsendpoint_crd(env: &OperatorEnv) {
+    env.cluster.kubectl_ok(
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            "deploy/externaldns/dnsendpoint-crd.yaml",
+        ],
+        None,
+    );
 }
 
 /// Records every version of the objects the watch sees; returns once its first list

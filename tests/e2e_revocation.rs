@@ -547,3 +547,33 @@ async fn a_duplicate_shows_why_it_cannot_be_had() {
     );
     assert_eq!(calls(&env, Operation::Duplicate), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_resource_that_turns_to_duplicates_gives_up_its_claim() {
+    let mut env = OperatorEnv::new("revoke-release", vec![support::order(ORDER)]).await;
+    env.operator_args = vec!["--resync".into(), "3s".into()];
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml("first", ORDER, ""));
+    let first = env.wait_ready("first").await;
+    assert!(first.status.as_ref().unwrap().claim.is_some());
+    // It takes duplicates from now on: another resource may reissue the order.
+    env.cluster.kubectl_ok(
+        &[
+            "patch",
+            "dco",
+            "first",
+            "--type=merge",
+            "-p",
+            r#"{"spec": {"issuance": "Duplicate", "dnsNames": null}}"#,
+        ],
+        None,
+    );
+    env.wait_for("first", "no claim", Duration::from_secs(30), |o| {
+        o.status.as_ref().is_some_and(|s| s.claim.is_none()) && is_ready(o)
+    })
+    .await;
+    env.apply(&OperatorEnv::order_yaml("second", ORDER, ""));
+    let second = env.wait_ready("second").await;
+    let claim = second.status.as_ref().unwrap().claim.clone().unwrap();
+    assert!(claim.starts_with("Lease "), "{claim}");
+}

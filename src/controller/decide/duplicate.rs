@@ -137,11 +137,6 @@ pub fn duplicate_plan(
     DuplicatePlan::Keep
 }
 
-/// The end of the last day of a `yyyy-MM-dd` date.
-pub fn end_of_day(date: Option<&str>) -> Option<OffsetDateTime> {
-    super::order_end(date)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

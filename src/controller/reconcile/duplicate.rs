@@ -317,6 +317,6 @@ fn order_current(info: &OrderInfo) -> decide::OrderCurrent {
                 OrderStatus::Issued | OrderStatus::ReissuePending
             ),
         names,
-        valid_till: decide::end_of_day(c.valid_till.as_deref()),
+        valid_till: decide::order_end(c.valid_till.as_deref()),
     }
 }
