@@ -111,6 +111,11 @@ struct RunArgs {
     /// Removed with --api-key-secret.
     #[arg(long, env = "API_KEY_SECRET_KEY", hide = true)]
     api_key_secret_key: Option<String>,
+    /// Serve DigicertAccounts that name no operator namespace (spec.operatorNamespace)
+    /// and DigicertOrders with an API key of their own namespace. With two operators in
+    /// one cluster, turn it off on one of them (--serve-unassigned=false).
+    #[arg(long, env = "SERVE_UNASSIGNED", default_value_t = true, action = clap::ArgAction::Set)]
+    serve_unassigned: bool,
     /// How often an order that its account refuses, or whose CertCentral order another
     /// DigicertOrder drives, is looked at again.
     #[arg(long, env = "ACCESS_RECHECK", default_value = "1m", value_parser = parse_duration)]
@@ -428,6 +433,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         call_timeout: args.certcentral_timeout,
         deletion_timeout: args.deletion_timeout,
         dcv,
+        serve_unassigned: args.serve_unassigned,
     };
     tracing::info!(
         certcentral = %base_url,

@@ -141,6 +141,19 @@ pub fn namespace_key_endpoint_allowed(endpoint: &str, allowed: &[String]) -> boo
     allowed.iter().any(|a| a == endpoint)
 }
 
+/// Whether the operator running in `own_namespace` serves what an account or order
+/// is assigned to: an account names its operator's namespace
+/// (`spec.operatorNamespace`); what names none (such accounts, a missing account,
+/// keys of an order's own namespace) is served by operators told to serve it
+/// (`--serve-unassigned`, on by default). Two operators in one cluster thus never
+/// both act for one account.
+pub fn serves(assigned_to: Option<&str>, own_namespace: &str, serve_unassigned: bool) -> bool {
+    match assigned_to {
+        Some(ns) => ns == own_namespace,
+        None => serve_unassigned,
+    }
+}
+
 /// Whether `selector` selects a namespace with `labels`; `Err` when it does not parse.
 pub fn selects(
     selector: &LabelSelector,
@@ -271,6 +284,7 @@ mod tests {
                 name: "key".into(),
                 key: "api-key".into(),
             },
+            operator_namespace: None,
             namespace_selector: selector,
             order_ids: order_ids.to_vec(),
             allow_approval: false,
@@ -484,6 +498,25 @@ mod tests {
             assert_eq!(refusal.reason(), reason);
             assert!(GATE_REASONS.contains(&reason));
             assert!(refusal.message().contains(text), "{}", refusal.message());
+        }
+    }
+
+    #[test]
+    fn an_operator_serves_its_own_accounts_and_unassigned_ones_if_told() {
+        let cases = [
+            (Some("ops-a"), "ops-a", true, true),
+            (Some("ops-a"), "ops-a", false, true),
+            (Some("ops-b"), "ops-a", true, false),
+            (Some("ops-b"), "ops-a", false, false),
+            (None, "ops-a", true, true),
+            (None, "ops-a", false, false),
+        ];
+        for (assigned, own, unassigned, want) in cases {
+            assert_eq!(
+                serves(assigned, own, unassigned),
+                want,
+                "{assigned:?} {own} {unassigned}"
+            );
         }
     }
 

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Resource, ResourceExt};
 use time::OffsetDateTime;
 use tokio::sync::watch;
@@ -214,15 +214,26 @@ async fn read_key(
     name: &str,
     key_name: &str,
 ) -> Result<std::result::Result<ApiKey, Refusal>> {
+    Ok(read_key_version(ctx, namespace, name, key_name).await?.0)
+}
+
+/// `read_key`, and the Secret's resourceVersion as read (`None`: there is none).
+async fn read_key_version(
+    ctx: &Context,
+    namespace: &str,
+    name: &str,
+    key_name: &str,
+) -> Result<(std::result::Result<ApiKey, Refusal>, Option<String>)> {
     let secret = Api::<Secret>::namespaced(ctx.client.clone(), namespace)
         .get_opt(name)
         .await?;
+    let version = secret.as_ref().and_then(|s| s.resource_version());
     let value = secret
         .as_ref()
         .and_then(|s| s.data.as_ref())
         .and_then(|d| d.get(key_name))
         .map(|b| String::from_utf8_lossy(&b.0).into_owned());
-    Ok(match (secret.is_some(), value) {
+    let key = match (secret.is_some(), value) {
         (false, _) => Err(Refusal::ApiKeyMissing(format!(
             "the API key Secret {namespace}/{name} does not exist"
         ))),
@@ -232,7 +243,41 @@ async fn read_key(
         (true, Some(v)) => ApiKey::new(v).map_err(|e| {
             Refusal::ApiKeyMissing(format!("the API key in Secret {namespace}/{name}: {e}"))
         }),
-    })
+    };
+    Ok((key, version))
+}
+
+/// Whether this operator serves `order`: its account names this operator's
+/// namespace, or nothing (and the operator serves what is unassigned). Records the
+/// account's users, so that a change of the account wakes the order here too.
+pub async fn serves_order(ctx: &Context, order: &DigicertOrder) -> Result<bool> {
+    let own = &ctx.config.namespace;
+    let unassigned = ctx.config.serve_unassigned;
+    let choice = access::choose(&order.spec, ctx.config.default_account.as_deref());
+    let Choice::Account { name, .. } = &choice else {
+        return Ok(access::serves(None, own, unassigned));
+    };
+    ctx.account_users.record(
+        &order.namespace().unwrap_or_default(),
+        &order.name_any(),
+        Some(name),
+    );
+    let account = Api::<DigicertAccount>::all(ctx.client.clone())
+        .get_opt(name)
+        .await?;
+    let assigned = account
+        .as_ref()
+        .and_then(|a| a.spec.operator_namespace.as_deref());
+    Ok(access::serves(assigned, own, unassigned))
+}
+
+/// Whether this operator serves `account`.
+fn serves_account(ctx: &Context, account: &DigicertAccount) -> bool {
+    access::serves(
+        account.spec.operator_namespace.as_deref(),
+        &ctx.config.namespace,
+        ctx.config.serve_unassigned,
+    )
 }
 
 /// The account `order` may use, or why it may use none. Reads the DigicertAccount, the
@@ -269,9 +314,15 @@ pub async fn resolve(
                 Ok(s) => s,
                 Err(e) => return Ok(Err(invalid(e.to_string()))),
             };
-            let key = match read_key(ctx, &namespace, &k.name, &k.key).await? {
-                Ok(key) => key,
-                Err(refusal) => return Ok(Err(refusal)),
+            let key = match read_key_version(ctx, &namespace, &k.name, &k.key).await? {
+                (Ok(key), _) => key,
+                (Err(refusal), version) => {
+                    // The key Secret is the namespace's own, not watched: its arrival
+                    // wakes the order.
+                    ctx.secret_waits
+                        .wait_for(&namespace, &k.name, &order.name_any(), version);
+                    return Ok(Err(refusal));
+                }
             };
             Ok(Ok(Resolved {
                 client: service.client(key),
@@ -331,16 +382,40 @@ fn recheck(ctx: &Context) -> Action {
     Action::requeue(base + jitter)
 }
 
+/// Why an order may not go on to DigiCert, and when to look again.
+pub struct Blocked {
+    pub action: Action,
+    pub reason: String,
+    pub message: String,
+}
+
 /// The gate before any DigiCert call: the order may use its account, and it holds the
-/// claim on its CertCentral order. `Ok` is the account to go on with; `Err` the
-/// requeue of an order that may not go on (status says why).
+/// claim on its CertCentral order. `Ok` is the account to go on with; `Err` why the
+/// order may not go on (also in the `DigiCert` condition) and its requeue. Ready is
+/// not the gate's: it says whether the Secret holds a good certificate.
 pub async fn gate(
     ctx: &Context,
     order: &DigicertOrder,
     status: &mut DigicertOrderStatus,
     now: OffsetDateTime,
-) -> Result<std::result::Result<Resolved, Action>> {
+) -> Result<std::result::Result<Resolved, Blocked>> {
     let generation = order.meta().generation;
+    let blocked = |status: &mut DigicertOrderStatus, reason: &str, message: String| {
+        status::set(
+            &mut status.conditions,
+            status::DIGICERT,
+            false,
+            reason,
+            message.clone(),
+            generation,
+            now,
+        );
+        Blocked {
+            action: recheck(ctx),
+            reason: reason.to_string(),
+            message,
+        }
+    };
     let choice = access::choose(&order.spec, ctx.config.default_account.as_deref());
     ctx.account_users.record(
         &order.namespace().unwrap_or_default(),
@@ -352,16 +427,7 @@ pub async fn gate(
         Err(refusal) => {
             status.account = label(&choice);
             status.claim = None;
-            status::set(
-                &mut status.conditions,
-                READY,
-                false,
-                refusal.reason(),
-                refusal.message(),
-                generation,
-                now,
-            );
-            return Ok(Err(recheck(ctx)));
+            return Ok(Err(blocked(status, refusal.reason(), refusal.message())));
         }
     };
     status.account = Some(resolved.grants.account.clone());
@@ -378,47 +444,32 @@ pub async fn gate(
     match claims::claim(ctx, &resolved.endpoint, order, proof).await? {
         Outcome::Unproven(err) => {
             status.claim = None;
-            status::set(
-                &mut status.conditions,
-                READY,
-                false,
-                status::failure_reason(&err),
-                format!(
-                    "the key of spec.apiKeySecretRef cannot read order {} at DigiCert, so this DigicertOrder does not claim it: {err}",
-                    order.spec.order_id
-                ),
-                generation,
-                now,
+            let message = format!(
+                "the key of spec.apiKeySecretRef cannot read order {} at DigiCert, so this DigicertOrder does not claim it: {err}",
+                order.spec.order_id
             );
-            return Ok(Err(recheck(ctx)));
+            return Ok(Err(blocked(status, status::failure_reason(&err), message)));
         }
         Outcome::Held { lease } => {
             status.claim = Some(format!("Lease {}/{lease}", ctx.config.namespace));
         }
         Outcome::Yielded { holder, lease } => {
             status.claim = Some(format!("held by {}", holder.display()));
-            status::set(
-                &mut status.conditions,
-                READY,
-                false,
-                access::ORDER_CLAIMED,
-                format!(
-                    "order {} is driven by the DigicertOrder {} (Lease {}/{lease}); this one makes no DigiCert call and takes over when that one is gone",
-                    order.spec.order_id,
-                    holder.display(),
-                    ctx.config.namespace
-                ),
-                generation,
-                now,
+            let message = format!(
+                "order {} is driven by the DigicertOrder {} (Lease {}/{lease}); this one makes no DigiCert call and takes over when that one is gone",
+                order.spec.order_id,
+                holder.display(),
+                ctx.config.namespace
             );
-            return Ok(Err(recheck(ctx)));
+            return Ok(Err(blocked(status, access::ORDER_CLAIMED, message)));
         }
     }
     clear_gate_condition(status);
     Ok(Ok(resolved))
 }
 
-/// A Ready=False the gate set goes once the gate is passed.
+/// A Ready=False for one of the gate's reasons (set by an earlier version) goes once
+/// the gate is passed; the `DigiCert` condition is settled at the end of the reconcile.
 fn clear_gate_condition(status: &mut DigicertOrderStatus) {
     if status::find(&status.conditions, READY)
         .is_some_and(|c| c.status != "True" && access::GATE_REASONS.contains(&c.reason.as_str()))
@@ -433,6 +484,10 @@ fn clear_gate_condition(status: &mut DigicertOrderStatus) {
 const ACCOUNT_RESYNC: Duration = Duration::from_secs(60);
 
 async fn reconcile_account(account: Arc<DigicertAccount>, ctx: Arc<Context>) -> Result<Action> {
+    // Another operator's account: its status is that operator's to write.
+    if !serves_account(&ctx, &account) {
+        return Ok(Action::await_change());
+    }
     let key = &account.spec.api_key_secret_ref;
     let (ok, reason, message) =
         match read_key(&ctx, &ctx.config.namespace, &key.name, &key.key).await? {
@@ -490,10 +545,32 @@ fn account_error_policy(
     Action::requeue(Duration::from_secs(30))
 }
 
-/// Keeps every DigicertAccount's Ready condition up to date until `stop`.
+/// Keeps every DigicertAccount's Ready condition up to date until `stop`: it follows
+/// the account and its key Secret (the metadata of the Secrets in the operator's
+/// namespace: a key that comes, goes or changes shows at once).
 pub async fn run_accounts(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
     let api: Api<DigicertAccount> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default())
+    let controller = Controller::new(api, watcher::Config::default());
+    let accounts = controller.store();
+    let keys = watcher(
+        Api::<kube::api::PartialObjectMeta<Secret>>::namespaced(
+            ctx.client.clone(),
+            &ctx.config.namespace,
+        ),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    controller
+        .watches_stream(keys, move |secret| {
+            let name = secret.name_any();
+            accounts
+                .state()
+                .iter()
+                .filter(|a| a.spec.api_key_secret_ref.name == name)
+                .map(|a| kube::runtime::reflector::ObjectRef::from_obj(a.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
         })

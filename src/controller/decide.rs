@@ -5,6 +5,7 @@
 mod dcv;
 mod duplicate;
 mod plan;
+mod readiness;
 mod revocation;
 mod schedule;
 mod teardown;
@@ -12,6 +13,7 @@ mod teardown;
 pub use dcv::*;
 pub use duplicate::*;
 pub use plan::*;
+pub use readiness::*;
 pub use revocation::*;
 pub use schedule::*;
 pub use teardown::*;
@@ -429,6 +431,170 @@ mod tests {
             requested_names: None,
             foreign: None,
         }))
+    }
+
+    #[test]
+    fn ready_means_the_secret_serves_the_spec_whatever_digicert_can_do() {
+        let nb = datetime!(2026-01-01 0:00 UTC);
+        let na = datetime!(2026-04-01 0:00 UTC);
+        let good = leaf("example.com", &["example.com", "www.example.com"], nb, na);
+        let early = datetime!(2026-02-01 0:00 UTC);
+        // Past the renewal time (day 60), before expiry.
+        let due = datetime!(2026-03-20 0:00 UTC);
+        let after = datetime!(2026-04-02 0:00 UTC);
+        let order_ends = Some(datetime!(2028-01-01 0:00 UTC));
+        let reissue = spec(serde_json::json!({}));
+        let duplicate = spec(serde_json::json!({"issuance": "Duplicate", "dnsNames": []}));
+        let other_names = spec(serde_json::json!({"dnsNames": ["api.example.com"]}));
+        let ecdsa = spec(serde_json::json!({"privateKey": {"algorithm": "ECDSA", "size": 256}}));
+        let mut foreign = stored(good.clone());
+        if let SecretState::Valid(s) = &mut foreign {
+            s.foreign = Some("self-signed".into());
+        }
+        let mut other_order = stored(good.clone());
+        if let SecretState::Valid(s) = &mut other_order {
+            s.order_id = Some(2002);
+        }
+        let ready = Readiness::Ready { not_after: na };
+        let not = |r: &str| r.to_string();
+        let cases: Vec<(
+            &str,
+            &DigicertOrderSpec,
+            SecretState,
+            bool,
+            OffsetDateTime,
+            Result<Readiness, String>,
+        )> = vec![
+            (
+                "valid",
+                &reissue,
+                stored(good.clone()),
+                false,
+                early,
+                Ok(ready.clone()),
+            ),
+            (
+                "due for renewal is still ready",
+                &reissue,
+                stored(good.clone()),
+                false,
+                due,
+                Ok(ready.clone()),
+            ),
+            (
+                "expired",
+                &reissue,
+                stored(good.clone()),
+                false,
+                after,
+                Err(not("Expired")),
+            ),
+            (
+                "revoked",
+                &reissue,
+                stored(good.clone()),
+                true,
+                early,
+                Err(not("Revoked")),
+            ),
+            (
+                "no Secret",
+                &reissue,
+                SecretState::Missing,
+                false,
+                early,
+                Err(not("Missing")),
+            ),
+            (
+                "unusable",
+                &reissue,
+                SecretState::Invalid("garbled".into()),
+                false,
+                early,
+                Err(not("Invalid")),
+            ),
+            (
+                "names changed",
+                &other_names,
+                stored(good.clone()),
+                false,
+                early,
+                Err(not("NamesChanged")),
+            ),
+            (
+                "key changed",
+                &ecdsa,
+                stored(good.clone()),
+                false,
+                early,
+                Err(not("KeyChanged")),
+            ),
+            (
+                "hand-made",
+                &reissue,
+                foreign.clone(),
+                false,
+                early,
+                Err(not("ForeignCertificate")),
+            ),
+            (
+                "another order's",
+                &reissue,
+                other_order.clone(),
+                false,
+                early,
+                Err(not("OrderChanged")),
+            ),
+            // A duplicate carries the order's names, not the spec's.
+            (
+                "duplicate",
+                &duplicate,
+                stored(good.clone()),
+                false,
+                early,
+                Ok(ready.clone()),
+            ),
+            (
+                "duplicate expired",
+                &duplicate,
+                stored(good.clone()),
+                false,
+                after,
+                Err(not("Expired")),
+            ),
+            (
+                "duplicate hand-made",
+                &duplicate,
+                foreign,
+                false,
+                early,
+                Err(not("ForeignCertificate")),
+            ),
+            (
+                "duplicate missing",
+                &duplicate,
+                SecretState::Missing,
+                false,
+                early,
+                Err(not("Missing")),
+            ),
+        ];
+        for (what, spec, secret, revoked, now, want) in cases {
+            let got = certificate_readiness(spec, &secret, revoked, order_ends, now);
+            match want {
+                Ok(r) => assert_eq!(got, r, "{what}"),
+                Err(reason) => assert!(
+                    matches!(&got, Readiness::NotReady { reason: r, .. } if *r == reason),
+                    "{what}: {got:?}"
+                ),
+            }
+        }
+        // Expired with the order: nothing can replace it.
+        let got = certificate_readiness(&reissue, &stored(good), false, Some(na), after);
+        assert!(
+            matches!(&got, Readiness::NotReady { reason, .. } if reason == "OrderExpired"),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod reconcile;
 pub mod secret;
 pub mod solvers;
 pub mod status;
+pub mod waits;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +36,7 @@ use kube::{Resource, ResourceExt};
 
 use tokio::sync::watch;
 
-use crate::crd::{CANCEL_ANNOTATION, DigicertAccount, DigicertOrder, FINALIZER, RENEW_ANNOTATION};
+use crate::crd::{DigicertAccount, DigicertOrder, FINALIZER, GROUP};
 use crate::error::{Error, Result};
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -68,6 +69,9 @@ pub struct OperatorConfig {
     pub deletion_timeout: Duration,
     /// Domain validation: the HTTP solver and where DNS records are looked up.
     pub dcv: DcvConfig,
+    /// Serve accounts that name no operator namespace, and orders with a key of their
+    /// own namespace (see `access::serves`).
+    pub serve_unassigned: bool,
 }
 
 /// What the operator offers for solving domain validation.
@@ -173,6 +177,8 @@ pub struct Context {
     pub health: Arc<Health>,
     /// Which orders use which account: an account's change wakes those.
     pub account_users: accounts::AccountUsers,
+    /// Secrets orders wait on that are not otherwise watched.
+    pub secret_waits: waits::SecretWaits,
 }
 
 impl Context {
@@ -182,6 +188,7 @@ impl Context {
         config: OperatorConfig,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let secret_waits = waits::SecretWaits::new(client.clone());
         Context {
             events: events::Events::new(
                 client.clone(),
@@ -194,6 +201,7 @@ impl Context {
             metrics,
             health: Arc::new(Health::default()),
             account_users: accounts::AccountUsers::default(),
+            secret_waits,
         }
     }
 }
@@ -228,6 +236,12 @@ async fn reconcile_inner(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     };
     tracing::Span::current().record("order_id", fresh.spec.order_id);
+    // Another operator's (its account names that operator's namespace): not a write,
+    // not a call. The account's change wakes the order again.
+    if !accounts::serves_order(&ctx, &fresh).await? {
+        tracing::debug!("served by another operator");
+        return Ok(Action::await_change());
+    }
     let has_finalizer = fresh.finalizers().iter().any(|f| f == FINALIZER);
     let deleting = fresh.meta().deletion_timestamp.is_some();
     if deleting && !has_finalizer {
@@ -341,15 +355,23 @@ fn relevant_change(order: &OrderMeta) -> Option<u64> {
 
 /// Drops from a cached order's metadata what no trigger looks at (field managers,
 /// labels, owners, and other tools' annotations such as kubectl's copy of the whole
-/// object), so the cache stays small with many orders.
+/// object), so the cache stays small with many orders. The operator's own
+/// annotations (renew, cancel, allow-revocation, and any added later) all stay: each
+/// is an instruction that must reach a reconcile at once.
 fn keep_what_triggers(order: &mut OrderMeta) {
     let meta = &mut order.metadata;
     meta.managed_fields = None;
     meta.labels = None;
     meta.owner_references = None;
     if let Some(annotations) = meta.annotations.as_mut() {
-        annotations.retain(|k, _| k == RENEW_ANNOTATION || k == CANCEL_ANNOTATION);
+        annotations.retain(|k, _| is_operator_annotation(k));
     }
+}
+
+/// Whether an annotation is one of the operator's (`digicert-operator.dev/…`).
+fn is_operator_annotation(key: &str) -> bool {
+    key.strip_prefix(GROUP)
+        .is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// How long to wait before looking again at a namespace that cannot be watched.
@@ -440,8 +462,10 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
     // or streamed, so a restart with many orders never holds them all at once.
     let writer = kube::runtime::reflector::store::Writer::<OrderMeta>::default();
     let store = writer.as_reader();
-    // A DigicertAccount's spec changes (or it comes or goes): the orders that use it
-    // (as their last reconcile saw it) are looked at again.
+    // A DigicertAccount changes (or it comes or goes): the orders that use it (as
+    // their last reconcile saw it) are looked at again. Its status counts too: it
+    // turns Ready when its key Secret appears, which orders refused for want of a key
+    // wait for. Account status is written only when it changes.
     let users_ctx = ctx.clone();
     let scope_ns = ns.clone();
     let account_events = watcher(
@@ -451,7 +475,7 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
     .default_backoff()
     .touched_objects()
     .predicate_filter(
-        kube::runtime::predicates::generation,
+        kube::runtime::predicates::resource_version,
         PredicateConfig::default(),
     );
     // A deletion without a finalizer (deletionPolicy Retain) reaches no reconcile:
@@ -468,10 +492,13 @@ async fn run_namespace(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::R
         })
         .applied_objects()
         .predicate_filter(relevant_change, PredicateConfig::default());
+    let waited = waits::wakes_in(ctx.secret_waits.subscribe(), ns.clone())
+        .map(|(ns, name)| ObjectRef::<OrderMeta>::new(&name).within(&ns));
     let controller = Controller::for_stream(trigger, store)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),
         )
+        .reconcile_on(waited)
         .watches_stream(secret_events, |s: PartialObjectMeta<Secret>| {
             let ns = s.namespace();
             s.labels()
@@ -549,6 +576,7 @@ pub fn one_crd_yaml(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crd::{ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, RENEW_ANNOTATION};
 
     #[test]
     fn a_probe_tells_refusal_from_passing_trouble() {
@@ -611,6 +639,9 @@ mod tests {
                     [
                         (RENEW_ANNOTATION.to_string(), "1".to_string()),
                         (CANCEL_ANNOTATION.to_string(), "2".to_string()),
+                        (ALLOW_REVOCATION_ANNOTATION.to_string(), "ab12".to_string()),
+                        ("example.com/digicert-operator.dev".to_string(), "x".to_string()),
+                        ("digicert-operator.devx/renew".to_string(), "x".to_string()),
                         (
                             "kubectl.kubernetes.io/last-applied-configuration".to_string(),
                             "{...}".to_string(),
@@ -634,7 +665,11 @@ mod tests {
         assert_eq!(meta.labels, None);
         assert_eq!(meta.managed_fields, None);
         let kept: Vec<&String> = meta.annotations.as_ref().unwrap().keys().collect();
-        assert_eq!(kept, [CANCEL_ANNOTATION, RENEW_ANNOTATION]);
+        // Every instruction the operator reads stays; look-alikes do not.
+        assert_eq!(
+            kept,
+            [ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, RENEW_ANNOTATION]
+        );
         assert_eq!(meta.generation, Some(3));
         assert_eq!(
             meta.finalizers.as_deref(),

@@ -10,6 +10,10 @@ pub const ISSUING: &str = "Issuing";
 pub const ORDER_EXPIRING: &str = "OrderExpiring";
 pub const AUTO_REISSUE_SYNCED: &str = "AutoReissueSynced";
 pub const DOMAIN_VALIDATION: &str = "DomainValidation";
+/// Whether the operator can work with DigiCert for the order: an account it may use,
+/// with a key, and DigiCert answering. Trouble there is not Ready's business while the
+/// Secret's certificate is good.
+pub const DIGICERT: &str = "DigiCert";
 
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
@@ -107,7 +111,8 @@ pub fn failure_reason(err: &certcentral::Error) -> &'static str {
         Error::Api { status: 429, .. } => "RateLimited",
         Error::Api { status, .. } if *status >= 500 => "DigiCertUnavailable",
         Error::Api { .. } if err.code().is_some_and(|c| c.starts_with("csr_")) => "CsrRejected",
-        Error::Api { .. } if err.has_code("cert_validity_exceeds_order_validity") => "OrderExpired",
+        // Not necessarily ended: the order's dates tell (`decide::refused_past_order_end`).
+        Error::Api { .. } if err.has_code("cert_validity_exceeds_order_validity") => "OrderEnding",
         Error::Api { .. } if err.has_code("invalid_order_status") => "OrderNotReissuable",
         Error::Api { .. } if err.has_code("invalid_dns_name") => "NameNotOnOrder",
         Error::Api { .. } => "RequestRejected",

@@ -38,6 +38,13 @@ pub struct DigicertAccountSpec {
     /// read it).
     pub api_key_secret_ref: SecretKeySelector,
 
+    /// The namespace of the operator that serves this account (where its API key
+    /// Secret is), when a cluster runs more than one. Unset: the operators started
+    /// with `--serve-unassigned` (the default) serve it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 63))]
+    pub operator_namespace: Option<String>,
+
     /// The namespaces whose DigicertOrders may use this account (`{}`: every
     /// namespace). Required, so that nothing is granted by accident.
     pub namespace_selector: LabelSelector,

@@ -82,6 +82,36 @@ pub fn order_expiring_condition(
     }
 }
 
+/// What to say when DigiCert refuses a certificate that would outlast the order
+/// (`cert_validity_exceeds_order_validity`): (reason, message). The order has not
+/// necessarily ended: only its dates tell, and what the user can do is renew it.
+pub fn refused_past_order_end(
+    ends: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> (&'static str, String) {
+    match ends {
+        Some(ends) if now >= ends => (
+            "OrderExpired",
+            format!(
+                "the order ended on {}; DigiCert issues no more certificates for it: renew the order at DigiCert and point a DigicertOrder at the new order",
+                ends.date()
+            ),
+        ),
+        Some(ends) => (
+            "OrderEnding",
+            format!(
+                "DigiCert refused a certificate that would outlast the order, which ends on {} (in {} days): renew the order at DigiCert and point a DigicertOrder at the new order",
+                ends.date(),
+                (ends - now).whole_days()
+            ),
+        ),
+        None => (
+            "OrderEnding",
+            "DigiCert refused a certificate that would outlast the order; its end is not known yet: check it at DigiCert and renew the order".to_string(),
+        ),
+    }
+}
+
 /// Why an expired certificate leaves the order not Ready: (reason, message), or
 /// `None` while it is valid. `OrderExpired` when the order ended with it (nothing
 /// can replace it), `Expired` otherwise.
@@ -115,6 +145,22 @@ pub fn expiry(
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn a_refusal_past_the_orders_end_says_what_the_dates_say() {
+        let ends = Some(datetime!(2027-03-01 23:59:59 UTC));
+        let (reason, message) = refused_past_order_end(ends, datetime!(2027-02-27 12:00 UTC));
+        assert_eq!(reason, "OrderEnding");
+        assert!(message.contains("2027-03-01"), "{message}");
+        assert!(message.contains("in 2 days"), "{message}");
+        assert!(message.contains("renew the order at DigiCert"), "{message}");
+        let (reason, message) = refused_past_order_end(ends, datetime!(2027-03-02 0:00 UTC));
+        assert_eq!(reason, "OrderExpired");
+        assert!(message.contains("ended on 2027-03-01"), "{message}");
+        let (reason, message) = refused_past_order_end(None, datetime!(2027-03-02 0:00 UTC));
+        assert_eq!(reason, "OrderEnding");
+        assert!(message.contains("not known"), "{message}");
+    }
 
     #[test]
     fn order_ends_at_the_end_of_its_last_day() {

@@ -12,8 +12,16 @@ impl Run {
         why: &str,
     ) -> Option<Action> {
         match client.cancel(self.spec().order_id, note).await {
-            Ok(()) => {}
-            Err(e) if e.status() == Some(400) => {}
+            // DigiCert puts a reissue_pending order back to issued (its documented
+            // answer to this cancel): status says so without another call.
+            Ok(()) => {
+                if self.status.order_status.as_deref() == Some(OrderStatus::ReissuePending.as_str())
+                {
+                    self.status.order_status = Some(OrderStatus::Issued.to_string());
+                }
+            }
+            // Nothing was pending any more; what the order is now, the next look reads.
+            Err(e) if e.status() == Some(400) => self.status.last_order_check = None,
             Err(e) => return Some(self.fail(&e, "canceling the pending reissue").await),
         }
         self.ctx.metrics.reissue("canceled");

@@ -15,6 +15,24 @@ impl Run {
         // key leaves that Secret behind: no reissue is in flight, so it goes.
         self.delete_pending_key().await?;
         self.describe_certificate(stored);
+        // The Secret serves the spec: Ready, before any DigiCert call, whose failure
+        // shows in the DigiCert condition and leaves Ready alone. A revoked order keeps
+        // the Ready=False its check set.
+        let ready = status::find(&self.status.conditions, READY);
+        if ready.is_none_or(|c| c.status != "True" || c.reason == "RenewalHeld")
+            && self.status.order_status.as_deref() != Some("revoked")
+            && self.now < stored.leaf.not_after
+        {
+            self.condition(
+                READY,
+                true,
+                "Issued",
+                format!(
+                    "the Secret holds a certificate valid until {}",
+                    status::rfc3339(stored.leaf.not_after)
+                ),
+            );
+        }
         let last_check = self.last_order_check();
         let auto_reissue_differs = self.spec().auto_reissue.is_some()
             && self.spec().auto_reissue != self.status.auto_reissue
@@ -32,24 +50,6 @@ impl Run {
         let renewal = decide::planned_renewal(self.spec(), &stored.leaf, self.order_ends());
         self.status.renewal_time = renewal.map(status::rfc3339);
         self.refresh_secret(target, stored).await?;
-        // Ready only once DigiCert raised no complaint: setting it and taking it back
-        // in one reconcile would rewrite status (and wake the controller) forever.
-        let ready = status::find(&self.status.conditions, READY);
-        if ready.is_none_or(|c| c.status != "True" || c.reason == "RenewalHeld")
-            && self.status.failed_attempts == 0
-            && self.status.order_status.as_deref() != Some("revoked")
-            && self.now < stored.leaf.not_after
-        {
-            self.condition(
-                READY,
-                true,
-                "Issued",
-                format!(
-                    "the Secret holds a certificate valid until {}",
-                    status::rfc3339(stored.leaf.not_after)
-                ),
-            );
-        }
         if status::find(&self.status.conditions, ISSUING).is_none_or(|c| c.status == "True") {
             self.condition(ISSUING, false, "Idle", "no reissue in progress");
         }

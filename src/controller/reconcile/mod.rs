@@ -73,6 +73,10 @@ pub struct Run {
     now: OffsetDateTime,
     /// The order's account, once resolved (by the gate, or for deletion).
     account: Option<super::accounts::Resolved>,
+    /// Whether the Secret serves the spec (what Ready says), once read.
+    readiness: Option<decide::Readiness>,
+    /// Why the gate kept this reconcile from DigiCert, if it did.
+    blocked: bool,
 }
 
 fn jitter() -> f64 {
@@ -92,6 +96,8 @@ impl Run {
             ctx,
             now: OffsetDateTime::now_utc(),
             account: None,
+            readiness: None,
+            blocked: false,
         }
     }
 
@@ -190,12 +196,23 @@ impl Run {
         self.status.next_attempt_time = Some(status::rfc3339(
             self.now + time::Duration::try_from(delay).unwrap_or_default(),
         ));
-        let reason = status::failure_reason(err);
-        let message = format!("{doing}: {err}");
+        let (reason, message) = if err.has_code("cert_validity_exceeds_order_validity") {
+            let (reason, what) = decide::refused_past_order_end(self.order_ends(), self.now);
+            (reason, format!("{doing}: {what} ({err})"))
+        } else {
+            (status::failure_reason(err), format!("{doing}: {err}"))
+        };
         self.status.last_failure = Some(format!("{reason}: {message}"));
-        if permanent || !matches!(self.stored_state_ok(), Some(true)) {
+        // Ready is about the Secret: a good certificate stays Ready through DigiCert's
+        // trouble (the DigiCert and Issuing conditions and the event say it).
+        let certificate_good = match &self.readiness {
+            Some(readiness) => readiness.is_ready(),
+            None => !permanent && matches!(self.stored_state_ok(), Some(true)),
+        };
+        if !certificate_good {
             self.condition(READY, false, reason, message.clone());
         }
+        self.condition(status::DIGICERT, false, reason, message.clone());
         if self.status.reissue.is_some() {
             self.condition(ISSUING, true, reason, message.clone());
             self.ctx.metrics.reissue("failed");
@@ -238,6 +255,9 @@ impl Run {
     /// The whole reconcile of a live (not deleted) resource.
     pub async fn apply(&mut self) -> Result<Action> {
         let action = self.step().await?;
+        // The order's end is judged on every path, a refused reissue's included.
+        self.plan_end_condition().await;
+        self.settle_digicert_condition();
         // What the step learnt goes into status. After an error it does not: the
         // error policy's pause is what should come next, not another status write.
         self.save().await?;
@@ -280,6 +300,21 @@ impl Run {
             &self.labels(),
             &self.order.uid().unwrap_or_default(),
             &expiries,
+        );
+    }
+
+    /// The `DigiCert` condition once the gate was passed: false while failures last
+    /// (`fail` set it), true otherwise. A gate refusal set it already.
+    fn settle_digicert_condition(&mut self) {
+        if self.blocked || self.account.is_none() || self.status.last_failure.is_some() {
+            return;
+        }
+        let account = self.status.account.clone().unwrap_or_default();
+        self.condition(
+            status::DIGICERT,
+            true,
+            "Available",
+            format!("account {account} may be used for this order and DigiCert answers"),
         );
     }
 
@@ -338,11 +373,32 @@ impl Run {
         if self.refuse_invalid_spec() {
             return Ok(Action::await_change());
         }
+        // What the Secret holds decides Ready, whatever DigiCert can do now.
+        let target = match self.certificate_secret().await? {
+            Ok(target) => target,
+            Err(action) => return Ok(action),
+        };
+        let state = secret::inspect(target.as_ref());
+        let readiness = decide::certificate_readiness(
+            self.spec(),
+            &state,
+            decide::revoked_in_secret(self.status.revoked.as_ref(), &state),
+            self.order_ends(),
+            self.now,
+        );
+        self.readiness = Some(readiness.clone());
+        if let SecretState::Valid(stored) = &state
+            && let Some((reason, message)) =
+                decide::expiry(stored.leaf.not_after, self.order_ends(), self.now)
+        {
+            self.condition(READY, false, reason, message);
+        }
         // The account must grant this order, and the order must be this resource's:
         // before any DigiCert call, a cancel's included.
+        let digicert_was = status::find(&self.status.conditions, status::DIGICERT).cloned();
         match super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await? {
             Ok(resolved) => self.account = Some(resolved),
-            Err(action) => return Ok(action),
+            Err(blocked) => return Ok(self.blocked(blocked, digicert_was, &readiness).await),
         }
         let cancel_request = self.order.annotations().get(CANCEL_ANNOTATION).cloned();
         if cancel_request.as_deref().is_some_and(|c| !c.is_empty())
@@ -352,17 +408,6 @@ impl Run {
         }
         if let Some(wait) = self.backing_off() {
             return Ok(Action::requeue(wait));
-        }
-        let target = match self.certificate_secret().await? {
-            Ok(target) => target,
-            Err(action) => return Ok(action),
-        };
-        let state = secret::inspect(target.as_ref());
-        if let SecretState::Valid(stored) = &state
-            && let Some((reason, message)) =
-                decide::expiry(stored.leaf.not_after, self.order_ends(), self.now)
-        {
-            self.condition(READY, false, reason, message);
         }
 
         if let Some(reissue) = self.status.reissue.clone() {
@@ -418,6 +463,51 @@ impl Run {
         }
     }
 
+    /// The gate kept the order from DigiCert: said once as a Warning event; Ready
+    /// follows the Secret (a good certificate stays Ready; without one, the gate's
+    /// reason is why none comes).
+    async fn blocked(
+        &mut self,
+        blocked: super::accounts::Blocked,
+        digicert_was: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+        readiness: &decide::Readiness,
+    ) -> Action {
+        self.blocked = true;
+        let new = digicert_was.is_none_or(|c| c.status != "False" || c.reason != blocked.reason);
+        if new {
+            self.event(
+                EventType::Warning,
+                &blocked.reason,
+                "UseAccount",
+                blocked.message.clone(),
+            )
+            .await;
+        }
+        match readiness {
+            decide::Readiness::Ready { not_after } => {
+                if !status::is_true(&self.status.conditions, READY) {
+                    self.condition(
+                        READY,
+                        true,
+                        "Issued",
+                        format!(
+                            "the Secret holds a certificate valid until {}; DigiCert cannot be used now (see the DigiCert condition)",
+                            status::rfc3339(*not_after)
+                        ),
+                    );
+                }
+            }
+            decide::Readiness::NotReady { reason, .. } if reason == "Missing" => {
+                self.condition(READY, false, &blocked.reason, blocked.message.clone());
+            }
+            decide::Readiness::NotReady { reason, message } => {
+                let message = format!("{message}; it cannot be replaced now: {}", blocked.message);
+                self.condition(READY, false, reason, message);
+            }
+        }
+        blocked.action
+    }
+
     /// The certificate Secret, when the operator may write it (`Ok(None)`: there is
     /// none yet); `Err` is what to do when it may not, with the reason in status.
     async fn certificate_secret(&mut self) -> Result<std::result::Result<Option<Secret>, Action>> {
@@ -444,7 +534,14 @@ impl Run {
             secret::Standing::Adopted => {}
             secret::Standing::Conflict(problem) => {
                 self.condition(READY, false, "SecretConflict", problem);
-                // The Secret is not watched (not ours): look again now and then.
+                // The Secret is not watched (not ours): it is, by name, until it
+                // changes (handed over, deleted); and looked at again now and then.
+                self.ctx.secret_waits.wait_for(
+                    &self.namespace,
+                    &self.spec().secret_name,
+                    &self.name,
+                    target.resource_version(),
+                );
                 return Ok(Err(Action::requeue(
                     self.ctx.config.resync.min(CONFLICT_RETRY),
                 )));

@@ -118,6 +118,10 @@ impl Run {
         self.status.observed_order_id = Some(self.spec().order_id);
         self.status.renewal_time = renewal.map(status::rfc3339);
         self.status.revision = self.status.revision.saturating_add(1);
+        // From here on the Secret serves the spec, whatever fails next.
+        self.readiness = Some(decide::Readiness::Ready {
+            not_after: leaf.not_after,
+        });
         Ok(renewal)
     }
 
