@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Copies the CRDs (crds/*.yaml) into the chart, then renders
 # charts/digicert-operator with its default values (release and namespace
-# digicert-operator) into plain manifests, so that `kubectl apply -f deploy/` installs
-# what the chart installs by default: the Namespace, the CRDs, and the chart's objects.
+# digicert-operator) into plain manifests that install what the chart installs by
+# default: the Namespace, the CRDs, and the chart's objects. The image, which the chart
+# requires, is REGISTRY/digicert-operator:<appVersion>: REGISTRY stands for the registry
+# the image is pushed to, which an install puts in its place (README, "Install").
 # Tests fail when the chart's CRDs or deploy/digicert-operator.yaml are stale.
 #
 # Usage: hack/render-manifests.sh            copy the CRDs, write deploy/digicert-operator.yaml
@@ -23,6 +25,7 @@ py=${DIGICERT_TEST_PYTHON:-$("$root/hack/helm/venv.sh" | tail -n 1)}
 # create it in the same run as its CRD. deploy/examples/default-account.yaml is it.
 rendered=$("$py" "$root/hack/helm/helm.py" template "$name" "$root/charts/digicert-operator" \
   --namespace "$namespace" --include-crds \
+  --set image.repository=REGISTRY/digicert-operator \
   --set defaultAccount.create=false --set defaultAccount.name=digicert-operator)
 
 tmp=$(mktemp "$out.XXXXXX")
@@ -30,11 +33,13 @@ trap 'rm -f "$tmp"' EXIT
 {
   cat <<HEADER
 # digicert-operator: the Helm chart charts/digicert-operator rendered with its default
-# values by hack/render-manifests.sh; do not edit. Install with
-#   kubectl apply -f deploy/
-# (Kubernetes 1.33 or newer), then create the API key Secret and the default
-# DigicertAccount (deploy/examples/api-key-secret.yaml, default-account.yaml; see the
-# README's "Accounts").
+# values by hack/render-manifests.sh; do not edit. The image is the Dockerfile's, which
+# no public registry has: build it, push it to your registry, and install with that
+# registry in place of REGISTRY (Kubernetes 1.33 or newer):
+#   sed "s|REGISTRY/|\$REGISTRY/|" deploy/digicert-operator.yaml | kubectl apply -f -
+# then create the API key Secret and the default DigicertAccount
+# (deploy/examples/api-key-secret.yaml, default-account.yaml; see the README's "Install"
+# and "Accounts").
 ---
 apiVersion: v1
 kind: Namespace

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use digicert_operator::crd::DigicertOrder;
+use digicert_operator::certcentral::Operation;
+use digicert_operator::crd::{DigicertAccount, DigicertOrder};
 use digicert_operator::simulator::{
     self, ApiKeyConfig, RunningSimulator, SeedFile, SimulatorConfig,
 };
@@ -30,6 +31,22 @@ use support::process::OperatorProcess;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 const CHART: &str = "charts/digicert-operator";
+
+/// The image repository of the renders and installs: the chart requires one.
+const IMAGE: &str = "registry.example.org/digicert-operator";
+const SET_IMAGE: &str = "image.repository=registry.example.org/digicert-operator";
+
+/// The chart's appVersion, its images' default tag.
+fn app_version() -> String {
+    let chart: Value = serde_yaml::from_str(
+        &std::fs::read_to_string(repo_root().join(CHART).join("Chart.yaml")).unwrap(),
+    )
+    .unwrap();
+    chart["appVersion"]
+        .as_str()
+        .expect("appVersion")
+        .to_string()
+}
 
 // ----------------------------------------------------------------- helm
 
@@ -59,9 +76,11 @@ fn helm_ok(args: &[&str], kubeconfig: Option<&OsStr>) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// `helm template test CHART -n test-ns ARGS`.
+/// `helm template test CHART -n test-ns --set image.repository=IMAGE ARGS`.
 fn template(args: &[&str]) -> String {
-    let mut all = vec!["template", "test", CHART, "-n", "test-ns"];
+    let mut all = vec![
+        "template", "test", CHART, "-n", "test-ns", "--set", SET_IMAGE,
+    ];
     all.extend_from_slice(args);
     helm_ok(&all, None)
 }
@@ -342,7 +361,7 @@ fn the_charts_crds_are_the_generated_crds() {
 fn account_rules() -> (Value, Value) {
     (
         json!([
-            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
              "verbs": ["get", "create", "update"]},
         ]),
@@ -371,6 +390,7 @@ fn full_values() -> String {
         },
         "serviceMonitor": {"enabled": true, "labels": {"release": "prometheus"}},
         "podDisruptionBudget": {"enabled": true},
+        "serveUnassigned": false,
         "resync": "30m",
         "concurrency": 4,
         "orderExpiryWarning": "1440h",
@@ -382,7 +402,7 @@ fn full_values() -> String {
         "podAnnotations": {"example.org/team": "pki"},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "pki", "effect": "NoSchedule"}],
-        "image": {"repository": "registry.example.org/digicert-operator", "tag": "1.2.3"},
+        "image": {"repository": IMAGE, "tag": "1.2.3"},
     });
     serde_yaml::to_string(&values).unwrap()
 }
@@ -395,9 +415,17 @@ fn values_file(yaml: &str) -> tempfile::NamedTempFile {
 
 #[test]
 fn the_chart_lints_strictly_with_default_and_other_values() {
-    helm_ok(&["lint", CHART, "--strict"], None);
+    helm_ok(&["lint", CHART, "--strict", "--set", SET_IMAGE], None);
     helm_ok(
-        &["lint", CHART, "--strict", "--kube-version", "v1.33.0"],
+        &[
+            "lint",
+            CHART,
+            "--strict",
+            "--kube-version",
+            "v1.33.0",
+            "--set",
+            SET_IMAGE,
+        ],
         None,
     );
     let values = values_file(&full_values());
@@ -465,6 +493,7 @@ fn default_values_render_a_restricted_cluster_wide_operator() {
             "run",
             "--certcentral-url=us",
             "--default-account=test-digicert-operator",
+            "--serve-unassigned=true",
             "--resync=6h",
             "--concurrency=8",
             "--order-expiry-warning=720h",
@@ -477,7 +506,11 @@ fn default_values_render_a_restricted_cluster_wide_operator() {
         ]
     );
     let c = container(deployment);
-    assert_eq!(c["image"], "digicert-operator:0.1.0", "tag = appVersion");
+    assert_eq!(
+        c["image"],
+        format!("{IMAGE}:{}", app_version()),
+        "tag = appVersion"
+    );
     assert_eq!(
         c["env"],
         json!([
@@ -547,6 +580,7 @@ fn default_values_render_a_restricted_cluster_wide_operator() {
     assert_eq!(
         account["spec"],
         json!({
+            "operatorNamespace": "test-ns",
             "apiKeySecretRef": {"name": "digicert-api-key", "key": "api-key"},
             "namespaceSelector": {},
             "allowApproval": false,
@@ -630,6 +664,7 @@ fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
             "--ca-bundle=/etc/digicert-operator/certcentral-ca/ca.crt".into(),
             format!("--default-account={fullname}"),
             "--watch-namespace=team-a,team-b".into(),
+            "--serve-unassigned=false".into(),
             "--resync=30m".into(),
             "--concurrency=4".into(),
             "--order-expiry-warning=1440h".into(),
@@ -644,7 +679,7 @@ fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
         ]
     );
     let c = container(deployment);
-    assert_eq!(c["image"], "registry.example.org/digicert-operator:1.2.3");
+    assert_eq!(c["image"], format!("{IMAGE}:1.2.3"));
     assert_eq!(
         c["volumeMounts"],
         json!([{"name": "certcentral-ca", "mountPath": "/etc/digicert-operator/certcentral-ca", "readOnly": true}])
@@ -879,7 +914,7 @@ async fn the_api_server_takes_every_render_strictly_and_without_warnings() {
         ),
     ];
     for (what, values) in cases {
-        let mut args = vec!["template", "test", CHART, "-n", ns];
+        let mut args = vec!["template", "test", CHART, "-n", ns, "--set", SET_IMAGE];
         args.extend(values);
         let yaml = helm_ok(&args, None);
         server_dry_run(&cluster.kubeconfig, what, &yaml);
@@ -947,7 +982,9 @@ fn bad_values_are_refused_with_the_field_named() {
         ),
     ];
     for (args, field) in cases {
-        let mut all = vec!["template", "test", CHART, "-n", "test-ns"];
+        let mut all = vec![
+            "template", "test", CHART, "-n", "test-ns", "--set", SET_IMAGE,
+        ];
         all.extend_from_slice(args);
         let out = helm(&all, None);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -1002,6 +1039,9 @@ fn the_plain_manifests_are_a_fresh_render_of_the_defaults() {
         let crd = documents(&std::fs::read_to_string(root.join("crds").join(file)).unwrap());
         assert_eq!(docs[1 + i], crd[0]);
     }
+    // The image: REGISTRY stands for the installer's registry, which the README's
+    // command puts in its place; nothing else in the objects has the placeholder.
+    let placeholder = "image.repository=REGISTRY/digicert-operator";
     // The default account is deploy/examples/default-account.yaml: `kubectl apply`
     // cannot create it in the same run as its CRD.
     let chart = documents(&helm_ok(
@@ -1012,11 +1052,26 @@ fn the_plain_manifests_are_a_fresh_render_of_the_defaults() {
             "-n",
             "digicert-operator",
             "--set",
+            placeholder,
+            "--set",
             "defaultAccount.create=false,defaultAccount.name=digicert-operator",
         ],
         None,
     ));
     assert_eq!(docs[3..], chart[..]);
+    let deployment = find(&docs, "Deployment", "digicert-operator");
+    assert_eq!(
+        container(deployment)["image"],
+        format!("REGISTRY/digicert-operator:{}", app_version())
+    );
+    assert_eq!(
+        serde_json::to_string(&docs)
+            .unwrap()
+            .matches("REGISTRY/")
+            .count(),
+        1,
+        "the image is the only object field with REGISTRY/"
+    );
     let with_account = documents(&helm_ok(
         &[
             "template",
@@ -1024,6 +1079,8 @@ fn the_plain_manifests_are_a_fresh_render_of_the_defaults() {
             CHART,
             "-n",
             "digicert-operator",
+            "--set",
+            placeholder,
         ],
         None,
     ));
@@ -1063,15 +1120,14 @@ fn the_image_runs_the_binary_as_the_charts_user() {
     assert_eq!(froms.len(), 2, "a build stage and the final stage");
     assert!(froms[0].starts_with("FROM rust:"), "{}", froms[0]);
     assert_eq!(*froms[1], "FROM gcr.io/distroless/cc-debian12:nonroot");
-    assert!(dockerfile.contains("cargo build --release --locked --bin digicert-operator"));
     let last_stage = &lines[lines.iter().position(|l| l == froms[1]).unwrap()..];
     assert_eq!(
         last_stage
             .iter()
             .filter(|l| l.starts_with("COPY"))
             .collect::<Vec<_>>(),
-        [&"COPY --from=build /out/digicert-operator /usr/local/bin/digicert-operator"],
-        "only the binary goes into the image"
+        [&"COPY --from=build /src/out/digicert-operator /usr/local/bin/digicert-operator"],
+        "only the binary goes into the image (tests/image.rs builds it)"
     );
     assert!(last_stage.contains(&"USER 65532:65532"));
     assert!(last_stage.contains(&r#"ENTRYPOINT ["/usr/local/bin/digicert-operator"]"#));
@@ -1085,13 +1141,62 @@ fn the_image_runs_the_binary_as_the_charts_user() {
     );
     assert!(container(deployment).get("command").is_none());
     assert_eq!(args(deployment)[0], "run");
-    // The build context: the manifest, the lock file and the sources, not target/.
-    let ignore = std::fs::read_to_string(root.join(".dockerignore")).unwrap();
-    let rules: Vec<&str> = ignore
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .collect();
-    assert_eq!(rules, ["*", "!Cargo.toml", "!Cargo.lock", "!src/"]);
+}
+
+/// No public registry has the image: without image.repository the chart refuses to
+/// render and says how to build and push it. The simulator runs the operator's image
+/// unless it has one of its own.
+#[test]
+fn without_an_image_repository_the_chart_says_how_to_build_and_push_the_image() {
+    let version = app_version();
+    let wants = [
+        "image.repository is required".to_string(),
+        "Dockerfile".into(),
+        format!("docker build -t REGISTRY/digicert-operator:{version} ."),
+        format!("docker push REGISTRY/digicert-operator:{version}"),
+        "image.repository=REGISTRY/digicert-operator".into(),
+    ];
+    for values in [
+        vec![],
+        vec!["--set", "image.repository="],
+        vec!["--set", "simulator.enabled=true"],
+        vec![
+            "--set",
+            "simulator.enabled=true,simulator.image.repository=registry.example.org/sim",
+        ],
+    ] {
+        let mut all = vec!["template", "test", CHART, "-n", "test-ns"];
+        all.extend_from_slice(&values);
+        let out = helm(&all, None);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success(),
+            "{values:?} rendered:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for want in &wants {
+            assert!(
+                stderr.contains(want.as_str()),
+                "{values:?}: no {want:?} in\n{stderr}"
+            );
+        }
+    }
+
+    let simulator = |docs: &[Value]| {
+        container(find(docs, "Deployment", "test-digicert-operator-simulator"))["image"].clone()
+    };
+    let docs = documents(&template(&["--set", "simulator.enabled=true"]));
+    let image = format!("{IMAGE}:{version}");
+    assert_eq!(simulator(&docs), image.as_str());
+    let docs = documents(&template(&[
+        "--set",
+        "simulator.enabled=true,simulator.image.repository=registry.example.org/sim,simulator.image.tag=v2",
+    ]));
+    assert_eq!(simulator(&docs), "registry.example.org/sim:v2");
+    assert_eq!(
+        container(find(&docs, "Deployment", "test-digicert-operator"))["image"],
+        image.as_str()
+    );
 }
 
 // ----------------------------------------------------------------- the cluster
@@ -1456,6 +1561,7 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
     let fullname = format!("{release}-digicert-operator");
     let values = values_file(
         &serde_yaml::to_string(&json!({
+            "image": {"repository": IMAGE},
             "replicas": 2,
             "simulator": {"enabled": true},
             "podDisruptionBudget": {"enabled": true},
@@ -1473,6 +1579,12 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
     assert!(out.contains("STATUS: deployed"), "{out}");
     assert!(
         out.contains("kubectl wait --for=condition=Ready dco/example-com"),
+        "{out}"
+    );
+    // The notes say which image the pods need, and how to build and push it.
+    let image = format!("{IMAGE}:{}", app_version());
+    assert!(
+        out.contains(&format!("docker build -t {image} . && docker push {image}")),
         "{out}"
     );
 
@@ -1628,7 +1740,7 @@ async fn namespaced_install_with(
     let watch = format!("watchNamespaces={{{}}}", watched.name);
     let release = format!("op{}", &ns[ns.len() - 6..]);
     let mut args = vec![
-        "install", &release, CHART, "-n", &ns, "--set", &watch, SKIP_CRDS,
+        "install", &release, CHART, "-n", &ns, "--set", SET_IMAGE, "--set", &watch, SKIP_CRDS,
     ];
     args.extend_from_slice(extra);
     helm_ok(&args, Some(env.cluster.kubeconfig.as_os_str()));
@@ -1818,6 +1930,133 @@ async fn the_charts_http_solver_validates_domains_with_the_charts_rbac() {
     }
 }
 
+/// Two releases in one cluster, run as the README says: the second with
+/// `serveUnassigned=false`, watching the same namespace. Each serves its own account
+/// and the orders that name it, with the chart's RBAC, and neither writes the other's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_releases_side_by_side_each_serve_their_own_account() {
+    let first = namespaced_install("chart-two-releases").await;
+    let cluster = &first.env.cluster;
+    let ns_a = first.watched.name.clone();
+    let second = ExtraNamespace::create(cluster, "r2").await;
+    let release = format!("two{}", &second.name[second.name.len() - 6..]);
+    let watch = format!("watchNamespaces={{{ns_a}}}");
+    let key = format!("apiKey.value={}", support::env::API_KEY);
+    helm_ok(
+        &[
+            "install",
+            &release,
+            CHART,
+            "-n",
+            &second.name,
+            "--set",
+            SET_IMAGE,
+            "--set",
+            &watch,
+            "--set",
+            "serveUnassigned=false",
+            "--set",
+            &key,
+            SKIP_CRDS,
+        ],
+        Some(cluster.kubeconfig.as_os_str()),
+    );
+    let second_account = format!("{release}-digicert-operator");
+    let first_pod = first.start(&|a| vec![a.to_string()]).await;
+    let url = first.env.sim.base_url();
+    let ca = first.env.ca_file.path().to_path_buf();
+    let second_pod = LocalPod::start(
+        &cluster.client,
+        &cluster.kubeconfig,
+        &second.name,
+        &second_account,
+        &move |arg: &str| local_operator_args(arg, &url, &ca),
+    )
+    .await;
+    wait_ready_endpoint(&first_pod).await;
+    wait_ready_endpoint(&second_pod).await;
+
+    // One order of the first release's default account (it names none), one naming
+    // the second release's account.
+    first.kubectl(&["apply", "-n", &ns_a, "-f", "deploy/examples/rsa-order.yaml"]);
+    let shop = std::fs::read_to_string(repo_root().join("deploy/examples/ecdsa-order.yaml"))
+        .unwrap()
+        .replace(
+            "  orderId: 1002\n",
+            &format!("  orderId: 1002\n  accountRef: {{name: {second_account}}}\n"),
+        );
+    assert!(shop.contains("accountRef"), "{shop}");
+    cluster.kubectl_ok(&["apply", "-n", &ns_a, "-f", "-"], Some(&shop));
+    for order in ["example-com", "shop-example-org"] {
+        first.kubectl(&[
+            "wait",
+            "-n",
+            &ns_a,
+            "--for=condition=Ready",
+            &format!("dco/{order}"),
+            "--timeout=60s",
+        ]);
+    }
+    let orders = Api::<DigicertOrder>::namespaced(cluster.client.clone(), &ns_a);
+    let account_of = |o: &DigicertOrder| o.status.as_ref().and_then(|s| s.account.clone());
+    assert_eq!(
+        account_of(&orders.get("example-com").await.unwrap()).as_deref(),
+        Some(first.fullname.as_str())
+    );
+    assert_eq!(
+        account_of(&orders.get("shop-example-org").await.unwrap()).as_deref(),
+        Some(second_account.as_str())
+    );
+
+    // Side by side for a while: both accounts stay Ready on their own keys, both
+    // orders Ready with their first certificate.
+    let accounts = Api::<DigicertAccount>::all(cluster.client.clone());
+    let ready_message = |a: &DigicertAccount| {
+        a.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .filter(|c| c.status == "True")
+            .map(|c| c.message.clone())
+    };
+    let end = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < end {
+        for (account, key_namespace) in [
+            (&first.fullname, cluster.namespace.as_str()),
+            (&second_account, second.name.as_str()),
+        ] {
+            let a = accounts.get(account).await.unwrap();
+            let message = ready_message(&a).unwrap_or_else(|| panic!("{account}: {:?}", a.status));
+            assert!(
+                message.contains(&format!("{key_namespace}/")),
+                "{account}: {message}"
+            );
+        }
+        for order in ["example-com", "shop-example-org"] {
+            let o = orders.get(order).await.unwrap();
+            let status = o.status.as_ref().unwrap();
+            assert_eq!(status.revision, 1, "{order}");
+            assert!(
+                status
+                    .conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True"),
+                "{order}: {status:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        first.env.sim.simulator().calls().total(Operation::Reissue),
+        2
+    );
+    for pod in [&first_pod, &second_pod] {
+        let logs = pod.logs();
+        for bad in ["forbidden", "Forbidden"] {
+            assert!(!logs.contains(bad), "{bad} in the log:\n{logs}");
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_namespace_without_a_role_is_reported_and_the_others_are_served() {
     let install = namespaced_install("chart-no-access").await;
@@ -1865,33 +2104,45 @@ const README_INSTALL: &str = r#"## Install
 restricted Pod Security Standard), its ServiceAccount and RBAC (a ClusterRole, or with
 `watchNamespaces` Roles in those namespaces only), a Service for `/metrics`, and
 optionally a ServiceMonitor, a PodDisruptionBudget, a NetworkPolicy and the CertCentral
-simulator; see `charts/digicert-operator/values.yaml`. The image comes from the
-`Dockerfile` (`docker build -t digicert-operator:0.1.0 .`; push it somewhere and set
-`image.repository`).
+simulator; see `charts/digicert-operator/values.yaml`.
 
-With your CertCentral API key:
+No public registry has the image: build it from the `Dockerfile` and push it to a
+registry your cluster pulls from. `$REGISTRY` below is that registry, e.g.
+`registry.example.com/pki`:
+
+```sh
+docker build -t "$REGISTRY/digicert-operator:0.1.0" .
+docker push "$REGISTRY/digicert-operator:0.1.0"
+```
+
+The chart requires `image.repository` (the tag defaults to the chart's version). With
+your CertCentral API key:
 
 ```sh
 kubectl create namespace digicert-operator
 kubectl create secret generic digicert-api-key --namespace digicert-operator \
   --from-literal=api-key="$DIGICERT_API_KEY"
-helm install digicert-operator charts/digicert-operator --namespace digicert-operator
+helm install digicert-operator charts/digicert-operator --namespace digicert-operator \
+  --set image.repository="$REGISTRY/digicert-operator"
 ```
 
-Or, without a DigiCert account, with the CertCentral simulator in the cluster (with the
-orders of `deploy/simulator/orders.yaml`):
+Or, without a DigiCert account, with the CertCentral simulator in the cluster (the same
+image, with the orders of `deploy/simulator/orders.yaml`):
 
 ```sh
 helm install digicert-operator charts/digicert-operator --namespace digicert-operator \
-  --create-namespace --set simulator.enabled=true
+  --create-namespace --set image.repository="$REGISTRY/digicert-operator" \
+  --set simulator.enabled=true
 ```
 
 Or without Helm: `deploy/digicert-operator.yaml` is the chart rendered with its defaults,
-with the Namespace and the CRDs (`hack/render-manifests.sh` writes it); the default
-account (the chart's `defaultAccount`) is applied once its CRD is there:
+with the Namespace and the CRDs (`hack/render-manifests.sh` writes it); its image is
+`REGISTRY/digicert-operator:0.1.0`, with your registry put in place of `REGISTRY` as it
+is applied. The default account (the chart's `defaultAccount`) is applied once its CRD
+is there:
 
 ```sh
-kubectl apply -f deploy/
+sed "s|REGISTRY/|$REGISTRY/|" deploy/digicert-operator.yaml | kubectl apply -f -
 kubectl create secret generic digicert-api-key --namespace digicert-operator \
   --from-literal=api-key="$DIGICERT_API_KEY"
 kubectl wait --for=condition=Established crd/digicertaccounts.digicert-operator.dev
@@ -1936,13 +2187,22 @@ fn readme_blocks() -> Vec<Vec<String>> {
             (None, _) => {}
         }
     }
-    assert_eq!(blocks.len(), 5, "five shell blocks");
+    assert_eq!(blocks.len(), 6, "six shell blocks");
     blocks
+}
+
+/// The registry of the README's commands (their `$REGISTRY`).
+const README_REGISTRY: &str = "registry.example.org/pki";
+
+/// The image the README's first block builds and pushes, and its installs deploy.
+fn readme_image() -> String {
+    format!("{README_REGISTRY}/digicert-operator:{}", app_version())
 }
 
 /// Runs README commands with bash in the repository root, as a reader would: `helm`
 /// is hack/helm/helm.py, `kubectl` the server's version; KUBECONFIG is the test's
-/// control plane. A command that fails or prints a warning fails the test.
+/// control plane, REGISTRY README_REGISTRY. A command that fails or prints a warning
+/// fails the test.
 fn run_readme(commands: &[String], kubeconfig: &OsStr, api_key: &str) -> String {
     let shim = tempfile::tempdir().unwrap();
     let helm = shim.path().join("helm");
@@ -1970,6 +2230,7 @@ fn run_readme(commands: &[String], kubeconfig: &OsStr, api_key: &str) -> String 
             .env("PATH", &path)
             .env("KUBECONFIG", kubeconfig)
             .env("DIGICERT_API_KEY", api_key)
+            .env("REGISTRY", README_REGISTRY)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -2008,11 +2269,35 @@ fn the_readme_has_the_tested_install_section() {
         readme.contains(README_INSTALL),
         "README.md's Install section differs from README_INSTALL in tests/e2e_chart.rs, whose commands the tests run"
     );
-    for block in readme_blocks() {
+    let blocks = readme_blocks();
+    for block in &blocks {
         for command in block {
             assert!(!command.is_empty());
         }
     }
+    // The first block builds and pushes the image; no Docker engine runs it here
+    // (tests/image.rs runs the Dockerfile's build). Its tag is the chart's default, so
+    // the installs below deploy what it pushed (readme_installed_image checks).
+    let version = app_version();
+    assert_eq!(
+        blocks[0],
+        [
+            format!("docker build -t \"$REGISTRY/digicert-operator:{version}\" ."),
+            format!("docker push \"$REGISTRY/digicert-operator:{version}\""),
+        ]
+    );
+}
+
+/// The operator's Deployment runs the image the README's first block pushed.
+async fn readme_installed_image(cp: &OwnControlPlane) {
+    let d = Api::<Deployment>::namespaced(cp.client.clone(), "digicert-operator")
+        .get("digicert-operator")
+        .await
+        .unwrap();
+    let image = d.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
+    assert_eq!(image, Some(readme_image()));
 }
 
 /// A control plane of the test's own for the README's commands: they install into
@@ -2034,7 +2319,7 @@ const README_KEY: &str = "readme-api-key-0123456789";
 /// The README's order block, then the certificate in the Secret.
 /// (A failure shows the logs of the local pods: they print them when dropped.)
 async fn order_and_wait(cp: &OwnControlPlane, root_pem: &str) {
-    let out = run_readme(&readme_blocks()[3], &cp.kubeconfig, README_KEY);
+    let out = run_readme(&readme_blocks()[4], &cp.kubeconfig, README_KEY);
     assert!(out.contains("example-com"), "{out}");
     let secret = Api::<Secret>::namespaced(cp.client.clone(), "default")
         .get("example-com-tls")
@@ -2050,7 +2335,8 @@ async fn readme_install_with_an_api_key_makes_an_order_ready() {
         return;
     };
     let (sim, ca) = example_simulator(README_KEY).await;
-    run_readme(&readme_blocks()[0], &cp.kubeconfig, README_KEY);
+    run_readme(&readme_blocks()[1], &cp.kubeconfig, README_KEY);
+    readme_installed_image(&cp).await;
     // The cluster-wide RBAC, proven: the operator has only the chart's token.
     let url = sim.base_url();
     let pod = LocalPod::start(
@@ -2076,7 +2362,21 @@ async fn readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready()
     let Some(cp) = readme_control_plane(test).await else {
         return;
     };
-    run_readme(&readme_blocks()[1], &cp.kubeconfig, README_KEY);
+    let out = run_readme(&readme_blocks()[2], &cp.kubeconfig, README_KEY);
+    assert!(
+        out.contains(&readme_image()),
+        "the notes name the image:\n{out}"
+    );
+    readme_installed_image(&cp).await;
+    // The simulator runs the same image.
+    let simulator = Api::<Deployment>::namespaced(cp.client.clone(), "digicert-operator")
+        .get("digicert-operator-simulator")
+        .await
+        .unwrap();
+    assert_eq!(
+        simulator.spec.unwrap().template.spec.unwrap().containers[0].image,
+        Some(readme_image())
+    );
     // The simulator as its Deployment says, on a local port.
     let sim = LocalPod::start(
         &cp.client,
@@ -2206,7 +2506,7 @@ async fn readme_install_with_the_simulator_in_the_cluster_makes_an_order_ready()
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(crd_description(), "An older description.");
-    run_readme(&readme_blocks()[4], &cp.kubeconfig, README_KEY);
+    run_readme(&readme_blocks()[5], &cp.kubeconfig, README_KEY);
     assert_eq!(crd_description(), marker);
 }
 
@@ -2217,7 +2517,8 @@ async fn readme_install_without_helm_makes_an_order_ready() {
         return;
     };
     let (sim, ca) = example_simulator(README_KEY).await;
-    run_readme(&readme_blocks()[2], &cp.kubeconfig, README_KEY);
+    run_readme(&readme_blocks()[3], &cp.kubeconfig, README_KEY);
+    readme_installed_image(&cp).await;
     let url = sim.base_url();
     let pod = LocalPod::start(
         &cp.client,

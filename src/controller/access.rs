@@ -143,10 +143,10 @@ pub fn namespace_key_endpoint_allowed(endpoint: &str, allowed: &[String]) -> boo
 
 /// Whether the operator running in `own_namespace` serves what an account or order
 /// is assigned to: an account names its operator's namespace
-/// (`spec.operatorNamespace`); what names none (such accounts, a missing account,
-/// keys of an order's own namespace) is served by operators told to serve it
-/// (`--serve-unassigned`, on by default). Two operators in one cluster thus never
-/// both act for one account.
+/// (`spec.operatorNamespace`); what names none (such accounts, orders that name no
+/// account or a missing one, keys of an order's own namespace) is served by operators
+/// told to serve it (`--serve-unassigned`, on by default). Two operators in one
+/// cluster thus never both act for one account or order.
 pub fn serves(assigned_to: Option<&str>, own_namespace: &str, serve_unassigned: bool) -> bool {
     match assigned_to {
         Some(ns) => ns == own_namespace,

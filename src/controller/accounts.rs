@@ -247,14 +247,20 @@ async fn read_key_version(
     Ok((key, version))
 }
 
-/// Whether this operator serves `order`: its account names this operator's
-/// namespace, or nothing (and the operator serves what is unassigned). Records the
-/// account's users, so that a change of the account wakes the order here too.
+/// Whether this operator serves `order`: an order naming an account is served by the
+/// account's operator (its `operatorNamespace`); one naming none (the default
+/// account's), a namespace key, or a missing account is unassigned, served by the
+/// operators with `--serve-unassigned`. Records the account's users, so that a change
+/// of the account wakes the order here too.
 pub async fn serves_order(ctx: &Context, order: &DigicertOrder) -> Result<bool> {
     let own = &ctx.config.namespace;
     let unassigned = ctx.config.serve_unassigned;
     let choice = access::choose(&order.spec, ctx.config.default_account.as_deref());
-    let Choice::Account { name, .. } = &choice else {
+    let Choice::Account {
+        name,
+        default: false,
+    } = &choice
+    else {
         return Ok(access::serves(None, own, unassigned));
     };
     ctx.account_users.record(

@@ -61,15 +61,18 @@ app.kubernetes.io/component: simulator
 {{- end -}}
 
 {{/* repository:tag or repository@digest. Call with (list . image); an image without
-a repository is the operator's. */}}
+a repository is the operator's, whose repository is required: no public registry has
+the image. */}}
 {{- define "digicert-operator.imageRef" -}}
 {{- $ctx := index . 0 -}}
 {{- $img := index . 1 -}}
 {{- if not $img.repository -}}{{- $img = $ctx.Values.image -}}{{- end -}}
+{{- $example := printf "REGISTRY/digicert-operator:%s" $ctx.Chart.AppVersion -}}
+{{- $repository := required (printf "image.repository is required: no public registry has the digicert-operator image. Build it from the repository's Dockerfile and push it to a registry your cluster pulls from (docker build -t %s . && docker push %s), then set image.repository=REGISTRY/digicert-operator" $example $example) $img.repository -}}
 {{- if $img.digest -}}
-{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- printf "%s@%s" $repository $img.digest -}}
 {{- else -}}
-{{- printf "%s:%s" $img.repository (default $ctx.Chart.AppVersion $img.tag) -}}
+{{- printf "%s:%s" $repository (default $ctx.Chart.AppVersion $img.tag) -}}
 {{- end -}}
 {{- end -}}
 
