@@ -10,8 +10,11 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::controller::secret::{TLS_CRT, TLS_KEY};
-use crate::controller::status::{READY, find, rfc3339};
-use crate::crd::{ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, DigicertOrder, RENEW_ANNOTATION};
+use crate::controller::status::{ISSUING, READY, find, rfc3339};
+use crate::crd::{
+    ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, DigicertOrder, RENEW_ANNOTATION, ReissueState,
+    ReissueStatus,
+};
 use crate::error::{Error, Result};
 use crate::keys;
 
@@ -44,6 +47,51 @@ fn age(t: Option<&str>, now: time::OffsetDateTime) -> String {
         format!("{sign}{}h", d.whole_hours())
     } else {
         format!("{sign}{}m", d.whole_minutes())
+    }
+}
+
+/// Where the reissue in flight stands and why it was started, in words:
+/// `Submitted, request 500001 (pending at DigiCert); renewal`.
+pub fn describe_reissue(order: &DigicertOrder) -> Option<String> {
+    let status = order.status.as_ref()?;
+    let reissue = status.reissue.as_ref()?;
+    // The Issuing condition says what DigiCert does with a sent request.
+    let at_digicert = find(&status.conditions, ISSUING)
+        .filter(|c| c.status == "True")
+        .map(|c| match c.reason.as_str() {
+            "Pending" => "pending at DigiCert",
+            "NeedsApproval" => "waiting for approval",
+            "Approved" => "approved, waiting for issuance",
+            "ValidationPending" => "waiting for domain validation",
+            _ => "sent to DigiCert",
+        })
+        .unwrap_or("sent to DigiCert");
+    let dup = if reissue.duplicate { " duplicate" } else { "" };
+    let state = match (reissue.state, reissue.request_id) {
+        (ReissueState::Prepared, _) => format!("Prepared{dup}, not sent yet"),
+        (ReissueState::Submitting, _) => format!("Submitting{dup} to DigiCert"),
+        (ReissueState::Submitted, Some(id)) => {
+            format!("Submitted,{dup} request {id} ({at_digicert})")
+        }
+        (ReissueState::Submitted, None) => format!("Submitted{dup} ({at_digicert})"),
+    };
+    Some(format!("{state}; {}", reissue_cause(reissue)))
+}
+
+/// Why a reissue was started, from its recorded reason (`ReissueReason::as_str`).
+fn reissue_cause(reissue: &ReissueStatus) -> &str {
+    match reissue.reason.as_str() {
+        "Missing" => "no certificate in the Secret",
+        "Invalid" => "the Secret is unusable",
+        "NamesChanged" => "names changed",
+        "KeyChanged" => "key settings changed",
+        "OrderChanged" => "the Secret was for another order",
+        "ForeignCertificate" => "a certificate the operator did not store",
+        "Renewal" => "renewal",
+        "Manual" => "renewal requested",
+        "Revoked" => "certificate revoked",
+        "OrderReissued" => "the order was reissued",
+        other => other,
     }
 }
 
@@ -84,10 +132,7 @@ pub fn status_table(orders: &[DigicertOrder], show_namespace: bool) -> String {
                 now,
             ),
             age(status.renewal_time.as_deref(), now),
-            status
-                .reissue
-                .as_ref()
-                .map_or("-".into(), |r| format!("{:?} ({})", r.state, r.reason)),
+            describe_reissue(o).unwrap_or_else(|| "-".into()),
             last_error,
         ]);
     }
@@ -156,11 +201,63 @@ pub async fn renew(name: &str, namespace: Option<String>) -> Result<String> {
     ))
 }
 
+/// Cancels the reissue in flight, if there is one: the cancel annotation holds further
+/// reissues of the spec, so it is set only when there is something to cancel, and only
+/// on the object whose status was read (its resourceVersion goes with the patch).
 pub async fn cancel(name: &str, namespace: Option<String>) -> Result<String> {
-    let at = annotate(name, namespace, CANCEL_ANNOTATION).await?;
-    Ok(format!(
-        "Requested canceling the pending reissue of {name} ({CANCEL_ANNOTATION}={at}). No new reissue starts until the spec changes or a renewal is requested.\n"
-    ))
+    let (client, default_ns) = client().await?;
+    let ns = namespace.unwrap_or(default_ns);
+    let api: Api<DigicertOrder> = Api::namespaced(client, &ns);
+    for _ in 0..5 {
+        let order = api
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| Error::Config(format!("DigicertOrder {ns}/{name} not found")))?;
+        let Some(reissue) = describe_reissue(&order) else {
+            return Ok(nothing_to_cancel(name));
+        };
+        let at = rfc3339(time::OffsetDateTime::now_utc());
+        let patch = json!({"metadata": {
+            "resourceVersion": order.resource_version(),
+            "annotations": {CANCEL_ANNOTATION: at},
+        }});
+        match api
+            .patch(name, &PatchParams::default(), &Patch::Merge(patch))
+            .await
+        {
+            Ok(_) => return Ok(canceling(name, &reissue, &at)),
+            // Changed since it was read (the reissue may have ended): read it again.
+            Err(kube::Error::Api(s)) if s.code == 409 => continue,
+            Err(kube::Error::Api(s)) if s.code == 404 => {
+                return Err(Error::Config(format!(
+                    "DigicertOrder {ns}/{name} not found"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(Error::Config(format!(
+        "DigicertOrder {ns}/{name} kept changing while the cancel was requested; nothing \
+         was changed: try again"
+    )))
+}
+
+/// What `cancel` says when it sets the annotation.
+fn canceling(name: &str, reissue: &str, at: &str) -> String {
+    format!(
+        "Requested canceling the reissue in flight of {name} ({reissue}) with \
+         {CANCEL_ANNOTATION}={at}. The operator cancels it (at DigiCert too, once sent) and \
+         starts no new reissue of this spec until the spec changes or a renewal is requested \
+         (kubectl digicert renew {name}).\n"
+    )
+}
+
+/// What `cancel` says when there is nothing to cancel.
+fn nothing_to_cancel(name: &str) -> String {
+    format!(
+        "{name} has no reissue in flight: nothing to cancel. Nothing was changed, and \
+         renewals go on as planned.\n"
+    )
 }
 
 /// What a held reissue would revoke, as `allow-revocation` prints it.
@@ -304,4 +401,128 @@ pub async fn inspect(name: &str, namespace: Option<String>) -> Result<String> {
     );
     out.push_str(&describe_secret(&secret)?);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::decide::ReissueReason;
+
+    fn order(status: serde_json::Value) -> DigicertOrder {
+        serde_json::from_value(json!({
+            "apiVersion": "digicert-operator.dev/v1alpha1",
+            "kind": "DigicertOrder",
+            "metadata": {"name": "web", "namespace": "demo"},
+            "spec": {"orderId": 1001, "commonName": "example.com", "secretName": "web-tls"},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn reissue(state: &str, reason: &str, more: serde_json::Value) -> serde_json::Value {
+        let mut r = json!({
+            "state": state, "reason": reason, "csrFingerprint": "c", "specFingerprint": "s",
+            "keySecretName": "web-pending-key",
+        });
+        r.as_object_mut()
+            .unwrap()
+            .extend(more.as_object().unwrap().clone());
+        r
+    }
+
+    fn issuing(reason: &str) -> serde_json::Value {
+        json!([{"type": "Issuing", "status": "True", "reason": reason, "message": "m",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}])
+    }
+
+    #[test]
+    fn a_reissue_in_flight_reads_as_words() {
+        let cases = [
+            (
+                json!({"reissue": reissue("Submitted", "Missing", json!({"requestId": 500001})),
+                       "conditions": issuing("Pending")}),
+                "Submitted, request 500001 (pending at DigiCert); no certificate in the Secret",
+            ),
+            (
+                json!({"reissue": reissue("Submitted", "Manual", json!({"requestId": 7})),
+                       "conditions": issuing("NeedsApproval")}),
+                "Submitted, request 7 (waiting for approval); renewal requested",
+            ),
+            (
+                json!({"reissue": reissue("Submitted", "Renewal", json!({"certificateId": 9})),
+                       "conditions": issuing("ValidationPending")}),
+                "Submitted (waiting for domain validation); renewal",
+            ),
+            (
+                json!({"reissue": reissue("Submitted", "OrderReissued",
+                                          json!({"requestId": 8, "duplicate": true}))}),
+                "Submitted, duplicate request 8 (sent to DigiCert); the order was reissued",
+            ),
+            (
+                json!({"reissue": reissue("Prepared", "NamesChanged", json!({}))}),
+                "Prepared, not sent yet; names changed",
+            ),
+            (
+                json!({"reissue": reissue("Submitting", "KeyChanged", json!({}))}),
+                "Submitting to DigiCert; key settings changed",
+            ),
+        ];
+        for (status, want) in cases {
+            let o = order(status);
+            assert_eq!(describe_reissue(&o).as_deref(), Some(want));
+            let table = status_table(&[o], false);
+            assert!(table.contains(want), "{table}");
+            assert!(!table.contains("(Missing)"), "{table}");
+        }
+        assert_eq!(describe_reissue(&order(json!({}))), None);
+    }
+
+    #[test]
+    fn every_reissue_reason_has_words() {
+        // A new reason stops this from compiling until it is listed below.
+        let _listed = |r: ReissueReason| match r {
+            ReissueReason::Missing
+            | ReissueReason::Invalid(_)
+            | ReissueReason::NamesChanged
+            | ReissueReason::KeyChanged
+            | ReissueReason::OrderChanged
+            | ReissueReason::Foreign(_)
+            | ReissueReason::Renewal
+            | ReissueReason::Manual
+            | ReissueReason::Revoked
+            | ReissueReason::OrderReissued => (),
+        };
+        for reason in [
+            ReissueReason::Missing,
+            ReissueReason::Invalid("x".into()),
+            ReissueReason::NamesChanged,
+            ReissueReason::KeyChanged,
+            ReissueReason::OrderChanged,
+            ReissueReason::Foreign("x".into()),
+            ReissueReason::Renewal,
+            ReissueReason::Manual,
+            ReissueReason::Revoked,
+            ReissueReason::OrderReissued,
+        ] {
+            let status: ReissueStatus =
+                serde_json::from_value(reissue("Prepared", reason.as_str(), json!({}))).unwrap();
+            assert_ne!(reissue_cause(&status), reason.as_str());
+        }
+    }
+
+    #[test]
+    fn cancel_says_what_the_operator_will_do() {
+        let text = canceling(
+            "web",
+            "Submitted, request 7 (pending at DigiCert); renewal",
+            "t",
+        );
+        assert!(text.contains("request 7"), "{text}");
+        assert!(text.contains(&format!("{CANCEL_ANNOTATION}=t")), "{text}");
+        assert!(text.contains("until the spec changes or a renewal is requested"));
+        let text = nothing_to_cancel("web");
+        assert!(text.contains("no reissue in flight"), "{text}");
+        assert!(text.contains("renewals go on"), "{text}");
+        assert!(!text.contains("until the spec changes"), "{text}");
+    }
 }

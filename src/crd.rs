@@ -104,9 +104,15 @@ pub struct DigicertOrderSpec {
     #[serde(default)]
     pub signature_hash: SignatureHash,
 
-    /// DigiCert server platform id (-1: other).
-    #[serde(default = "default_server_platform")]
-    pub server_platform_id: i64,
+    /// DigiCert's server platform id, sent with each reissue request. Unset: none is
+    /// sent and DigiCert uses its default; -1 (the default of earlier versions) means
+    /// the same.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "server_platform"
+    )]
+    pub server_platform_id: Option<i64>,
 
     /// A message sent with each reissue request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -184,8 +190,12 @@ pub enum Issuance {
     Duplicate,
 }
 
-fn default_server_platform() -> i64 {
-    -1
+/// Reads `serverPlatformId`, taking -1 ("other", written by default before the field
+/// became optional) for unset, so that both mean "send none".
+fn server_platform<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<i64>, D::Error> {
+    Ok(Option::<i64>::deserialize(deserializer)?.filter(|&id| id != -1))
 }
 
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -195,6 +205,7 @@ fn default_server_platform() -> i64 {
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PrivateKeySpec {
+    /// The key algorithm: RSA (default) or ECDSA.
     #[serde(default)]
     pub algorithm: KeyAlgorithm,
     /// Bits: RSA 2048 (default), 3072 or 4096; ECDSA 256 (default, P-256) or 384 (P-384).
@@ -272,6 +283,7 @@ pub enum DeletionPolicy {
 /// A key of a Secret in the resource's namespace.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct SecretKeySelector {
+    /// The Secret's name.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -286,6 +298,7 @@ pub struct SecretKeySelector {
 /// A DigicertAccount by name.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct AccountRef {
+    /// The DigicertAccount's name.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -297,6 +310,7 @@ pub struct AccountRef {
 /// where CertCentral is for it.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct OrderApiKeyRef {
+    /// The Secret's name, in the DigicertOrder's namespace.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -322,8 +336,10 @@ pub fn default_api_key_key() -> String {
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 pub struct SecretTemplate {
+    /// Labels put on the Secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Annotations put on the Secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -376,6 +392,7 @@ pub struct DigicertOrderStatus {
     /// Failures in a row; reset by success.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed_attempts: u32,
+    /// When the last failure happened (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure_time: Option<String>,
     /// What failed last and why, while failures last (e.g. a DigiCert call that the
@@ -428,7 +445,9 @@ pub struct RevocationGuardStatus {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct AtRiskCertificate {
+    /// DigiCert's certificate id.
     pub certificate_id: u64,
+    /// The certificate's serial number (upper-case hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_number: Option<String>,
     /// current, reissue or duplicate.
@@ -441,7 +460,9 @@ pub struct AtRiskCertificate {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RevokedStatus {
+    /// DigiCert's id of the revoked certificate.
     pub certificate_id: u64,
+    /// Its serial number (upper-case hex).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_number: Option<String>,
     /// When the operator found it revoked.
@@ -457,11 +478,15 @@ fn is_zero(n: &u32) -> bool {
 pub struct CertificateStatus {
     /// DigiCert's certificate id.
     pub id: u64,
+    /// The serial number, upper-case hex.
     pub serial_number: String,
     /// SHA-1 of the certificate, upper-case hex (as DigiCert shows it).
     pub thumbprint: String,
+    /// Start of the validity (RFC 3339).
     pub not_before: String,
+    /// End of the validity (RFC 3339).
     pub not_after: String,
+    /// The names the certificate secures (its subject alternative names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_names: Vec<String>,
 }
@@ -490,10 +515,13 @@ pub struct ReissueStatus {
     pub spec_fingerprint: String,
     /// The Secret that holds the new key until the certificate is written.
     pub key_secret_name: String,
+    /// DigiCert's id of the request, when its answer named one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<u64>,
+    /// DigiCert's id of the certificate being issued, once known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_id: Option<u64>,
+    /// When the request was sent (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submitted_at: Option<String>,
     /// A duplicate of the order's certificate rather than a reissue.
@@ -634,7 +662,7 @@ mod tests {
         let s: DigicertOrderSpec = serde_json::from_value(spec(serde_json::json!({}))).unwrap();
         assert_eq!(s.private_key.kind(), crate::keys::KeyKind::Rsa(2048));
         assert_eq!(s.signature_hash, SignatureHash::Sha256);
-        assert_eq!(s.server_platform_id, -1);
+        assert_eq!(s.server_platform_id, None);
         assert_eq!(s.deletion_policy, DeletionPolicy::Retain);
         assert_eq!(s.auto_reissue, None);
         let s: DigicertOrderSpec = serde_json::from_value(spec(
@@ -642,6 +670,30 @@ mod tests {
         ))
         .unwrap();
         assert_eq!(s.private_key.kind(), crate::keys::KeyKind::Ecdsa(256));
+    }
+
+    #[test]
+    fn a_server_platform_of_minus_one_means_none_as_before() {
+        let read = |extra| serde_json::from_value::<DigicertOrderSpec>(spec(extra)).unwrap();
+        let unset = read(serde_json::json!({}));
+        let other = read(serde_json::json!({"serverPlatformId": -1}));
+        let set = read(serde_json::json!({"serverPlatformId": 45}));
+        assert_eq!(unset.server_platform_id, None);
+        assert_eq!(other.server_platform_id, None);
+        assert_eq!(set.server_platform_id, Some(45));
+        // Nothing written back for none; a reissue in flight stays current.
+        let written = serde_json::to_value(&other).unwrap();
+        assert!(written.get("serverPlatformId").is_none(), "{written}");
+        assert_eq!(serde_json::to_value(&set).unwrap()["serverPlatformId"], 45);
+        let fingerprint = crate::controller::decide::spec_fingerprint;
+        assert_eq!(fingerprint(&unset), fingerprint(&other));
+        assert_ne!(fingerprint(&unset), fingerprint(&set));
+        // The schema has no default, so the API server adds none.
+        let crd = serde_json::to_value(super::crd()).unwrap();
+        let field = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+            ["properties"]["serverPlatformId"];
+        assert_eq!(field["type"], "integer", "{field}");
+        assert!(field.get("default").is_none(), "{field}");
     }
 
     #[test]

@@ -59,7 +59,9 @@ enum Command {
         #[arg(short, long)]
         namespace: Option<String>,
     },
-    /// Cancel a DigicertOrder's pending reissue (at DigiCert too).
+    /// Cancel a DigicertOrder's reissue in flight (at DigiCert too) and hold further
+    /// reissues of its spec until the spec changes or a renewal is requested. With no
+    /// reissue in flight it says so and changes nothing.
     Cancel {
         name: String,
         #[arg(short, long)]
@@ -111,9 +113,10 @@ struct RunArgs {
     /// Removed with --api-key-secret.
     #[arg(long, env = "API_KEY_SECRET_KEY", hide = true)]
     api_key_secret_key: Option<String>,
-    /// Serve DigicertAccounts that name no operator namespace (spec.operatorNamespace)
-    /// and DigicertOrders with an API key of their own namespace. With two operators in
-    /// one cluster, turn it off on one of them (--serve-unassigned=false).
+    /// Serve what is assigned to no operator: DigicertAccounts that name no
+    /// spec.operatorNamespace, DigicertOrders that name no account (the default
+    /// account's) and DigicertOrders with an API key of their own namespace. With
+    /// several operators in one cluster, all but one run with --serve-unassigned=false.
     #[arg(long, env = "SERVE_UNASSIGNED", default_value_t = true, action = clap::ArgAction::Set)]
     serve_unassigned: bool,
     /// How often an order that its account refuses, or whose CertCentral order another
@@ -316,6 +319,9 @@ fn main() -> ExitCode {
         eprintln!("error: {e}");
         return ExitCode::from(2);
     }
+    // The operator and the simulator report through their log (text or JSON lines);
+    // the commands for people print `error: …` instead, once.
+    let logs_errors = matches!(cli.command, Command::Run(_) | Command::Simulator(_));
     // The work is mostly waiting on the network: two workers do, and a small blocking
     // pool (key generation, file reads) keeps the thread count, and memory, down.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -367,8 +373,11 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            if logs_errors {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }

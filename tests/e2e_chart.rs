@@ -454,6 +454,7 @@ fn watch_rules() -> Value {
         {"apiGroups": [""], "resources": ["secrets"],
          "verbs": ["get", "list", "watch", "create", "patch", "delete"]},
         {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["patch"]},
         {"apiGroups": ["externaldns.k8s.io"], "resources": ["dnsendpoints"],
          "verbs": ["get", "create", "patch", "delete"]},
     ])

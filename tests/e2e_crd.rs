@@ -1,9 +1,15 @@
 //! The DigicertOrder CRD on the real API server: accepted without a warning and with
 //! room in the CEL cost budget, every validation rule and schema bound enforced at
-//! admission with its own message, and `kubectl explain` in whole paragraphs.
+//! admission with its own message, and `kubectl explain` in whole paragraphs. And what
+//! people see of the resources: events in `kubectl describe`, and `kubectl digicert`.
 
 mod support;
 
+use digicert_operator::controller::events::{EventType, Events};
+use digicert_operator::crd::{CANCEL_ANNOTATION, DigicertOrder};
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, ObjectReference, ServiceAccount};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 use support::cluster::{TestCluster, repo_root};
 use support::env::install_crd;
@@ -471,6 +477,12 @@ async fn kubectl_explain_reads_as_paragraphs() {
         ),
         "{field}"
     );
+    // Enum fields too (by the short name).
+    let field = explain("dco.spec.privateKey.algorithm");
+    assert!(
+        field.contains("The key algorithm: RSA (default) or ECDSA."),
+        "{field}"
+    );
     // kubectl wraps descriptions at 80 columns: a line ends early only where the next
     // word would not have fit, never in the middle of a sentence.
     let mut checked = 0;
@@ -785,4 +797,318 @@ async fn duplicate_issuance_is_checked_at_admission() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A DigicertOrder without serverPlatformId reads back without one: no number stands
+/// for "none" (`kubectl describe` showed `Server Platform Id: -1`). One written with
+/// that old default is still taken, and means none.
+#[tokio::test]
+async fn an_order_without_a_server_platform_reads_back_without_one() {
+    let cluster = TestCluster::new("crd-server-platform").await;
+    install_crd(&cluster);
+    let spec = |more: Value| {
+        merged(
+            json!({"orderId": 1, "commonName": "a.example", "secretName": "a"}),
+            more,
+        )
+    };
+    for (name, more) in [
+        ("plain", json!({})),
+        ("old-default", json!({"serverPlatformId": -1})),
+        ("platform", json!({"serverPlatformId": 45})),
+    ] {
+        cluster.kubectl_ok(
+            &["create", "-f", "-"],
+            Some(&order(name, spec(more)).to_string()),
+        );
+    }
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&cluster.kubectl_ok(&["get", "dco", name, "-o", "json"], None))
+            .unwrap()
+    };
+    let plain = read("plain");
+    assert!(
+        plain["spec"].get("serverPlatformId").is_none(),
+        "{}",
+        plain["spec"]
+    );
+    let describe = cluster.kubectl_ok(&["describe", "dco", "plain"], None);
+    assert!(!describe.contains("Server Platform"), "{describe}");
+    assert_eq!(read("platform")["spec"]["serverPlatformId"], 45);
+
+    let orders: Api<DigicertOrder> = cluster.api();
+    let platform = |name: &'static str| {
+        let orders = orders.clone();
+        async move { orders.get(name).await.unwrap().spec.server_platform_id }
+    };
+    assert_eq!(platform("plain").await, None);
+    assert_eq!(platform("old-default").await, None);
+    assert_eq!(platform("platform").await, Some(45));
+}
+
+// ------------------------------------------------------------------ events
+
+/// A ConfigMap to publish events about (`kubectl describe` finds them by its uid).
+async fn subject(cluster: &TestCluster, name: &str) -> ObjectReference {
+    let map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            ..ObjectMeta::default()
+        },
+        ..ConfigMap::default()
+    };
+    let map = cluster
+        .api::<ConfigMap>()
+        .create(&PostParams::default(), &map)
+        .await
+        .unwrap();
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: Some(name.into()),
+        namespace: Some(cluster.namespace.clone()),
+        uid: map.metadata.uid,
+        ..ObjectReference::default()
+    }
+}
+
+/// The Events about `about`, oldest first, as events.k8s.io/v1 and core/v1 show them.
+async fn events_about(
+    client: &kube::Client,
+    about: &ObjectReference,
+) -> (Vec<Event>, Vec<CoreEvent>) {
+    let ns = about.namespace.as_deref().unwrap();
+    let mut events: Vec<Event> = Api::<Event>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.uid.as_ref()) == about.uid.as_ref())
+        .collect();
+    events.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+    let mut core: Vec<CoreEvent> = Api::<CoreEvent>::namespaced(client.clone(), ns)
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.uid == about.uid)
+        .collect();
+    core.sort_by_key(|e| e.event_time.clone().map(|t| t.0));
+    (events, core)
+}
+
+const FIRST_NOTE: &str = "certificate 100006 (serial 3B21F2)";
+const LATEST_NOTE: &str = "certificate 100007 (serial 35B468)";
+
+/// A repeat of an event with another note shows that note, in events.k8s.io/v1 (the
+/// note), core/v1 (the message) and `kubectl describe`, counted into the series.
+#[tokio::test]
+async fn a_repeated_event_shows_its_latest_note() {
+    let cluster = TestCluster::new("events-latest-note").await;
+    let web = subject(&cluster, "web").await;
+    let events = Events::new(
+        cluster.client.clone(),
+        "digicert-operator.dev/e2e",
+        Some("e2e".into()),
+    );
+    let publish = |note: &'static str| {
+        events.publish(EventType::Normal, "CertificateIssued", "Store", note, &web)
+    };
+    publish(FIRST_NOTE).await.unwrap();
+    publish(LATEST_NOTE).await.unwrap();
+    let (new, core) = events_about(&cluster.client, &web).await;
+    assert_eq!(new.len(), 1, "{new:#?}");
+    assert_eq!(new[0].note.as_deref(), Some(LATEST_NOTE));
+    assert_eq!(new[0].series.as_ref().map(|s| s.count), Some(2));
+    assert_eq!(core.len(), 1, "{core:#?}");
+    assert_eq!(core[0].message.as_deref(), Some(LATEST_NOTE));
+    assert_eq!(core[0].series.as_ref().and_then(|s| s.count), Some(2));
+
+    // The same note again counts on.
+    publish(LATEST_NOTE).await.unwrap();
+    let (new, _) = events_about(&cluster.client, &web).await;
+    assert_eq!(new.len(), 1, "{new:#?}");
+    assert_eq!(new[0].note.as_deref(), Some(LATEST_NOTE));
+    assert_eq!(new[0].series.as_ref().map(|s| s.count), Some(3));
+    let describe = cluster.kubectl_ok(&["describe", "configmap", "web"], None);
+    let line = describe
+        .lines()
+        .find(|l| l.contains("CertificateIssued"))
+        .unwrap_or_else(|| panic!("no event in:\n{describe}"));
+    assert!(line.contains("(x3 over"), "{line}");
+    assert!(line.ends_with(LATEST_NOTE), "{line}");
+}
+
+/// Where the operator may write events.k8s.io/v1 Events only (RBAC of older installs),
+/// a new note starts a new Event instead, and repeats of it count into that one.
+#[tokio::test]
+async fn without_the_right_to_patch_core_events_a_new_note_starts_a_new_event() {
+    let cluster = TestCluster::new("events-new-note-rbac").await;
+    let ns = cluster.namespace.clone();
+    cluster.kubectl_ok(
+        &["apply", "-f", "-"],
+        Some(
+            &json!({"apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "publisher"}},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+                 "metadata": {"name": "publisher"},
+                 "rules": [{"apiGroups": ["events.k8s.io"], "resources": ["events"],
+                            "verbs": ["create", "patch"]}]},
+                {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+                 "metadata": {"name": "publisher"},
+                 "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                             "name": "publisher"},
+                 "subjects": [{"kind": "ServiceAccount", "name": "publisher", "namespace": ns}]},
+            ]})
+            .to_string(),
+        ),
+    );
+    let token = cluster
+        .api::<ServiceAccount>()
+        .create_token_request(
+            "publisher",
+            &PostParams::default(),
+            &k8s_openapi::api::authentication::v1::TokenRequest {
+                spec: k8s_openapi::api::authentication::v1::TokenRequestSpec {
+                    expiration_seconds: Some(600),
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .status
+        .expect("token issued")
+        .token;
+    let mut config = cluster.config_without_credentials().await;
+    config.auth_info.token = Some(token.into());
+    let limited = kube::Client::try_from(config).unwrap();
+    let web = subject(&cluster, "web").await;
+    let events = Events::new(limited, "digicert-operator.dev/e2e", Some("e2e".into()));
+    let publish = |note: &'static str| {
+        events.publish(EventType::Normal, "CertificateIssued", "Store", note, &web)
+    };
+    publish(FIRST_NOTE).await.unwrap();
+    publish(LATEST_NOTE).await.unwrap();
+    publish(LATEST_NOTE).await.unwrap();
+    let (new, core) = events_about(&cluster.client, &web).await;
+    let shown: Vec<(Option<&str>, Option<i32>)> = new
+        .iter()
+        .map(|e| (e.note.as_deref(), e.series.as_ref().map(|s| s.count)))
+        .collect();
+    assert_eq!(
+        shown,
+        [(Some(FIRST_NOTE), None), (Some(LATEST_NOTE), Some(2))]
+    );
+    assert_eq!(
+        core.last().and_then(|e| e.message.as_deref()),
+        Some(LATEST_NOTE)
+    );
+}
+
+// ------------------------------------------------------------------ kubectl digicert
+
+/// Runs the command line (`kubectl digicert …`) against the test cluster.
+fn plugin(cluster: &TestCluster, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(support::process::binary())
+        .args(args)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env_remove("LOG_LEVEL")
+        .env_remove("LOG_FORMAT")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_plugin_prints_an_error_once() {
+    let cluster = TestCluster::new("plugin-errors").await;
+    install_crd(&cluster);
+    let ns = cluster.namespace.as_str();
+    for command in ["inspect", "cancel", "renew", "allow-revocation"] {
+        let (ok, out, err) = plugin(&cluster, &[command, "missing", "-n", ns]);
+        assert!(!ok, "{command} succeeded: {out}");
+        assert_eq!(
+            err.lines().collect::<Vec<_>>(),
+            [format!("error: DigicertOrder {ns}/missing not found")],
+            "{command}: stderr:\n{err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cancel_says_what_happens_with_and_without_a_reissue_in_flight() {
+    let cluster = TestCluster::new("plugin-cancel").await;
+    install_crd(&cluster);
+    let ns = cluster.namespace.as_str();
+    let spec = json!({"orderId": 1001, "commonName": "example.com", "secretName": "web-tls"});
+    for name in ["idle", "busy"] {
+        cluster.kubectl_ok(
+            &["create", "-f", "-"],
+            Some(&order(name, spec.clone()).to_string()),
+        );
+    }
+    // What the operator writes while a reissue waits at DigiCert.
+    let orders: Api<DigicertOrder> = cluster.api();
+    orders
+        .patch_status(
+            "busy",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {
+                "reissue": {"state": "Submitted", "reason": "Missing", "requestId": 500001,
+                            "csrFingerprint": "c0ffee", "specFingerprint": "5bec",
+                            "keySecretName": "busy-pending-key"},
+                "conditions": [{"type": "Issuing", "status": "True", "reason": "Pending",
+                                "message": "waiting for DigiCert to issue the certificate",
+                                "lastTransitionTime": "2026-01-01T00:00:00Z"}],
+            }})),
+        )
+        .await
+        .unwrap();
+    let cancel_requested = |o: &DigicertOrder| {
+        o.metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(CANCEL_ANNOTATION))
+            .cloned()
+    };
+
+    // Nothing in flight: it says so and leaves the order alone.
+    let (ok, out, err) = plugin(&cluster, &["cancel", "idle", "-n", ns]);
+    assert!(ok, "{err}");
+    assert!(out.contains("idle has no reissue in flight"), "{out}");
+    assert!(out.contains("renewals go on"), "{out}");
+    assert!(!out.contains("until the spec changes"), "{out}");
+    assert_eq!(cancel_requested(&orders.get("idle").await.unwrap()), None);
+
+    // In flight: the annotation, and what it does.
+    let (ok, out, err) = plugin(&cluster, &["cancel", "busy", "-n", ns]);
+    assert!(ok, "{err}");
+    let at = cancel_requested(&orders.get("busy").await.unwrap()).expect("cancel requested");
+    for part in [
+        "Submitted, request 500001 (pending at DigiCert)".to_string(),
+        format!("{CANCEL_ANNOTATION}={at}"),
+        "until the spec changes or a renewal is requested".to_string(),
+    ] {
+        assert!(out.contains(&part), "{part}: {out}");
+    }
+
+    // `status` says where the reissue stands in words.
+    let (ok, out, err) = plugin(&cluster, &["status", "-n", ns]);
+    assert!(ok, "{err}");
+    let busy = out.lines().find(|l| l.starts_with("busy")).expect("a row");
+    assert!(
+        busy.contains(
+            "Submitted, request 500001 (pending at DigiCert); no certificate in the Secret"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("(Missing)"), "{out}");
 }

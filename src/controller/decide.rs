@@ -375,7 +375,8 @@ pub fn spec_fingerprint(spec: &DigicertOrderSpec) -> String {
         names.join(","),
         spec.private_key.kind(),
         spec.signature_hash.as_str(),
-        spec.server_platform_id,
+        // -1 for none, as before the id became optional: reissues in flight stay current.
+        spec.server_platform_id.unwrap_or(-1),
     );
     crate::keys::sha256_hex(text.as_bytes())[..16].to_string()
 }
@@ -457,14 +458,16 @@ mod tests {
         }
         let ready = Readiness::Ready { not_after: na };
         let not = |r: &str| r.to_string();
-        let cases: Vec<(
-            &str,
-            &DigicertOrderSpec,
+        // (what, spec, Secret, revoked, now, Ready or the reason it is not)
+        type Case<'a> = (
+            &'a str,
+            &'a DigicertOrderSpec,
             SecretState,
             bool,
             OffsetDateTime,
             Result<Readiness, String>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "valid",
                 &reissue,

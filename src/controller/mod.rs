@@ -640,7 +640,10 @@ mod tests {
                         (RENEW_ANNOTATION.to_string(), "1".to_string()),
                         (CANCEL_ANNOTATION.to_string(), "2".to_string()),
                         (ALLOW_REVOCATION_ANNOTATION.to_string(), "ab12".to_string()),
-                        ("example.com/digicert-operator.dev".to_string(), "x".to_string()),
+                        (
+                            "example.com/digicert-operator.dev".to_string(),
+                            "x".to_string(),
+                        ),
                         ("digicert-operator.devx/renew".to_string(), "x".to_string()),
                         (
                             "kubectl.kubernetes.io/last-applied-configuration".to_string(),
@@ -668,7 +671,11 @@ mod tests {
         // Every instruction the operator reads stays; look-alikes do not.
         assert_eq!(
             kept,
-            [ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, RENEW_ANNOTATION]
+            [
+                ALLOW_REVOCATION_ANNOTATION,
+                CANCEL_ANNOTATION,
+                RENEW_ANNOTATION
+            ]
         );
         assert_eq!(meta.generation, Some(3));
         assert_eq!(

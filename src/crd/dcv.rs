@@ -121,6 +121,7 @@ impl TsigAlgorithm {
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct TsigSecretRef {
+    /// The Secret's name.
     #[schemars(
         length(min = 1, max = 253),
         regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -188,11 +189,14 @@ pub struct HttpRouteSolverSpec {
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ParentRef {
+    /// The Gateway's name.
     #[schemars(length(min = 1, max = 253))]
     pub name: String,
+    /// The Gateway's namespace. Default: the HTTPRoute's, the operator's namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63))]
     pub namespace: Option<String>,
+    /// The Gateway listener to attach to. Default: every listener that takes the route.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub section_name: Option<String>,
@@ -251,6 +255,8 @@ pub struct ChallengeStatus {
     /// `Order`: the order random value, checked with check-dcv (a reissue waits);
     /// `Domain`: each domain's own value, checked with validate-token (ahead of time).
     pub scope: String,
+    /// The method it is published for: `dns-txt-token`, `dns-cname-token` or
+    /// `http-token`.
     pub method: String,
     /// When it was published.
     pub published: String,
@@ -279,6 +285,7 @@ fn is_zero(n: &u32) -> bool {
 pub struct ChallengeRecord {
     /// The domain validated.
     pub domain: String,
+    /// DigiCert's id of the domain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub domain_id: Option<u64>,
     /// The record or URL: `TXT example.com`, `CNAME _dnsauth.example.com`,

@@ -200,10 +200,14 @@ generated. Generated once per render: every template sees the same.
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get, list, watch, create, patch, delete]
-# Events about the orders.
+# Events about the orders. A repeat with a new note is patched through the core/v1
+# view (events.k8s.io/v1 keeps a note immutable), so the event shows the latest one.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+- apiGroups: [""]
+  resources: [events]
+  verbs: [patch]
 # Domain validation records published through external-dns (owned by their order).
 - apiGroups: [externaldns.k8s.io]
   resources: [dnsendpoints]

@@ -219,9 +219,7 @@ impl Run {
                 common_name: common_name.clone(),
                 dns_names: others.to_vec(),
                 csr: pending.csr_pem.clone(),
-                server_platform: (spec.server_platform_id != -1).then_some(ServerPlatformId {
-                    id: spec.server_platform_id,
-                }),
+                server_platform: spec.server_platform_id.map(|id| ServerPlatformId { id }),
                 signature_hash: spec.signature_hash.as_str().into(),
                 ca_cert_id: None,
             },

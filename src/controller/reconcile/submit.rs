@@ -82,9 +82,7 @@ impl Run {
                 common_name: names[0].clone(),
                 dns_names: names[1..].to_vec(),
                 csr: pending.csr_pem.clone(),
-                server_platform: (spec.server_platform_id != -1).then_some(ServerPlatformId {
-                    id: spec.server_platform_id,
-                }),
+                server_platform: spec.server_platform_id.map(|id| ServerPlatformId { id }),
                 signature_hash: spec.signature_hash.as_str().into(),
             },
             comments: spec.comments.clone(),
