@@ -204,15 +204,7 @@ fn install_dnsendpoint_crd(cluster: &TestCluster) {
     let crd = repo_root().join("deploy/externaldns/dnsendpoint-crd.yaml");
     let out = cluster.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()], None);
     assert!(out.contains("dnsendpoints.externaldns.k8s.io"), "{out}");
-    cluster.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/dnsendpoints.externaldns.k8s.io",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    support::cluster::wait_established(&cluster.kubeconfig, &["dnsendpoints.externaldns.k8s.io"]);
 }
 
 #[tokio::test]

@@ -193,14 +193,9 @@ fn install_servicemonitor_crd(cluster: &TestCluster) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    cluster.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/servicemonitors.monitoring.coreos.com",
-            "--timeout=60s",
-        ],
-        None,
+    support::cluster::wait_established(
+        &cluster.kubeconfig,
+        &["servicemonitors.monitoring.coreos.com"],
     );
 }
 
@@ -2146,7 +2141,8 @@ is there:
 sed "s|REGISTRY/|$REGISTRY/|" deploy/digicert-operator.yaml | kubectl apply -f -
 kubectl create secret generic digicert-api-key --namespace digicert-operator \
   --from-literal=api-key="$DIGICERT_API_KEY"
-kubectl wait --for=condition=Established crd/digicertaccounts.digicert-operator.dev
+until [ "$(kubectl get crd/digicertaccounts.digicert-operator.dev \
+  -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" = True ]; do sleep 1; done
 kubectl apply -f deploy/examples/default-account.yaml
 ```
 

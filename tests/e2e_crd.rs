@@ -115,20 +115,12 @@ async fn kubectl_apply_of_crds_creates_it_without_a_warning() {
         stderr.trim().is_empty(),
         "kubectl apply -f crds/ printed:\n{stderr}"
     );
-    let out = support::cluster::kubectl_command(&cp.kubeconfig)
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "crd/digicertorders.digicert-operator.dev",
-            "crd/digicertaccounts.digicert-operator.dev",
-            "--timeout=60s",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    support::cluster::wait_established(
+        &cp.kubeconfig,
+        &[
+            "digicertorders.digicert-operator.dev",
+            "digicertaccounts.digicert-operator.dev",
+        ],
     );
 }
 

@@ -322,14 +322,9 @@ async fn http_token_routes_through_a_gateway_with_httproutes() {
         ],
         None,
     );
-    env.cluster.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/httproutes.gateway.networking.k8s.io",
-            "--timeout=60s",
-        ],
-        None,
+    support::cluster::wait_established(
+        &env.cluster.kubeconfig,
+        &["httproutes.gateway.networking.k8s.io"],
     );
     let routes = record_watch::<kube::api::DynamicObject>(Api::namespaced_with(
         env.cluster.client.clone(),

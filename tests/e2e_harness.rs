@@ -1,10 +1,13 @@
 //! Proves the end-to-end harness against the real API server: watches, server-side
 //! apply conflicts, a CRD with a status subresource reconciled by a small controller,
-//! TokenRequest and RBAC, the operator binary as a subprocess, Helm, and that a killed
-//! test leaves no control plane behind.
+//! TokenRequest and RBAC, the operator binary as a subprocess, Helm, waits for
+//! conditions that cannot race a new CRD, the control-plane scripts (a killed test
+//! leaves nothing behind; a stop needs no SIGKILL) and `hack/demo.sh`.
 
 mod support;
 
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -12,13 +15,13 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
-use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams, WatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{CustomResource, CustomResourceExt, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use support::cluster::{TestCluster, helm, skip, use_existing_cluster};
+use support::cluster::{TestCluster, helm, skip, use_existing_cluster, wait_established};
 use support::process::{OperatorProcess, process_alive};
 
 async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
@@ -160,15 +163,7 @@ async fn kubectl_applied_custom_resources_are_reconciled_by_a_controller() {
     let cluster = TestCluster::new("crd-controller").await;
     let crd_yaml = serde_yaml::to_string(&Widget::crd()).unwrap();
     cluster.kubectl_ok(&["apply", "-f", "-"], Some(&crd_yaml));
-    cluster.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/widgets.e2e.digicert-operator.dev",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    wait_established(&cluster.kubeconfig, &["widgets.e2e.digicert-operator.dev"]);
     let widgets: Api<Widget> = cluster.api();
 
     // The controller: status.doubled = 2 * spec.value, through the status subresource.
@@ -442,15 +437,7 @@ spec:
                 high: {type: integer}
 "#;
     cluster.kubectl_ok(&["apply", "-f", "-"], Some(crd));
-    cluster.kubectl_ok(
-        &[
-            "wait",
-            "--for=condition=Established",
-            "crd/ranges.e2e.digicert-operator.dev",
-            "--timeout=60s",
-        ],
-        None,
-    );
+    wait_established(&cluster.kubeconfig, &["ranges.e2e.digicert-operator.dev"]);
     let bad = "apiVersion: e2e.digicert-operator.dev/v1\nkind: Range\nmetadata: {name: r}\nspec: {low: 5, high: 1}\n";
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
@@ -463,6 +450,20 @@ spec:
         assert!(Instant::now() < deadline, "{stderr}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The pids start.sh recorded in `DIR/instance` under `keys` (all of them must be
+/// there), and the file.
+fn instance_pids(dir: &Path, keys: &[&str]) -> (Vec<u32>, String) {
+    let instance = std::fs::read_to_string(dir.join("instance")).unwrap();
+    let pids: Vec<u32> = instance
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .filter(|(k, _)| keys.contains(k))
+        .filter_map(|(_, v)| v.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(pids.len(), keys.len(), "{keys:?} in {instance}");
+    (pids, instance)
 }
 
 #[tokio::test]
@@ -490,17 +491,7 @@ async fn a_killed_owner_leaves_no_control_plane_behind() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let instance = std::fs::read_to_string(dir.path().join("instance")).unwrap();
-    let pids: Vec<u32> = instance
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .filter(|(k, _)| *k == "ETCD_PID" || *k == "APISERVER_PID")
-        .filter_map(|(_, v)| v.split_whitespace().next()?.parse().ok())
-        .collect();
-    assert!(
-        pids.len() >= 2,
-        "etcd and kube-apiserver pids in {instance}"
-    );
+    let (pids, instance) = instance_pids(dir.path(), &["ETCD_PID", "APISERVER_PID"]);
     assert!(pids.iter().all(|p| process_alive(*p)));
 
     owner.kill().unwrap(); // SIGKILL
@@ -557,4 +548,299 @@ async fn the_server_is_a_supported_kubernetes_and_kubectl_matches_it() {
         "kubectl {client} for server {}",
         version.git_version
     );
+}
+
+/// A CRD just created has `.status.conditions: null` until the API server's
+/// controllers write them; `kubectl wait --for=condition=Established` fails at once on
+/// that, so a wait straight after the create failed now and then. The waits of the
+/// tests (`wait_condition_true`) and of the scripts (`cp_wait_condition` in
+/// hack/control-plane/lib.sh) keep waiting. Shown on an object of a CRD of the test's
+/// own, whose status stays `{"conditions": null}` until the test writes a condition.
+#[tokio::test]
+async fn condition_waits_wait_while_the_status_has_no_conditions_yet() {
+    let cluster = TestCluster::new("null-conditions").await;
+    let kubeconfig = cluster.kubeconfig.clone();
+    let kubectl = || support::cluster::kubectl_command(&kubeconfig);
+    let suffix = cluster.namespace.rsplit('-').next().unwrap().to_string();
+    let (kind, plural) = (format!("NullProbe{suffix}"), format!("nullprobe{suffix}s"));
+    let crd = format!("{plural}.e2e.digicert-operator.dev");
+    let manifest = format!(
+        r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: {crd}}}
+spec:
+  group: e2e.digicert-operator.dev
+  names: {{kind: {kind}, plural: {plural}}}
+  scope: Cluster
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      subresources: {{status: {{}}}}
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            status: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"#
+    );
+    // The CRD as created: no conditions yet, which is what kubectl wait trips on.
+    let created: serde_json::Value = serde_json::from_str(
+        &cluster.kubectl_ok(&["create", "-o", "json", "-f", "-"], Some(&manifest)),
+    )
+    .unwrap();
+    assert!(
+        created["status"]["conditions"].is_null(),
+        "{}",
+        created["status"]
+    );
+    assert_eq!(
+        support::cluster::condition_status(&created, "Established"),
+        None
+    );
+    wait_established(&kubeconfig, &[&crd]);
+
+    let object = format!("{crd}/probe");
+    let probe = format!(
+        "apiVersion: e2e.digicert-operator.dev/v1\nkind: {kind}\nmetadata: {{name: probe}}\n"
+    );
+    // The CRD may take a moment to be served after Established.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = cluster.kubectl_run(&["create", "-f", "-"], Some(&probe));
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let set_status = |status: serde_json::Value| {
+        let patch = serde_json::json!([{"op": "add", "path": "/status", "value": status}]);
+        cluster.kubectl_ok(
+            &[
+                "patch",
+                &object,
+                "--subresource=status",
+                "--type=json",
+                "-p",
+                &patch.to_string(),
+            ],
+            None,
+        );
+    };
+    set_status(serde_json::json!({"conditions": null}));
+
+    // kubectl wait gives up at once, long before its timeout.
+    let started = Instant::now();
+    let out = kubectl()
+        .args([
+            "wait",
+            "--for=condition=Established",
+            &object,
+            "--timeout=30s",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("accessor error"),
+        "kubectl wait on null conditions: {stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20), "{stderr}");
+
+    // The helpers wait instead: until their timeout while nothing changes...
+    let shell_wait = |timeout: u32| {
+        let started = Instant::now();
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(r#"source hack/control-plane/lib.sh && cp_wait_condition "$@""#)
+            .args(["-", &timeout.to_string(), "Established", &object])
+            .current_dir(support::cluster::repo_root())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("PATH", support::cluster::path_with_assets())
+            .output()
+            .unwrap();
+        (out, started.elapsed())
+    };
+    let started = Instant::now();
+    let err = support::cluster::wait_condition_true(
+        kubectl,
+        &object,
+        "Established",
+        Duration::from_secs(2),
+    )
+    .unwrap_err();
+    assert!(started.elapsed() >= Duration::from_secs(2), "{err}");
+    assert!(err.contains("is not Established=True after"), "{err}");
+    let (out, took) = shell_wait(2);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(took >= Duration::from_secs(2), "{took:?}: {stderr}");
+    assert!(
+        stderr.contains("is not Established=True after 2s"),
+        "{stderr}"
+    );
+
+    // ...and return once the condition is there.
+    set_status(serde_json::json!({"conditions": [{"type": "Established", "status": "True"}]}));
+    support::cluster::wait_condition_true(kubectl, &object, "Established", Duration::from_secs(30))
+        .unwrap();
+    let (out, _) = shell_wait(30);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    cluster.kubectl_ok(&["delete", "crd", &crd, "--wait=false"], None);
+}
+
+/// stop.sh ends kube-apiserver, etcd and the watchdog with SIGTERM, also while
+/// clients keep watches open (as operators and tests do), and says so.
+#[tokio::test]
+async fn stop_ends_the_control_plane_with_sigterm_while_watches_are_open() {
+    if use_existing_cluster() {
+        skip(
+            "stop_ends_the_control_plane_with_sigterm_while_watches_are_open",
+            "tests the project's own control-plane scripts, not used with USE_EXISTING_CLUSTER",
+        );
+        return;
+    }
+    let root = support::cluster::repo_root();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(root.join("hack/control-plane/start.sh"))
+        .arg(dir.path())
+        .args(["--owner-pid", &std::process::id().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (pids, instance) =
+        instance_pids(dir.path(), &["APISERVER_PID", "ETCD_PID", "WATCHDOG_PID"]);
+    let kubeconfig = dir.path().join("kubeconfig").into_os_string();
+    let client = support::cluster::client_for(&kubeconfig).await;
+    let maps: Api<ConfigMap> = Api::all(client.clone());
+    let secrets: Api<Secret> = Api::all(client);
+    let _watches = (
+        maps.watch(&WatchParams::default(), "0").await.unwrap(),
+        secrets.watch(&WatchParams::default(), "0").await.unwrap(),
+    );
+
+    let path = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(root.join("hack/control-plane/stop.sh"))
+            .arg(path)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    for name in ["kube-apiserver", "etcd", "watchdog"] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains(&format!("{name} (pid")) && l.contains("stopped on SIGTERM")),
+            "{name} did not stop on SIGTERM:\n{log}"
+        );
+    }
+    assert!(!log.contains("SIGKILL"), "{log}");
+    assert!(
+        pids.iter().all(|p| !process_alive(*p)),
+        "still running: {instance}"
+    );
+}
+
+/// `hack/demo.sh` (the README's main job) with this build's binary.
+fn run_demo(bin: &Path) -> (std::process::Output, String) {
+    let out = Command::new(support::cluster::repo_root().join("hack/demo.sh"))
+        .env("DIGICERT_OPERATOR_BIN", bin)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("hack/demo.sh runs");
+    let text = format!(
+        "--- stdout ---\n{}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out, text)
+}
+
+/// The demo picks free ports: it gets both example certificates while port 8080 (the
+/// operator's default address) is taken.
+#[test]
+fn the_demo_gets_its_certificates_while_port_8080_is_taken() {
+    if use_existing_cluster() {
+        skip(
+            "the_demo_gets_its_certificates_while_port_8080_is_taken",
+            "the demo starts a control plane of its own, not used with USE_EXISTING_CLUSTER",
+        );
+        return;
+    }
+    let _taken = match std::net::TcpListener::bind("0.0.0.0:8080") {
+        Ok(listener) => Some(listener),
+        // Taken already: just as good.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
+        Err(e) => panic!("port 8080: {e}"),
+    };
+    let (out, text) = run_demo(Path::new(support::process::binary()));
+    assert!(out.status.success(), "{text}");
+    for part in [
+        "ready in",
+        "certificate in Secret demo/example-com-tls",
+        "certificate in Secret demo/shop-example-org-tls",
+        "subject=CN = example.com",
+    ] {
+        assert!(text.contains(part), "{part}: {text}");
+    }
+    assert!(!text.contains("127.0.0.1:8080/metrics"), "{text}");
+}
+
+/// An operator that exits at once (here: its address is taken) stops the demo at once,
+/// with the operator's own message, instead of a wait for Ready that runs out.
+#[test]
+fn the_demo_stops_at_once_with_the_message_of_an_operator_that_exited() {
+    if use_existing_cluster() {
+        skip(
+            "the_demo_stops_at_once_with_the_message_of_an_operator_that_exited",
+            "the demo starts a control plane of its own, not used with USE_EXISTING_CLUSTER",
+        );
+        return;
+    }
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    // The operator binary, but `run` is told to listen on the taken port.
+    let wrapper = dir.path().join("digicert-operator");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/usr/bin/env bash\nargs=()\nfor a in \"$@\"; do\n  [[ $1 == run && $a == 127.0.0.1:0 ]] && a=127.0.0.1:{port}\n  args+=(\"$a\")\ndone\nexec {} \"${{args[@]}}\"\n",
+            support::process::binary()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let (out, text) = run_demo(&wrapper);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("the operator exited"), "{text}");
+    assert!(
+        text.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "the operator's message: {text}"
+    );
+    assert!(!text.contains("kubectl wait"), "{text}");
+    // Far less than the demo's 120 s wait for Ready.
+    assert!(started.elapsed() < Duration::from_secs(90), "{text}");
 }

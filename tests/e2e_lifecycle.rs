@@ -275,7 +275,14 @@ async fn auto_reissue_is_mirrored_both_ways_and_drift_is_corrected() {
     .await;
     // Ours, then exactly one correction; and no more over the next resyncs.
     assert_eq!(calls(&env, Operation::UpdateAutoReissue), 4);
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    let looks = env
+        .order_checks_during(
+            "web",
+            time::OffsetDateTime::now_utc(),
+            Duration::from_secs(7),
+        )
+        .await;
+    assert!(looks.len() >= 2, "resyncs in 7 s: {looks:?}");
     assert_eq!(calls(&env, Operation::UpdateAutoReissue), 4);
     assert!(!auto_reissue_at_digicert(&env, 1001));
     let o = env.orders().get("web").await.unwrap();
@@ -335,6 +342,8 @@ async fn auto_reissue_on_an_order_without_a_plan_is_refused_once() {
 async fn short_lived_certificates_renew_at_a_third_of_their_lifetime() {
     let short = |id| seed(id, |s| s.certificate_validity_seconds = Some(30));
     let mut env = OperatorEnv::new("renewal", vec![short(1001), short(1002)]).await;
+    // Frequent looks at the orders: the quiet window below sees some.
+    env.operator_args = vec!["--resync".into(), "2s".into()];
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("always", 1001, ""));
     env.apply(&OperatorEnv::order_yaml(
@@ -388,8 +397,18 @@ async fn short_lived_certificates_renew_at_a_third_of_their_lifetime() {
         }
         assert_eq!(reissues(&env, id).len(), 2, "one reissue per certificate");
     }
-    // No further reissue until the next renewal is due.
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    // No further reissue until the next renewal is due, though the operator keeps
+    // reading both orders at DigiCert.
+    let since = time::OffsetDateTime::now_utc();
+    let window = Duration::from_secs(4);
+    let looks = tokio::join!(
+        env.order_checks_during("always", since, window),
+        env.order_checks_during("never", since, window)
+    );
+    assert!(
+        !looks.0.is_empty() && !looks.1.is_empty(),
+        "looks at always and never in {window:?}: {looks:?}"
+    );
     for (name, id) in [("always", 1001), ("never", 1002)] {
         assert_eq!(
             revision(&env.orders().get(name).await.unwrap()),

@@ -98,6 +98,8 @@ async fn an_order_that_ends_with_its_certificate_does_not_spin_and_says_it_ends(
         s.order_valid_till = Some(today);
     });
     let mut env = OperatorEnv::new("plan-end", vec![ending]).await;
+    // Frequent looks at the order: the window below must see some, and no more.
+    env.operator_args = vec!["--resync".into(), "3s".into()];
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     let o = env.wait_ready("web").await;
@@ -139,11 +141,23 @@ async fn an_order_that_ends_with_its_certificate_does_not_spin_and_says_it_ends(
     }
     let reconciles = || metric(&env, "digicert_operator_reconciles_total");
     let before = reconciles().await.unwrap();
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let looks = env
+        .order_checks_during(
+            "web",
+            time::OffsetDateTime::now_utc(),
+            Duration::from_secs(4),
+        )
+        .await;
     let after = reconciles().await.unwrap();
     assert!(
         after - before <= 3.0,
         "{} reconciles in 4 s after the renewal time of a certificate that cannot be renewed",
+        after - before
+    );
+    // The operator did look (every 3 s): the count above is not low for want of it.
+    assert!(
+        after - before >= 1.0 && !looks.is_empty(),
+        "{} reconciles and looks at the order {looks:?} in 4 s",
         after - before
     );
     assert_eq!(reissue_calls(&env), 1, "no renewal attempt");

@@ -146,6 +146,10 @@ fn revoked(s: &ReissueStatus) -> bool {
     *s == ReissueStatus::Revoked
 }
 
+fn now() -> time::OffsetDateTime {
+    time::OffsetDateTime::now_utc()
+}
+
 fn calls(env: &OperatorEnv, op: Operation) -> u64 {
     env.sim.simulator().calls().total(op)
 }
@@ -218,8 +222,15 @@ async fn a_names_dropping_change_waits_for_consent_and_the_duplicate_elsewhere_f
     );
     env.wait_event("web", "RevocationConsentRequired", Duration::from_secs(10))
         .await;
-    // Held: nothing is sent over several looks, and the Secret keeps its certificate.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    // Held: nothing is sent over several looks (each reads the order at DigiCert), and
+    // the Secret keeps its certificate.
+    let looks = env
+        .order_checks_during("web", now(), Duration::from_secs(7))
+        .await;
+    assert!(
+        looks.len() >= 2,
+        "looks at the held order in 7 s: {looks:?}"
+    );
     assert_eq!(calls(&env, Operation::Reissue), 1);
     assert_eq!(
         serial(&env.orders().get("web").await.unwrap()),
@@ -240,7 +251,13 @@ async fn a_names_dropping_change_waits_for_consent_and_the_duplicate_elsewhere_f
         )
     };
     annotate("0123456789ab");
-    tokio::time::sleep(Duration::from_secs(4)).await;
+    let looks = env
+        .order_checks_during("web", now(), Duration::from_secs(4))
+        .await;
+    assert!(
+        !looks.is_empty(),
+        "no look at the order after the annotation"
+    );
     assert_eq!(calls(&env, Operation::Reissue), 1);
     // `kubectl digicert allow-revocation` shows what goes and agrees.
     let out = std::process::Command::new(support::process::binary())
@@ -314,7 +331,15 @@ async fn a_names_dropping_change_waits_for_consent_and_the_duplicate_elsewhere_f
         .unwrap();
     assert!(revoked(&first_web.status), "{list:?}");
     // Both resources hold certificates that stay good, over several more looks.
-    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (since, window) = (now(), Duration::from_secs(7));
+    let looks = tokio::join!(
+        env.order_checks_during("web", since, window),
+        env.order_checks_during_in(&other, "copy", since, window)
+    );
+    assert!(
+        looks.0.len() >= 2 && looks.1.len() >= 2,
+        "looks at web and copy in 7 s: {looks:?}"
+    );
     let copy3 = Api::<DigicertOrder>::namespaced(env.cluster.client.clone(), &other)
         .get("copy")
         .await
@@ -504,10 +529,19 @@ async fn revoked_certificates_are_noticed_and_replaced() {
     )
     .await;
     let before = env.sim.simulator().calls().sum();
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    let (since, window) = (now(), Duration::from_secs(9));
+    let looks = tokio::join!(
+        env.order_checks_during("web", since, window),
+        env.order_checks_during_in(&other, "copy", since, window)
+    );
     let made = env.sim.simulator().calls().sum() - before;
     // Two resources, three looks each at most, two calls a look.
     assert!(made <= 14, "{made} calls in 9 s");
+    // Both kept looking (every 3 s), so the bound above is not met by a stall.
+    assert!(
+        looks.0.len() >= 2 && looks.1.len() >= 2,
+        "looks at web and copy in 9 s: {looks:?}"
+    );
     // web's first, its two replacements, the one by hand; none of the revoked order.
     assert_eq!(
         env.sim.simulator().calls().total(Operation::Reissue),

@@ -98,44 +98,52 @@ cp_owner_alive() {
   cp_proc_matches "$OWNER_PID" "$OWNER_START"
 }
 
-# cp_stop_loaded GRACE_SECONDS [SKIP_PID]: stops the processes of the loaded
-# instance (apiserver first, then etcd, then the watchdog unless it is SKIP_PID).
-cp_stop_loaded() {
-  local grace=${1:-10} skip=${2-} needle pids=() pid start i
+# Microseconds since the epoch (EPOCHREALTIME without its locale's decimal mark).
+cp_now_us() { printf '%s\n' "${EPOCHREALTIME//[!0-9]/}"; }
+
+# cp_stop_one NAME PID START GRACE_SECONDS: SIGTERM, then SIGKILL if PID still runs
+# after the grace period; logs which signal ended it ("stopped on SIGTERM"), so that
+# a caller can tell a clean stop from a forced one. Returns 1 if it outlives SIGKILL.
+cp_stop_one() {
+  local name=$1 pid=$2 start=$3 grace=$4 needle t0 deadline
   needle=$(cp_needle)
-  for pair in "$APISERVER_PID:$APISERVER_START" "$ETCD_PID:$ETCD_START" "$WATCHDOG_PID:$WATCHDOG_START"; do
-    pid=${pair%%:*} start=${pair#*:}
-    [[ -n $pid && $pid != "$skip" ]] || continue
-    if cp_proc_matches "$pid" "$start" "$needle"; then
-      kill -TERM "$pid" 2>/dev/null || true
-      pids+=("$pid:$start")
+  cp_proc_matches "$pid" "$start" "$needle" || return 0
+  t0=$(cp_now_us)
+  deadline=$((t0 + grace * 1000000))
+  kill -TERM "$pid" 2>/dev/null || true
+  while cp_proc_matches "$pid" "$start" "$needle"; do
+    if (($(cp_now_us) >= deadline)); then
+      cp_log "$name (pid $pid) did not exit within ${grace}s of SIGTERM; sending SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      deadline=$(($(cp_now_us) + 5000000))
+      while cp_proc_matches "$pid" "$start" "$needle"; do
+        if (($(cp_now_us) >= deadline)); then
+          cp_log "warning: $name (pid $pid) of $CP_DIR is still alive after SIGKILL"
+          return 1
+        fi
+        sleep 0.1
+      done
+      cp_log "$name (pid $pid) stopped on SIGKILL"
+      return 0
     fi
+    sleep 0.05
   done
-  [[ ${#pids[@]} -eq 0 ]] && return 0
-  for ((i = 0; i < grace * 10; i++)); do
-    local alive=0
-    for pair in "${pids[@]}"; do
-      cp_proc_matches "${pair%%:*}" "${pair#*:}" "$needle" && alive=1
-    done
-    [[ $alive -eq 0 ]] && return 0
-    sleep 0.1
-  done
-  for pair in "${pids[@]}"; do
-    if cp_proc_matches "${pair%%:*}" "${pair#*:}" "$needle"; then
-      cp_log "pid ${pair%%:*} did not exit within ${grace}s; sending SIGKILL"
-      kill -KILL "${pair%%:*}" 2>/dev/null || true
-    fi
-  done
-  for ((i = 0; i < 50; i++)); do
-    local alive=0
-    for pair in "${pids[@]}"; do
-      cp_proc_matches "${pair%%:*}" "${pair#*:}" "$needle" && alive=1
-    done
-    [[ $alive -eq 0 ]] && return 0
-    sleep 0.1
-  done
-  cp_log "warning: some processes of $CP_DIR are still alive"
-  return 1
+  cp_log "$name (pid $pid) stopped on SIGTERM in $((($(cp_now_us) - t0) / 1000)) ms"
+}
+
+# cp_stop_loaded GRACE_SECONDS [SKIP_PID]: stops the processes of the loaded
+# instance one after the other: kube-apiserver first, while etcd still answers (it
+# writes to etcd on its way out, and etcd would wait for its connections), then
+# etcd, then the watchdog unless it is SKIP_PID. Each gets GRACE_SECONDS after
+# SIGTERM before SIGKILL.
+cp_stop_loaded() {
+  local grace=${1:-10} skip=${2-} rc=0
+  cp_stop_one kube-apiserver "$APISERVER_PID" "$APISERVER_START" "$grace" || rc=1
+  cp_stop_one etcd "$ETCD_PID" "$ETCD_START" "$grace" || rc=1
+  if [[ -n $WATCHDOG_PID && $WATCHDOG_PID != "$skip" ]]; then
+    cp_stop_one watchdog "$WATCHDOG_PID" "$WATCHDOG_START" "$grace" || rc=1
+  fi
+  return $rc
 }
 
 # true if any process of the loaded instance is still running
@@ -205,4 +213,26 @@ cp_pick_ports() {
     out+=("$p")
   done
   printf '%s\n' "${out[@]}"
+}
+
+# cp_wait_condition TIMEOUT_SECONDS TYPE OBJECT...: waits until condition TYPE is
+# True on each OBJECT (e.g. crd/NAME), with kubectl of PATH and KUBECONFIG. Not
+# `kubectl wait --for=condition=TYPE`: a CRD just created has `.status.conditions:
+# null` until the API server's controllers write them, and kubectl wait fails at
+# once on that ("accessor error") instead of waiting.
+cp_wait_condition() {
+  local timeout=$1 type=$2 object out=""
+  shift 2
+  local deadline=$(($(cp_now_us) + timeout * 1000000))
+  for object in "$@"; do
+    while true; do
+      out=$(kubectl get "$object" -o 'jsonpath={range .status.conditions[*]}{.type}={.status}{" "}{end}' 2>&1) || true
+      [[ " $out" == *" $type=True "* ]] && break
+      if (($(cp_now_us) >= deadline)); then
+        cp_log "$object is not $type=True after ${timeout}s: ${out:-no conditions yet}"
+        return 1
+      fi
+      sleep 0.2
+    done
+  done
 }

@@ -13,6 +13,7 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ObjectMeta, PostParams};
@@ -77,6 +78,66 @@ pub fn kubectl_command(kubeconfig: &OsStr) -> Command {
     let mut cmd = Command::new(kubectl_bin());
     cmd.env("KUBECONFIG", kubeconfig);
     cmd
+}
+
+/// The status of condition `type_` in `object.status.conditions`; `None` while the
+/// object has no such condition, also while `conditions` is still `null` (as on a CRD
+/// just created, before the API server's controllers write its status).
+pub fn condition_status<'a>(object: &'a serde_json::Value, type_: &str) -> Option<&'a str> {
+    object
+        .pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?["status"]
+        .as_str()
+}
+
+/// Waits until `kubectl get OBJECT` (e.g. `crd/NAME`) shows condition `type_`=True,
+/// polling with the commands `kubectl` makes. Not `kubectl wait --for=condition=`:
+/// that fails at once on `.status.conditions: null`, which a CRD has just after its
+/// creation, instead of waiting.
+pub fn wait_condition_true(
+    kubectl: impl Fn() -> Command,
+    object: &str,
+    type_: &str,
+    timeout: Duration,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let out = kubectl()
+            .args(["get", object, "-o", "json"])
+            .output()
+            .map_err(|e| format!("kubectl: {e}"))?;
+        let seen = match serde_json::from_slice::<serde_json::Value>(&out.stdout) {
+            Ok(o) if out.status.success() => {
+                if condition_status(&o, type_) == Some("True") {
+                    return Ok(());
+                }
+                format!("status {}", o["status"])
+            }
+            _ => String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{object} is not {type_}=True after {timeout:?}: {seen}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Waits (at most a minute) until each CRD is Established; panics otherwise.
+pub fn wait_established(kubeconfig: &OsStr, crds: &[&str]) {
+    for crd in crds {
+        let object = format!("crd/{}", crd.trim_start_matches("crd/"));
+        wait_condition_true(
+            || kubectl_command(kubeconfig),
+            &object,
+            "Established",
+            Duration::from_secs(60),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
 /// PATH with the test binaries' directory first, for commands run as a user would

@@ -14,6 +14,7 @@ use digicert_operator::simulator::{
 };
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
+use time::format_description::well_known::Rfc3339;
 
 use super::cluster::TestCluster;
 use super::process::OperatorProcess;
@@ -51,15 +52,12 @@ pub fn install_crd(cluster: &TestCluster) {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    cluster.kubectl_ok(
+    super::cluster::wait_established(
+        &cluster.kubeconfig,
         &[
-            "wait",
-            "--for=condition=Established",
-            "crd/digicertorders.digicert-operator.dev",
-            "crd/digicertaccounts.digicert-operator.dev",
-            "--timeout=60s",
+            "digicertorders.digicert-operator.dev",
+            "digicertaccounts.digicert-operator.dev",
         ],
-        None,
     );
 }
 
@@ -138,9 +136,12 @@ impl OperatorEnv {
         key_secret: &str,
         extra: serde_json::Value,
     ) {
+        // Served by this test's operator only (accounts are cluster-wide; tests
+        // share the server).
         let mut spec = serde_json::json!({
             "certcentral": {"url": url},
             "apiKeySecretRef": {"name": key_secret},
+            "operatorNamespace": self.cluster.namespace,
         });
         if let Some(ca) = ca {
             spec["certcentral"]["caBundle"] = ca.into();
@@ -377,6 +378,45 @@ impl OperatorEnv {
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
+    }
+
+    /// The times, later than `since`, at which the operator read the DigicertOrder's
+    /// order at DigiCert (`status.lastOrderCheck`) during the next `period`: proof that
+    /// it kept looking during a window in which a test expects nothing to happen.
+    pub async fn order_checks_during(
+        &self,
+        name: &str,
+        since: time::OffsetDateTime,
+        period: Duration,
+    ) -> Vec<time::OffsetDateTime> {
+        let ns = self.cluster.namespace.clone();
+        self.order_checks_during_in(&ns, name, since, period).await
+    }
+
+    /// `order_checks_during` for a DigicertOrder in another namespace `ns`.
+    pub async fn order_checks_during_in(
+        &self,
+        ns: &str,
+        name: &str,
+        since: time::OffsetDateTime,
+        period: Duration,
+    ) -> Vec<time::OffsetDateTime> {
+        let api: Api<DigicertOrder> = Api::namespaced(self.cluster.client.clone(), ns);
+        let mut seen = std::collections::BTreeSet::new();
+        let end = Instant::now() + period;
+        while Instant::now() < end {
+            let o = api.get(name).await.unwrap();
+            if let Some(t) = o
+                .status
+                .and_then(|s| s.last_order_check)
+                .and_then(|t| time::OffsetDateTime::parse(&t, &Rfc3339).ok())
+                .filter(|t| *t > since)
+            {
+                seen.insert(t);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        seen.into_iter().collect()
     }
 
     /// The reasons of the events about one DigicertOrder of the namespace.
