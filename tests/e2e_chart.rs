@@ -2141,8 +2141,8 @@ is there:
 sed "s|REGISTRY/|$REGISTRY/|" deploy/digicert-operator.yaml | kubectl apply -f -
 kubectl create secret generic digicert-api-key --namespace digicert-operator \
   --from-literal=api-key="$DIGICERT_API_KEY"
-until [ "$(kubectl get crd/digicertaccounts.digicert-operator.dev \
-  -o jsonpath='{.status.conditions[?(@.type=="Established")].status}')" = True ]; do sleep 1; done
+kubectl wait --for=jsonpath='{.status.acceptedNames.kind}'=DigicertAccount \
+  --for=condition=Established crd/digicertaccounts.digicert-operator.dev
 kubectl apply -f deploy/examples/default-account.yaml
 ```
 

@@ -253,12 +253,10 @@ async fn a_namespace_key_that_appears_wakes_its_order() {
         .await;
     assert_eq!(env.sim.simulator().calls().sum(), 0);
     env.put_api_key("team-key", API_KEY).await;
-    let o = env
-        .wait_for("web", "Ready once the key is there", PROMPTLY, |o| {
-            is(o, "Ready", "True", "Issued")
-        })
-        .await;
-    assert!(is(&o, "DigiCert", "True", "Available"), "{:?}", o.status);
+    env.wait_for("web", "Ready once the key is there", PROMPTLY, |o| {
+        is(o, "Ready", "True", "Issued") && is(o, "DigiCert", "True", "Available")
+    })
+    .await;
 }
 
 async fn wait_account(

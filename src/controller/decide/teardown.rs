@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use crate::certcentral::OrderStatus;
 use crate::crd::{DeletionPolicy, DigicertOrderSpec, DigicertOrderStatus};
 
 /// A finalizer only where deletion has something to do: cancel at DigiCert
@@ -62,6 +63,45 @@ pub fn cancel_on_deletion(
     }
 }
 
+/// Whether a deletion's cancel goes out, given the order's status at DigiCert (one
+/// call cancels whatever is pending on the order): a pending *order* (pending, waiting
+/// for pickup or approval) only where the account allows canceling orders, whatever
+/// this resource's status says of a reissue of its own (a reissue refused because the
+/// order was pending may still read as sent); a pending reissue only when this
+/// resource sent it. `None`: cancel; `Some((warning, why))`: leave it, and say so.
+pub fn cancel_after_look(
+    order: &OrderStatus,
+    own_reissue_sent: bool,
+    may_cancel_order: bool,
+    order_id: u64,
+    account: &str,
+) -> Option<(bool, String)> {
+    match order {
+        OrderStatus::ReissuePending if own_reissue_sent => None,
+        OrderStatus::ReissuePending => Some((
+            false,
+            format!(
+                "the reissue pending on order {order_id} is not this DigicertOrder's; nothing was canceled"
+            ),
+        )),
+        OrderStatus::Pending | OrderStatus::WaitingPickup | OrderStatus::NeedsApproval
+            if may_cancel_order =>
+        {
+            None
+        }
+        OrderStatus::Pending | OrderStatus::WaitingPickup | OrderStatus::NeedsApproval => Some((
+            true,
+            format!(
+                "deletionPolicy CancelPending: the account {account} does not allow canceling a pending order (allowOrderCancel); order {order_id} was left as it is"
+            ),
+        )),
+        other => Some((
+            false,
+            format!("order {order_id} is {other}: nothing is pending; nothing was canceled"),
+        )),
+    }
+}
+
 /// What follows a cleanup that could not reach DigiCert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AfterCleanupFailure {
@@ -98,6 +138,34 @@ pub fn after_cleanup_failure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deletion_cancels_a_pending_order_only_with_the_accounts_grant() {
+        use OrderStatus::*;
+        let cases = [
+            (ReissuePending, true, false, None),
+            (ReissuePending, false, true, Some(false)),
+            // The order itself is pending: one cancel would end the order.
+            (Pending, true, false, Some(true)),
+            (Pending, false, false, Some(true)),
+            (Pending, true, true, None),
+            (WaitingPickup, false, true, None),
+            (NeedsApproval, true, false, Some(true)),
+            (Issued, true, true, Some(false)),
+            (Canceled, false, true, Some(false)),
+        ];
+        for (order, sent, may, want) in cases {
+            let got = cancel_after_look(&order, sent, may, 1001, "acct");
+            assert_eq!(
+                got.as_ref().map(|(w, _)| *w),
+                want,
+                "{order:?} sent={sent} may={may}"
+            );
+            if let Some((true, why)) = &got {
+                assert!(why.contains("allowOrderCancel"), "{why}");
+            }
+        }
+    }
     use time::macros::datetime;
 
     #[test]

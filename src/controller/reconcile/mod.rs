@@ -146,6 +146,9 @@ impl Run {
     /// policy start a fresh reconcile at once). Replacing, not merging, leaves no
     /// field of an earlier reissue behind.
     async fn save(&mut self) -> Result<()> {
+        // Every write says where DigiCert stands now, also one in the middle of a
+        // reconcile (a stored certificate).
+        self.settle_digicert_condition();
         if self.status == self.saved {
             return Ok(());
         }
@@ -257,7 +260,6 @@ impl Run {
         let action = self.step().await?;
         // The order's end is judged on every path, a refused reissue's included.
         self.plan_end_condition().await;
-        self.settle_digicert_condition();
         // What the step learnt goes into status. After an error it does not: the
         // error policy's pause is what should come next, not another status write.
         self.save().await?;

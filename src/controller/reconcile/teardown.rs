@@ -55,29 +55,34 @@ impl Run {
             account.grants.cancel_order,
             &account.grants.account,
         );
-        let cancel = match what {
-            decide::CancelOnDeletion::Reissue => true,
-            decide::CancelOnDeletion::Nothing { warning, why } => {
-                let (type_, reason) = if warning {
-                    (EventType::Warning, "OrderCancelNotAllowed")
-                } else {
-                    (EventType::Normal, "NotCanceled")
-                };
-                self.event(type_, reason, "Delete", why).await;
-                false
+        let skip = match what {
+            decide::CancelOnDeletion::Nothing { warning, why } => Some((warning, why)),
+            // What is pending at DigiCert decides: the same call cancels a pending
+            // order as a pending reissue.
+            decide::CancelOnDeletion::Reissue | decide::CancelOnDeletion::OrderIfPending => {
+                match client.order_info(order_id).await {
+                    Ok(info) => decide::cancel_after_look(
+                        &info.status,
+                        sent,
+                        account.grants.cancel_order,
+                        order_id,
+                        &account.grants.account,
+                    ),
+                    Err(e) if e.is_retryable() => return Ok(Err(e)),
+                    Err(_) => Some((
+                        false,
+                        format!("order {order_id} cannot be read; nothing was canceled"),
+                    )),
+                }
             }
-            decide::CancelOnDeletion::OrderIfPending => match client.order_info(order_id).await {
-                // A pending order; a reissue pending at DigiCert that this resource
-                // did not send (an administrator's, DigiCert's own) is not its to cancel.
-                Ok(info) => matches!(
-                    info.status,
-                    OrderStatus::Pending | OrderStatus::WaitingPickup | OrderStatus::NeedsApproval
-                ),
-                Err(e) if e.is_retryable() => return Ok(Err(e)),
-                Err(_) => false,
-            },
         };
-        if !cancel {
+        if let Some((warning, why)) = skip {
+            let (type_, reason) = if warning {
+                (EventType::Warning, "OrderCancelNotAllowed")
+            } else {
+                (EventType::Normal, "NotCanceled")
+            };
+            self.event(type_, reason, "Delete", why).await;
             return Ok(Ok(()));
         }
         match client
