@@ -22,11 +22,10 @@ pub fn needs_finalizer(spec: &DigicertOrderSpec, status: Option<&DigicertOrderSt
 /// What a CancelPending deletion cancels at DigiCert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CancelOnDeletion {
-    /// This resource's reissue, sent to DigiCert: cancel it.
-    Reissue,
-    /// Nothing of its own in flight: cancel the order if it is pending (the account
-    /// allows canceling orders).
-    OrderIfPending,
+    /// Something may be pending that this resource may cancel: its own reissue, sent
+    /// to DigiCert, or the order where the account allows canceling orders. What
+    /// DigiCert says of the order decides (`cancel_after_look`).
+    LookAtOrder,
     /// Nothing; the text says why (an event).
     Nothing { warning: bool, why: String },
 }
@@ -50,10 +49,10 @@ pub fn cancel_on_deletion(
         };
     }
     if sent {
-        return CancelOnDeletion::Reissue;
+        return CancelOnDeletion::LookAtOrder;
     }
     if may_cancel_order {
-        return CancelOnDeletion::OrderIfPending;
+        return CancelOnDeletion::LookAtOrder;
     }
     CancelOnDeletion::Nothing {
         warning: true,
@@ -196,12 +195,9 @@ mod tests {
         use CancelOnDeletion::*;
         let nothing = |c: &CancelOnDeletion| matches!(c, Nothing { .. });
         assert!(nothing(&cancel_on_deletion(7, false, true, true, "a")));
-        assert_eq!(cancel_on_deletion(7, true, true, false, "a"), Reissue);
-        assert_eq!(cancel_on_deletion(7, true, true, true, "a"), Reissue);
-        assert_eq!(
-            cancel_on_deletion(7, true, false, true, "a"),
-            OrderIfPending
-        );
+        assert_eq!(cancel_on_deletion(7, true, true, false, "a"), LookAtOrder);
+        assert_eq!(cancel_on_deletion(7, true, true, true, "a"), LookAtOrder);
+        assert_eq!(cancel_on_deletion(7, true, false, true, "a"), LookAtOrder);
         match cancel_on_deletion(7, true, false, false, "us") {
             Nothing { warning, why } => {
                 assert!(warning);

@@ -59,22 +59,20 @@ impl Run {
             decide::CancelOnDeletion::Nothing { warning, why } => Some((warning, why)),
             // What is pending at DigiCert decides: the same call cancels a pending
             // order as a pending reissue.
-            decide::CancelOnDeletion::Reissue | decide::CancelOnDeletion::OrderIfPending => {
-                match client.order_info(order_id).await {
-                    Ok(info) => decide::cancel_after_look(
-                        &info.status,
-                        sent,
-                        account.grants.cancel_order,
-                        order_id,
-                        &account.grants.account,
-                    ),
-                    Err(e) if e.is_retryable() => return Ok(Err(e)),
-                    Err(_) => Some((
-                        false,
-                        format!("order {order_id} cannot be read; nothing was canceled"),
-                    )),
-                }
-            }
+            decide::CancelOnDeletion::LookAtOrder => match client.order_info(order_id).await {
+                Ok(info) => decide::cancel_after_look(
+                    &info.status,
+                    sent,
+                    account.grants.cancel_order,
+                    order_id,
+                    &account.grants.account,
+                ),
+                Err(e) if e.is_retryable() => return Ok(Err(e)),
+                Err(_) => Some((
+                    false,
+                    format!("order {order_id} cannot be read; nothing was canceled"),
+                )),
+            },
         };
         if let Some((warning, why)) = skip {
             let (type_, reason) = if warning {
