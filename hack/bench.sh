@@ -21,7 +21,7 @@ done
 [[ ${#names[@]} -gt 0 ]] || names=("${all[@]}")
 
 echo "==> building the suite (release)"
-cargo bench --locked --bench suite --no-run
+cargo bench --locked --package digicert-operator --bench suite --no-run
 
 # The control plane's binaries, and kubectl of the same version.
 KUBEBUILDER_ASSETS=$(hack/control-plane/assets.sh | tail -n 1)
@@ -43,7 +43,7 @@ for name in "${names[@]}"; do
   cp=$work/cp-$name
   hack/control-plane/start.sh "$cp" --owner-pid $$ >/dev/null
   DIGICERT_TEST_KUBECONFIG=$cp/kubeconfig \
-    cargo bench --locked --bench suite -- "$name" ${flags[@]+"${flags[@]}"}
+    cargo bench --locked --package digicert-operator --bench suite -- "$name" ${flags[@]+"${flags[@]}"}
   hack/control-plane/stop.sh "$cp" >/dev/null
 done
 out=target/bench-report

@@ -12,7 +12,8 @@
 # Usage: hack/demo.sh [--keep]
 #   --keep   leave everything running (Ctrl-C stops it) to explore with kubectl;
 #            the KUBECONFIG to use is printed.
-# DIGICERT_OPERATOR_BIN: a digicert-operator binary to use instead of building one.
+# DIGICERT_OPERATOR_BIN, CERTCENTRAL_SIM_BIN: the digicert-operator and certcentral-sim
+# binaries to use instead of building them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=control-plane/lib.sh
@@ -75,12 +76,14 @@ wait_for() {
   done
 }
 
-if [[ -n ${DIGICERT_OPERATOR_BIN-} ]]; then
+if [[ -n ${DIGICERT_OPERATOR_BIN-} && -n ${CERTCENTRAL_SIM_BIN-} ]]; then
   bin=$DIGICERT_OPERATOR_BIN
+  sim_bin=$CERTCENTRAL_SIM_BIN
 else
-  step "building digicert-operator"
-  cargo build --locked --quiet
+  step "building digicert-operator and certcentral-sim"
+  cargo build --locked --quiet --package digicert-operator --package certcentral-sim --bins
   bin=target/debug/digicert-operator
+  sim_bin=target/debug/certcentral-sim
 fi
 
 step "starting a Kubernetes API server (etcd + kube-apiserver)"
@@ -94,7 +97,7 @@ kubectl version
 command -v openssl >/dev/null || { echo "openssl is needed to show the certificates" >&2; exit 1; }
 
 step "starting the CertCentral simulator (deploy/simulator/orders.yaml)"
-start simulator "$bin" simulator --listen 127.0.0.1:0 --orders deploy/simulator/orders.yaml \
+start simulator "$sim_bin" --listen 127.0.0.1:0 --orders deploy/simulator/orders.yaml \
   --ca-bundle-out "$work/simulator-ca.pem" --ready-file "$work/simulator.json"
 wait_for "the simulator's ready file" 30 test -s "$work/simulator.json"
 base_url=$(sed -E 's/.*"base_url":"([^"]+)".*/\1/' "$work/simulator.json")

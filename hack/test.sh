@@ -40,8 +40,8 @@ export DIGICERT_TEST_KNOTD=$knot_dir/knotd
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --locked -- -D warnings
+step "cargo clippy --workspace --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/digicert-operator-test.XXXXXX")
 cleanup() {
@@ -70,7 +70,7 @@ export DIGICERT_TEST_PYTHON
 export DIGICERT_TEST_SKIP_LOG=$work/skipped.txt
 step "cargo nextest run"
 status=0
-cargo nextest run --locked "$@" || status=$?
+cargo nextest run --workspace --locked "$@" || status=$?
 
 if [[ -s $DIGICERT_TEST_SKIP_LOG ]]; then
   step "tests skipped at run time"

@@ -76,6 +76,25 @@ the image. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* The simulator's image: simulator.image, or else the operator's registry path with
+the name certcentral-sim (the Dockerfile's `simulator` target), the chart's version. */}}
+{{- define "digicert-operator.simulatorImageRef" -}}
+{{- $img := .Values.simulator.image -}}
+{{- if not $img.repository -}}
+{{- /* Without image.repository the operator's own message says what to build. */ -}}
+{{- $_ := include "digicert-operator.imageRef" (list . .Values.image) -}}
+{{- $operator := .Values.image.repository -}}
+{{- $repository := "certcentral-sim" -}}
+{{- if contains "/" $operator -}}{{- $repository = printf "%s/certcentral-sim" (dir $operator) -}}{{- end -}}
+{{- $img = dict "repository" $repository "tag" $img.tag "digest" $img.digest -}}
+{{- end -}}
+{{- if $img.digest -}}
+{{- printf "%s@%s" $img.repository $img.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $img.repository (default .Chart.AppVersion $img.tag) -}}
+{{- end -}}
+{{- end -}}
+
 {{/* "true" when the operator runs with leader election. */}}
 {{- define "digicert-operator.leaderElection" -}}
 {{- if or .Values.leaderElection.enabled (gt (int .Values.replicas) 1) -}}true{{- end -}}

@@ -1,0 +1,18 @@
+//! digicert-operator: keeps DigiCert CertCentral certificates valid in Kubernetes
+//! `kubernetes.io/tls` Secrets by reissuing inside (Multi-year) orders.
+
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod dcv;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod operator;
+pub mod telemetry;
+
+// The CertCentral client and the key code are crates of their own; re-exported under
+// their old paths so `crate::certcentral::…` and `crate::keys::…` read as before.
+pub use certcentral;
+pub use certcentral::USER_AGENT;
+pub use pki::{hex, keys, tls};
