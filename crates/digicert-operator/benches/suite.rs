@@ -6,6 +6,8 @@
 //! Flags: `--runs N` (repeat each measurement; medians are reported), `--out DIR`
 //! (where the JSON and Markdown reports go; default target/bench-report).
 
+// The tests' harness; the benchmarks use part of it.
+#[allow(dead_code)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

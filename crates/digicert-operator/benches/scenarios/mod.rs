@@ -1,5 +1,5 @@
 //! The benchmark scenarios. `benches/suite.rs` runs them at full size and reports;
-//! `tests/bench_smoke.rs` runs small versions in CI and asserts the same targets.
+//! `tests/components/bench_smoke.rs` runs small versions in CI and asserts the same targets.
 //!
 //! Each scenario drives the real operator binary against the API server of
 //! `DIGICERT_TEST_KUBECONFIG` and the simulator over HTTPS, and measures at the

@@ -221,7 +221,6 @@ pub struct TestCluster {
     pub namespace: String,
     pub kubeconfig: OsString,
     pub server_minor: u32,
-    pub server_version: String,
 }
 
 impl TestCluster {
@@ -275,7 +274,6 @@ impl TestCluster {
             namespace,
             kubeconfig,
             server_minor,
-            server_version: info.git_version,
         }
     }
 

@@ -31,7 +31,7 @@ pub struct AuthoritativeDns {
     secret: String,
     zones: Vec<String>,
     log: PathBuf,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
 }
 
 /// The knotd binary: `DIGICERT_TEST_KNOTD`, else where `hack/dns/install.sh` finds it
@@ -104,7 +104,7 @@ impl AuthoritativeDns {
             secret,
             zones,
             log,
-            dir,
+            _dir: dir,
         }
     }
 
@@ -136,17 +136,9 @@ impl AuthoritativeDns {
         (KEY_NAME.into(), KEY_ALGORITHM.into(), self.secret.clone())
     }
 
-    pub fn zones(&self) -> &[String] {
-        &self.zones
-    }
-
     /// Everything knotd logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
     }
 
     /// The rdata of the `rtype` records at `name`, answered by the server over UDP.

@@ -14,7 +14,6 @@ pub fn binary() -> &'static str {
 /// workspace, so cargo does not hand its path to these tests. It sits beside the
 /// operator's binary; a run that built only this package (`cargo test -p
 /// digicert-operator`) gets it built here, once.
-#[allow(dead_code)]
 pub fn simulator_binary() -> &'static Path {
     static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
@@ -60,7 +59,6 @@ impl OperatorProcess {
     }
 
     /// Starts the simulator's program, `certcentral-sim ARGS`.
-    #[allow(dead_code)]
     pub fn start_simulator<I, S>(args: I, env: &[(&str, &OsStr)]) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -99,10 +97,6 @@ impl OperatorProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
-    }
-
-    pub fn log_path(&self) -> &Path {
-        &self.log
     }
 
     /// Everything the process wrote so far.

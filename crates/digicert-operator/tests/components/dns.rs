@@ -1,18 +1,16 @@
 //! Domain validation over DNS against a real authoritative server (Knot DNS, see
 //! `tests/support/dns.rs`).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::support::cluster::{TestCluster, repo_root};
+use crate::support::dns::{APEX_SPF, AuthoritativeDns, encode_base64};
+use crate::support::dns_bridge::DnsBridge;
 use digicert_operator::dcv::dnsendpoint::{DNSEndpoint, endpoint_for};
 use digicert_operator::dcv::record::DnsRecord;
 use digicert_operator::dcv::rfc2136::{DnsError, Rfc2136, Tsig, Visibility};
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
-use support::cluster::{TestCluster, repo_root};
-use support::dns::{APEX_SPF, AuthoritativeDns, encode_base64};
-use support::dns_bridge::DnsBridge;
 
 #[test]
 fn base64_of_the_harness_matches_the_standard_alphabet() {
@@ -204,7 +202,10 @@ fn install_dnsendpoint_crd(cluster: &TestCluster) {
     let crd = repo_root().join("deploy/externaldns/dnsendpoint-crd.yaml");
     let out = cluster.kubectl_ok(&["apply", "-f", crd.to_str().unwrap()], None);
     assert!(out.contains("dnsendpoints.externaldns.k8s.io"), "{out}");
-    support::cluster::wait_established(&cluster.kubeconfig, &["dnsendpoints.externaldns.k8s.io"]);
+    crate::support::cluster::wait_established(
+        &cluster.kubeconfig,
+        &["dnsendpoints.externaldns.k8s.io"],
+    );
 }
 
 #[tokio::test]

@@ -1,15 +1,13 @@
 //! The operator end to end: its binary against the API server and the simulator.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::env::{OperatorEnv, condition};
 use digicert_operator::certcentral::Operation;
-use support::env::{OperatorEnv, condition};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kubectl_apply_of_an_example_becomes_ready_with_a_valid_secret() {
-    let mut env = OperatorEnv::new("apply-ready", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("apply-ready", vec![crate::support::order(1001)]).await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     // What a user runs: kubectl wait.

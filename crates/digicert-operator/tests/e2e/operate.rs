@@ -1,15 +1,13 @@
 //! Running the operator: metrics, health and readiness, leader election, API key
 //! rotation, graceful shutdown, and the command line (also as a kubectl plugin).
 
-mod support;
-
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
+use crate::support::env::{OperatorEnv, condition};
+use crate::support::process::OperatorProcess;
 use certcentral_sim::faults::FaultSpec;
 use digicert_operator::certcentral::Operation;
-use support::env::{OperatorEnv, condition};
-use support::process::OperatorProcess;
 
 fn fault(json: serde_json::Value) -> FaultSpec {
     serde_json::from_value(json).unwrap()
@@ -31,7 +29,7 @@ fn sample(page: &str, prefix: &str) -> Option<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_health_and_readiness_after_an_issuance() {
-    let mut env = OperatorEnv::new("metrics", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("metrics", vec![crate::support::order(1001)]).await;
     env.start_operator();
     let base = env.http_base();
     let (code, _) = http_get(&format!("{base}/healthz")).await;
@@ -119,7 +117,7 @@ async fn metrics_health_and_readiness_after_an_issuance() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_of_two_replicas_leads_and_a_standby_takes_over() {
-    let env = OperatorEnv::new("leader", vec![support::order(1001)]).await;
+    let env = OperatorEnv::new("leader", vec![crate::support::order(1001)]).await;
     let args = |identity: &str| {
         let mut a = env.args();
         a.extend(
@@ -186,9 +184,10 @@ async fn one_of_two_replicas_leads_and_a_standby_takes_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rotated_api_key_is_used_without_a_restart() {
-    let mut env = OperatorEnv::new("key-rotation", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("key-rotation", vec![crate::support::order(1001)]).await;
     // Empty first: a clear condition, no call.
-    env.put_api_key(support::env::API_KEY_SECRET, "").await;
+    env.put_api_key(crate::support::env::API_KEY_SECRET, "")
+        .await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     let o = env
@@ -208,7 +207,7 @@ async fn a_rotated_api_key_is_used_without_a_restart() {
     );
     assert_eq!(env.sim.simulator().calls().sum(), 0);
     // A wrong key: DigiCert refuses it.
-    env.put_api_key(support::env::API_KEY_SECRET, "wrong-key-123")
+    env.put_api_key(crate::support::env::API_KEY_SECRET, "wrong-key-123")
         .await;
     env.cluster.kubectl_ok(
         &["annotate", "dco", "web", "digicert-operator.dev/renew=1"],
@@ -224,8 +223,11 @@ async fn a_rotated_api_key_is_used_without_a_restart() {
     .await;
     // The right key: taken on the next call, same process.
     let pid = env.operator.as_ref().unwrap().pid();
-    env.put_api_key(support::env::API_KEY_SECRET, support::env::API_KEY)
-        .await;
+    env.put_api_key(
+        crate::support::env::API_KEY_SECRET,
+        crate::support::env::API_KEY,
+    )
+    .await;
     env.cluster.kubectl_ok(
         &[
             "annotate",
@@ -239,12 +241,12 @@ async fn a_rotated_api_key_is_used_without_a_restart() {
     env.wait_ready("web").await;
     assert_eq!(env.operator.as_ref().unwrap().pid(), pid);
     let logs = env.operator_logs();
-    assert!(!logs.contains("wrong-key-123") && !logs.contains(support::env::API_KEY));
+    assert!(!logs.contains("wrong-key-123") && !logs.contains(crate::support::env::API_KEY));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_during_a_reissue_finishes_it_safely() {
-    let mut env = OperatorEnv::new("sigterm", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("sigterm", vec![crate::support::order(1001)]).await;
     // DigiCert accepts the reissue at once but answers 3 s later.
     env.sim
         .simulator()
@@ -275,7 +277,7 @@ async fn sigterm_during_a_reissue_finishes_it_safely() {
 }
 
 fn cli(env: &OperatorEnv, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(support::process::binary())
+    let out = std::process::Command::new(crate::support::process::binary())
         .args(args)
         .env("KUBECONFIG", &env.cluster.kubeconfig)
         .output()
@@ -289,9 +291,9 @@ fn cli(env: &OperatorEnv, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_command_line_shows_renews_cancels_and_inspects() {
-    let mut seed = support::order(1001);
+    let mut seed = crate::support::order(1001);
     seed.issuance_delay_seconds = 0;
-    let mut slow = support::order(1002);
+    let mut slow = crate::support::order(1002);
     slow.issuance_delay_seconds = 3600;
     let mut env = OperatorEnv::new("cli", vec![seed, slow]).await;
     env.start_operator();
@@ -366,14 +368,14 @@ async fn the_command_line_shows_renews_cancels_and_inspects() {
     // As a kubectl plugin.
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(
-        support::process::binary(),
+        crate::support::process::binary(),
         dir.path().join("kubectl-digicert"),
     )
     .unwrap();
     let mut path = std::ffi::OsString::from(dir.path());
     path.push(":");
-    path.push(support::cluster::path_with_assets());
-    let out = support::cluster::kubectl_command(&env.cluster.kubeconfig)
+    path.push(crate::support::cluster::path_with_assets());
+    let out = crate::support::cluster::kubectl_command(&env.cluster.kubeconfig)
         .args(["digicert", "status", "-n", &ns])
         .env("PATH", path)
         .output()
@@ -389,7 +391,7 @@ async fn the_command_line_shows_renews_cancels_and_inspects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn json_logs_carry_the_order_and_never_the_key() {
-    let mut env = OperatorEnv::new("json-logs", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("json-logs", vec![crate::support::order(1001)]).await;
     let kubeconfig = env.cluster.kubeconfig.clone();
     let process_env = [
         ("KUBECONFIG", kubeconfig.as_os_str()),
@@ -412,7 +414,7 @@ async fn json_logs_carry_the_order_and_never_the_key() {
     assert_eq!(span["namespace"], env.cluster.namespace.as_str(), "{call}");
     assert_eq!(span["order_name"], "web", "{call}");
     assert_eq!(span["order_id"], 1001, "{call}");
-    assert!(!logs.contains(support::env::API_KEY));
+    assert!(!logs.contains(crate::support::env::API_KEY));
     assert!(!logs.contains("PRIVATE KEY"));
     drop(operator);
     env.operator = None;
@@ -445,7 +447,7 @@ fn initial_list_lines(logs: &str) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhere() {
     let test = "initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhere";
-    let mut env = OperatorEnv::new("initial-list", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("initial-list", vec![crate::support::order(1001)]).await;
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     env.start_operator();
     env.wait_ready("web").await;
@@ -459,12 +461,13 @@ async fn initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhe
     // operator must say so.
     let consistent = |l: &&str| {
         (l.contains("initial lists: Streaming") && l.contains("Offered"))
-            || (support::cluster::use_existing_cluster() && l.contains("initial lists: Paged"))
+            || (crate::support::cluster::use_existing_cluster()
+                && l.contains("initial lists: Paged"))
     };
     assert!(!lines.is_empty() && lines.iter().all(consistent), "{logs}");
     assert_eq!(env.sim.simulator().calls().total(Operation::Reissue), 1);
 
-    let Some(cp) = support::cluster::OwnControlPlane::start(
+    let Some(cp) = crate::support::cluster::OwnControlPlane::start(
         test,
         "runs a server with streaming lists turned off",
         "--feature-gates=WatchList=false",
@@ -474,10 +477,11 @@ async fn initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhe
         return;
     };
     let cluster =
-        support::cluster::TestCluster::connect("initial-list-paged", cp.kubeconfig.clone()).await;
+        crate::support::cluster::TestCluster::connect("initial-list-paged", cp.kubeconfig.clone())
+            .await;
     let mut paged = OperatorEnv::on_cluster(
         cluster,
-        OperatorEnv::simulator_config(vec![support::order(1001)]),
+        OperatorEnv::simulator_config(vec![crate::support::order(1001)]),
     )
     .await;
     paged.apply(&OperatorEnv::order_yaml("web", 1001, ""));

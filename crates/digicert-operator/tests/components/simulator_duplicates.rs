@@ -4,11 +4,10 @@
 //! added names do not), the revoke endpoints with and without approval, and faults on
 //! the new operations.
 
-mod support;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::{KEY, VIEWER_KEY, client, csr, reissue_request};
 use certcentral_sim::admin::AdminClient;
 use certcentral_sim::faults::FaultSpec;
 use certcentral_sim::{
@@ -21,7 +20,6 @@ use digicert_operator::certcentral::{
 };
 use digicert_operator::keys::{self, KeyKind};
 use serde_json::{Value, json};
-use support::{KEY, VIEWER_KEY, client, csr, reissue_request};
 use time::OffsetDateTime;
 
 const ORDER: u64 = 1001;
@@ -975,7 +973,7 @@ async fn the_binary_takes_the_revocation_delay_and_the_duplicate_settings() {
     let config = digicert_operator::certcentral::ClientConfig {
         base_url: p.base_url.parse().unwrap(),
         trust: digicert_operator::certcentral::TrustRoots::Only(p.ca_pem.as_bytes().to_vec()),
-        retry: support::fast_retry(),
+        retry: crate::support::fast_retry(),
         ..Default::default()
     };
     let c = Client::with_limiter(

@@ -4,10 +4,9 @@
 //! following the spec without a reissue, teardown with DigiCert down, and a reissue
 //! whose answer is lost while its request may still arrive.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::env::{OperatorEnv, condition};
 use certcentral_sim::{OrderPatch, OrderSeed};
 use digicert_operator::certcentral::Operation;
 use digicert_operator::crd::DigicertOrder;
@@ -16,12 +15,11 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::env::{OperatorEnv, condition};
 
 const NAMES: &[&str] = &["example.com", "www.example.com"];
 
 fn seed(id: u64, change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
-    let mut s = support::order(id);
+    let mut s = crate::support::order(id);
     change(&mut s);
     s
 }
@@ -258,7 +256,7 @@ async fn a_cancel_ends_only_what_is_in_flight_and_a_held_renewal_is_never_silent
 /// the remaining name; nothing more after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dropping_the_www_twin_from_the_names_reissues_once() {
-    let mut env = OperatorEnv::new("names-twin", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("names-twin", vec![crate::support::order(1001)]).await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     env.wait_ready("web").await;
@@ -302,7 +300,7 @@ async fn dropping_the_www_twin_from_the_names_reissues_once() {
 /// back from a backup is accepted, and status and metrics describe it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_hand_edited_secret_is_replaced_and_status_describes_what_is_in_the_secret() {
-    let mut env = OperatorEnv::new("hand-edit", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("hand-edit", vec![crate::support::order(1001)]).await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     env.wait_ready("web").await;
@@ -392,8 +390,8 @@ async fn a_hand_edited_secret_is_replaced_and_status_describes_what_is_in_the_se
 async fn secret_follows(
     env: &OperatorEnv,
     what: &str,
-    check: impl Fn(&support::env::VerifiedSecret) -> bool,
-) -> support::env::VerifiedSecret {
+    check: impl Fn(&crate::support::env::VerifiedSecret) -> bool,
+) -> crate::support::env::VerifiedSecret {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let s = env.verify_secret("web-tls", NAMES).await;
@@ -415,7 +413,7 @@ async fn secret_follows(
 /// owner-reference flag reach the Secret without a reissue.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_secret_follows_the_spec_and_flags_without_a_reissue() {
-    let mut env = OperatorEnv::new("secret-follows", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("secret-follows", vec![crate::support::order(1001)]).await;
     env.operator_args = vec!["--resync=3s".into()];
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml(
@@ -527,17 +525,17 @@ async fn secrets_the_operator_does_not_own_stay_untouched_and_orphans_are_handed
     let mut env = OperatorEnv::new(
         "secret-owners",
         vec![
-            support::order(1001),
-            support::order(1002),
-            support::order(1003),
-            support::order(1004),
+            crate::support::order(1001),
+            crate::support::order(1002),
+            crate::support::order(1003),
+            crate::support::order(1004),
         ],
     )
     .await;
     // A Secret the operator does not own is not watched: it looks again each resync.
     env.operator_args = vec!["--resync=5s".into()];
     env.start_operator();
-    let (key, csr) = support::csr(KeyKind::Ecdsa(256), "example.com", &["example.com"]);
+    let (key, csr) = crate::support::csr(KeyKind::Ecdsa(256), "example.com", &["example.com"]);
     let user_secret = |name: &str, type_: &str| Secret {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -695,7 +693,7 @@ async fn secrets_the_operator_does_not_own_stay_untouched_and_orphans_are_handed
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn teardown_never_hangs() {
     let pending = seed(1002, |s| s.issuance_delay_seconds = 3600);
-    let mut env = OperatorEnv::new("teardown", vec![support::order(1001), pending]).await;
+    let mut env = OperatorEnv::new("teardown", vec![crate::support::order(1001), pending]).await;
     env.operator_args = vec!["--deletion-timeout=12s".into()];
     env.start_operator();
 
@@ -814,7 +812,7 @@ async fn teardown_never_hangs() {
 /// was sent, so the operator must not send another before then.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_reissue_still_in_flight_within_the_call_timeout_is_not_sent_twice() {
-    let mut env = OperatorEnv::new("resubmit-window", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("resubmit-window", vec![crate::support::order(1001)]).await;
     env.operator_args = vec!["--certcentral-timeout=60s".into()];
     env.sim
         .simulator()

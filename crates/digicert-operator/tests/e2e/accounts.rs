@@ -2,10 +2,9 @@
 //! simulator(s). A DigicertOrder drives a CertCentral order only with an account that
 //! grants its namespace and order, and only if no other DigicertOrder drives it.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition, verify_tls_secret};
 use certcentral_sim::{ApiKeyConfig, SeedFile, SimulatorConfig};
 use digicert_operator::certcentral::Operation;
 use digicert_operator::crd::DigicertOrder;
@@ -14,7 +13,6 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams};
 use serde_json::json;
-use support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition, verify_tls_secret};
 
 const NAMES: &[&str] = &["example.com", "www.example.com"];
 
@@ -77,7 +75,7 @@ fn selector_of(namespaces: &[&str]) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_namespace_the_account_does_not_select_makes_no_call_until_it_is_labelled() {
-    let mut env = OperatorEnv::new("acct-namespace", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("acct-namespace", vec![crate::support::order(1001)]).await;
     let ns = env.cluster.namespace.clone();
     let account = format!("{ns}-payments");
     env.put_account(
@@ -125,7 +123,7 @@ async fn a_namespace_the_account_does_not_select_makes_no_call_until_it_is_label
 async fn orders_the_account_does_not_grant_are_refused_each_with_its_reason_and_no_call() {
     let mut env = OperatorEnv::new(
         "acct-refusals",
-        vec![support::order(1001), support::order(1002)],
+        vec![crate::support::order(1001), crate::support::order(1002)],
     )
     .await;
     let ns = env.cluster.namespace.clone();
@@ -235,7 +233,7 @@ async fn orders_the_account_does_not_grant_are_refused_each_with_its_reason_and_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn approval_needs_an_account_that_allows_it() {
     let approval = |id| {
-        let mut s = support::order(id);
+        let mut s = crate::support::order(id);
         s.approval_required = true;
         s
     };
@@ -300,12 +298,12 @@ async fn approval_needs_an_account_that_allows_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_accounts_at_two_endpoints_work_side_by_side_each_with_its_own_key() {
     const EU_KEY: &str = "e2e-eu-api-key-9876543210";
-    let mut env = OperatorEnv::new("acct-two", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("acct-two", vec![crate::support::order(1001)]).await;
     let ns = env.cluster.namespace.clone();
     let eu = certcentral_sim::start(SimulatorConfig {
         seed: SeedFile {
             api_keys: vec![ApiKeyConfig::new(EU_KEY)],
-            orders: vec![support::order(1001)],
+            orders: vec![crate::support::order(1001)],
             rate_limits: None,
             ..SeedFile::default()
         },
@@ -353,7 +351,7 @@ async fn two_accounts_at_two_endpoints_work_side_by_side_each_with_its_own_key()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_in_the_orders_own_namespace_with_its_endpoint_works() {
     const OWN_KEY: &str = "e2e-own-api-key-5555555555";
-    let mut config = OperatorEnv::simulator_config(vec![support::order(1001)]);
+    let mut config = OperatorEnv::simulator_config(vec![crate::support::order(1001)]);
     config.seed.api_keys.push(ApiKeyConfig::new(OWN_KEY));
     let mut env = OperatorEnv::with_simulator("acct-own-key", config).await;
     let ns = env.cluster.namespace.clone();
@@ -405,7 +403,7 @@ async fn a_key_in_the_orders_own_namespace_with_its_endpoint_works() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_order_has_one_owner_across_namespaces_and_restarts_until_it_goes() {
-    let mut env = OperatorEnv::new("acct-claim", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("acct-claim", vec![crate::support::order(1001)]).await;
     let ns = env.cluster.namespace.clone();
     let other = env.cluster.other_namespace("b").await;
     let shared = format!("{ns}-shared");
@@ -505,7 +503,7 @@ async fn one_order_has_one_owner_across_namespaces_and_restarts_until_it_goes() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cancel_pending_cancels_a_pending_order_only_where_the_account_allows_it() {
     let pending = |id| {
-        let mut s = support::order(id);
+        let mut s = crate::support::order(id);
         s.status = digicert_operator::certcentral::OrderStatus::Pending;
         s
     };
@@ -580,7 +578,7 @@ fn the_removed_api_key_secret_flag_stops_the_operator_with_the_migration() {
 /// stays free for the resource its account grants it to, and the squatter says why.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_key_that_cannot_read_the_order_does_not_claim_it() {
-    let mut env = OperatorEnv::new("acct-squat", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("acct-squat", vec![crate::support::order(1001)]).await;
     // A key DigiCert does not know, in the tenant's own namespace.
     env.put_api_key("squatter-key", "not-a-digicert-key-0000000")
         .await;

@@ -5,13 +5,16 @@
 //! operator with nothing but a token of the chart's ServiceAccount. The README's
 //! install commands run here as they are written, on a server of their own.
 
-mod support;
-
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::cluster::{
+    OwnControlPlane, TestCluster, helm_python, kubectl_command, repo_root,
+};
+use crate::support::env::{OperatorEnv, condition, install_crd, verify_tls_secret};
+use crate::support::process::OperatorProcess;
 use certcentral_sim::{self, ApiKeyConfig, RunningSimulator, SeedFile, SimulatorConfig};
 use digicert_operator::certcentral::Operation;
 use digicert_operator::crd::{DigicertAccount, DigicertOrder};
@@ -23,9 +26,6 @@ use kube::api::{Api, PostParams};
 use kube::config::Kubeconfig;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use support::cluster::{OwnControlPlane, TestCluster, helm_python, kubectl_command, repo_root};
-use support::env::{OperatorEnv, condition, install_crd, verify_tls_secret};
-use support::process::OperatorProcess;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 const CHART: &str = "charts/digicert-operator";
@@ -191,7 +191,7 @@ fn install_servicemonitor_crd(cluster: &TestCluster) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    support::cluster::wait_established(
+    crate::support::cluster::wait_established(
         &cluster.kubeconfig,
         &["servicemonitors.monitoring.coreos.com"],
     );
@@ -1147,7 +1147,7 @@ fn the_image_runs_the_binary_as_the_charts_user() {
                 &format!("COPY --from={build} /src/out/{program} /usr/local/bin/{program}")
                     .as_str()
             ],
-            "only the binary goes into the image (tests/image.rs builds it)"
+            "only the binary goes into the image (tests/components/image.rs builds it)"
         );
         assert!(image.contains(&"USER 65532:65532"));
         assert!(image.contains(&format!(r#"ENTRYPOINT ["/usr/local/bin/{program}"]"#).as_str()));
@@ -1776,7 +1776,7 @@ struct NamespacedInstall {
 }
 
 async fn namespaced_install(test: &str) -> NamespacedInstall {
-    let config = example_orders(support::env::API_KEY);
+    let config = example_orders(crate::support::env::API_KEY);
     namespaced_install_with(test, config, &[]).await
 }
 
@@ -1906,11 +1906,11 @@ async fn the_charts_http_solver_validates_domains_with_the_charts_rbac() {
         .unwrap()
         .port();
     let solver = format!("127.0.0.1:{port}");
-    let mut config = example_orders(support::env::API_KEY);
-    config.clock_start = Some(support::dcv::NOW);
+    let mut config = example_orders(crate::support::env::API_KEY);
+    config.clock_start = Some(crate::support::dcv::NOW);
     config.seed.domains = ["example.com", "www.example.com", "api.example.com"]
         .iter()
-        .map(|d| support::dcv::domain(d, "dns-txt-token", 11))
+        .map(|d| crate::support::dcv::domain(d, "dns-txt-token", 11))
         .collect();
     config.dcv.http_address = Some(solver.parse().unwrap());
     let values = values_file(
@@ -1994,7 +1994,7 @@ async fn two_releases_side_by_side_each_serve_their_own_account() {
     let second = ExtraNamespace::create(cluster, "r2").await;
     let release = format!("two{}", &second.name[second.name.len() - 6..]);
     let watch = format!("watchNamespaces={{{ns_a}}}");
-    let key = format!("apiKey.value={}", support::env::API_KEY);
+    let key = format!("apiKey.value={}", crate::support::env::API_KEY);
     helm_ok(
         &[
             "install",
@@ -2275,10 +2275,9 @@ fn run_readme(commands: &[String], kubeconfig: &OsStr, api_key: &str) -> String 
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&helm, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let path = std::env::join_paths(
-        std::iter::once(shim.path().to_path_buf())
-            .chain(std::env::split_paths(&support::cluster::path_with_assets())),
-    )
+    let path = std::env::join_paths(std::iter::once(shim.path().to_path_buf()).chain(
+        std::env::split_paths(&crate::support::cluster::path_with_assets()),
+    ))
     .unwrap();
     let mut output = String::new();
     for command in commands {
@@ -2325,7 +2324,7 @@ fn the_readme_has_the_tested_install_section() {
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     assert!(
         readme.contains(README_INSTALL),
-        "README.md's Install section differs from README_INSTALL in tests/e2e_chart.rs, whose commands the tests run"
+        "README.md's Install section differs from README_INSTALL in tests/e2e/chart.rs, whose commands the tests run"
     );
     let blocks = readme_blocks();
     for block in &blocks {
@@ -2334,7 +2333,7 @@ fn the_readme_has_the_tested_install_section() {
         }
     }
     // The first block builds and pushes the image; no Docker engine runs it here
-    // (tests/image.rs runs the Dockerfile's build). Its tag is the chart's default, so
+    // (tests/components/image.rs runs the Dockerfile's build). Its tag is the chart's default, so
     // the installs below deploy what it pushed (readme_installed_image checks).
     let version = app_version();
     assert_eq!(

@@ -1,11 +1,10 @@
 //! The CertCentral client against the simulator over real HTTPS, trusting only the
 //! simulator's CA: every endpoint, every error path, retries and rate limiting.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::*;
 use certcentral_sim::faults::FaultSpec;
 use certcentral_sim::{OrderPatch, RunningSimulator};
 use digicert_operator::certcentral::{
@@ -13,7 +12,6 @@ use digicert_operator::certcentral::{
     ReissueStatus, RequestStatus, RetryPolicy, TransportKind, TrustRoots, Window,
 };
 use digicert_operator::keys::{self, KeyKind};
-use support::*;
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
 fn fault(json: serde_json::Value) -> FaultSpec {
@@ -435,7 +433,7 @@ async fn reissue_errors_are_typed_and_permanent() {
     let (_, ed) = csr(KeyKind::Ed25519, "example.com", &["example.com"]);
     let (_, other_names) = csr(KeyKind::Ecdsa(256), "example.com", &["shop.example.com"]);
     let (_, foreign) = csr(KeyKind::Ecdsa(256), "example.org", &["example.org"]);
-    let weak = include_str!("fixtures/rsa1024.csr");
+    let weak = include_str!("../fixtures/rsa1024.csr");
     // Flip a bit in the signature (the last bytes of the DER): still parses, no longer verifies.
     let bad_signature = {
         let mut der = ::pem::parse(&good).unwrap().into_contents();

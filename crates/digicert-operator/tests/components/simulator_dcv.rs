@@ -2,12 +2,12 @@
 //! HTTP and DNS checks (a local web server, a real authoritative DNS server), and
 //! DigiCert's own polling, driven through the real CertCentral client.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::support::dns::AuthoritativeDns;
+use crate::support::{KEY, client, example_reissue, order};
 use certcentral_sim::admin::AdminClient;
 use certcentral_sim::{
     self, ApiKeyConfig, DomainPatch, DomainSeed, OrderSeed, RunningSimulator, SeedFile,
@@ -17,8 +17,6 @@ use digicert_operator::certcentral::dcv::DcvMethod;
 use digicert_operator::certcentral::{Client, Operation, OrderStatus, ReissueStatus};
 use digicert_operator::dcv::record::DnsRecord;
 use digicert_operator::dcv::rfc2136::{Rfc2136, Tsig};
-use support::dns::AuthoritativeDns;
-use support::{KEY, client, example_reissue, order};
 use time::OffsetDateTime;
 use time::macros::datetime;
 

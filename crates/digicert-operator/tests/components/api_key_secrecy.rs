@@ -1,14 +1,12 @@
 //! The API key never appears in a log line (at any level, from any crate) or in an
 //! error's text, whatever the call and however it fails.
 
-mod support;
-
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use crate::support::*;
 use certcentral_sim::faults::FaultSpec;
 use digicert_operator::certcentral::{ApiKey, DownloadFormat};
-use support::*;
 
 const SECRET: &str = "LEAKCHECK-5c1e9a7d0b3f42e8";
 

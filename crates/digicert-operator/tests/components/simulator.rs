@@ -1,12 +1,11 @@
 //! The simulator as a program: started from the binary, driven over HTTPS through the
 //! DigiCert API and the admin API, restarted with its state file.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use certcentral_sim::admin::AdminClient;
 use certcentral_sim::{OrderPatch, RateLimitSpec};
 use digicert_operator::certcentral::{
@@ -14,7 +13,6 @@ use digicert_operator::certcentral::{
     TrustRoots,
 };
 use serde_json::{Value, json};
-use support::*;
 
 struct Process {
     child: Child,
@@ -62,7 +60,7 @@ fn spawn(dir: &Path, extra: &[&str]) -> Process {
         dir.join("state.json").display().to_string(),
     ];
     args.extend(extra.iter().map(|s| s.to_string()));
-    let child = Command::new(support::process::simulator_binary())
+    let child = Command::new(crate::support::process::simulator_binary())
         .args(&args)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -378,7 +376,7 @@ async fn bad_seed_files_fail_with_a_clear_message() {
         "orders:\n  - id: 1\n    common_name: a.example\n    colour: red\n",
     )
     .unwrap();
-    let out = Command::new(support::process::simulator_binary())
+    let out = Command::new(crate::support::process::simulator_binary())
         .args(["--listen", "127.0.0.1:0", "--orders"])
         .arg(&orders)
         .output()

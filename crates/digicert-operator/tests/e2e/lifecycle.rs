@@ -2,10 +2,9 @@
 //! renewal, pending and approved reissues, reissues DigiCert makes by itself,
 //! deletion, failures and specs the API server let through.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition};
 use certcentral_sim::OrderSeed;
 use digicert_operator::certcentral::Operation;
 use digicert_operator::crd::DigicertOrder;
@@ -13,7 +12,6 @@ use digicert_operator::keys::{self, KeyKind};
 use k8s_openapi::api::core::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
-use support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition};
 
 const NAMES: &[&str] = &["example.com", "www.example.com"];
 
@@ -27,7 +25,7 @@ const RENEW_BUG: &str = "a renewal requested while a certificate is being obtain
 
 /// An order seed (issued, Multi-year Plan) with its settings changed by `change`.
 fn seed(id: u64, change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
-    let mut s = support::order(id);
+    let mut s = crate::support::order(id);
     change(&mut s);
     s
 }
@@ -177,7 +175,11 @@ async fn wait_revision(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ecdsa_orders_get_p256_and_p384_keys_in_the_asked_encoding() {
-    let mut env = OperatorEnv::new("ecdsa", vec![support::order(1001), support::order(1002)]).await;
+    let mut env = OperatorEnv::new(
+        "ecdsa",
+        vec![crate::support::order(1001), crate::support::order(1002)],
+    )
+    .await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml(
         "p256",
@@ -222,7 +224,7 @@ async fn ecdsa_orders_get_p256_and_p384_keys_in_the_asked_encoding() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn auto_reissue_is_mirrored_both_ways_and_drift_is_corrected() {
-    let mut env = OperatorEnv::new("auto-reissue", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("auto-reissue", vec![crate::support::order(1001)]).await;
     env.operator_args = vec!["--resync".into(), "3s".into()];
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml(
@@ -261,7 +263,7 @@ async fn auto_reissue_is_mirrored_both_ways_and_drift_is_corrected() {
     assert_eq!(calls(&env, Operation::UpdateAutoReissue), 2);
 
     // Somebody turns it on in CertCentral: the next resync turns it off again.
-    support::client(&env.sim, API_KEY)
+    crate::support::client(&env.sim, API_KEY)
         .set_auto_reissue(1001, true)
         .await
         .unwrap();
@@ -630,7 +632,7 @@ async fn a_certificate_digicert_auto_reissued_is_picked_up_with_the_same_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deletion_retains_by_default_and_cancels_a_pending_reissue_when_asked() {
     let pending = seed(1002, |s| s.issuance_delay_seconds = 3600);
-    let mut env = OperatorEnv::new("deletion", vec![support::order(1001), pending]).await;
+    let mut env = OperatorEnv::new("deletion", vec![crate::support::order(1001), pending]).await;
     env.operator_args = vec!["--secret-owner-references".into()];
     env.start_operator();
 
@@ -713,7 +715,7 @@ async fn wait_gone(env: &OperatorEnv, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_wrong_api_key_fails_slowly_and_quietly_until_it_is_fixed() {
     const WRONG: &str = "WRONG-KEY-8f3a1c7e2b6d4a90";
-    let mut env = OperatorEnv::new("wrong-key", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("wrong-key", vec![crate::support::order(1001)]).await;
     env.put_api_key(API_KEY_SECRET, WRONG).await;
     env.start_operator();
     let started = Instant::now();
@@ -772,7 +774,7 @@ async fn a_wrong_api_key_fails_slowly_and_quietly_until_it_is_fixed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_unknown_order_is_reported_without_hammering_digicert() {
-    let mut env = OperatorEnv::new("unknown-order", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("unknown-order", vec![crate::support::order(1001)]).await;
     env.start_operator();
     let started = Instant::now();
     env.apply(&OperatorEnv::order_yaml("web", 4242, ""));
@@ -795,7 +797,7 @@ async fn an_unknown_order_is_reported_without_hammering_digicert() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_missing_api_key_secret_makes_no_calls_until_it_exists() {
-    let mut env = OperatorEnv::new("missing-key", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("missing-key", vec![crate::support::order(1001)]).await;
     env.secrets()
         .delete(API_KEY_SECRET, &DeleteParams::default())
         .await
@@ -833,12 +835,12 @@ async fn a_missing_api_key_secret_makes_no_calls_until_it_exists() {
 
 // ---- specs the API server lets through ----
 
-// The server refuses what the CRD's rules and bounds catch (tests/e2e_crd.rs); what
+// The server refuses what the CRD's rules and bounds catch (tests/e2e/crd.rs); what
 // they cannot say (a DNS label over 63 characters, a duration past any clock) the
 // operator refuses itself, before any DigiCert call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn specs_the_server_takes_but_the_operator_cannot_use_are_reported_without_calls() {
-    let mut env = OperatorEnv::new("invalid-spec", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("invalid-spec", vec![crate::support::order(1001)]).await;
     env.start_operator();
     let label = "a".repeat(64);
     // (name, dnsNames, more spec, the operator's message)
@@ -895,7 +897,7 @@ async fn specs_the_server_takes_but_the_operator_cannot_use_are_reported_without
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_manual_renewal_keeps_the_key_and_the_secret_template_applies() {
-    let mut env = OperatorEnv::new("manual-renew", vec![support::order(1001)]).await;
+    let mut env = OperatorEnv::new("manual-renew", vec![crate::support::order(1001)]).await;
     env.start_operator();
     let template = "  privateKey:\n    algorithm: ECDSA\n    rotationPolicy: Never\n  secretTemplate:\n    labels:\n      team: web\n    annotations:\n      example.com/owner: alice\n";
     env.apply(&OperatorEnv::order_yaml("web", 1001, template));

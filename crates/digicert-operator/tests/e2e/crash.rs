@@ -7,11 +7,10 @@
 //! call (`before`: DigiCert has not seen it yet; `after`: DigiCert did the work and the
 //! answer is held back), so the test can kill the operator while it waits there.
 
-mod support;
-
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
+use crate::support::env::{OperatorEnv, condition};
 use certcentral_sim::OrderSeed;
 use digicert_operator::certcentral::Operation;
 use digicert_operator::crd::{DigicertOrder, ReissueState, ReissueStatus};
@@ -19,7 +18,6 @@ use digicert_operator::keys;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{DeleteParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
-use support::env::{OperatorEnv, condition};
 
 const NAMES: &[&str] = &["example.com", "www.example.com"];
 const CERTIFICATE_ID_ANNOTATION: &str = "digicert-operator.dev/certificate-id";
@@ -256,7 +254,7 @@ impl Crash {
             }
             Clock::Simulator => {
                 let secret = self.secrets().get(secret_name).await.unwrap();
-                let serial = support::env::verify_tls_secret_at(
+                let serial = crate::support::env::verify_tls_secret_at(
                     &secret,
                     self.sim.ca_pem(),
                     NAMES,
@@ -972,7 +970,9 @@ async fn a_lagging_order_cache_does_not_make_a_second_reissue() {
             std::ffi::OsStr::new("info,digicert_operator=debug"),
         ),
     ];
-    env.operator = Some(support::process::OperatorProcess::start(&args, &vars));
+    env.operator = Some(crate::support::process::OperatorProcess::start(
+        &args, &vars,
+    ));
     // The order comes once the operator watches everything: its pending key Secret
     // is then seen at once, while the order's own changes come `LAG` late.
     let base = env.http_base();

@@ -2,9 +2,7 @@
 //! in calls per certificate, memory or crash safety fails CI. They assert counts and
 //! sizes, never times.
 
-mod support;
-
-#[path = "../benches/scenarios/mod.rs"]
+#[path = "../../benches/scenarios/mod.rs"]
 mod scenarios;
 
 use std::time::Duration;

@@ -5,11 +5,11 @@
 //! shows the order back to issued; two operators in one cluster each serve their own
 //! accounts.
 
-mod support;
-
 use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
+use crate::support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition};
+use crate::support::process::OperatorProcess;
 use certcentral_sim::OrderSeed;
 use certcentral_sim::faults::FaultSpec;
 use digicert_operator::certcentral::Operation;
@@ -17,8 +17,6 @@ use digicert_operator::crd::{ALLOW_REVOCATION_ANNOTATION, DigicertAccount, Digic
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use serde_json::json;
-use support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition};
-use support::process::OperatorProcess;
 
 /// How soon a change must show: far below every periodic look of these tests
 /// (resync 6 h, access recheck 10 min, conflict recheck 1 min, account resync 1 min).
@@ -66,7 +64,7 @@ fn calls(env: &OperatorEnv, op: Operation) -> u64 {
 }
 
 fn kubectl_digicert(env: &OperatorEnv, args: &[&str]) -> String {
-    let out = std::process::Command::new(support::process::binary())
+    let out = std::process::Command::new(crate::support::process::binary())
         .args(args)
         .args(["-n", &env.cluster.namespace])
         .env("KUBECONFIG", &env.cluster.kubeconfig)
@@ -97,7 +95,7 @@ async fn held_for_consent(env: &OperatorEnv, name: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn consent_to_a_revoking_reissue_wakes_the_operator_at_once() {
-    let mut seed = support::order(1001);
+    let mut seed = crate::support::order(1001);
     seed.dns_names = vec!["www.example.com".into(), "api.example.com".into()];
     let mut env = quiet_env("consent-wakes", vec![seed]).await;
     start_quiet(&mut env);
@@ -177,7 +175,7 @@ async fn users_tls_secret(env: &OperatorEnv, name: &str) {
 async fn a_secret_in_the_way_handed_over_or_deleted_is_taken_at_once() {
     let mut env = quiet_env(
         "conflict-wakes",
-        vec![support::order(1001), support::order(1002)],
+        vec![crate::support::order(1001), crate::support::order(1002)],
     )
     .await;
     users_tls_secret(&env, "web-tls").await;
@@ -228,7 +226,7 @@ async fn a_secret_in_the_way_handed_over_or_deleted_is_taken_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_namespace_key_that_appears_wakes_its_order() {
-    let mut env = quiet_env("ns-key-wakes", vec![support::order(1001)]).await;
+    let mut env = quiet_env("ns-key-wakes", vec![crate::support::order(1001)]).await;
     start_quiet(&mut env);
     env.apply(&OperatorEnv::order_yaml(
         "web",
@@ -288,7 +286,7 @@ async fn wait_account(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_good_certificate_stays_ready_while_digicert_cannot_be_used() {
-    let mut env = quiet_env("ready-means-secret", vec![support::order(1001)]).await;
+    let mut env = quiet_env("ready-means-secret", vec![crate::support::order(1001)]).await;
     start_quiet(&mut env);
     let account = env.account_name();
     wait_account(&env, &account, "True", "KeyFound", Duration::from_secs(30)).await;
@@ -345,7 +343,7 @@ async fn a_good_certificate_stays_ready_while_digicert_cannot_be_used() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_reissue_near_the_orders_end_says_so() {
-    let mut seed = support::order(1001);
+    let mut seed = crate::support::order(1001);
     let today = time::OffsetDateTime::now_utc().date();
     seed.order_valid_till = Some(today + time::Duration::days(2));
     let mut env = quiet_env("refused-near-end", vec![seed]).await;
@@ -385,7 +383,7 @@ async fn a_refused_reissue_near_the_orders_end_says_so() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_canceled_reissue_shows_the_order_issued_again() {
-    let mut seed = support::order(1001);
+    let mut seed = crate::support::order(1001);
     seed.issuance_delay_seconds = 3600;
     let mut env = quiet_env("cancel-column", vec![seed]).await;
     start_quiet(&mut env);
@@ -421,7 +419,7 @@ async fn a_canceled_reissue_shows_the_order_issued_again() {
     )
     .await;
     assert_eq!(column(&env).trim(), "issued");
-    let at_digicert = support::client(&env.sim, API_KEY)
+    let at_digicert = crate::support::client(&env.sim, API_KEY)
         .order_info(1001)
         .await
         .unwrap();
@@ -462,7 +460,7 @@ fn second_operator(env: &OperatorEnv, namespace: &str) -> OperatorProcess {
 async fn two_operators_in_one_cluster_each_serve_their_own_accounts() {
     let mut env = OperatorEnv::new(
         "two-releases",
-        vec![support::order(1001), support::order(1002)],
+        vec![crate::support::order(1001), crate::support::order(1002)],
     )
     .await;
     // The second release: its own namespace, key Secret and account.

@@ -3,10 +3,9 @@
 //! the order, follow its reissues and replace what DigiCert revokes; a revoked
 //! certificate is noticed and replaced.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
+use crate::support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition, verify_tls_secret};
 use certcentral_sim::OrderSeed;
 use digicert_operator::certcentral::{
     Client, DuplicateCertificate, Operation, ReissueCertificate, ReissueStatus, RevokeOrderRequest,
@@ -17,13 +16,12 @@ use digicert_operator::keys::KeyKind;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::json;
-use support::env::{API_KEY, API_KEY_SECRET, OperatorEnv, condition, verify_tls_secret};
 
 const ORDER: u64 = 1001;
 const ALL: &[&str] = &["example.com", "www.example.com", "api.example.com"];
 
 fn seed(change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
-    let mut s = support::order(ORDER);
+    let mut s = crate::support::order(ORDER);
     s.dns_names = vec!["www.example.com".into(), "api.example.com".into()];
     change(&mut s);
     s
@@ -131,7 +129,7 @@ fn names_of(o: &DigicertOrder) -> Vec<String> {
 }
 
 fn client(env: &OperatorEnv) -> Client {
-    support::client(&env.sim, API_KEY)
+    crate::support::client(&env.sim, API_KEY)
 }
 
 async fn reissues(env: &OperatorEnv) -> Vec<ReissueCertificate> {
@@ -260,7 +258,7 @@ async fn a_names_dropping_change_waits_for_consent_and_the_duplicate_elsewhere_f
     );
     assert_eq!(calls(&env, Operation::Reissue), 1);
     // `kubectl digicert allow-revocation` shows what goes and agrees.
-    let out = std::process::Command::new(support::process::binary())
+    let out = std::process::Command::new(crate::support::process::binary())
         .args(["allow-revocation", "web", "-n", &ns])
         .env("KUBECONFIG", &env.cluster.kubeconfig)
         .output()
@@ -489,9 +487,12 @@ async fn revoked_certificates_are_noticed_and_replaced() {
 
     // Somebody reissues the order for fewer names by hand: DigiCert revokes web's
     // certificate, and web gets a new one for its names (adding names: no consent).
-    let (_, pem) = support::csr(KeyKind::Ecdsa(256), "example.com", &["example.com"]);
+    let (_, pem) = crate::support::csr(KeyKind::Ecdsa(256), "example.com", &["example.com"]);
     client(&env)
-        .reissue(ORDER, &support::reissue_request("example.com", &[], &pem))
+        .reissue(
+            ORDER,
+            &crate::support::reissue_request("example.com", &[], &pem),
+        )
         .await
         .unwrap();
     let web2 = env
@@ -584,7 +585,7 @@ async fn a_duplicate_shows_why_it_cannot_be_had() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_resource_that_turns_to_duplicates_gives_up_its_claim() {
-    let mut env = OperatorEnv::new("revoke-release", vec![support::order(ORDER)]).await;
+    let mut env = OperatorEnv::new("revoke-release", vec![crate::support::order(ORDER)]).await;
     env.operator_args = vec!["--resync".into(), "3s".into()];
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("first", ORDER, ""));

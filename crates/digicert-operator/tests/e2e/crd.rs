@@ -3,16 +3,14 @@
 //! admission with its own message, and `kubectl explain` in whole paragraphs. And what
 //! people see of the resources: events in `kubectl describe`, and `kubectl digicert`.
 
-mod support;
-
+use crate::support::cluster::{TestCluster, repo_root};
+use crate::support::env::install_crd;
 use digicert_operator::controller::events::{EventType, Events};
 use digicert_operator::crd::{CANCEL_ANNOTATION, DigicertOrder};
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent, ObjectReference, ServiceAccount};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
-use support::cluster::{TestCluster, repo_root};
-use support::env::install_crd;
 
 fn generated_crd() -> Value {
     let text = std::fs::read_to_string(repo_root().join("crds/digicertorders.yaml")).unwrap();
@@ -93,11 +91,11 @@ async fn the_crd_is_created_without_a_warning_and_with_room_in_the_cel_budget() 
 async fn kubectl_apply_of_crds_creates_it_without_a_warning() {
     let test = "kubectl_apply_of_crds_creates_it_without_a_warning";
     let Some(cp) =
-        support::cluster::OwnControlPlane::start(test, "creates the CRD afresh", "").await
+        crate::support::cluster::OwnControlPlane::start(test, "creates the CRD afresh", "").await
     else {
         return;
     };
-    let out = support::cluster::kubectl_command(&cp.kubeconfig)
+    let out = crate::support::cluster::kubectl_command(&cp.kubeconfig)
         .args(["apply", "-f", "crds/"])
         .current_dir(repo_root())
         .output()
@@ -115,7 +113,7 @@ async fn kubectl_apply_of_crds_creates_it_without_a_warning() {
         stderr.trim().is_empty(),
         "kubectl apply -f crds/ printed:\n{stderr}"
     );
-    support::cluster::wait_established(
+    crate::support::cluster::wait_established(
         &cp.kubeconfig,
         &[
             "digicertorders.digicert-operator.dev",
@@ -1005,7 +1003,7 @@ async fn without_the_right_to_patch_core_events_a_new_note_starts_a_new_event() 
 
 /// Runs the command line (`kubectl digicert …`) against the test cluster.
 fn plugin(cluster: &TestCluster, args: &[&str]) -> (bool, String, String) {
-    let out = std::process::Command::new(support::process::binary())
+    let out = std::process::Command::new(crate::support::process::binary())
         .args(args)
         .env("KUBECONFIG", &cluster.kubeconfig)
         .env_remove("LOG_LEVEL")

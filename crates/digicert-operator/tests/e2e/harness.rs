@@ -4,12 +4,12 @@
 //! conditions that cannot race a new CRD, the control-plane scripts (a killed test
 //! leaves nothing behind; a stop needs no SIGKILL) and `hack/demo.sh`.
 
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use crate::support::cluster::{TestCluster, helm, skip, use_existing_cluster, wait_established};
+use crate::support::process::{OperatorProcess, process_alive};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
@@ -21,8 +21,6 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{CustomResource, CustomResourceExt, ResourceExt};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use support::cluster::{TestCluster, helm, skip, use_existing_cluster, wait_established};
-use support::process::{OperatorProcess, process_alive};
 
 async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F)
 where
@@ -354,7 +352,7 @@ async fn the_operator_binary_runs_as_a_subprocess_and_can_be_killed() {
 #[tokio::test]
 async fn helm_lints_renders_installs_and_uninstalls_a_chart() {
     let cluster = TestCluster::new("helm").await;
-    let chart = support::cluster::repo_root().join("tests/fixtures/harness-chart");
+    let chart = crate::support::cluster::repo_root().join("tests/fixtures/harness-chart");
     let chart = chart.to_str().unwrap();
     let ns = cluster.namespace.as_str();
     let ok = |args: &[&str]| {
@@ -474,7 +472,7 @@ async fn a_killed_owner_leaves_no_control_plane_behind() {
         );
         return;
     }
-    let root = support::cluster::repo_root();
+    let root = crate::support::cluster::repo_root();
     let dir = tempfile::tempdir().unwrap();
     let mut owner = std::process::Command::new("sleep")
         .arg("600")
@@ -524,7 +522,7 @@ async fn the_server_is_a_supported_kubernetes_and_kubectl_matches_it() {
     }
     // The suite's server is the kube-apiserver of the test binaries, and kubectl is
     // theirs too: no older client in between.
-    let assets = support::cluster::assets_dir().expect("the test binaries");
+    let assets = crate::support::cluster::assets_dir().expect("the test binaries");
     let out = std::process::Command::new(assets.join("kube-apiserver"))
         .arg("--version")
         .output()
@@ -559,7 +557,7 @@ async fn the_server_is_a_supported_kubernetes_and_kubectl_matches_it() {
 async fn condition_waits_wait_while_the_status_has_no_conditions_yet() {
     let cluster = TestCluster::new("null-conditions").await;
     let kubeconfig = cluster.kubeconfig.clone();
-    let kubectl = || support::cluster::kubectl_command(&kubeconfig);
+    let kubectl = || crate::support::cluster::kubectl_command(&kubeconfig);
     let suffix = cluster.namespace.rsplit('-').next().unwrap().to_string();
     let (kind, plural) = (format!("NullProbe{suffix}"), format!("nullprobe{suffix}s"));
     let crd = format!("{plural}.e2e.digicert-operator.dev");
@@ -595,7 +593,7 @@ spec:
         created["status"]
     );
     assert_eq!(
-        support::cluster::condition_status(&created, "Established"),
+        crate::support::cluster::condition_status(&created, "Established"),
         None
     );
     wait_established(&kubeconfig, &[&crd]);
@@ -659,15 +657,15 @@ spec:
             .arg("-c")
             .arg(r#"source hack/control-plane/lib.sh && cp_wait_condition "$@""#)
             .args(["-", &timeout.to_string(), "Established", &object])
-            .current_dir(support::cluster::repo_root())
+            .current_dir(crate::support::cluster::repo_root())
             .env("KUBECONFIG", &kubeconfig)
-            .env("PATH", support::cluster::path_with_assets())
+            .env("PATH", crate::support::cluster::path_with_assets())
             .output()
             .unwrap();
         (out, started.elapsed())
     };
     let started = Instant::now();
-    let err = support::cluster::wait_condition_true(
+    let err = crate::support::cluster::wait_condition_true(
         kubectl,
         &object,
         "Established",
@@ -687,8 +685,13 @@ spec:
 
     // ...and return once the condition is there.
     set_status(serde_json::json!({"conditions": [{"type": "Established", "status": "True"}]}));
-    support::cluster::wait_condition_true(kubectl, &object, "Established", Duration::from_secs(30))
-        .unwrap();
+    crate::support::cluster::wait_condition_true(
+        kubectl,
+        &object,
+        "Established",
+        Duration::from_secs(30),
+    )
+    .unwrap();
     let (out, _) = shell_wait(30);
     assert!(
         out.status.success(),
@@ -709,7 +712,7 @@ async fn stop_ends_the_control_plane_with_sigterm_while_watches_are_open() {
         );
         return;
     }
-    let root = support::cluster::repo_root();
+    let root = crate::support::cluster::repo_root();
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(root.join("hack/control-plane/start.sh"))
         .arg(dir.path())
@@ -724,7 +727,7 @@ async fn stop_ends_the_control_plane_with_sigterm_while_watches_are_open() {
     let (pids, instance) =
         instance_pids(dir.path(), &["APISERVER_PID", "ETCD_PID", "WATCHDOG_PID"]);
     let kubeconfig = dir.path().join("kubeconfig").into_os_string();
-    let client = support::cluster::client_for(&kubeconfig).await;
+    let client = crate::support::cluster::client_for(&kubeconfig).await;
     let maps: Api<ConfigMap> = Api::all(client.clone());
     let secrets: Api<Secret> = Api::all(client);
     let _watches = (
@@ -759,9 +762,12 @@ async fn stop_ends_the_control_plane_with_sigterm_while_watches_are_open() {
 
 /// `hack/demo.sh` (the README's main job) with this build's binary.
 fn run_demo(bin: &Path) -> (std::process::Output, String) {
-    let out = Command::new(support::cluster::repo_root().join("hack/demo.sh"))
+    let out = Command::new(crate::support::cluster::repo_root().join("hack/demo.sh"))
         .env("DIGICERT_OPERATOR_BIN", bin)
-        .env("CERTCENTRAL_SIM_BIN", support::process::simulator_binary())
+        .env(
+            "CERTCENTRAL_SIM_BIN",
+            crate::support::process::simulator_binary(),
+        )
         .stdin(std::process::Stdio::null())
         .output()
         .expect("hack/demo.sh runs");
@@ -790,7 +796,7 @@ fn the_demo_gets_its_certificates_while_port_8080_is_taken() {
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => None,
         Err(e) => panic!("port 8080: {e}"),
     };
-    let (out, text) = run_demo(Path::new(support::process::binary()));
+    let (out, text) = run_demo(Path::new(crate::support::process::binary()));
     assert!(out.status.success(), "{text}");
     for part in [
         "ready in",
@@ -823,7 +829,7 @@ fn the_demo_stops_at_once_with_the_message_of_an_operator_that_exited() {
         &wrapper,
         format!(
             "#!/usr/bin/env bash\nargs=()\nfor a in \"$@\"; do\n  [[ $1 == run && $a == 127.0.0.1:0 ]] && a=127.0.0.1:{port}\n  args+=(\"$a\")\ndone\nexec {} \"${{args[@]}}\"\n",
-            support::process::binary()
+            crate::support::process::binary()
         ),
     )
     .unwrap();

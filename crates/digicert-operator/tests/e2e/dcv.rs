@@ -3,10 +3,12 @@
 //! real against a Knot server (DNS) or the operator's own solver listener (HTTP).
 //! Nobody acts: a reissue whose domain validation lapsed is validated and issued.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::dcv::{self, NOW, account_with, put_tsig, rfc2136_settings};
+use crate::support::dns::AuthoritativeDns;
+use crate::support::dns_bridge::DnsBridge;
+use crate::support::env::{OperatorEnv, condition};
 use certcentral_sim::{OrderSeed, SimulatorConfig};
 use digicert_operator::certcentral::Operation;
 use digicert_operator::crd::DigicertOrder;
@@ -17,10 +19,6 @@ use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, DeleteParams};
 use kube::runtime::watcher;
 use serde_json::json;
-use support::dcv::{self, NOW, account_with, put_tsig, rfc2136_settings};
-use support::dns::AuthoritativeDns;
-use support::dns_bridge::DnsBridge;
-use support::env::{OperatorEnv, condition};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -28,7 +26,7 @@ const ORDER: u64 = 1001;
 const NAMES: &[&str] = &["example.com", "www.example.com"];
 
 fn order_seed() -> OrderSeed {
-    let mut seed = support::order(ORDER);
+    let mut seed = crate::support::order(ORDER);
     seed.order_valid_till = Some(datetime!(2031-06-01 0:00 UTC).date());
     seed
 }
@@ -126,7 +124,7 @@ async fn rfc2136_validates_a_lapsed_domain_and_the_reissue_issues_with_no_person
     assert_eq!(dcv.method.as_deref(), Some("dns-txt-token"));
     // The record is gone; the zone's own TXT stays.
     dns.wait_until("the token TXT to go", Duration::from_secs(10), async || {
-        dns.txt("example.com").await == vec![support::dns::APEX_SPF.to_string()]
+        dns.txt("example.com").await == vec![crate::support::dns::APEX_SPF.to_string()]
     })
     .await;
     // DigiCert's validation is current again: the next reissue does not wait.
@@ -197,7 +195,7 @@ async fn dnsendpoint_records_reach_dns_through_external_dns() {
             .is_empty()
     );
     dns.wait_until("the token TXT to go", Duration::from_secs(10), async || {
-        dns.txt("example.com").await == vec![support::dns::APEX_SPF.to_string()]
+        dns.txt("example.com").await == vec![crate::support::dns::APEX_SPF.to_string()]
     })
     .await;
 }
@@ -322,7 +320,7 @@ async fn http_token_routes_through_a_gateway_with_httproutes() {
         ],
         None,
     );
-    support::cluster::wait_established(
+    crate::support::cluster::wait_established(
         &env.cluster.kubeconfig,
         &["httproutes.gateway.networking.k8s.io"],
     );
@@ -537,7 +535,7 @@ async fn a_validation_that_cannot_succeed_says_why_without_hammering_digicert() 
         .await
         .unwrap();
     dns.wait_until("the token TXT to go", Duration::from_secs(30), async || {
-        dns.txt("example.com").await == vec![support::dns::APEX_SPF.to_string()]
+        dns.txt("example.com").await == vec![crate::support::dns::APEX_SPF.to_string()]
     })
     .await;
 }
