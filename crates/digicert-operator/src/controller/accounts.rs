@@ -548,7 +548,7 @@ fn account_error_policy(
     _ctx: Arc<Context>,
 ) -> Action {
     tracing::warn!(account = account.name_any(), error = %err, "account reconcile failed");
-    Action::requeue(Duration::from_secs(30))
+    Action::requeue(super::decide::schedule::ACCOUNT_ERROR_RETRY)
 }
 
 /// Keeps every DigicertAccount's Ready condition up to date until `stop`: it follows

@@ -7,7 +7,7 @@ mod duplicate;
 mod plan;
 mod readiness;
 mod revocation;
-mod schedule;
+pub mod schedule;
 mod teardown;
 
 pub use dcv::*;

@@ -253,7 +253,7 @@ async fn reconcile_inner(order: Arc<OrderMeta>, ctx: Arc<Context>) -> Result<Act
         // its namespace) never waits for the operator. One added before goes.
         if has_finalizer {
             remove_finalizer(&api, &fresh).await?;
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(decide::schedule::NEXT_STEP_NOW));
         }
         return reconcile::Run::new(Arc::new(fresh), ctx.clone())
             .apply()
@@ -327,7 +327,7 @@ fn error_policy(order: Arc<OrderMeta>, err: &Error, _ctx: Arc<Context>) -> Actio
     }
     if err.is_conflict() {
         tracing::debug!(name = order.name_any(), "write conflict; retrying");
-        return Action::requeue(Duration::from_millis(500 + rand::random::<u64>() % 1000));
+        return Action::requeue(decide::schedule::after_conflict(rand::random()));
     }
     tracing::warn!(
         namespace = order.namespace().unwrap_or_default(),
@@ -335,7 +335,7 @@ fn error_policy(order: Arc<OrderMeta>, err: &Error, _ctx: Arc<Context>) -> Actio
         error = %err,
         "reconcile failed"
     );
-    Action::requeue(Duration::from_secs(20 + rand::random::<u64>() % 20))
+    Action::requeue(decide::schedule::after_error(rand::random()))
 }
 
 /// What of a DigicertOrder, when it changes, calls for a reconcile.

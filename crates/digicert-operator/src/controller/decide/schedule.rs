@@ -1,6 +1,71 @@
-//! When to look at an order again.
+//! When to look at an order again: every requeue delay of the reconcile is named
+//! here, with why it is that long.
 
 use std::time::Duration;
+
+/// The step just recorded what it did (status, a Secret); the next step follows at
+/// once and reads it back. Never a loop: each such step changes what the next one
+/// sees (a reissue dropped, a state advanced).
+pub const NEXT_STEP_NOW: Duration = Duration::ZERO;
+
+/// The order may use no account now (the reason is in status). The account
+/// controller wakes the order when its account or key changes; this is the fallback.
+pub const NO_ACCOUNT_RETRY: Duration = Duration::from_secs(300);
+
+/// A Secret in the way is not the operator's, so not watched by its label: it is
+/// watched by name until it changes, and looked at again this often as well (or at
+/// the resync, if sooner).
+pub const CONFLICT_RETRY: Duration = Duration::from_secs(60);
+
+/// Domain validation settings that name a missing Secret: it is not watched.
+pub const SETTINGS_RETRY: Duration = Duration::from_secs(60);
+
+/// DigiCert refused a duplicate because the order changed meanwhile: ask again with
+/// what the order is now, after a breath.
+pub const RACE_RETRY: Duration = Duration::from_secs(1);
+
+/// DigiCert validated the domains: read their new state almost at once.
+pub const AFTER_VALIDATION: Duration = Duration::from_secs(1);
+
+/// The first look for published domain validation values (DNS, HTTP) at DigiCert.
+pub const DCV_FIRST_LOOK: Duration = Duration::from_secs(2);
+
+/// Failures that may heal by themselves (timeouts, 5xx, rate limits): 5 s doubling
+/// up to 5 min.
+pub const TRANSIENT_BACKOFF: (Duration, Duration) =
+    (Duration::from_secs(5), Duration::from_secs(300));
+
+/// Failures that will not heal by themselves (a refused key, an unknown order): 5 min
+/// doubling up to 1 h, unless the spec changes.
+pub const PERMANENT_BACKOFF: (Duration, Duration) =
+    (Duration::from_secs(300), Duration::from_secs(3600));
+
+/// The back-off for a failed DigiCert call.
+pub fn failure_backoff(permanent: bool) -> (Duration, Duration) {
+    if permanent {
+        PERMANENT_BACKOFF
+    } else {
+        TRANSIENT_BACKOFF
+    }
+}
+
+/// A write lost a race with another writer: a fresh reconcile reads the new version
+/// at once, after 0.5 to 1.5 s (`jitter` in 0..1) so racing writers part.
+pub fn after_conflict(jitter: f64) -> Duration {
+    Duration::from_millis(500) + Duration::from_secs_f64(jitter.clamp(0.0, 1.0))
+}
+
+/// Kubernetes API trouble that reconcile did not turn into status: 20 to 40 s.
+pub fn after_error(jitter: f64) -> Duration {
+    Duration::from_secs(20) + Duration::from_secs_f64(20.0 * jitter.clamp(0.0, 1.0))
+}
+
+/// An account whose reconcile failed (Kubernetes API trouble) is looked at again.
+pub const ACCOUNT_ERROR_RETRY: Duration = Duration::from_secs(30);
+
+/// A reissue's send time is recorded before the POST; if recording took longer than
+/// this, the time is no longer the send's and nothing is sent this time.
+pub const SEND_STAMP_TOLERANCE: Duration = Duration::from_secs(5);
 
 use time::OffsetDateTime;
 
@@ -61,6 +126,25 @@ pub fn poll_interval(pending_for: time::Duration) -> Duration {
 mod tests {
     use super::*;
     use time::macros::datetime;
+
+    #[test]
+    fn retries_after_a_conflict_or_an_error_spread_within_their_bounds() {
+        // (jitter, after a conflict, after an error), in milliseconds
+        let cases = [
+            (0.0, 500, 20_000),
+            (0.5, 1_000, 30_000),
+            (1.0, 1_500, 40_000),
+            // Out-of-range jitter is clamped, never a zero or huge wait.
+            (-3.0, 500, 20_000),
+            (7.0, 1_500, 40_000),
+        ];
+        for (jitter, conflict, error) in cases {
+            assert_eq!(after_conflict(jitter).as_millis(), conflict, "{jitter}");
+            assert_eq!(after_error(jitter).as_millis(), error, "{jitter}");
+        }
+        assert_eq!(failure_backoff(true), PERMANENT_BACKOFF);
+        assert_eq!(failure_backoff(false), TRANSIENT_BACKOFF);
+    }
 
     #[test]
     fn the_next_look_is_the_soonest_moment_ahead_never_now() {

@@ -10,7 +10,7 @@ impl Run {
         client: &certcentral::Client,
         note: &str,
         why: &str,
-    ) -> Option<Action> {
+    ) -> ControlFlow<Action> {
         match client.cancel(self.spec().order_id, note).await {
             // DigiCert puts a reissue_pending order back to issued (its documented
             // answer to this cancel): status says so without another call.
@@ -22,7 +22,7 @@ impl Run {
             }
             // Nothing was pending any more; what the order is now, the next look reads.
             Err(e) if e.status() == Some(400) => self.status.last_order_check = None,
-            Err(e) => return Some(self.fail(&e, "canceling the pending reissue").await),
+            Err(e) => return Break(self.fail(&e, "canceling the pending reissue").await),
         }
         self.ctx.metrics.reissue("canceled");
         self.event(
@@ -32,7 +32,7 @@ impl Run {
             format!("canceled the pending reissue: {why}"),
         )
         .await;
-        None
+        Continue(())
     }
 
     /// The cancel annotation ends the reissue in flight (at DigiCert too) and holds
@@ -47,13 +47,13 @@ impl Run {
                 "no reissue is in flight; nothing was canceled and renewals go on".into(),
             )
             .await;
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
         if reissue.state != ReissueState::Prepared {
             let Some(client) = self.client().await? else {
-                return Ok(Action::requeue(Duration::from_secs(300)));
+                return Ok(Action::requeue(schedule::NO_ACCOUNT_RETRY));
             };
-            if let Some(action) = self
+            if let Break(action) = self
                 .cancel_at_digicert(&client, "Canceled on request", "on request")
                 .await
             {
@@ -69,6 +69,6 @@ impl Run {
             "Canceled",
             "canceled on request; a spec change or a renewal request starts a new reissue",
         );
-        Ok(Action::requeue(Duration::ZERO))
+        Ok(Action::requeue(schedule::NEXT_STEP_NOW))
     }
 }

@@ -9,8 +9,6 @@ use crate::controller::status::DOMAIN_VALIDATION;
 use crate::crd::dcv::{ChallengeRecord, ChallengeStatus, DcvMethodSpec, DomainValidationSpec};
 use crate::dcv::solver::{Publisher, Seen};
 
-/// After publishing: the first look whether the value is out.
-const FIRST_LOOK: Duration = Duration::from_secs(2);
 
 impl Run {
     fn challenge_method(&self) -> DcvMethodSpec {
@@ -54,7 +52,7 @@ impl Run {
         self.ensure_finalizer().await?;
         self.dcv_status().challenge = Some(challenge.clone());
         self.save().await?;
-        if let Some(action) = self.publish_missing(publisher).await {
+        if let Break(action) = self.publish_missing(publisher).await {
             return Ok(action);
         }
         let places: Vec<&str> = challenge
@@ -69,7 +67,7 @@ impl Run {
         self.condition(DOMAIN_VALIDATION, false, "Validating", message.clone());
         self.event(EventType::Normal, "Validating", "ValidateDomain", message)
             .await;
-        Ok(Action::requeue(FIRST_LOOK))
+        Ok(Action::requeue(schedule::DCV_FIRST_LOOK))
     }
 
     /// Moves the challenge on: look for the values, then have DigiCert check.
@@ -80,7 +78,7 @@ impl Run {
         client: &certcentral::Client,
     ) -> Result<Action> {
         let Some(challenge) = self.challenge().cloned() else {
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
         if let Some(at) = challenge
             .next_check
@@ -96,13 +94,13 @@ impl Run {
             Ok(p) => p,
             Err(why) => return Ok(self.settings_unusable(why).await),
         };
-        if let Some(action) = self.publish_missing(&publisher).await {
+        if let Break(action) = self.publish_missing(&publisher).await {
             return Ok(action);
         }
         let Some(challenge) = self.challenge().cloned() else {
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
-        if let Some(action) = self.look_for_values(&publisher, &challenge).await? {
+        if let Break(action) = self.look_for_values(&publisher, &challenge).await? {
             return Ok(action);
         }
         let checked = match challenge.scope.as_str() {
@@ -120,22 +118,24 @@ impl Run {
 
     /// Publishes what is not out yet (first time, or after a failure); `Some` is the
     /// wait after a failure, said in status.
-    async fn publish_missing(&mut self, publisher: &Publisher) -> Option<Action> {
+    async fn publish_missing(&mut self, publisher: &Publisher) -> ControlFlow<Action> {
         let method = self.challenge_method();
-        let records = self.challenge()?.records.clone();
+        let Some(records) = self.challenge().map(|c| c.records.clone()) else {
+            return Continue(());
+        };
         for (i, r) in records.iter().enumerate().filter(|(_, r)| !r.published) {
             if let Err(e) = publisher
                 .publish(&self.ctx.client, method, &r.domain, &r.token)
                 .await
             {
                 let message = format!("publishing {}: {e}", r.location);
-                return Some(self.challenge_trouble("PublishFailed", message).await);
+                return Break(self.challenge_trouble("PublishFailed", message).await);
             }
             if let Some(c) = self.challenge_mut() {
                 c.records[i].published = true;
             }
         }
-        None
+        Continue(())
     }
 
     /// `Some`: not every value is visible yet (said in status; looked for again later).
@@ -143,7 +143,7 @@ impl Run {
         &mut self,
         publisher: &Publisher,
         challenge: &ChallengeStatus,
-    ) -> Result<Option<Action>> {
+    ) -> Flow {
         let method = self.challenge_method();
         let mut missing = Vec::new();
         let mut seen = Vec::new();
@@ -160,7 +160,7 @@ impl Run {
             }
         }
         if missing.is_empty() {
-            return Ok(None);
+            return Ok(Continue(()));
         }
         let looks = challenge.looks + 1;
         let wait = decide::visibility_wait(looks);
@@ -175,7 +175,7 @@ impl Run {
             c.next_check = Some(next);
         }
         self.condition(DOMAIN_VALIDATION, false, "RecordNotVisible", message);
-        Ok(Some(Action::requeue(wait)))
+        Ok(Break(Action::requeue(wait)))
     }
 
     async fn check_order_dcv(
@@ -227,7 +227,7 @@ impl Run {
     /// DigiCert validated: withdraw the values, and look at the validations afresh.
     async fn finish_challenge(&mut self, publisher: &Publisher) -> Result<Action> {
         let Some(challenge) = self.challenge().cloned() else {
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
         self.withdraw_with(publisher, &challenge).await;
         let domains: Vec<&str> = challenge
@@ -250,7 +250,7 @@ impl Run {
             message,
         )
         .await;
-        Ok(Action::requeue(Duration::from_secs(1)))
+        Ok(Action::requeue(schedule::AFTER_VALIDATION))
     }
 
     /// Takes the values down (deletion, or done); failures are reported, not retried.
@@ -342,7 +342,7 @@ impl Run {
         }
         self.condition(DOMAIN_VALIDATION, false, "InvalidSettings", why);
         // A missing Secret is not watched: look again now and then.
-        Action::requeue(Duration::from_secs(60))
+        Action::requeue(schedule::SETTINGS_RETRY)
     }
 
     fn after(&self, wait: Duration) -> String {

@@ -19,42 +19,44 @@ impl Run {
             || (self.status.reissue.is_none() && self.spec().issuance == Issuance::Duplicate)
     }
 
-    /// The order's reissues, or its duplicates. `Err` is the back-off after a failure.
+    /// The order's reissues, or its duplicates; a failure ends the reconcile with its back-off.
     pub(super) async fn listed(
         &mut self,
         client: &certcentral::Client,
         duplicates: bool,
-    ) -> Result<std::result::Result<Vec<Listed>, Action>> {
+    ) -> Flow<Vec<Listed>> {
         let order_id = self.spec().order_id;
         if duplicates {
             return Ok(match client.list_duplicates(order_id).await {
-                Ok(l) => Ok(l
-                    .into_iter()
-                    .map(|c| Listed {
-                        // Approved but not issued yet: still on its way.
-                        status: match c.status {
-                            DigiCertReissueStatus::Approved => DigiCertReissueStatus::Pending,
-                            s => s,
-                        },
-                        id: c.id,
-                        csr: c.csr,
-                        serial_number: c.serial_number,
-                    })
-                    .collect()),
-                Err(e) => Err(self.fail(&e, "listing duplicates").await),
+                Ok(l) => Continue(
+                    l.into_iter()
+                        .map(|c| Listed {
+                            // Approved but not issued yet: still on its way.
+                            status: match c.status {
+                                DigiCertReissueStatus::Approved => DigiCertReissueStatus::Pending,
+                                s => s,
+                            },
+                            id: c.id,
+                            csr: c.csr,
+                            serial_number: c.serial_number,
+                        })
+                        .collect(),
+                ),
+                Err(e) => Break(self.fail(&e, "listing duplicates").await),
             });
         }
         Ok(match client.list_reissues(order_id).await {
-            Ok(l) => Ok(l
-                .into_iter()
-                .map(|c| Listed {
-                    id: c.id,
-                    csr: c.csr,
-                    serial_number: c.serial_number,
-                    status: c.status,
-                })
-                .collect()),
-            Err(e) => Err(self.fail(&e, "listing reissues").await),
+            Ok(l) => Continue(
+                l.into_iter()
+                    .map(|c| Listed {
+                        id: c.id,
+                        csr: c.csr,
+                        serial_number: c.serial_number,
+                        status: c.status,
+                    })
+                    .collect(),
+            ),
+            Err(e) => Break(self.fail(&e, "listing reissues").await),
         })
     }
 
@@ -82,7 +84,7 @@ impl Run {
             return Ok(self.next_look(&[], s.leaf.not_after));
         }
         let Some(client) = self.client().await? else {
-            return Ok(Action::requeue(Duration::from_secs(300)));
+            return Ok(Action::requeue(schedule::NO_ACCOUNT_RETRY));
         };
         let info = match client.order_info(self.spec().order_id).await {
             Ok(i) => i,
@@ -90,10 +92,7 @@ impl Run {
         };
         self.observe_order(&info);
         let revoked = match &stored {
-            Some(s) => match self.duplicate_revoked(&client, s).await? {
-                Ok(r) => r,
-                Err(action) => return Ok(action),
-            },
+            Some(s) => proceed!(self.duplicate_revoked(&client, s).await?),
             None => false,
         };
         let current = order_current(&info);
@@ -154,11 +153,8 @@ impl Run {
         &mut self,
         client: &certcentral::Client,
         stored: &decide::StoredCertificate,
-    ) -> Result<std::result::Result<bool, Action>> {
-        let list = match self.listed(client, true).await? {
-            Ok(l) => l,
-            Err(action) => return Ok(Err(action)),
-        };
+    ) -> Flow<bool> {
+        let list = proceed_up!(self.listed(client, true).await?);
         let ours = list.iter().find(|c| {
             Some(c.id) == stored.certificate_id
                 || c.serial_number
@@ -170,7 +166,7 @@ impl Run {
             self.found_revoked(ours.map(|c| c.id), &stored.leaf.serial_number)
                 .await;
         }
-        Ok(Ok(revoked))
+        Ok(Continue(revoked))
     }
 
     /// Records that the certificate in the Secret was revoked (once per certificate).
@@ -201,7 +197,7 @@ impl Run {
     /// POSTs the duplicate request, recording `Submitting` first.
     pub(super) async fn submit_duplicate(&mut self, pending: PendingKey) -> Result<Action> {
         let Some(client) = self.client().await? else {
-            return Ok(Action::requeue(Duration::from_secs(300)));
+            return Ok(Action::requeue(schedule::NO_ACCOUNT_RETRY));
         };
         let spec = self.spec();
         let names = self
@@ -212,7 +208,7 @@ impl Run {
             .unwrap_or_default();
         let Some((common_name, others)) = names.split_first() else {
             self.abandon().await?;
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
         let request = DuplicateRequest {
             certificate: DuplicateCertificateRequest {
@@ -270,7 +266,7 @@ impl Run {
                         format!("the order's certificate changed while a duplicate of it was requested ({e}); asking again"),
                     )
                     .await;
-                    return Ok(Action::requeue(Duration::from_secs(1)));
+                    return Ok(Action::requeue(schedule::RACE_RETRY));
                 }
                 Ok(self.fail(&e, "requesting the duplicate").await)
             }

@@ -14,7 +14,7 @@ impl Run {
         // another resource's business.
         if self.is_duplicate() {
             let Some(reissue) = self.status.reissue.clone() else {
-                return Ok(Action::requeue(Duration::ZERO));
+                return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
             };
             let known = self.status.certificate.as_ref().map(|c| c.id);
             return self
@@ -51,7 +51,7 @@ impl Run {
         }
         let Some(reissue) = self.status.reissue.clone() else {
             // Followed only while a reissue is in flight: not reached.
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
         // The certificate in the Secret is not the answer, even when its CSR is the
         // same (a reused RSA key gives the very same CSR).
@@ -71,6 +71,7 @@ impl Run {
             return Ok(self
                 .sync_auto_reissue(&info, client)
                 .await
+                .break_value()
                 .unwrap_or(action));
         }
         if info.status == OrderStatus::ReissuePending {
@@ -78,6 +79,7 @@ impl Run {
             return Ok(self
                 .sync_auto_reissue(&info, client)
                 .await
+                .break_value()
                 .unwrap_or(action));
         }
         // The order is not waiting on a reissue and its certificate is not ours: ours
@@ -97,10 +99,7 @@ impl Run {
         order_status: Option<&OrderStatus>,
         client: &certcentral::Client,
     ) -> Result<Action> {
-        let list = match self.listed(client, reissue.duplicate).await? {
-            Ok(l) => l,
-            Err(action) => return Ok(action),
-        };
+        let list = proceed!(self.listed(client, reissue.duplicate).await?);
         let ours = list
             .into_iter()
             .find(|c| decide::is_our_reissue(c.id, c.csr.as_deref(), reissue, known));
@@ -156,10 +155,7 @@ impl Run {
         if let Some(request_id) = reissue.request_id {
             match client.request_info(request_id).await {
                 Ok(r) if r.status == RequestStatus::Pending => {
-                    match self.approve(request_id, client).await? {
-                        Ok(said) => (reason, message) = said,
-                        Err(action) => return Ok(action),
-                    }
+                    (reason, message) = proceed!(self.approve(request_id, client).await?);
                 }
                 Ok(r) if r.status == RequestStatus::Approved => {
                     reason = "ValidationPending";
@@ -176,7 +172,7 @@ impl Run {
             .unwrap_or(self.now);
         // Duplicates have no validation of their own: DigiCert refuses them instead.
         if !reissue.duplicate
-            && let Some(action) = self.validate_for_reissue(client, since).await?
+            && let Break(action) = self.validate_for_reissue(client, since).await?
         {
             if self.status.failed_attempts == 0 {
                 self.condition(
@@ -200,7 +196,7 @@ impl Run {
         &mut self,
         request_id: u64,
         client: &certcentral::Client,
-    ) -> Result<std::result::Result<(&'static str, String), Action>> {
+    ) -> Flow<(&'static str, String)> {
         let asked = self.spec().approve_reissues;
         let grants = match asked {
             true => self.account().await?.map(|a| a.grants.clone()),
@@ -209,7 +205,7 @@ impl Run {
         if let super::super::access::Approval::Leave(why) =
             super::super::access::approval(asked, grants.as_ref())
         {
-            return Ok(Ok((
+            return Ok(Continue((
                 "NeedsApproval",
                 format!("request {request_id} waits for approval: {why}"),
             )));
@@ -227,16 +223,16 @@ impl Run {
                     format!("approved request {request_id}"),
                 )
                 .await;
-                Ok(Ok((
+                Ok(Continue((
                     "Approved",
                     format!("approved request {request_id}; waiting for issuance"),
                 )))
             }
             // DigiCert busy or down: back off like any failed call.
             Err(e) if e.is_retryable() => {
-                Ok(Err(self.fail(&e, "approving the reissue request").await))
+                Ok(Break(self.fail(&e, "approving the reissue request").await))
             }
-            Err(e) => Ok(Ok((
+            Err(e) => Ok(Continue((
                 "NeedsApproval",
                 format!(
                     "request {request_id} waits for approval and the operator cannot approve it: {e}"

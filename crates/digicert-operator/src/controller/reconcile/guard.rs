@@ -7,9 +7,9 @@ use crate::crd::{AtRiskCertificate, RevocationGuardStatus};
 const CONSENT_REQUIRED: &str = "RevocationConsentRequired";
 
 impl Run {
-    /// `Some`: the reissue is held (what would be revoked is in status). Costs a
+    /// `Break`: the reissue is held (what would be revoked is in status). Costs a
     /// DigiCert call only when the names are not known to be kept.
-    pub(super) async fn guard_revocation(&mut self) -> Result<Option<Action>> {
+    pub(super) async fn guard_revocation(&mut self) -> Flow {
         let wanted = decide::wanted_names(self.spec());
         // The certificate this resource last wrote is the order's current one unless
         // something else reissued (which the periodic order check notices).
@@ -18,14 +18,14 @@ impl Run {
             && decide::dropped_names(&known.dns_names, &wanted).is_empty()
         {
             self.status.revocation_guard = None;
-            return Ok(None);
+            return Ok(Continue(()));
         }
         let Some(client) = self.client().await? else {
-            return Ok(Some(Action::requeue(Duration::from_secs(300))));
+            return Ok(Break(Action::requeue(schedule::NO_ACCOUNT_RETRY)));
         };
         let info = match client.order_info(self.spec().order_id).await {
             Ok(i) => i,
-            Err(e) => return Ok(Some(self.fail(&e, "reading the order").await)),
+            Err(e) => return Ok(Break(self.fail(&e, "reading the order").await)),
         };
         self.observe_order(&info);
         let issued = info.certificate.serial_number.is_some()
@@ -48,7 +48,7 @@ impl Run {
         ) {
             decide::Consent::NotNeeded => {
                 self.status.revocation_guard = None;
-                Ok(None)
+                Ok(Continue(()))
             }
             decide::Consent::Given { dropped } => {
                 self.status.revocation_guard = None;
@@ -58,17 +58,14 @@ impl Run {
                 );
                 self.event(EventType::Warning, "RevocationAgreed", "Reissue", message)
                     .await;
-                Ok(None)
+                Ok(Continue(()))
             }
             decide::Consent::Required {
                 dropped,
                 fingerprint,
             } => {
-                let at_risk = match self.at_risk(&client, info.certificate.id).await? {
-                    Ok(a) => a,
-                    Err(action) => return Ok(Some(action)),
-                };
-                Ok(Some(
+                let at_risk = proceed_up!(self.at_risk(&client, info.certificate.id).await?);
+                Ok(Break(
                     self.hold_for_consent(dropped, fingerprint, at_risk).await,
                 ))
             }
@@ -121,13 +118,10 @@ impl Run {
         &mut self,
         client: &certcentral::Client,
         current: u64,
-    ) -> Result<std::result::Result<Vec<decide::AtRisk>, Action>> {
+    ) -> Flow<Vec<decide::AtRisk>> {
         let mut at_risk = Vec::new();
         for duplicates in [false, true] {
-            let list = match self.listed(client, duplicates).await? {
-                Ok(l) => l,
-                Err(action) => return Ok(Err(action)),
-            };
+            let list = proceed_up!(self.listed(client, duplicates).await?);
             at_risk.extend(
                 list.into_iter()
                     .filter(|c| c.status == DigiCertReissueStatus::Issued)
@@ -157,7 +151,7 @@ impl Run {
                 .map(|h| h.secret.clone())
                 .collect();
         }
-        Ok(Ok(at_risk))
+        Ok(Continue(at_risk))
     }
 
     /// The certificates of the DigicertOrders for this order id the operator can see;

@@ -39,7 +39,7 @@ impl Run {
             && !status::auto_reissue_refused(&self.status.conditions, self.generation());
         if (decide::order_check_due(last_check, self.ctx.config.resync, self.now)
             || auto_reissue_differs)
-            && let Some(action) = self
+            && let Break(action) = self
                 .check_order(Some(target), stored.certificate_id)
                 .await?
         {
@@ -55,10 +55,7 @@ impl Run {
         }
         // Domain validations that would lapse before the renewal are renewed now.
         let dcv_look = match self.client().await? {
-            Some(client) => match self.validate_ahead(&client, renewal).await? {
-                Ok(action) => return Ok(action),
-                Err(at) => at,
-            },
+            Some(client) => proceed!(self.validate_ahead(&client, renewal).await?),
             None => None,
         };
         Ok(self.next_look(&[renewal, dcv_look], stored.leaf.not_after))

@@ -8,6 +8,7 @@
 //! CSR up in the reissue list and adopts what it finds, so an intent is never
 //! submitted twice and its key is never lost.
 
+use std::ops::ControlFlow::{self, Break, Continue};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ use kube::{Resource, ResourceExt};
 use time::OffsetDateTime;
 
 use super::Context;
-use super::decide::{self, ReissueReason, SecretState};
+use super::decide::{self, ReissueReason, SecretState, schedule};
 use super::secret::{self, PendingKey};
 use super::status::{self, AUTO_REISSUE_SYNCED, ISSUING, ORDER_EXPIRING, READY};
 use crate::certcentral::{
@@ -34,6 +35,33 @@ use crate::crd::{
 use crate::error::{Error, Result};
 use crate::keys::{self, Chain};
 
+use store::{Downloaded, certificate_status};
+
+/// What a part of a step returns: go on (`Continue`) with a value, or end the
+/// reconcile (`Break`) with the action already decided and recorded in status.
+pub(super) type Flow<T = ()> = Result<ControlFlow<Action, T>>;
+
+/// The value of a part that went on; a part that ended the reconcile returns its
+/// action from the step.
+macro_rules! proceed {
+    ($flow:expr) => {
+        match $flow {
+            Continue(value) => value,
+            Break(action) => return Ok(action),
+        }
+    };
+}
+
+/// The same inside a part that is itself a `Flow`: the end is passed up.
+macro_rules! proceed_up {
+    ($flow:expr) => {
+        match $flow {
+            Continue(value) => value,
+            Break(action) => return Ok(Break(action)),
+        }
+    };
+}
+
 mod cancel;
 mod challenge;
 mod duplicate;
@@ -46,19 +74,6 @@ mod store;
 mod submit;
 mod teardown;
 mod validate;
-
-use store::{Downloaded, certificate_status};
-
-/// How soon a Secret the operator may not write is looked at again: it is not
-/// watched (not the operator's), so a fix shows only then.
-const CONFLICT_RETRY: Duration = Duration::from_secs(60);
-
-/// Transient DigiCert failures: 5 s doubling up to 5 min.
-const TRANSIENT_BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(300));
-/// Failures that will not heal by themselves (bad key, unknown order): 5 min doubling
-/// up to 1 h, unless the spec changes.
-const PERMANENT_BACKOFF: (Duration, Duration) =
-    (Duration::from_secs(300), Duration::from_secs(3600));
 
 /// The state of one reconcile: the resource, the status being built, and the clients.
 pub struct Run {
@@ -190,11 +205,7 @@ impl Run {
         let permanent = !err.is_retryable();
         self.status.failed_attempts = self.status.failed_attempts.saturating_add(1);
         self.status.last_failure_time = Some(status::rfc3339(self.now));
-        let (base, cap) = if permanent {
-            PERMANENT_BACKOFF
-        } else {
-            TRANSIENT_BACKOFF
-        };
+        let (base, cap) = schedule::failure_backoff(permanent);
         let delay = decide::backoff(self.status.failed_attempts, base, cap, jitter());
         self.status.next_attempt_time = Some(status::rfc3339(
             self.now + time::Duration::try_from(delay).unwrap_or_default(),
@@ -232,8 +243,8 @@ impl Run {
         self.status.failed_attempts = self.status.failed_attempts.saturating_add(1);
         let delay = decide::backoff(
             self.status.failed_attempts,
-            PERMANENT_BACKOFF.0,
-            PERMANENT_BACKOFF.1,
+            schedule::PERMANENT_BACKOFF.0,
+            schedule::PERMANENT_BACKOFF.1,
             jitter(),
         );
         self.status.last_failure_time = Some(status::rfc3339(self.now));
@@ -376,10 +387,7 @@ impl Run {
             return Ok(Action::await_change());
         }
         // What the Secret holds decides Ready, whatever DigiCert can do now.
-        let target = match self.certificate_secret().await? {
-            Ok(target) => target,
-            Err(action) => return Ok(action),
-        };
+        let target = proceed!(self.certificate_secret().await?);
         let state = secret::inspect(target.as_ref());
         let readiness = decide::certificate_readiness(
             self.spec(),
@@ -446,9 +454,7 @@ impl Run {
         match (reason, state) {
             (Some(reason), state) if held => self.held(reason, &state).await,
             (Some(reason), _) => {
-                if let Some(action) = self.guard_revocation().await? {
-                    return Ok(action);
-                }
+                proceed!(self.guard_revocation().await?);
                 // Whatever the reason, this reissue answers a pending renewal request too.
                 if manual {
                     self.status.last_renew_request = renew_request;
@@ -510,11 +516,11 @@ impl Run {
         blocked.action
     }
 
-    /// The certificate Secret, when the operator may write it (`Ok(None)`: there is
-    /// none yet); `Err` is what to do when it may not, with the reason in status.
-    async fn certificate_secret(&mut self) -> Result<std::result::Result<Option<Secret>, Action>> {
+    /// The certificate Secret, when the operator may write it (`None`: there is none
+    /// yet); when it may not, the reconcile ends, with the reason in status.
+    async fn certificate_secret(&mut self) -> Flow<Option<Secret>> {
         let Some(target) = self.secrets().get_opt(&self.spec().secret_name).await? else {
-            return Ok(Ok(None));
+            return Ok(Continue(None));
         };
         let other = secret::labelled_for(&target)
             .filter(|owner| *owner != self.name)
@@ -544,11 +550,11 @@ impl Run {
                     &self.name,
                     target.resource_version(),
                 );
-                return Ok(Err(Action::requeue(
-                    self.ctx.config.resync.min(CONFLICT_RETRY),
+                return Ok(Break(Action::requeue(
+                    self.ctx.config.resync.min(schedule::CONFLICT_RETRY),
                 )));
             }
         }
-        Ok(Ok(Some(target)))
+        Ok(Continue(Some(target)))
     }
 }

@@ -39,7 +39,7 @@ impl Run {
         &mut self,
         info: &OrderInfo,
         client: &certcentral::Client,
-    ) -> Option<Action> {
+    ) -> ControlFlow<Action> {
         // Auto-reissue: mirror the spec when DigiCert differs, once per spec generation
         // when DigiCert refuses.
         if let Some(want) = self.spec().auto_reissue {
@@ -83,7 +83,7 @@ impl Run {
                             status::failure_reason(&e),
                             format!("updating auto-reissue: {e}; trying again"),
                         );
-                        return Some(self.fail(&e, "updating auto-reissue").await);
+                        return Break(self.fail(&e, "updating auto-reissue").await);
                     }
                 }
             } else if (info.auto_reissue == 1) == want {
@@ -98,7 +98,7 @@ impl Run {
             status::remove(&mut self.status.conditions, AUTO_REISSUE_SYNCED);
         }
 
-        None
+        Continue(())
     }
 
     /// The periodic look at the order: status fields, auto-reissue drift, and
@@ -107,17 +107,17 @@ impl Run {
         &mut self,
         target: Option<&Secret>,
         stored_certificate_id: Option<u64>,
-    ) -> Result<Option<Action>> {
+    ) -> Flow {
         let Some(client) = self.client().await? else {
-            return Ok(Some(Action::requeue(Duration::from_secs(300))));
+            return Ok(Break(Action::requeue(schedule::NO_ACCOUNT_RETRY)));
         };
         let info = match client.order_info(self.spec().order_id).await {
             Ok(i) => i,
-            Err(e) => return Ok(Some(self.fail(&e, "reading the order").await)),
+            Err(e) => return Ok(Break(self.fail(&e, "reading the order").await)),
         };
         self.observe_order(&info);
-        if let Some(action) = self.sync_auto_reissue(&info, &client).await {
-            return Ok(Some(action));
+        if let Break(action) = self.sync_auto_reissue(&info, &client).await {
+            return Ok(Break(action));
         }
 
         if info.status == OrderStatus::Revoked {
@@ -138,7 +138,7 @@ impl Run {
             }
             self.condition(READY, false, "OrderRevoked", message);
             self.clear_failures();
-            return Ok(Some(Action::requeue(self.ctx.config.resync)));
+            return Ok(Break(Action::requeue(self.ctx.config.resync)));
         }
         // A certificate DigiCert issued without us (auto-reissue): take it when it is
         // for the key the Secret already holds.
@@ -151,9 +151,9 @@ impl Run {
         // Whether the Secret's certificate was revoked: by hand, or by a reissue that
         // changed names. Only the reissue list shows a certificate's status.
         if let Some(k) = known
-            && let Some(action) = self.check_revoked(&client, k).await?
+            && let Break(action) = self.check_revoked(&client, k).await?
         {
-            return Ok(Some(action));
+            return Ok(Break(action));
         }
         if info.status == OrderStatus::Issued
             && info.certificate.serial_number.is_some()
@@ -164,33 +164,26 @@ impl Run {
             return self
                 .pick_up(info.certificate.id, target, &client)
                 .await
-                .map(Some);
+                .map(Break);
         }
         // Only a check that went through to the end resets the back-off.
         self.clear_failures();
-        Ok(None)
+        Ok(Continue(()))
     }
 
     /// Looks the Secret's certificate up in the reissue list; `Some` once it is found
     /// revoked (a new certificate comes next) or after a failed call.
-    async fn check_revoked(
-        &mut self,
-        client: &certcentral::Client,
-        certificate_id: u64,
-    ) -> Result<Option<Action>> {
-        let list = match self.listed(client, false).await? {
-            Ok(l) => l,
-            Err(action) => return Ok(Some(action)),
-        };
+    async fn check_revoked(&mut self, client: &certcentral::Client, certificate_id: u64) -> Flow {
+        let list = proceed_up!(self.listed(client, false).await?);
         let Some(ours) = list.iter().find(|c| c.id == certificate_id) else {
-            return Ok(None);
+            return Ok(Continue(()));
         };
         if ours.status != DigiCertReissueStatus::Revoked {
-            return Ok(None);
+            return Ok(Continue(()));
         }
         let serial = ours.serial_number.clone().unwrap_or_default();
         self.found_revoked(Some(certificate_id), &serial).await;
-        Ok(Some(Action::requeue(Duration::ZERO)))
+        Ok(Break(Action::requeue(schedule::NEXT_STEP_NOW)))
     }
 
     /// Updates `tls.crt` (and `ca.crt`) with a certificate DigiCert reissued for the
@@ -202,7 +195,7 @@ impl Run {
         client: &certcentral::Client,
     ) -> Result<Action> {
         let Some(key) = secret::stored_key(target) else {
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
         let (chain, leaf) = match self.download(certificate_id, &key, client).await? {
             Downloaded::Failed(action) => return Ok(action),

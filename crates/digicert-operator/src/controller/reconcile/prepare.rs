@@ -14,7 +14,7 @@ impl Run {
     ) -> Result<Action> {
         // No key, no point in making a CSR.
         if self.client().await?.is_none() {
-            return Ok(Action::requeue(Duration::from_secs(300)));
+            return Ok(Action::requeue(schedule::NO_ACCOUNT_RETRY));
         }
         let spec = self.spec().clone();
         let kind = spec.private_key.kind();
@@ -59,7 +59,9 @@ impl Run {
                 "SecretConflict",
                 format!("Secret {key_secret_name} exists and is not this DigicertOrder's pending key; the operator does not overwrite it: delete or rename it"),
             );
-            return Ok(Action::requeue(self.ctx.config.resync.min(CONFLICT_RETRY)));
+            return Ok(Action::requeue(
+                self.ctx.config.resync.min(schedule::CONFLICT_RETRY),
+            ));
         }
         self.secrets()
             .patch(
@@ -109,7 +111,7 @@ impl Run {
         let pending = self.pending_key().await?;
         match pending {
             Some(p) => self.submit(p).await,
-            None => Ok(Action::requeue(Duration::ZERO)),
+            None => Ok(Action::requeue(schedule::NEXT_STEP_NOW)),
         }
     }
 

@@ -6,7 +6,7 @@ impl Run {
     /// Carries a reissue in flight one step further.
     pub(super) async fn progress(&mut self, reissue: ReissueStatus) -> Result<Action> {
         let Some(client) = self.client().await? else {
-            return Ok(Action::requeue(Duration::from_secs(300)));
+            return Ok(Action::requeue(schedule::NO_ACCOUNT_RETRY));
         };
         // A duplicate is never canceled at DigiCert: the order-level cancel would hit
         // whatever reissue the order has pending.
@@ -15,7 +15,7 @@ impl Run {
             // The spec changed under a pending reissue: it would bring the wrong
             // certificate. Cancel it at DigiCert (if it got there) and start again.
             if sent
-                && let Some(action) = self
+                && let Break(action) = self
                     .cancel_at_digicert(
                         &client,
                         "Superseded: the DigicertOrder's spec changed",
@@ -32,7 +32,7 @@ impl Run {
                 "the spec changed; starting a new reissue",
             );
             self.abandon().await?;
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         }
         let Some(pending) = self.pending_key().await? else {
             // Only a deleted key Secret gets here. Without the key the certificate is
@@ -50,11 +50,11 @@ impl Run {
             )
             .await;
             self.abandon().await?;
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
         if pending.csr_fingerprint != reissue.csr_fingerprint {
             self.abandon().await?;
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         }
         match reissue.state {
             ReissueState::Prepared => self.submit(pending).await,
@@ -73,7 +73,7 @@ impl Run {
             return self.submit_duplicate(pending).await;
         }
         let Some(client) = self.client().await? else {
-            return Ok(Action::requeue(Duration::from_secs(300)));
+            return Ok(Action::requeue(schedule::NO_ACCOUNT_RETRY));
         };
         let spec = self.spec();
         let names = decide::wanted_names(spec);
@@ -97,12 +97,12 @@ impl Run {
         r.state = ReissueState::Submitting;
         r.submitted_at = Some(status::rfc3339(OffsetDateTime::now_utc()));
         self.save().await?;
-        if stamped.elapsed() > Duration::from_secs(5) {
+        if stamped.elapsed() > schedule::SEND_STAMP_TOLERANCE {
             // The status write took long: the recorded time is no longer the send's.
             // Nothing is sent now; the next reconcile looks for the reissue and, once
             // the window from the recorded time has passed, sends it.
             drop(slot);
-            return Ok(Action::requeue(Duration::ZERO));
+            return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         }
         match client.reissue_in(slot, order_id, &request).await {
             Ok(answer) => {
@@ -149,10 +149,7 @@ impl Run {
         client: &certcentral::Client,
     ) -> Result<Action> {
         let reissue = self.status.reissue.clone().expect("a reissue in flight");
-        let list = match self.listed(client, reissue.duplicate).await? {
-            Ok(l) => l,
-            Err(action) => return Ok(action),
-        };
+        let list = proceed!(self.listed(client, reissue.duplicate).await?);
         let known = self.status.certificate.as_ref().map(|c| c.id);
         let ours = list
             .iter()

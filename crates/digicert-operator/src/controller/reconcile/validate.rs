@@ -51,12 +51,12 @@ impl Run {
         &mut self,
         client: &certcentral::Client,
         submitted: OffsetDateTime,
-    ) -> Result<Option<Action>> {
+    ) -> Flow {
         let Some((spec, from)) = self.dcv_settings().await? else {
-            return Ok(None);
+            return Ok(Continue(()));
         };
         if self.challenge().is_some() {
-            return self.advance_challenge(&spec, from, client).await.map(Some);
+            return self.advance_challenge(&spec, from, client).await.map(Break);
         }
         let looked = self
             .dcv_status()
@@ -66,18 +66,18 @@ impl Run {
         // One look per reissue (and every 10 minutes while it waits): DigiCert's own
         // polling and the issuance need no more.
         if looked.is_some_and(|t| t >= submitted && self.now - t < time::Duration::minutes(10)) {
-            return Ok(None);
+            return Ok(Continue(()));
         }
         // Settings that cannot be used make no DigiCert call.
         let publisher = match self.publisher(&spec, from).await? {
             Ok(p) => p,
-            Err(why) => return Ok(Some(self.settings_unusable(why).await)),
+            Err(why) => return Ok(Break(self.settings_unusable(why).await)),
         };
         let order_id = self.spec().order_id;
         let validation = match client.order_validation(order_id).await {
             Ok(v) => v,
             Err(e) => {
-                return Ok(Some(
+                return Ok(Break(
                     self.fail(&e, "reading the order's domain validation").await,
                 ));
             }
@@ -88,11 +88,11 @@ impl Run {
             .filter(|d| d.state == decide::DOMAIN_PENDING)
             .cloned()
             .collect();
-        if let Some(action) = self.refuse_unsupported(&spec, &domains).await {
-            return Ok(Some(action));
+        if let Break(action) = self.refuse_unsupported(&spec, &domains).await {
+            return Ok(Break(action));
         }
         if pending.is_empty() {
-            return Ok(None);
+            return Ok(Continue(()));
         }
         let method = decide::dcv_method(spec.method);
         let value = if validation.order_dcv_method.as_ref() != Some(&method) {
@@ -111,10 +111,10 @@ impl Run {
             Ok(None) => {
                 let message = "DigiCert gave no random value for the order".to_string();
                 self.condition(DOMAIN_VALIDATION, false, "CheckFailed", message);
-                return Ok(Some(Action::requeue(decide::check_wait(1))));
+                return Ok(Break(Action::requeue(decide::check_wait(1))));
             }
             Err(e) => {
-                return Ok(Some(
+                return Ok(Break(
                     self.fail(&e, "getting the order's DCV random value").await,
                 ));
             }
@@ -125,22 +125,22 @@ impl Run {
             .collect();
         self.start_challenge(&spec, &publisher, SCOPE_ORDER, records)
             .await
-            .map(Some)
+            .map(Break)
     }
 
     /// Idle: look at the validations when due, and renew those that would lapse
-    /// before the next reissue. `Ok(Err(at))`: nothing to do before `at`.
+    /// before the next reissue. `Continue(at)`: nothing to do before `at`.
     pub(super) async fn validate_ahead(
         &mut self,
         client: &certcentral::Client,
         planned: Option<OffsetDateTime>,
-    ) -> Result<std::result::Result<Action, Option<OffsetDateTime>>> {
+    ) -> Flow<Option<OffsetDateTime>> {
         let Some((spec, from)) = self.dcv_settings().await? else {
             self.status.domain_validation = None;
-            return Ok(Err(None));
+            return Ok(Continue(None));
         };
         if self.challenge().is_some() {
-            return self.advance_challenge(&spec, from, client).await.map(Ok);
+            return self.advance_challenge(&spec, from, client).await.map(Break);
         }
         let lead = decide::dcv_renew_before(&spec);
         let last = self
@@ -151,23 +151,23 @@ impl Run {
         let look = decide::dcv_look(last, planned, lead, self.now);
         self.dcv_status().next_check = look.map(status::rfc3339);
         if look.is_none_or(|t| t > self.now) {
-            return Ok(Err(look));
+            return Ok(Continue(look));
         }
         let publisher = match self.publisher(&spec, from).await? {
             Ok(p) => p,
-            Err(why) => return Ok(Ok(self.settings_unusable(why).await)),
+            Err(why) => return Ok(Break(self.settings_unusable(why).await)),
         };
         let validation = match client.order_validation(self.spec().order_id).await {
             Ok(v) => v,
             Err(e) => {
-                return Ok(Ok(self
-                    .fail(&e, "reading the order's domain validation")
-                    .await));
+                return Ok(Break(
+                    self.fail(&e, "reading the order's domain validation").await,
+                ));
             }
         };
         let domains = self.record_domains(&spec, &validation, planned);
-        if let Some(action) = self.refuse_unsupported(&spec, &domains).await {
-            return Ok(Ok(action));
+        if let Break(action) = self.refuse_unsupported(&spec, &domains).await {
+            return Ok(Break(action));
         }
         let last_renewal = self
             .dcv_status()
@@ -187,12 +187,12 @@ impl Run {
             let next = decide::dcv_look(Some(self.now), planned, lead, self.now);
             self.validated_condition(&domains, next);
             self.dcv_status().next_check = next.map(status::rfc3339);
-            return Ok(Err(next));
+            return Ok(Continue(next));
         }
         self.dcv_status().last_renewal = Some(status::rfc3339(self.now));
         self.renew_domains(&spec, &publisher, due, client)
             .await
-            .map(Ok)
+            .map(Break)
     }
 
     /// Starts new validations of `due` domains, each with its own random value.
@@ -247,11 +247,14 @@ impl Run {
         &mut self,
         spec: &DomainValidationSpec,
         domains: &[DomainStatus],
-    ) -> Option<Action> {
+    ) -> ControlFlow<Action> {
         let why = domains
             .iter()
             .find(|d| d.state == decide::DOMAIN_UNSUPPORTED)
-            .and_then(|d| decide::unsupported(spec.method, &d.name, &d.dns_names))?;
+            .and_then(|d| decide::unsupported(spec.method, &d.name, &d.dns_names));
+        let Some(why) = why else {
+            return Continue(());
+        };
         if status::find(&self.status.conditions, DOMAIN_VALIDATION)
             .is_none_or(|c| c.reason != "Unsupported")
         {
@@ -264,7 +267,7 @@ impl Run {
             .await;
         }
         self.condition(DOMAIN_VALIDATION, false, "Unsupported", why);
-        Some(Action::await_change())
+        Break(Action::await_change())
     }
 
     /// Nothing to validate now: all current, or due only in the window before the
