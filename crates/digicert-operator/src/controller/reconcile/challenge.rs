@@ -9,7 +9,6 @@ use crate::controller::status::DOMAIN_VALIDATION;
 use crate::crd::dcv::{ChallengeRecord, ChallengeStatus, DcvMethodSpec, DomainValidationSpec};
 use crate::dcv::solver::{Publisher, Seen};
 
-
 impl Run {
     fn challenge_method(&self) -> DcvMethodSpec {
         let method = self
