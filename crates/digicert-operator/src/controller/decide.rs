@@ -4,19 +4,23 @@
 
 mod dcv;
 mod duplicate;
+mod follow;
 mod plan;
 mod readiness;
 mod revocation;
 pub mod schedule;
 mod teardown;
+mod trigger;
 
 pub use dcv::*;
 pub use duplicate::*;
+pub use follow::*;
 pub use plan::*;
 pub use readiness::*;
 pub use revocation::*;
 pub use schedule::*;
 pub use teardown::*;
+pub use trigger::*;
 
 use std::time::Duration;
 
@@ -78,6 +82,16 @@ pub enum ReissueReason {
 }
 
 impl ReissueReason {
+    /// Whether the certificate in the Secret stays good (Ready) while this reissue
+    /// runs: a renewal, asked for or planned, or a follow-up of DigiCert's own
+    /// reissue; every other reason means the Secret does not serve the spec.
+    pub fn keeps_ready(&self) -> bool {
+        matches!(
+            self,
+            ReissueReason::Renewal | ReissueReason::Manual | ReissueReason::OrderReissued
+        )
+    }
+
     /// CamelCase, for conditions and events.
     pub fn as_str(&self) -> &'static str {
         match self {

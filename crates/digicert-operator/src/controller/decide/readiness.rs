@@ -73,3 +73,173 @@ pub fn certificate_readiness(
         not_after: stored.leaf.not_after,
     }
 }
+
+/// A change of the Ready condition: true or false, the reason, the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadyChange {
+    pub ready: bool,
+    pub reason: String,
+    pub message: String,
+}
+
+/// Whether Ready stays true through a failed DigiCert call: Ready is about the
+/// Secret, so a good certificate stays Ready through DigiCert's trouble. Before the
+/// Secret was judged in this reconcile, what status says counts, unless the failure
+/// will not heal by itself.
+pub fn ready_through_failure(
+    readiness: Option<&Readiness>,
+    permanent: bool,
+    ready_in_status: Option<bool>,
+) -> bool {
+    match readiness {
+        Some(readiness) => readiness.is_ready(),
+        None => !permanent && ready_in_status == Some(true),
+    }
+}
+
+/// Ready while the order may not use DigiCert (no account, not granted, not this
+/// resource's order): it follows the Secret. A good certificate stays (or becomes)
+/// Ready; without a certificate the gate's reason is why none comes; a bad one says
+/// it cannot be replaced now. `None`: Ready is right as it is.
+pub fn ready_when_blocked(
+    readiness: &Readiness,
+    ready_now: bool,
+    blocked_reason: &str,
+    blocked_message: &str,
+) -> Option<ReadyChange> {
+    let change = |ready, reason: &str, message: String| {
+        Some(ReadyChange {
+            ready,
+            reason: reason.to_string(),
+            message,
+        })
+    };
+    match readiness {
+        Readiness::Ready { .. } if ready_now => None,
+        Readiness::Ready { not_after } => change(
+            true,
+            "Issued",
+            format!(
+                "the Secret holds a certificate valid until {}; DigiCert cannot be used now (see the DigiCert condition)",
+                super::super::status::rfc3339(*not_after)
+            ),
+        ),
+        Readiness::NotReady { reason, .. } if reason == "Missing" => {
+            change(false, blocked_reason, blocked_message.to_string())
+        }
+        Readiness::NotReady { reason, message } => change(
+            false,
+            reason,
+            format!("{message}; it cannot be replaced now: {blocked_message}"),
+        ),
+    }
+}
+
+/// Whether an idle order (the Secret serves the spec) turns Ready true: unless it is
+/// already (other than held), the order was revoked at DigiCert (its check set
+/// Ready false), or the certificate has expired.
+pub fn ready_when_idle(
+    ready: Option<(bool, &str)>,
+    order_revoked: bool,
+    not_after: OffsetDateTime,
+    now: OffsetDateTime,
+) -> bool {
+    ready.is_none_or(|(ready, reason)| !ready || reason == "RenewalHeld")
+        && !order_revoked
+        && now < not_after
+}
+
+#[cfg(test)]
+mod ready_tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn ready_stays_true_through_a_failure_only_with_a_good_certificate() {
+        let good = Readiness::Ready {
+            not_after: datetime!(2027-01-01 0:00 UTC),
+        };
+        let bad = Readiness::NotReady {
+            reason: "Missing".into(),
+            message: String::new(),
+        };
+        // (readiness judged, permanent, Ready in status, want)
+        let cases = [
+            (Some(&good), true, None, true),
+            (Some(&bad), false, Some(true), false),
+            (None, false, Some(true), true),
+            (None, true, Some(true), false),
+            (None, false, Some(false), false),
+            (None, false, None, false),
+        ];
+        for (readiness, permanent, in_status, want) in cases {
+            assert_eq!(
+                ready_through_failure(readiness, permanent, in_status),
+                want,
+                "{readiness:?} {permanent} {in_status:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ready_follows_the_secret_while_the_order_is_blocked() {
+        let not_after = datetime!(2027-01-01 0:00 UTC);
+        let good = Readiness::Ready { not_after };
+        let missing = Readiness::NotReady {
+            reason: "Missing".into(),
+            message: "no certificate".into(),
+        };
+        let expired = Readiness::NotReady {
+            reason: "Expired".into(),
+            message: "the certificate expired".into(),
+        };
+        assert_eq!(ready_when_blocked(&good, true, "NoAccount", "x"), None);
+        let became = ready_when_blocked(&good, false, "NoAccount", "x").unwrap();
+        assert!(became.ready);
+        assert_eq!(became.reason, "Issued");
+        assert!(
+            became.message.contains("2027-01-01T00:00:00Z"),
+            "{became:?}"
+        );
+        assert_eq!(
+            ready_when_blocked(&missing, false, "NoAccount", "no account may be used"),
+            Some(ReadyChange {
+                ready: false,
+                reason: "NoAccount".into(),
+                message: "no account may be used".into(),
+            })
+        );
+        assert_eq!(
+            ready_when_blocked(&expired, true, "NoAccount", "no account may be used"),
+            Some(ReadyChange {
+                ready: false,
+                reason: "Expired".into(),
+                message:
+                    "the certificate expired; it cannot be replaced now: no account may be used"
+                        .into(),
+            })
+        );
+    }
+
+    #[test]
+    fn an_idle_order_turns_ready_unless_already_revoked_or_expired() {
+        let now = datetime!(2026-06-01 0:00 UTC);
+        let later = datetime!(2026-09-01 0:00 UTC);
+        // (Ready now, order revoked, not after, want)
+        let cases = [
+            (None, false, later, true),
+            (Some((false, "Missing")), false, later, true),
+            (Some((true, "Issued")), false, later, false),
+            (Some((true, "RenewalHeld")), false, later, true),
+            (None, true, later, false),
+            (None, false, now, false),
+        ];
+        for (ready, revoked, not_after, want) in cases {
+            assert_eq!(
+                ready_when_idle(ready, revoked, not_after, now),
+                want,
+                "{ready:?} {revoked} {not_after}"
+            );
+        }
+    }
+}

@@ -35,19 +35,11 @@ impl Run {
         };
         self.observe_order(&info);
         // An adopted reissue has no request id yet: the order's pending request is it.
-        if self
-            .status
-            .reissue
-            .as_ref()
-            .is_some_and(|r| r.request_id.is_none())
-            && info.status == OrderStatus::ReissuePending
-            && let Some(r) = info.requests.iter().find(|r| {
-                matches!(r.status, RequestStatus::Pending | RequestStatus::Submitted)
-                        // Revoke and duplicate requests are not the reissue's.
-                        && r.kind.as_deref().is_none_or(|k| k != "revoke" && k != "duplicate")
-            })
+        if let Some(reissue) = &self.status.reissue
+            && let Some(id) =
+                decide::adopted_request(reissue.request_id, &info.status, &info.requests)
         {
-            self.reissue_mut().request_id = Some(r.id);
+            self.reissue_mut().request_id = Some(id);
         }
         let Some(reissue) = self.status.reissue.clone() else {
             // Followed only while a reissue is in flight: not reached.
@@ -63,24 +55,25 @@ impl Run {
                 &reissue,
                 known,
             );
-        if current_is_ours && info.status != OrderStatus::ReissuePending {
-            let action = self
-                .write_certificate(info.certificate.id, &pending, client)
-                .await?;
-            // The same order info serves to mirror auto-reissue: no extra read.
-            return Ok(self
-                .sync_auto_reissue(&info, client)
-                .await
-                .break_value()
-                .unwrap_or(action));
-        }
-        if info.status == OrderStatus::ReissuePending {
-            let action = self.waiting(&reissue, client).await?;
-            return Ok(self
-                .sync_auto_reissue(&info, client)
-                .await
-                .break_value()
-                .unwrap_or(action));
+        match decide::order_says(current_is_ours, info.certificate.id, &info.status) {
+            decide::OrderSays::Issued(id) => {
+                let action = self.write_certificate(id, &pending, client).await?;
+                // The same order info serves to mirror auto-reissue: no extra read.
+                return Ok(self
+                    .sync_auto_reissue(&info, client)
+                    .await
+                    .break_value()
+                    .unwrap_or(action));
+            }
+            decide::OrderSays::Pending => {
+                let action = self.waiting(&reissue, client).await?;
+                return Ok(self
+                    .sync_auto_reissue(&info, client)
+                    .await
+                    .break_value()
+                    .unwrap_or(action));
+            }
+            decide::OrderSays::LookInList => {}
         }
         // The order is not waiting on a reissue and its certificate is not ours: ours
         // was rejected, canceled or replaced. The reissue list says which.
@@ -108,21 +101,10 @@ impl Run {
             .as_deref()
             .and_then(status::parse_rfc3339)
             .unwrap_or(self.now);
-        let young = self.now - submitted < time::Duration::minutes(2);
-        match ours.map(|c| (c.id, c.status)) {
-            Some((id, DigiCertReissueStatus::Issued)) if known != Some(id) => {
-                self.write_certificate(id, &pending, client).await
-            }
-            Some((_, DigiCertReissueStatus::Pending)) => self.waiting(reissue, client).await,
-            // DigiCert may not show a fresh reissue everywhere at once: give it time
-            // before concluding it is gone.
-            None if young => self.waiting(reissue, client).await,
-            other => {
-                let what = if other.is_some() {
-                    "rejected"
-                } else {
-                    "not found"
-                };
+        match decide::list_says(ours.map(|c| (c.id, c.status)), known, submitted, self.now) {
+            decide::ListSays::Issued(id) => self.write_certificate(id, &pending, client).await,
+            decide::ListSays::Pending => self.waiting(reissue, client).await,
+            decide::ListSays::Rejected(what) => {
                 let message = match order_status {
                     Some(s) => format!("DigiCert {what} the reissue; the order is {s}"),
                     None => format!("DigiCert {what} the duplicate request"),

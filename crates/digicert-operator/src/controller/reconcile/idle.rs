@@ -18,11 +18,14 @@ impl Run {
         // The Secret serves the spec: Ready, before any DigiCert call, whose failure
         // shows in the DigiCert condition and leaves Ready alone. A revoked order keeps
         // the Ready=False its check set.
-        let ready = status::find(&self.status.conditions, READY);
-        if ready.is_none_or(|c| c.status != "True" || c.reason == "RenewalHeld")
-            && self.status.order_status.as_deref() != Some("revoked")
-            && self.now < stored.leaf.not_after
-        {
+        let ready = status::find(&self.status.conditions, READY)
+            .map(|c| (c.status == "True", c.reason.as_str()));
+        if decide::ready_when_idle(
+            ready,
+            self.status.order_status.as_deref() == Some("revoked"),
+            stored.leaf.not_after,
+            self.now,
+        ) {
             self.condition(
                 READY,
                 true,

@@ -30,7 +30,6 @@ use crate::certcentral::{
 use crate::crd::{
     ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, CertificateStatus, DigicertOrder,
     DigicertOrderStatus, Issuance, KeyEncoding, RENEW_ANNOTATION, ReissueState, ReissueStatus,
-    RotationPolicy,
 };
 use crate::error::{Error, Result};
 use crate::keys::{self, Chain};
@@ -219,10 +218,11 @@ impl Run {
         self.status.last_failure = Some(format!("{reason}: {message}"));
         // Ready is about the Secret: a good certificate stays Ready through DigiCert's
         // trouble (the DigiCert and Issuing conditions and the event say it).
-        let certificate_good = match &self.readiness {
-            Some(readiness) => readiness.is_ready(),
-            None => !permanent && matches!(self.stored_state_ok(), Some(true)),
-        };
+        let certificate_good = decide::ready_through_failure(
+            self.readiness.as_ref(),
+            permanent,
+            self.stored_state_ok(),
+        );
         if !certificate_good {
             self.condition(READY, false, reason, message.clone());
         }
@@ -334,31 +334,30 @@ impl Run {
     /// Takes in what the resource asks for now: a new spec generation or a renewal
     /// request starts afresh (no old back-off, no hold). Returns the renewal request
     /// and whether it is new.
-    fn take_instructions(&mut self) -> (Option<String>, bool) {
+    fn take_instructions(&mut self) -> decide::Instructions {
         let generation = self.generation();
-        let spec_changed = self.status.observed_generation != generation;
-        let renew_request = self.order.annotations().get(RENEW_ANNOTATION).cloned();
-        let manual = renew_request
-            .as_deref()
-            .is_some_and(|r| !r.is_empty() && Some(r) != self.status.last_renew_request.as_deref());
-        if spec_changed || manual {
+        let taken = decide::instructions(
+            generation,
+            self.status.observed_generation,
+            self.order
+                .annotations()
+                .get(RENEW_ANNOTATION)
+                .map(String::as_str),
+            self.status.last_renew_request.as_deref(),
+        );
+        if taken.clear_failures {
             self.clear_failures();
         }
-        if manual {
+        if taken.release_hold {
             self.status.hold_generation = None;
         }
         self.status.observed_generation = generation;
-        (renew_request, manual)
+        taken
     }
 
     /// Refuses what the API server let through but the operator cannot act upon.
     fn refuse_invalid_spec(&mut self) -> bool {
-        // The name goes into a label on the Secrets (at most 63 characters).
-        let problem = if self.name.len() > 63 {
-            Some("the DigicertOrder's name must be at most 63 characters".to_string())
-        } else {
-            decide::validate_spec(self.spec(), &self.status).err()
-        };
+        let problem = decide::spec_refusal(&self.name, self.spec(), &self.status);
         if let Some(message) = &problem {
             self.condition(READY, false, "InvalidSpec", message.clone());
         }
@@ -382,7 +381,11 @@ impl Run {
     }
 
     async fn step(&mut self) -> Result<Action> {
-        let (renew_request, manual) = self.take_instructions();
+        let decide::Instructions {
+            renew_request,
+            manual,
+            ..
+        } = self.take_instructions();
         if self.refuse_invalid_spec() {
             return Ok(Action::await_change());
         }
@@ -411,9 +414,10 @@ impl Run {
             Err(blocked) => return Ok(self.blocked(blocked, digicert_was, &readiness).await),
         }
         let cancel_request = self.order.annotations().get(CANCEL_ANNOTATION).cloned();
-        if cancel_request.as_deref().is_some_and(|c| !c.is_empty())
-            && cancel_request != self.status.last_cancel_request
-        {
+        if decide::cancel_requested(
+            cancel_request.as_deref(),
+            self.status.last_cancel_request.as_deref(),
+        ) {
             return self.cancel_on_request(cancel_request).await;
         }
         if let Some(wait) = self.backing_off() {
@@ -435,25 +439,22 @@ impl Run {
             }
             return self.duplicate(target.as_ref(), state, manual).await;
         }
-        let reason = if decide::revoked_in_secret(self.status.revoked.as_ref(), &state) {
-            Some(ReissueReason::Revoked)
-        } else {
-            decide::reissue_reason(
-                self.spec(),
-                &state,
-                renew_request.as_deref(),
-                self.status.last_renew_request.as_deref(),
-                self.order_ends(),
-                self.now,
-            )
-        };
-        let held = self
-            .status
-            .hold_generation
-            .is_some_and(|g| Some(g) == self.generation());
-        match (reason, state) {
-            (Some(reason), state) if held => self.held(reason, &state).await,
-            (Some(reason), _) => {
+        let trigger = decide::trigger(
+            &decide::TriggerInput {
+                spec: self.spec(),
+                state: &state,
+                revoked: decide::revoked_in_secret(self.status.revoked.as_ref(), &state),
+                renew_request: renew_request.as_deref(),
+                last_renew_request: self.status.last_renew_request.as_deref(),
+                order_ends: self.order_ends(),
+                hold_generation: self.status.hold_generation,
+                generation: self.generation(),
+            },
+            self.now,
+        );
+        match (trigger, state) {
+            (decide::Trigger::Held(reason), state) => self.held(reason, &state).await,
+            (decide::Trigger::Reissue(reason), _) => {
                 proceed!(self.guard_revocation().await?);
                 // Whatever the reason, this reissue answers a pending renewal request too.
                 if manual {
@@ -461,13 +462,13 @@ impl Run {
                 }
                 self.prepare(reason, target.as_ref(), None).await
             }
-            (None, SecretState::Valid(stored)) => match &target {
+            (decide::Trigger::None, SecretState::Valid(stored)) => match &target {
                 Some(target) => self.idle(target, &stored).await,
                 // A valid certificate comes from a Secret: not reached.
                 None => Ok(Action::requeue(self.ctx.config.resync)),
             },
             // No reason to reissue means a valid certificate: not reached.
-            (None, _) => Ok(Action::requeue(self.ctx.config.resync)),
+            (decide::Trigger::None, _) => Ok(Action::requeue(self.ctx.config.resync)),
         }
     }
 
@@ -491,27 +492,11 @@ impl Run {
             )
             .await;
         }
-        match readiness {
-            decide::Readiness::Ready { not_after } => {
-                if !status::is_true(&self.status.conditions, READY) {
-                    self.condition(
-                        READY,
-                        true,
-                        "Issued",
-                        format!(
-                            "the Secret holds a certificate valid until {}; DigiCert cannot be used now (see the DigiCert condition)",
-                            status::rfc3339(*not_after)
-                        ),
-                    );
-                }
-            }
-            decide::Readiness::NotReady { reason, .. } if reason == "Missing" => {
-                self.condition(READY, false, &blocked.reason, blocked.message.clone());
-            }
-            decide::Readiness::NotReady { reason, message } => {
-                let message = format!("{message}; it cannot be replaced now: {}", blocked.message);
-                self.condition(READY, false, reason, message);
-            }
+        let ready_now = status::is_true(&self.status.conditions, READY);
+        if let Some(change) =
+            decide::ready_when_blocked(readiness, ready_now, &blocked.reason, &blocked.message)
+        {
+            self.condition(READY, change.ready, &change.reason, change.message);
         }
         blocked.action
     }

@@ -18,10 +18,14 @@ impl Run {
         }
         let spec = self.spec().clone();
         let kind = spec.private_key.kind();
-        let reuse = (spec.private_key.rotation_policy == RotationPolicy::Never)
-            .then(|| target.and_then(secret::stored_key))
-            .flatten()
-            .filter(|k| keys::kind_of(k) == kind);
+        let stored = target.and_then(secret::stored_key);
+        let reuse = stored.filter(|k| {
+            decide::keeps_key(
+                spec.private_key.rotation_policy,
+                Some(keys::kind_of(k)),
+                kind,
+            )
+        });
         let reused = reuse.is_some();
         let (common_name, names) = match &duplicate {
             Some((n, _)) => (n[0].clone(), n[1..].to_vec()),
@@ -99,10 +103,7 @@ impl Run {
         );
         self.condition(ISSUING, true, "Prepared", message.clone());
         // Renewal of a good certificate: the Secret stays Ready meanwhile.
-        if !matches!(
-            reason,
-            ReissueReason::Renewal | ReissueReason::Manual | ReissueReason::OrderReissued
-        ) {
+        if !reason.keeps_ready() {
             self.condition(READY, false, reason.as_str(), reason.describe());
         }
         self.save().await?;
