@@ -14,7 +14,11 @@ pub mod accounts;
 pub mod claims;
 pub mod decide;
 pub mod events;
+#[cfg(test)]
+mod fixtures;
 pub mod ownership;
+#[cfg(test)]
+mod phase_tests;
 pub mod reconcile;
 pub mod secret;
 pub mod solvers;
