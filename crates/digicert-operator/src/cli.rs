@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -34,8 +35,8 @@ pub async fn client() -> Result<(Client, String)> {
     Ok((client, default_ns))
 }
 
-fn age(t: Option<&str>, now: time::OffsetDateTime) -> String {
-    let Some(t) = t.and_then(crate::controller::status::parse_rfc3339) else {
+fn age(t: Option<&Time>, now: time::OffsetDateTime) -> String {
+    let Some(t) = t.map(crate::controller::status::offset) else {
         return "-".into();
     };
     let d = t - now;
@@ -127,11 +128,8 @@ pub fn status_table(orders: &[DigicertOrder], show_namespace: bool) -> String {
             o.spec.order_id.to_string(),
             ready.map_or("Unknown".into(), |c| c.status.clone()),
             status.order_status.clone().unwrap_or_else(|| "-".into()),
-            age(
-                status.certificate.as_ref().map(|c| c.not_after.as_str()),
-                now,
-            ),
-            age(status.renewal_time.as_deref(), now),
+            age(status.certificate.as_ref().map(|c| &c.not_after), now),
+            age(status.renewal_time.as_ref(), now),
             describe_reissue(o).unwrap_or_else(|| "-".into()),
             last_error,
         ]);
@@ -365,7 +363,10 @@ pub fn describe_secret(secret: &Secret) -> Result<String> {
         if leaf.not_after < now {
             "EXPIRED".to_string()
         } else {
-            format!("in {}", age(Some(&rfc3339(leaf.not_after)), now))
+            format!(
+                "in {}",
+                age(Some(&crate::controller::status::time(leaf.not_after)), now)
+            )
         }
     );
     let _ = writeln!(

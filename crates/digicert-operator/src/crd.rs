@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -370,7 +370,7 @@ pub struct DigicertOrderStatus {
     pub observed_order_id: Option<u64>,
     /// When the operator last read the order at DigiCert.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_order_check: Option<String>,
+    pub last_order_check: Option<Time>,
     /// The order's status at DigiCert (issued, reissue_pending, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub order_status: Option<String>,
@@ -385,7 +385,7 @@ pub struct DigicertOrderStatus {
     pub certificate: Option<CertificateStatus>,
     /// When the operator will reissue (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renewal_time: Option<String>,
+    pub renewal_time: Option<Time>,
     /// The reissue in flight, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reissue: Option<ReissueStatus>,
@@ -394,14 +394,14 @@ pub struct DigicertOrderStatus {
     pub failed_attempts: u32,
     /// When the last failure happened (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure_time: Option<String>,
+    pub last_failure_time: Option<Time>,
     /// What failed last and why, while failures last (e.g. a DigiCert call that the
     /// conditions do not show because the certificate in the Secret is still good).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_failure: Option<String>,
     /// No DigiCert call before this time (back-off after failures).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_attempt_time: Option<String>,
+    pub next_attempt_time: Option<Time>,
     /// Certificates written to the Secret so far.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub revision: u32,
@@ -457,7 +457,7 @@ pub struct AtRiskCertificate {
     pub secrets: Vec<String>,
 }
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct RevokedStatus {
     /// DigiCert's id of the revoked certificate.
@@ -466,14 +466,14 @@ pub struct RevokedStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub serial_number: Option<String>,
     /// When the operator found it revoked.
-    pub detected_at: String,
+    pub detected_at: Time,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct CertificateStatus {
     /// DigiCert's certificate id.
@@ -483,9 +483,9 @@ pub struct CertificateStatus {
     /// SHA-1 of the certificate, upper-case hex (as DigiCert shows it).
     pub thumbprint: String,
     /// Start of the validity (RFC 3339).
-    pub not_before: String,
+    pub not_before: Time,
     /// End of the validity (RFC 3339).
-    pub not_after: String,
+    pub not_after: Time,
     /// The names the certificate secures (its subject alternative names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_names: Vec<String>,
@@ -523,7 +523,7 @@ pub struct ReissueStatus {
     pub certificate_id: Option<u64>,
     /// When the request was sent (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submitted_at: Option<String>,
+    pub submitted_at: Option<Time>,
     /// A duplicate of the order's certificate rather than a reissue.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub duplicate: bool,

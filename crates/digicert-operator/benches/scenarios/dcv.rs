@@ -232,12 +232,9 @@ async fn ahead(
                     .and_then(|s| s.domain_validation.as_ref())
                     .is_some_and(|d| {
                         d.domains.iter().all(|d| {
-                            d.expires.as_deref().is_some_and(|e| {
-                                OffsetDateTime::parse(
-                                    e,
-                                    &time::format_description::well_known::Rfc3339,
-                                )
-                                .is_ok_and(|e| e > today + time::Duration::days(9))
+                            d.expires.as_ref().is_some_and(|e| {
+                                digicert_operator::controller::status::offset(e)
+                                    > today + time::Duration::days(9)
                             })
                         })
                     })

@@ -897,7 +897,14 @@ mod tests {
             );
         }
         let issued_for_other = DigicertOrderStatus {
-            certificate: Some(Default::default()),
+            certificate: Some(crate::crd::CertificateStatus {
+                id: 1,
+                serial_number: "01".into(),
+                thumbprint: "AA".into(),
+                not_before: crate::controller::status::time(time::OffsetDateTime::UNIX_EPOCH),
+                not_after: crate::controller::status::time(time::OffsetDateTime::UNIX_EPOCH),
+                dns_names: Vec::new(),
+            }),
             observed_order_id: Some(77),
             ..Default::default()
         };

@@ -24,6 +24,22 @@ pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
 }
 
+/// A time for status, to the second: what the API server keeps of a `Time` (so a
+/// status built here compares equal to the one read back).
+pub fn time(t: OffsetDateTime) -> Time {
+    timestamp(t)
+}
+
+/// A status time as messages and the command line show it (RFC 3339).
+pub fn show(t: &Time) -> String {
+    rfc3339(offset(t))
+}
+
+/// A status time as the operator computes with it.
+pub fn offset(t: &Time) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp(t.0.as_second()).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 fn timestamp(t: OffsetDateTime) -> Time {
     let ts = k8s_openapi::jiff::Timestamp::from_second(t.unix_timestamp())
         .unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
@@ -209,5 +225,51 @@ mod tests {
         for (err, want) in cases {
             assert_eq!(failure_reason(&err), want, "{err}");
         }
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+    use crate::crd::DigicertOrderStatus;
+
+    /// Status written by earlier versions (RFC 3339 strings, with nanoseconds) still
+    /// reads; what is written now is RFC 3339 to the second, as the API server keeps
+    /// a `Time`.
+    #[test]
+    fn status_times_read_old_strings_and_write_rfc3339() {
+        let old = serde_json::json!({
+            "lastOrderCheck": "2026-12-05T05:32:04.945788201Z",
+            "renewalTime": "2027-03-01T12:00:00Z",
+            "nextAttemptTime": "2026-12-05T06:00:00+01:00",
+            "certificate": {"id": 7, "serialNumber": "0A", "thumbprint": "AB",
+                "notBefore": "2026-12-01T00:00:00Z", "notAfter": "2027-12-01T00:00:00Z",
+                "dnsNames": ["example.com"]},
+            "reissue": {"state": "Submitting", "reason": "Renewal", "csrFingerprint": "f",
+                "specFingerprint": "s", "keySecretName": "k",
+                "submittedAt": "2026-12-05T05:32:05.395733071Z"},
+        });
+        let status: DigicertOrderStatus = serde_json::from_value(old).expect("old status reads");
+        let check = status.last_order_check.as_ref().unwrap();
+        assert_eq!(
+            offset(check),
+            time::macros::datetime!(2026-12-05 05:32:04 UTC)
+        );
+        assert_eq!(
+            offset(status.next_attempt_time.as_ref().unwrap()),
+            time::macros::datetime!(2026-12-05 05:00:00 UTC)
+        );
+        let written = serde_json::to_value(&status).unwrap();
+        assert_eq!(written["lastOrderCheck"], "2026-12-05T05:32:04Z");
+        assert_eq!(written["renewalTime"], "2027-03-01T12:00:00Z");
+        assert_eq!(written["certificate"]["notAfter"], "2027-12-01T00:00:00Z");
+        assert_eq!(written["reissue"]["submittedAt"], "2026-12-05T05:32:05Z");
+        // What is written reads back the same: a status built here compares equal to
+        // the one the API server returns.
+        let now = time::macros::datetime!(2026-12-05 05:32:04.9 UTC);
+        let built = time(now);
+        let read: Time = serde_json::from_value(serde_json::to_value(&built).unwrap()).unwrap();
+        assert_eq!(built, read);
+        assert_eq!(show(&built), "2026-12-05T05:32:04Z");
     }
 }

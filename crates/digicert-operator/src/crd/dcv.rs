@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -211,13 +212,13 @@ pub struct DomainValidationStatus {
     pub method: Option<String>,
     /// When the operator last read DigiCert's validation state of the order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_check: Option<String>,
+    pub last_check: Option<Time>,
     /// When it reads it next, ahead of the planned reissue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_check: Option<String>,
+    pub next_check: Option<Time>,
     /// When lapsing validations were last renewed ahead of a reissue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_renewal: Option<String>,
+    pub last_renewal: Option<Time>,
     /// The order's domains, as DigiCert validates them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<DomainStatus>,
@@ -246,7 +247,7 @@ pub struct DomainStatus {
     pub state: String,
     /// When the completed validation stops being reusable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
+    pub expires: Option<Time>,
 }
 
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
@@ -270,7 +271,7 @@ pub struct ChallengeStatus {
     pub checks: u32,
     /// Not before this time is DigiCert asked again (back-off after a failed check).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_check: Option<String>,
+    pub next_check: Option<Time>,
     /// What the last look or check found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,

@@ -359,14 +359,8 @@ async fn short_lived_certificates_renew_at_a_third_of_their_lifetime() {
         assert_eq!(revision(&o), 1);
         let renewal = o.status.as_ref().unwrap().renewal_time.clone().unwrap();
         let cert = o.status.as_ref().unwrap().certificate.clone().unwrap();
-        let not_before = time::OffsetDateTime::parse(
-            &cert.not_before,
-            &time::format_description::well_known::Rfc3339,
-        )
-        .unwrap();
-        let renewal =
-            time::OffsetDateTime::parse(&renewal, &time::format_description::well_known::Rfc3339)
-                .unwrap();
+        let not_before = digicert_operator::controller::status::offset(&cert.not_before);
+        let renewal = digicert_operator::controller::status::offset(&renewal);
         assert_eq!(
             (renewal - not_before).whole_seconds(),
             20,

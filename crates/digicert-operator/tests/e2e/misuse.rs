@@ -79,8 +79,8 @@ async fn wait_metric(env: &OperatorEnv, sample: &str, want: f64) {
     }
 }
 
-fn rfc3339(t: &str) -> time::OffsetDateTime {
-    time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).unwrap()
+fn rfc3339(t: &k8s_openapi::apimachinery::pkg::apis::meta::v1::Time) -> time::OffsetDateTime {
+    digicert_operator::controller::status::offset(t)
 }
 
 // ---- 4. The end of a plan ----

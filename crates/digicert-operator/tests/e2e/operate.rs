@@ -39,9 +39,7 @@ async fn metrics_health_and_readiness_after_an_issuance() {
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     let order = env.wait_ready("web").await;
     let not_after = order.status.unwrap().certificate.unwrap().not_after;
-    let not_after =
-        time::OffsetDateTime::parse(&not_after, &time::format_description::well_known::Rfc3339)
-            .unwrap();
+    let not_after = digicert_operator::controller::status::offset(&not_after);
     let ns = env.cluster.namespace.clone();
     let labels = format!(r#"{{namespace="{ns}",name="web"}}"#);
     // The gauges follow the status patch; give the scrape a moment.

@@ -12,7 +12,6 @@ use digicert_operator::crd::{DigicertAccount, DigicertOrder};
 use digicert_operator::keys;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use time::format_description::well_known::Rfc3339;
 
 use super::cluster::TestCluster;
 use super::process::OperatorProcess;
@@ -409,7 +408,7 @@ impl OperatorEnv {
             if let Some(t) = o
                 .status
                 .and_then(|s| s.last_order_check)
-                .and_then(|t| time::OffsetDateTime::parse(&t, &Rfc3339).ok())
+                .map(|t| digicert_operator::controller::status::offset(&t))
                 .filter(|t| *t > since)
             {
                 seen.insert(t);

@@ -102,7 +102,7 @@ pub fn domain_states(
                 dns_names: v.dns_names.clone(),
                 method: v.method.as_ref().map(|m| m.to_string()),
                 state: state.into(),
-                expires: expires.map(super::super::status::rfc3339),
+                expires: expires.map(super::super::status::time),
             }
         })
         .collect()
@@ -330,7 +330,13 @@ mod tests {
             now,
         );
         assert_eq!(d[0].state, DOMAIN_EXPIRING);
-        assert_eq!(d[0].expires.as_deref(), Some("2029-06-02T00:00:00Z"));
+        assert_eq!(
+            d[0].expires
+                .as_ref()
+                .map(super::super::super::status::show)
+                .as_deref(),
+            Some("2029-06-02T00:00:00Z")
+        );
     }
 
     #[test]

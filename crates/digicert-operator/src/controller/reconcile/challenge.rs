@@ -79,10 +79,7 @@ impl Run {
         let Some(challenge) = self.challenge().cloned() else {
             return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         };
-        if let Some(at) = challenge
-            .next_check
-            .as_deref()
-            .and_then(status::parse_rfc3339)
+        if let Some(at) = challenge.next_check.as_ref().map(status::offset)
             && at > self.now
         {
             return Ok(Action::requeue(
@@ -344,8 +341,8 @@ impl Run {
         Action::requeue(schedule::SETTINGS_RETRY)
     }
 
-    fn after(&self, wait: Duration) -> String {
-        status::rfc3339(self.now + time::Duration::try_from(wait).unwrap_or_default())
+    fn after(&self, wait: Duration) -> Time {
+        status::time(self.now + time::Duration::try_from(wait).unwrap_or_default())
     }
 
     /// The finalizer before anything is published, so a deletion withdraws it.

@@ -183,7 +183,7 @@ impl Run {
         self.status.revoked = Some(RevokedStatus {
             certificate_id: id,
             serial_number: Some(serial_number.to_string()),
-            detected_at: status::rfc3339(self.now),
+            detected_at: status::time(self.now),
         });
         let message = format!(
             "DigiCert revoked certificate {id} (serial {serial_number}) in Secret {}; getting a new one",
@@ -225,7 +225,7 @@ impl Run {
         let order_id = spec.order_id;
         let r = self.reissue_mut();
         r.state = ReissueState::Submitting;
-        r.submitted_at = Some(status::rfc3339(OffsetDateTime::now_utc()));
+        r.submitted_at = Some(status::time(OffsetDateTime::now_utc()));
         self.save().await?;
         match client.duplicate(order_id, &request).await {
             Ok(answer) => {

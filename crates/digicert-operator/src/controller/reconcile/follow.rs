@@ -98,8 +98,8 @@ impl Run {
             .find(|c| decide::is_our_reissue(c.id, c.csr.as_deref(), reissue, known));
         let submitted = reissue
             .submitted_at
-            .as_deref()
-            .and_then(status::parse_rfc3339)
+            .as_ref()
+            .map(status::offset)
             .unwrap_or(self.now);
         match decide::list_says(ours.map(|c| (c.id, c.status)), known, submitted, self.now) {
             decide::ListSays::Issued(id) => self.write_certificate(id, &pending, client).await,
@@ -149,8 +149,8 @@ impl Run {
         }
         let since = reissue
             .submitted_at
-            .as_deref()
-            .and_then(status::parse_rfc3339)
+            .as_ref()
+            .map(status::offset)
             .unwrap_or(self.now);
         // Duplicates have no validation of their own: DigiCert refuses them instead.
         if !reissue.duplicate

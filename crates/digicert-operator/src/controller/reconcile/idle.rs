@@ -51,7 +51,7 @@ impl Run {
         self.plan_end_condition().await;
         // What DigiCert said may have moved the order's end: plan with it.
         let renewal = decide::planned_renewal(self.spec(), &stored.leaf, self.order_ends());
-        self.status.renewal_time = renewal.map(status::rfc3339);
+        self.status.renewal_time = renewal.map(status::time);
         self.refresh_secret(target, stored).await?;
         if status::find(&self.status.conditions, ISSUING).is_none_or(|c| c.status == "True") {
             self.condition(ISSUING, false, "Idle", "no reissue in progress");
@@ -65,10 +65,7 @@ impl Run {
     }
 
     pub(super) fn last_order_check(&self) -> Option<OffsetDateTime> {
-        self.status
-            .last_order_check
-            .as_deref()
-            .and_then(status::parse_rfc3339)
+        self.status.last_order_check.as_ref().map(status::offset)
     }
 
     /// When to look again: at the planned renewal (or domain validation look), the
@@ -154,8 +151,8 @@ impl Run {
                     "the renewal due at {} is held by a cancel request; the certificate expires at {}: request a renewal ({RENEW_ANNOTATION}) or change the spec to resume",
                     self.status
                         .renewal_time
-                        .as_deref()
-                        .unwrap_or("its renewal time"),
+                        .as_ref()
+                        .map_or_else(|| "its renewal time".into(), status::show),
                     status::rfc3339(stored.leaf.not_after)
                 );
                 if status::find(&self.status.conditions, READY)

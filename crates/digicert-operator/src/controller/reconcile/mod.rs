@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use super::events::EventType;
 use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::{Resource, ResourceExt};
@@ -203,10 +204,10 @@ impl Run {
     async fn fail(&mut self, err: &certcentral::Error, doing: &str) -> Action {
         let permanent = !err.is_retryable();
         self.status.failed_attempts = self.status.failed_attempts.saturating_add(1);
-        self.status.last_failure_time = Some(status::rfc3339(self.now));
+        self.status.last_failure_time = Some(status::time(self.now));
         let (base, cap) = schedule::failure_backoff(permanent);
         let delay = decide::backoff(self.status.failed_attempts, base, cap, jitter());
-        self.status.next_attempt_time = Some(status::rfc3339(
+        self.status.next_attempt_time = Some(status::time(
             self.now + time::Duration::try_from(delay).unwrap_or_default(),
         ));
         let (reason, message) = if err.has_code("cert_validity_exceeds_order_validity") {
@@ -247,8 +248,8 @@ impl Run {
             schedule::PERMANENT_BACKOFF.1,
             jitter(),
         );
-        self.status.last_failure_time = Some(status::rfc3339(self.now));
-        self.status.next_attempt_time = Some(status::rfc3339(
+        self.status.last_failure_time = Some(status::time(self.now));
+        self.status.next_attempt_time = Some(status::time(
             self.now + time::Duration::try_from(delay).unwrap_or_default(),
         ));
         delay
@@ -286,19 +287,14 @@ impl Run {
     }
 
     fn publish_metrics(&self) {
-        let time = |t: Option<&str>| t.and_then(status::parse_rfc3339);
+        let time = |t: Option<&Time>| t.map(status::offset);
         self.ctx.metrics.order(
             &self.labels(),
             &self.order.uid().unwrap_or_default(),
             status::is_true(&self.status.conditions, READY),
             crate::metrics::OrderTimes {
-                not_after: time(
-                    self.status
-                        .certificate
-                        .as_ref()
-                        .map(|c| c.not_after.as_str()),
-                ),
-                renewal: time(self.status.renewal_time.as_deref()),
+                not_after: time(self.status.certificate.as_ref().map(|c| &c.not_after)),
+                renewal: time(self.status.renewal_time.as_ref()),
                 order_end: decide::order_end(self.status.order_valid_till.as_deref()),
             },
         );
@@ -307,7 +303,7 @@ impl Run {
             .domain_validation
             .iter()
             .flat_map(|d| &d.domains)
-            .map(|d| (d.name.clone(), time(d.expires.as_deref())))
+            .map(|d| (d.name.clone(), time(d.expires.as_ref())))
             .collect();
         self.ctx.metrics.domain_expiries(
             &self.labels(),
@@ -367,11 +363,7 @@ impl Run {
     /// The time a back-off still asks to wait, if any. It is kept in status, since a
     /// status write wakes the controller up again.
     fn backing_off(&self) -> Option<Duration> {
-        let at = self
-            .status
-            .next_attempt_time
-            .as_deref()
-            .and_then(status::parse_rfc3339)?;
+        let at = self.status.next_attempt_time.as_ref().map(status::offset)?;
         (at > self.now).then(|| (at - self.now).try_into().unwrap_or_default())
     }
 

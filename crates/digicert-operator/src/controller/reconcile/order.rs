@@ -8,7 +8,7 @@ impl Run {
         self.status.order_status = Some(info.status.to_string());
         self.status.auto_reissue = Some(info.auto_reissue == 1);
         self.status.order_valid_till = info.order_valid_till.clone();
-        self.status.last_order_check = Some(status::rfc3339(self.now));
+        self.status.last_order_check = Some(status::time(self.now));
     }
 
     /// The `OrderExpiring` condition from the order's end as DigiCert last said, with a

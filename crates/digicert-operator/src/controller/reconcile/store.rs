@@ -116,7 +116,7 @@ impl Run {
         self.status.revocation_guard = None;
         self.status.duplicate_of = self.status.reissue.as_ref().and_then(|r| r.duplicate_of);
         self.status.observed_order_id = Some(self.spec().order_id);
-        self.status.renewal_time = renewal.map(status::rfc3339);
+        self.status.renewal_time = renewal.map(status::time);
         self.status.revision = self.status.revision.saturating_add(1);
         // From here on the Secret serves the spec, whatever fails next.
         self.readiness = Some(decide::Readiness::Ready {
@@ -213,8 +213,8 @@ pub(super) fn certificate_status(id: u64, leaf: &keys::CertificateInfo) -> Certi
         id,
         serial_number: leaf.serial_number.clone(),
         thumbprint: leaf.thumbprint.clone(),
-        not_before: status::rfc3339(leaf.not_before),
-        not_after: status::rfc3339(leaf.not_after),
+        not_before: status::time(leaf.not_before),
+        not_after: status::time(leaf.not_after),
         dns_names: leaf.dns_names.clone(),
     }
 }

@@ -95,7 +95,7 @@ impl Run {
         let stamped = std::time::Instant::now();
         let r = self.reissue_mut();
         r.state = ReissueState::Submitting;
-        r.submitted_at = Some(status::rfc3339(OffsetDateTime::now_utc()));
+        r.submitted_at = Some(status::time(OffsetDateTime::now_utc()));
         self.save().await?;
         if stamped.elapsed() > schedule::SEND_STAMP_TOLERANCE {
             // The status write took long: the recorded time is no longer the send's.
@@ -183,8 +183,8 @@ impl Run {
                     .status
                     .reissue
                     .as_ref()
-                    .and_then(|r| r.submitted_at.as_deref())
-                    .and_then(status::parse_rfc3339);
+                    .and_then(|r| r.submitted_at.as_ref())
+                    .map(status::offset);
                 if let Some(at) = sent_at {
                     let settled = decide::resubmit_after(at, self.ctx.config.call_timeout);
                     if settled > self.now {

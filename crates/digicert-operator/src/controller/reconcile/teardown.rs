@@ -132,7 +132,7 @@ impl Run {
                     status::rfc3339(deadline)
                 );
                 self.status.failed_attempts = failures;
-                self.status.last_failure_time = Some(status::rfc3339(self.now));
+                self.status.last_failure_time = Some(status::time(self.now));
                 self.status.last_failure = Some(format!("{}: {why}", status::failure_reason(&err)));
                 self.condition(READY, false, "Deleting", why.clone());
                 self.save().await?;

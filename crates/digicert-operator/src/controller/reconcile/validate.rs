@@ -58,11 +58,7 @@ impl Run {
         if self.challenge().is_some() {
             return self.advance_challenge(&spec, from, client).await.map(Break);
         }
-        let looked = self
-            .dcv_status()
-            .last_check
-            .as_deref()
-            .and_then(status::parse_rfc3339);
+        let looked = self.dcv_status().last_check.as_ref().map(status::offset);
         // One look per reissue (and every 10 minutes while it waits): DigiCert's own
         // polling and the issuance need no more.
         if looked.is_some_and(|t| t >= submitted && self.now - t < time::Duration::minutes(10)) {
@@ -143,13 +139,9 @@ impl Run {
             return self.advance_challenge(&spec, from, client).await.map(Break);
         }
         let lead = decide::dcv_renew_before(&spec);
-        let last = self
-            .dcv_status()
-            .last_check
-            .as_deref()
-            .and_then(status::parse_rfc3339);
+        let last = self.dcv_status().last_check.as_ref().map(status::offset);
         let look = decide::dcv_look(last, planned, lead, self.now);
-        self.dcv_status().next_check = look.map(status::rfc3339);
+        self.dcv_status().next_check = look.map(status::time);
         if look.is_none_or(|t| t > self.now) {
             return Ok(Continue(look));
         }
@@ -169,11 +161,7 @@ impl Run {
         if let Break(action) = self.refuse_unsupported(&spec, &domains).await {
             return Ok(Break(action));
         }
-        let last_renewal = self
-            .dcv_status()
-            .last_renewal
-            .as_deref()
-            .and_then(status::parse_rfc3339);
+        let last_renewal = self.dcv_status().last_renewal.as_ref().map(status::offset);
         let due: Vec<DomainStatus> =
             if decide::renew_validations_now(planned, lead, last_renewal, self.now) {
                 decide::domains_to_validate(&domains)
@@ -186,10 +174,10 @@ impl Run {
         if due.is_empty() {
             let next = decide::dcv_look(Some(self.now), planned, lead, self.now);
             self.validated_condition(&domains, next);
-            self.dcv_status().next_check = next.map(status::rfc3339);
+            self.dcv_status().next_check = next.map(status::time);
             return Ok(Continue(next));
         }
-        self.dcv_status().last_renewal = Some(status::rfc3339(self.now));
+        self.dcv_status().last_renewal = Some(status::time(self.now));
         self.renew_domains(&spec, &publisher, due, client)
             .await
             .map(Break)
@@ -233,7 +221,7 @@ impl Run {
     ) -> Vec<DomainStatus> {
         let margin = decide::dcv_renew_before(spec);
         let domains = decide::domain_states(validation, spec.method, planned, margin, self.now);
-        let now = status::rfc3339(self.now);
+        let now = status::time(self.now);
         let method = spec.method.as_str().to_string();
         let dcv = self.dcv_status();
         dcv.method = Some(method);
@@ -295,8 +283,9 @@ impl Run {
                 "Validated",
                 match earliest {
                     Some(t) => format!(
-                        "{} domain(s) validated; the first lapses at {t}",
-                        domains.len()
+                        "{} domain(s) validated; the first lapses at {}",
+                        domains.len(),
+                        status::show(&t)
                     ),
                     None => format!("{} domain(s) validated", domains.len()),
                 },
