@@ -32,10 +32,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::faults::{FaultRule, FaultSpec};
-use super::state::{ApiError, State};
 use super::{
     CallCounts, DomainPatch, DomainSeed, OrderPatch, OrderSeed, RateLimitSpec, Simulator, clock,
 };
+use crate::store::{ApiError, State};
 use certcentral::Window;
 
 pub fn router(sim: Arc<Simulator>) -> Router {

@@ -3,8 +3,9 @@
 
 use time::OffsetDateTime;
 
-use super::dcv::{self, CheckTarget, Domain};
-use super::state::{ApiError, ApiResult, State, date_time};
+use crate::rules::dcv;
+use crate::store::{ApiError, ApiResult, CheckTarget, Domain, RandomValue, State};
+use crate::wire::date_time;
 use certcentral::dcv::*;
 
 /// The query of `GET /domain` (and the flags of `GET /domain/{id}`).
@@ -164,7 +165,7 @@ impl State {
             .as_ref()
             .is_some_and(|v| v.valid_at(now))
         {
-            order.dcv_random_value = Some(dcv::RandomValue::new(now));
+            order.dcv_random_value = Some(RandomValue::new(now));
         }
         let v = order
             .dcv_random_value
@@ -322,7 +323,7 @@ impl State {
         if let Some(m) = &body.dcv_method {
             d.dcv_method = m.clone();
         }
-        d.token = Some(dcv::RandomValue::new(now));
+        d.token = Some(RandomValue::new(now));
         d.start_polling(now, speedup);
         if body.dcv_method.is_none() || d.dcv_method == DcvMethod::Email {
             return Ok(None);
@@ -371,7 +372,7 @@ impl State {
         if !d.dcv_method.is_token() {
             return Err(invalid_method(&d.dcv_method.clone()));
         }
-        d.token = Some(dcv::RandomValue::new(now));
+        d.token = Some(RandomValue::new(now));
         let d = self.domain(id)?;
         self.dcv_token(d, now)
             .ok_or_else(|| ApiError::new(500, "internal_error", "no token"))

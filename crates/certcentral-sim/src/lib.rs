@@ -16,15 +16,15 @@
 pub mod admin;
 mod api;
 pub mod ca;
-pub mod dcv;
 mod dcv_api;
-pub mod duplicates;
 pub mod faults;
 mod poller;
-pub mod revocation;
+pub mod rules;
 mod server;
-pub mod state;
+pub mod settings;
+pub mod store;
 pub mod va;
+mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -37,10 +37,12 @@ use time::OffsetDateTime;
 
 use ca::{CaMaterial, TestCa};
 use certcentral::{Operation, Window};
-pub use dcv::{DomainPatch, DomainSeed, ReuseStep};
 use faults::{FaultRule, FaultSpec, Faults};
-use state::{ApiError, Rules, State};
-pub use state::{ApiKeyConfig, OrderPatch, OrderSeed};
+use settings::Rules;
+pub use settings::{DEFAULT_DCV_ERROR_CODE, DEFAULT_REVOCATION_DELAY_SECONDS, ReuseStep};
+use store::{ApiError, State};
+pub use store::{ApiKeyConfig, OrderPatch, OrderSeed};
+pub use store::{DomainPatch, DomainSeed};
 pub use va::VaConfig;
 
 #[derive(Debug, thiserror::Error)]
@@ -153,11 +155,11 @@ impl Default for SimulatorConfig {
             fault_seed: 0,
             cancel_values: Rules::default().cancel_values,
             clock_start: None,
-            reuse_schedule: dcv::default_reuse_schedule(),
+            reuse_schedule: settings::default_reuse_schedule(),
             dcv: VaConfig::default(),
-            revocation_delay_seconds: revocation::DEFAULT_REVOCATION_DELAY_SECONDS,
+            revocation_delay_seconds: settings::DEFAULT_REVOCATION_DELAY_SECONDS,
             duplicates_enabled: true,
-            duplicate_dcv_error_code: duplicates::DEFAULT_DCV_ERROR_CODE.into(),
+            duplicate_dcv_error_code: settings::DEFAULT_DCV_ERROR_CODE.into(),
         }
     }
 }
@@ -287,7 +289,7 @@ impl Simulator {
         if let Some(start) = config.clock_start {
             state.clock_offset_seconds = offset_to(start);
         }
-        state.dcv = state::DcvSettings {
+        state.dcv = settings::DcvSettings {
             reuse_schedule: config
                 .seed
                 .reuse_schedule
@@ -295,10 +297,10 @@ impl Simulator {
                 .unwrap_or_else(|| config.reuse_schedule.clone()),
             poll_speedup: config.dcv.poll_speedup.max(1),
         };
-        state.revocation = revocation::RevocationSettings {
-            delay: revocation::seconds(config.revocation_delay_seconds),
+        state.revocation = settings::RevocationSettings {
+            delay: settings::seconds(config.revocation_delay_seconds),
         };
-        state.duplicates = duplicates::DuplicateSettings {
+        state.duplicates = settings::DuplicateSettings {
             enabled: config.duplicates_enabled,
             dcv_error_code: config.duplicate_dcv_error_code.clone(),
         };
@@ -450,7 +452,7 @@ impl Simulator {
     }
 
     /// The domain store, with approval times and what each is pending.
-    pub fn domains(&self) -> Vec<dcv::Domain> {
+    pub fn domains(&self) -> Vec<store::Domain> {
         self.lock().state.domains.values().cloned().collect()
     }
 

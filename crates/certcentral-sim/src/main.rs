@@ -84,14 +84,14 @@ struct Cli {
     cname_error_code: String,
     /// Seconds from a reissue that removes names to DigiCert revoking the order's older
     /// certificates and duplicates (DigiCert: 48 to 72 hours).
-    #[arg(long = "revocation-delay", value_name = "SECONDS", default_value_t = certcentral_sim::revocation::DEFAULT_REVOCATION_DELAY_SECONDS)]
+    #[arg(long = "revocation-delay", value_name = "SECONDS", default_value_t = certcentral_sim::DEFAULT_REVOCATION_DELAY_SECONDS)]
     revocation_delay: u64,
     /// Turn the account's duplicate certificate feature off.
     #[arg(long)]
     no_duplicates: bool,
     /// Error code answered when a duplicate is refused because domain validation
     /// lapsed (DigiCert does not document it).
-    #[arg(long, default_value = certcentral_sim::duplicates::DEFAULT_DCV_ERROR_CODE)]
+    #[arg(long, default_value = certcentral_sim::DEFAULT_DCV_ERROR_CODE)]
     duplicate_dcv_error_code: String,
 }
 

@@ -12,7 +12,8 @@ use hickory_proto::tcp::TcpClientStream;
 use hickory_proto::udp::UdpClientStream;
 use hickory_proto::xfer::DnsResponse;
 
-use super::dcv::{self, CheckTarget};
+use crate::rules::dcv;
+use crate::store::CheckTarget;
 use certcentral::dcv::DcvMethod;
 
 /// Where and how domain control is checked.

@@ -16,7 +16,8 @@ use digicert_operator::{cli, operator};
     about = "Keeps DigiCert CertCentral certificates valid in Kubernetes TLS Secrets"
 )]
 struct Cli {
-    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `digicert_operator=debug`.
+    /// Log filter (tracing EnvFilter syntax), e.g. `info` or `digicert_operator=debug`
+    /// (which covers the CertCentral client's crate, `certcentral`, too).
     #[arg(long, env = "LOG_LEVEL", default_value = "info", global = true)]
     log_level: String,
     /// Log format.

@@ -20,10 +20,6 @@ pub fn rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
-pub fn parse_rfc3339(s: &str) -> Option<OffsetDateTime> {
-    OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
-}
-
 /// A time for status, to the second: what the API server keeps of a `Time` (so a
 /// status built here compares equal to the one read back).
 pub fn time(t: OffsetDateTime) -> Time {

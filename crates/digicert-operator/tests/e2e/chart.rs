@@ -184,7 +184,7 @@ fn server_dry_run(kubeconfig: &OsStr, what: &str, yaml: &str) {
 /// The Prometheus Operator's ServiceMonitor kind (a schema of our own, see the
 /// fixture), so that the chart's ServiceMonitor is judged by the server too.
 fn install_servicemonitor_crd(cluster: &TestCluster) {
-    let crd = repo_root().join("tests/fixtures/servicemonitor-crd.yaml");
+    let crd = repo_root().join("crates/digicert-operator/tests/fixtures/servicemonitor-crd.yaml");
     let out = cluster.kubectl_run(&["apply", "-f", crd.to_str().unwrap()], None);
     assert!(
         out.status.success(),

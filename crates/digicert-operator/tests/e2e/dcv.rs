@@ -316,7 +316,7 @@ async fn http_token_routes_through_a_gateway_with_httproutes() {
             "apply",
             "--server-side",
             "-f",
-            "tests/fixtures/gateway-httproute-crd.yaml",
+            "crates/digicert-operator/tests/fixtures/gateway-httproute-crd.yaml",
         ],
         None,
     );

@@ -352,7 +352,8 @@ async fn the_operator_binary_runs_as_a_subprocess_and_can_be_killed() {
 #[tokio::test]
 async fn helm_lints_renders_installs_and_uninstalls_a_chart() {
     let cluster = TestCluster::new("helm").await;
-    let chart = crate::support::cluster::repo_root().join("tests/fixtures/harness-chart");
+    let chart = crate::support::cluster::repo_root()
+        .join("crates/digicert-operator/tests/fixtures/harness-chart");
     let chart = chart.to_str().unwrap();
     let ns = cluster.namespace.as_str();
     let ok = |args: &[&str]| {

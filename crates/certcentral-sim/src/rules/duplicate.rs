@@ -1,47 +1,14 @@
-//! Duplicate certificates: `POST` and `GET /order/certificate/{order_id}/duplicate`.
-//!
-//! A duplicate is another certificate for exactly the names of the order's current
-//! certificate (any of them may be the common name), with its own CSR, issued at once
-//! for the rest of the current certificate's validity. It has a certificate id of its
-//! own (downloads take it), never becomes the order's certificate and never changes the
-//! order's status. Duplicates have no validation workflow, so one is refused unless
-//! domain validation is current for every name. DigiCert names OV and EV products as
-//! having duplicates, not DV, so DV products are refused; so is an account whose
-//! duplicate feature is off. A duplicate of the issued certificate is allowed while a
-//! reissue is pending: it copies what is issued, and the pending reissue is unaffected.
+//! Duplicates: extra certificates of an order's current certificate, each for a key
+//! of its own, as `POST /order/certificate/{order_id}/duplicate` asks.
 
 use time::OffsetDateTime;
 
-use super::ca::TestCa;
-use super::state::{
-    ApiError, ApiKeyConfig, ApiResult, Certificate, Order, Origin, State, User, check_csr,
-    check_signature_hash, date, date_time, days_remaining, platform_name, requested_names,
-    same_names, sign_until,
-};
+use super::request::{Asked, check_request, requested_certificate, same_names, sign_until};
+use crate::ca::TestCa;
+use crate::store::*;
+use crate::wire::*;
 use certcentral::duplicate::*;
 use certcentral::types::*;
-
-/// The error code for a duplicate whose domains need validating again (DigiCert does
-/// not document it).
-pub const DEFAULT_DCV_ERROR_CODE: &str = "dcv_expired";
-
-/// Account-wide duplicate settings from the configuration.
-#[derive(Clone, Debug)]
-pub struct DuplicateSettings {
-    /// The account's duplicate feature, unless the order sets its own.
-    pub enabled: bool,
-    /// Answered when validation has lapsed for a name.
-    pub dcv_error_code: String,
-}
-
-impl Default for DuplicateSettings {
-    fn default() -> Self {
-        DuplicateSettings {
-            enabled: true,
-            dcv_error_code: DEFAULT_DCV_ERROR_CODE.into(),
-        }
-    }
-}
 
 /// Whether a product is DV: DigiCert's DV product ids carry a `dv` part
 /// (`ssl_dv_geotrust`, `wildcard_dv_rapidssl`, ...).
@@ -63,7 +30,7 @@ pub fn show_archived(query: &str) -> bool {
 }
 
 impl State {
-    fn duplicates_enabled(&self, order: &Order) -> bool {
+    pub(crate) fn duplicates_enabled(&self, order: &Order) -> bool {
         order
             .seed
             .duplicates_enabled
@@ -71,7 +38,7 @@ impl State {
     }
 
     /// The checks on the order alone; answers the order's current certificate.
-    fn duplicable(&self, order_id: u64, now: OffsetDateTime) -> ApiResult<&Certificate> {
+    pub(crate) fn duplicable(&self, order_id: u64, now: OffsetDateTime) -> ApiResult<&Certificate> {
         let order = self.order(order_id)?;
         if !self.duplicates_enabled(order) {
             return Err(ApiError::new(
@@ -127,27 +94,27 @@ impl State {
     ) -> ApiResult<DuplicateResponse> {
         let current = self.duplicable(order_id, now)?;
         let req = &body.certificate;
-        let common_name = req.common_name.trim();
-        if common_name.is_empty() {
-            return Err(ApiError::bad_request(
-                "bad_request_format",
-                "certificate.common_name is required.",
-            ));
-        }
-        check_signature_hash(&req.signature_hash)?;
-        let names = requested_names(common_name, &req.dns_names);
-        if !same_names(&names, &current.dns_names) {
-            return Err(ApiError::bad_request(
+        let asked = Asked {
+            common_name: &req.common_name,
+            dns_names: &req.dns_names,
+            csr: &req.csr,
+            signature_hash: &req.signature_hash,
+            server_platform: req.server_platform.map(|p| p.id),
+        };
+        let checked = check_request(&asked, |names| {
+            if same_names(names, &current.dns_names) {
+                return Ok(());
+            }
+            Err(ApiError::bad_request(
                 "duplicate_names_mismatch",
                 format!(
                     "A duplicate has the names of the order's certificate ({}), not {}.",
                     current.dns_names.join(", "),
                     names.join(", ")
                 ),
-            ));
-        }
-        let csr = check_csr(&req.csr, &names)?;
-        if !self.names_current(&names, now) {
+            ))
+        })?;
+        if !self.names_current(&checked.names, now) {
             return Err(ApiError::bad_request(
                 &self.duplicates.dcv_error_code,
                 "Domain validation has lapsed for a name of the order; reissue to validate again.",
@@ -160,26 +127,11 @@ impl State {
             .map_or(now, |i| i.not_after)
             .min(order.ends_at());
         let (intermediate_name, intermediate_id) = ca.intermediate_identity();
-        let mut cert = Certificate {
-            id: 0,
-            order_id,
-            origin: Origin::Duplicate,
-            status: ReissueStatus::Issued,
-            common_name: common_name.to_string(),
-            dns_names: names,
-            csr: req.csr.trim().to_string() + "\n",
-            key: csr.key,
-            signature_hash: req.signature_hash.clone(),
-            server_platform_id: req.server_platform.map_or(-1, |p| p.id),
-            date_created: now,
-            request_id: None,
-            issue_after: Some(now),
-            user: Some(User::from(caller)),
-            issued: None,
-            ca_cert_id: Some(req.ca_cert_id.clone().unwrap_or(intermediate_id)),
-            revoke_at: None,
-            revoked_at: None,
-        };
+        let mut cert =
+            requested_certificate(order_id, Origin::Duplicate, &asked, checked, caller, now);
+        cert.status = ReissueStatus::Issued;
+        cert.issue_after = Some(now);
+        cert.ca_cert_id = Some(req.ca_cert_id.clone().unwrap_or(intermediate_id));
         let issued = sign_until(ca, &cert, now, not_after)?;
         let chain = vec![
             ChainCertificate {
@@ -238,7 +190,11 @@ impl State {
 
 /// One entry of the duplicate list. `sub_id` numbers the order's duplicates from 1 and
 /// `public_id` is taken from the thumbprint (what DigiCert puts there is not documented).
-fn duplicate_view(c: &Certificate, number: usize, now: OffsetDateTime) -> DuplicateCertificate {
+pub(crate) fn duplicate_view(
+    c: &Certificate,
+    number: usize,
+    now: OffsetDateTime,
+) -> DuplicateCertificate {
     let issued = c.issued.as_ref();
     DuplicateCertificate {
         id: c.id,

@@ -1,61 +1,17 @@
-//! What a reissue revokes, and the revoke endpoints.
-//!
-//! A reissue whose names lack a name of the order's previous certificate (removed or
-//! changed) makes DigiCert revoke every earlier certificate of the order, duplicates
-//! included, 48 to 72 hours after the new one is issued. Adding names or a rekey revokes
-//! nothing. The queue is a `revoke_at` time on each certificate, carried out lazily by
-//! [`State::settle`] like every other time-driven change. No API field shows a pending
-//! revocation (DigiCert documents none); the admin record shows `revoke_at` and
-//! `revoked_at`.
-//!
-//! `PUT /certificate/{id or serial}/revoke` and `PUT /order/certificate/{id}/revoke`
-//! revoke at once with `skip_approval`, or make a `revoke` request that the ordinary
-//! request approval carries out.
+//! Revocation: by request, and what DigiCert revokes some time after a reissue that
+//! removed names (the order's earlier certificates and duplicates).
 
-use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use super::state::{ApiError, ApiKeyConfig, ApiResult, Certificate, Order, State, User, date_time};
+use crate::settings::seconds;
+use crate::store::*;
+use crate::wire::*;
 use certcentral::duplicate::*;
 use certcentral::types::*;
-
-/// DigiCert revokes "within 72 hours" of the new certificate's issuance.
-pub const DEFAULT_REVOCATION_DELAY_SECONDS: u64 = 72 * 3600;
 
 /// The error code for revoking while a reissue is pending (DigiCert documents the
 /// refusal, not its code).
 pub const REISSUE_PENDING: &str = "reissue_pending";
-
-/// Account-wide revocation settings from the configuration.
-#[derive(Clone, Debug)]
-pub struct RevocationSettings {
-    /// From the issuance of a name-removing reissue to the revocation of the older
-    /// certificates, unless the order sets its own.
-    pub delay: Duration,
-}
-
-impl Default for RevocationSettings {
-    fn default() -> Self {
-        RevocationSettings {
-            delay: seconds(DEFAULT_REVOCATION_DELAY_SECONDS),
-        }
-    }
-}
-
-/// A configured number of seconds; an absurdly large one means "never".
-pub fn seconds(s: u64) -> Duration {
-    Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
-}
-
-/// What an approved revoke request revokes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", tag = "scope")]
-pub enum RevokeTarget {
-    /// The request's certificate.
-    Certificate,
-    /// Every certificate of the order, and the order.
-    Order { reason: String },
-}
 
 /// The names of `old` that `new` lacks, lower-cased, each once. Compared as sets: the
 /// common name counts as one of the names wherever it stands.
@@ -71,17 +27,17 @@ pub fn names_removed(old: &[String], new: &[String]) -> Vec<String> {
 }
 
 /// Every name a certificate carries: the common name and the further names.
-pub(super) fn certificate_names(c: &Certificate) -> Vec<String> {
+pub(crate) fn certificate_names(c: &Certificate) -> Vec<String> {
     std::iter::once(c.common_name.clone())
         .chain(c.dns_names.iter().cloned())
         .collect()
 }
 
-fn is_revocable_status(c: &Certificate) -> bool {
+pub(crate) fn is_revocable_status(c: &Certificate) -> bool {
     c.status == ReissueStatus::Issued && c.issued.is_some() && c.revoked_at.is_none()
 }
 
-fn reason_name(reason: &RevocationReason) -> ApiResult<&'static str> {
+pub(crate) fn reason_name(reason: &RevocationReason) -> ApiResult<&'static str> {
     Ok(match reason {
         RevocationReason::Unspecified => "unspecified",
         RevocationReason::KeyCompromise => "keyCompromise",
@@ -100,7 +56,7 @@ fn reason_name(reason: &RevocationReason) -> ApiResult<&'static str> {
     })
 }
 
-fn may_skip_approval(caller: &ApiKeyConfig, skip: Option<bool>) -> ApiResult<bool> {
+pub(crate) fn may_skip_approval(caller: &ApiKeyConfig, skip: Option<bool>) -> ApiResult<bool> {
     match skip {
         Some(true) if !caller.approver => Err(ApiError::new(
             403,
@@ -113,7 +69,7 @@ fn may_skip_approval(caller: &ApiKeyConfig, skip: Option<bool>) -> ApiResult<boo
 }
 
 impl State {
-    fn revocation_delay(&self, order: &Order) -> Duration {
+    pub(crate) fn revocation_delay(&self, order: &Order) -> Duration {
         order
             .seed
             .revocation_delay_seconds
@@ -123,7 +79,7 @@ impl State {
     /// Called when `new` is issued at `at`, while the order's certificate is still the
     /// previous one: when `new` drops any of its names, every certificate of the order
     /// issued before is queued for revocation after the delay.
-    pub(super) fn schedule_revocations(&mut self, order_id: u64, new: u64, at: OffsetDateTime) {
+    pub(crate) fn schedule_revocations(&mut self, order_id: u64, new: u64, at: OffsetDateTime) {
         let Some(order) = self.orders.get(&order_id) else {
             return;
         };
@@ -164,7 +120,7 @@ impl State {
     }
 
     /// Revokes the order's certificates whose time has come. Returns whether any was.
-    pub(super) fn settle_revocations(&mut self, order_id: u64, now: OffsetDateTime) -> bool {
+    pub(crate) fn settle_revocations(&mut self, order_id: u64, now: OffsetDateTime) -> bool {
         let Some(order) = self.orders.get(&order_id) else {
             return false;
         };
@@ -181,7 +137,7 @@ impl State {
         !due.is_empty()
     }
 
-    fn revoke_now(&mut self, cert_id: u64, at: OffsetDateTime) {
+    pub(crate) fn revoke_now(&mut self, cert_id: u64, at: OffsetDateTime) {
         if let Some(c) = self.certificates.get_mut(&cert_id)
             && is_revocable_status(c)
         {
@@ -190,7 +146,7 @@ impl State {
         }
     }
 
-    fn revoke_order_now(&mut self, order_id: u64, at: OffsetDateTime) {
+    pub(crate) fn revoke_order_now(&mut self, order_id: u64, at: OffsetDateTime) {
         let ids = self
             .orders
             .get(&order_id)
@@ -205,7 +161,7 @@ impl State {
     }
 
     /// A certificate by id, else by serial number (hex, any case).
-    fn certificate_by_identifier(&self, identifier: &str) -> ApiResult<u64> {
+    pub(crate) fn certificate_by_identifier(&self, identifier: &str) -> ApiResult<u64> {
         let by_id = identifier
             .parse::<u64>()
             .ok()
@@ -226,7 +182,7 @@ impl State {
         })
     }
 
-    fn refuse_while_reissue_pending(&self, order_id: u64) -> ApiResult<()> {
+    pub(crate) fn refuse_while_reissue_pending(&self, order_id: u64) -> ApiResult<()> {
         let order = self.order(order_id)?;
         if self.pending_reissue(order).is_some() {
             return Err(ApiError::bad_request(
@@ -241,7 +197,7 @@ impl State {
 
     /// Whether the certificate may be revoked now: issued, not revoked, and no reissue
     /// pending on its order (any certificate of such an order is refused).
-    fn check_certificate_revocable(&self, cert_id: u64) -> ApiResult<()> {
+    pub(crate) fn check_certificate_revocable(&self, cert_id: u64) -> ApiResult<()> {
         let c = &self.certificates[&cert_id];
         if c.status == ReissueStatus::Revoked {
             return Err(ApiError::bad_request(
@@ -258,7 +214,7 @@ impl State {
         self.refuse_while_reissue_pending(c.order_id)
     }
 
-    fn check_order_revocable(&self, order_id: u64) -> ApiResult<()> {
+    pub(crate) fn check_order_revocable(&self, order_id: u64) -> ApiResult<()> {
         let order = self.order(order_id)?;
         match order.status {
             OrderStatus::Issued => Ok(()),
@@ -270,7 +226,7 @@ impl State {
         }
     }
 
-    fn revoke_request(
+    pub(crate) fn revoke_request(
         &mut self,
         order_id: u64,
         cert_id: u64,
@@ -358,7 +314,7 @@ impl State {
     /// `PUT /request/{id}/status` for a pending revoke request. Approval revokes unless
     /// a reissue is pending meanwhile (the request then stays pending); what is revoked
     /// already stays so.
-    pub(super) fn decide_revoke_request(
+    pub(crate) fn decide_revoke_request(
         &mut self,
         id: u64,
         body: &RequestStatusUpdate,
@@ -400,7 +356,12 @@ impl State {
         }
     }
 
-    fn close_request(&mut self, id: u64, status: RequestStatus, body: &RequestStatusUpdate) {
+    pub(crate) fn close_request(
+        &mut self,
+        id: u64,
+        status: RequestStatus,
+        body: &RequestStatusUpdate,
+    ) {
         if let Some(r) = self.requests.get_mut(&id) {
             r.status = status;
             r.processor_comment = body.processor_comment.clone();

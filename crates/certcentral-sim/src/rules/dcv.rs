@@ -1,40 +1,15 @@
-//! Domain control validation state: the account's domains, their random values and
-//! approvals, and the pure rules around them (reuse period, coverage, polling
-//! schedule, where tokens go).
+//! Domain control validation: the reuse period (and DigiCert's 2029 schedule), which
+//! domain covers a name, where the random value must be found, DigiCert's own
+//! polling schedule, and the domains of the account as orders and checks change them.
 
-use serde::{Deserialize, Serialize};
-use time::{Date, Duration, OffsetDateTime};
+use time::{Duration, OffsetDateTime};
 
-use super::state::{ApiError, ApiResult, Order, State};
+use crate::settings::ReuseStep;
+use crate::store::{
+    ApiError, ApiResult, CheckTarget, Domain, DomainPatch, DomainSeed, Order, RandomValue, State,
+    TOKEN_LIFETIME, random_token,
+};
 use certcentral::dcv::DcvMethod;
-
-/// Random values expire 30 days after they are made (documented).
-pub const TOKEN_LIFETIME: Duration = Duration::days(30);
-
-/// One step of the reuse-period schedule: from `from` on, a completed validation may
-/// be reused for `days` days.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReuseStep {
-    pub from: Date,
-    pub days: u32,
-}
-
-/// DigiCert's schedule: 397 days, 199 from 2026-02-24 (documented); 100 from
-/// 2027-03-15 and 10 from 2029-03-15 follow the CA/B Baseline Requirements (inferred).
-pub fn default_reuse_schedule() -> Vec<ReuseStep> {
-    let step = |y, m, d, days| ReuseStep {
-        from: Date::from_calendar_date(y, m, d).expect("valid date"),
-        days,
-    };
-    use time::Month::*;
-    vec![
-        step(2021, September, 27, 397),
-        step(2026, February, 24, 199),
-        step(2027, March, 15, 100),
-        step(2029, March, 15, 10),
-    ]
-}
 
 /// The reuse period in force on `now`'s date; before the first step, the first step's.
 pub fn reuse_period(schedule: &[ReuseStep], now: OffsetDateTime) -> Duration {
@@ -132,14 +107,6 @@ pub fn http_token_url(fqdn: &str) -> String {
     )
 }
 
-/// A random value and its expiry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RandomValue {
-    pub value: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub expires: OffsetDateTime,
-}
-
 impl RandomValue {
     pub fn new(now: OffsetDateTime) -> Self {
         RandomValue {
@@ -150,45 +117,6 @@ impl RandomValue {
     pub fn valid_at(&self, now: OffsetDateTime) -> bool {
         now < self.expires
     }
-}
-
-/// 32 characters of `[a-z0-9]`, like DigiCert's random values.
-pub fn random_token() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
-    let mut rng = rand::rng();
-    (0..32)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect()
-}
-
-/// A domain of the account.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Domain {
-    pub id: u64,
-    pub name: String,
-    pub is_active: bool,
-    pub dcv_method: DcvMethod,
-    #[serde(with = "time::serde::rfc3339")]
-    pub date_created: OffsetDateTime,
-    /// The domain random value (a new one replaces the old).
-    pub token: Option<RandomValue>,
-    /// The latest completed validation; `None`: never validated (or lapsed on purpose).
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub dcv_approval: Option<OffsetDateTime>,
-    /// The method that approval was made with: it decides what the approval covers,
-    /// even after the domain switched method for its next validation.
-    #[serde(default)]
-    pub approved_with: Option<DcvMethod>,
-    /// A validation was started and has not completed. The old approval still counts.
-    pub pending_validation: bool,
-    /// When DigiCert's own checks started, and the next one.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub poll_started: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub next_poll: Option<OffsetDateTime>,
-    /// What the latest failed check saw, for the admin API.
-    pub last_check_error: Option<String>,
 }
 
 impl Domain {
@@ -245,55 +173,9 @@ impl Domain {
     }
 }
 
-/// A domain as the seed file or the admin API gives it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DomainSeed {
-    pub name: String,
-    /// Default `dns-txt-token`.
-    #[serde(default)]
-    pub dcv_method: Option<DcvMethod>,
-    /// The latest completed validation; absent: validated at seed time.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub validated_at: Option<OffsetDateTime>,
-    /// `false`: never validated (`validated_at` is then ignored).
-    #[serde(default = "yes")]
-    pub validated: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// A change to a domain through the admin API.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DomainPatch {
-    #[serde(default)]
-    pub dcv_method: Option<DcvMethod>,
-    /// Sets the approval time.
-    #[serde(default, with = "time::serde::rfc3339::option")]
-    pub validated_at: Option<OffsetDateTime>,
-    /// `false` clears the approval (the validation lapses); `true` approves now.
-    #[serde(default)]
-    pub validated: Option<bool>,
-}
-
-/// What a real check needs: where to look, how, and which values count.
-#[derive(Clone, Debug)]
-pub struct CheckTarget {
-    pub domain_id: u64,
-    /// The domain (for DNS) or FQDN (for HTTP) checked.
-    pub name: String,
-    pub method: DcvMethod,
-    pub tokens: Vec<String>,
-    /// The order names this check stands for.
-    pub dns_names: Vec<String>,
-}
-
 /// The method a name's domain is validated with under the order's method. DNS and email
 /// validations cover names below the domain; file methods do not.
-pub(super) fn method_for_name(order_method: &DcvMethod, name: &str) -> DcvMethod {
+pub(crate) fn method_for_name(order_method: &DcvMethod, name: &str) -> DcvMethod {
     // A wildcard cannot be validated over HTTP (documented); its base domain is then
     // looked up in DNS, which is what DigiCert's UI would offer (inferred).
     if name.starts_with("*.") && !is_dns_or_email(order_method) {
@@ -303,7 +185,7 @@ pub(super) fn method_for_name(order_method: &DcvMethod, name: &str) -> DcvMethod
     }
 }
 
-fn is_dns_or_email(m: &DcvMethod) -> bool {
+pub(crate) fn is_dns_or_email(m: &DcvMethod) -> bool {
     matches!(
         m,
         DcvMethod::DnsTxtToken | DcvMethod::DnsCnameToken | DcvMethod::Email
@@ -311,7 +193,7 @@ fn is_dns_or_email(m: &DcvMethod) -> bool {
 }
 
 impl State {
-    fn schedule(&self) -> &[ReuseStep] {
+    pub(crate) fn schedule(&self) -> &[ReuseStep] {
         &self.dcv.reuse_schedule
     }
 
@@ -330,17 +212,17 @@ impl State {
         self.domains.values().find(|d| d.name == name)
     }
 
-    pub(super) fn domain(&self, id: u64) -> ApiResult<&Domain> {
+    pub(crate) fn domain(&self, id: u64) -> ApiResult<&Domain> {
         self.domains.get(&id).ok_or_else(|| domain_not_found(id))
     }
 
-    pub(super) fn domain_mut(&mut self, id: u64) -> ApiResult<&mut Domain> {
+    pub(crate) fn domain_mut(&mut self, id: u64) -> ApiResult<&mut Domain> {
         self.domains
             .get_mut(&id)
             .ok_or_else(|| domain_not_found(id))
     }
 
-    fn add_domain(&mut self, name: &str, method: DcvMethod, now: OffsetDateTime) -> u64 {
+    pub(crate) fn add_domain(&mut self, name: &str, method: DcvMethod, now: OffsetDateTime) -> u64 {
         self.next_domain_id = self.next_domain_id.max(300_001);
         let id = self.next_domain_id;
         self.next_domain_id += 1;
@@ -387,7 +269,7 @@ impl State {
 
     /// Seeds the domains an order's names need: those not covered yet get a domain,
     /// validated now unless `validated` is false (then the covering ones lose theirs).
-    pub(super) fn seed_order_domains(
+    pub(crate) fn seed_order_domains(
         &mut self,
         names: &[String],
         validated: bool,
@@ -457,7 +339,7 @@ impl State {
 
     /// `validation_current` of the admin patch: false lapses the domains covering the
     /// order's names; true approves them now.
-    pub(super) fn set_order_validation(
+    pub(crate) fn set_order_validation(
         &mut self,
         id: u64,
         current: bool,
@@ -480,7 +362,7 @@ impl State {
     }
 
     /// The names DCV is about: the pending reissue's, else the current certificate's.
-    pub(super) fn dcv_names(&self, order: &Order) -> Vec<String> {
+    pub(crate) fn dcv_names(&self, order: &Order) -> Vec<String> {
         let cert = self
             .pending_reissue(order)
             .or_else(|| self.certificates.get(&order.current_certificate));
@@ -488,7 +370,7 @@ impl State {
     }
 
     /// The order's names grouped by the domain that validates them.
-    pub(super) fn order_domains(
+    pub(crate) fn order_domains(
         &mut self,
         order_id: u64,
         now: OffsetDateTime,
@@ -509,7 +391,7 @@ impl State {
 
     /// A reissue waits for DCV: its uncovered domains become pending validation and
     /// DigiCert's checks start. Returns whether anything changed.
-    pub(super) fn start_order_dcv(&mut self, order_id: u64, now: OffsetDateTime) -> bool {
+    pub(crate) fn start_order_dcv(&mut self, order_id: u64, now: OffsetDateTime) -> bool {
         let Ok(groups) = self.order_domains(order_id, now) else {
             return false;
         };
@@ -533,7 +415,7 @@ impl State {
 
     /// The values a check of domain `id` accepts: its own value and the order values
     /// of orders it validates, when unexpired.
-    pub(super) fn accepted_tokens(&self, id: u64, now: OffsetDateTime) -> Vec<String> {
+    pub(crate) fn accepted_tokens(&self, id: u64, now: OffsetDateTime) -> Vec<String> {
         let Some(d) = self.domains.get(&id) else {
             return Vec::new();
         };
@@ -558,7 +440,7 @@ impl State {
         tokens
     }
 
-    pub(super) fn check_target(
+    pub(crate) fn check_target(
         &self,
         id: u64,
         dns_names: Vec<String>,
@@ -603,13 +485,14 @@ impl State {
     }
 }
 
-fn domain_not_found(id: u64) -> ApiError {
+pub(crate) fn domain_not_found(id: u64) -> ApiError {
     ApiError::new(404, "not_found|domain", format!("Domain {id} not found."))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::settings::default_reuse_schedule;
     use time::macros::{date, datetime};
 
     #[test]
