@@ -3,16 +3,18 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub mod account;
 pub mod dcv;
+mod schema;
+mod status;
 pub use account::{DigicertAccount, DigicertAccountSpec, DigicertAccountStatus, Endpoint};
 pub use dcv::{DomainValidationSpec, DomainValidationStatus};
+pub use schema::{account_crd, crd, crds, tidy};
+pub use status::*;
 
 pub const GROUP: &str = "digicert-operator.dev";
 /// Finalizer that lets the operator act at DigiCert before the resource goes.
@@ -344,305 +346,6 @@ pub struct SecretTemplate {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// What the operator observed and did.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct DigicertOrderStatus {
-    /// The generation of the spec this status describes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_generation: Option<i64>,
-    /// `Ready`: the Secret holds a valid certificate for the spec. `Issuing`: a reissue
-    /// is under way. `OrderExpiring`: the order ends before the next renewal.
-    /// `DomainValidation`: whether DigiCert's domain validation is current, under way
-    /// or failing (with domainValidation configured).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<Condition>,
-    /// The account the order is driven with: a DigicertAccount's name, or
-    /// `namespace key <secret>` for a key in the order's own namespace.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    /// The claim on the CertCentral order: the Lease (in the operator's namespace) that
-    /// makes this resource the order's only driver, or the resource that holds it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub claim: Option<String>,
-    /// The order the current certificate was issued for.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub observed_order_id: Option<u64>,
-    /// When the operator last read the order at DigiCert.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_order_check: Option<Time>,
-    /// The order's status at DigiCert (issued, reissue_pending, ...).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_status: Option<String>,
-    /// The order's auto-reissue setting as DigiCert reports it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_reissue: Option<bool>,
-    /// The last day of the order (Multi-year Plan).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order_valid_till: Option<String>,
-    /// The certificate in the Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate: Option<CertificateStatus>,
-    /// When the operator will reissue (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub renewal_time: Option<Time>,
-    /// The reissue in flight, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reissue: Option<ReissueStatus>,
-    /// Failures in a row; reset by success.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub failed_attempts: u32,
-    /// When the last failure happened (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure_time: Option<Time>,
-    /// What failed last and why, while failures last (e.g. a DigiCert call that the
-    /// conditions do not show because the certificate in the Secret is still good).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_failure: Option<String>,
-    /// No DigiCert call before this time (back-off after failures).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub next_attempt_time: Option<Time>,
-    /// Certificates written to the Secret so far.
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub revision: u32,
-    /// The last value of the renew annotation acted upon.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_renew_request: Option<String>,
-    /// The last value of the cancel annotation acted upon.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_cancel_request: Option<String>,
-    /// After a requested cancel: no reissue starts while the spec is at this
-    /// generation (unless a renewal is requested).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hold_generation: Option<i64>,
-    /// Domain validation: each domain's state and expiry, and a validation under way.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub domain_validation: Option<DomainValidationStatus>,
-    /// A reissue held because it would make DigiCert revoke certificates: what, and
-    /// the fingerprint to agree with.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revocation_guard: Option<RevocationGuardStatus>,
-    /// The order's certificate (id) that the duplicate in the Secret copies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duplicate_of: Option<u64>,
-    /// The certificate in the Secret was found revoked at DigiCert.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revoked: Option<RevokedStatus>,
-}
-
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct RevocationGuardStatus {
-    /// Names the order's current certificate carries that the reissue would drop.
-    pub dropped_names: Vec<String>,
-    /// The value of the allow-revocation annotation that lets this reissue go ahead.
-    pub fingerprint: String,
-    /// The certificates DigiCert would revoke.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub would_revoke: Vec<AtRiskCertificate>,
-}
-
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct AtRiskCertificate {
-    /// DigiCert's certificate id.
-    pub certificate_id: u64,
-    /// The certificate's serial number (upper-case hex).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial_number: Option<String>,
-    /// current, reissue or duplicate.
-    pub kind: String,
-    /// Secrets (namespace/name) of DigicertOrders known to hold it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<String>,
-}
-
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct RevokedStatus {
-    /// DigiCert's id of the revoked certificate.
-    pub certificate_id: u64,
-    /// Its serial number (upper-case hex).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial_number: Option<String>,
-    /// When the operator found it revoked.
-    pub detected_at: Time,
-}
-
-fn is_zero(n: &u32) -> bool {
-    *n == 0
-}
-
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct CertificateStatus {
-    /// DigiCert's certificate id.
-    pub id: u64,
-    /// The serial number, upper-case hex.
-    pub serial_number: String,
-    /// SHA-1 of the certificate, upper-case hex (as DigiCert shows it).
-    pub thumbprint: String,
-    /// Start of the validity (RFC 3339).
-    pub not_before: Time,
-    /// End of the validity (RFC 3339).
-    pub not_after: Time,
-    /// The names the certificate secures (its subject alternative names).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns_names: Vec<String>,
-}
-
-/// Where a reissue stands.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReissueState {
-    /// Key and CSR made and stored; not sent yet.
-    Prepared,
-    /// About to be sent: if no request id follows, it may or may not have arrived.
-    Submitting,
-    /// Accepted by DigiCert; followed until issued.
-    Submitted,
-}
-
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct ReissueStatus {
-    pub state: ReissueState,
-    /// Why: Missing, Invalid, SpecChanged, Renewal, Manual, ...
-    pub reason: String,
-    /// SHA-256 of the CSR (DER), to find the reissue at DigiCert.
-    pub csr_fingerprint: String,
-    /// Fingerprint of the spec fields the CSR was made for; a change makes the
-    /// reissue obsolete.
-    pub spec_fingerprint: String,
-    /// The Secret that holds the new key until the certificate is written.
-    pub key_secret_name: String,
-    /// DigiCert's id of the request, when its answer named one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub request_id: Option<u64>,
-    /// DigiCert's id of the certificate being issued, once known.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub certificate_id: Option<u64>,
-    /// When the request was sent (RFC 3339).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub submitted_at: Option<Time>,
-    /// A duplicate of the order's certificate rather than a reissue.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub duplicate: bool,
-    /// The names requested (a duplicate's come from the order's current certificate).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub names: Vec<String>,
-    /// The order's certificate a duplicate copies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duplicate_of: Option<u64>,
-}
-
-/// The CRD as the API server gets it (`digicert-operator crd`, `crds/`). kube derives
-/// the schema; two things are put right on the way: unsigned integers become plain
-/// `integer`s bounded by their range (servers warn about the formats `uint8` …
-/// `uint64` on every apply), and doc comments, wrapped in the source, become
-/// paragraphs for `kubectl explain`.
-pub fn crd() -> CustomResourceDefinition {
-    use kube::CustomResourceExt;
-    tidy(DigicertOrder::crd())
-}
-
-/// The DigicertAccount CRD, tidied the same way.
-pub fn account_crd() -> CustomResourceDefinition {
-    use kube::CustomResourceExt;
-    tidy(DigicertAccount::crd())
-}
-
-/// Every CRD of the operator, in the order `digicert-operator crd` prints them.
-pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![account_crd(), crd()]
-}
-
-/// Puts a derived CRD's schemas right (see [`crd`]).
-pub fn tidy(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    for version in &mut crd.spec.versions {
-        if let Some(schema) = version
-            .schema
-            .as_mut()
-            .and_then(|s| s.open_api_v3_schema.as_mut())
-        {
-            let mut value = serde_json::to_value(&*schema).expect("the schema serialises");
-            tidy_schema(&mut value);
-            *schema = serde_json::from_value(value).expect("the tidied schema is a schema");
-        }
-    }
-    crd
-}
-
-/// Tidies one schema and the schemas inside it (not `default`, `enum` or `example`
-/// values, which are data).
-fn tidy_schema(schema: &mut serde_json::Value) {
-    use serde_json::Value;
-    let Value::Object(map) = schema else {
-        return;
-    };
-    if let Some(Value::String(format)) = map.get("format")
-        && let Some(max) = unsigned_max(format)
-    {
-        map.remove("format");
-        if let Some(max) = max {
-            map.entry("maximum").or_insert(max.into());
-        }
-        map.entry("minimum").or_insert(0.into());
-    }
-    if let Some(Value::String(text)) = map.get_mut("description") {
-        *text = reflow(text);
-    }
-    for key in ["properties", "patternProperties"] {
-        if let Some(Value::Object(named)) = map.get_mut(key) {
-            named.values_mut().for_each(tidy_schema);
-        }
-    }
-    for key in [
-        "items",
-        "additionalProperties",
-        "not",
-        "allOf",
-        "anyOf",
-        "oneOf",
-    ] {
-        match map.get_mut(key) {
-            Some(Value::Array(schemas)) => schemas.iter_mut().for_each(tidy_schema),
-            Some(one) => tidy_schema(one),
-            None => {}
-        }
-    }
-}
-
-/// For an unsigned integer format: its largest value, where it is below the API
-/// server's own limit (int64).
-fn unsigned_max(format: &str) -> Option<Option<u64>> {
-    match format {
-        "uint8" => Some(Some(u8::MAX.into())),
-        "uint16" => Some(Some(u16::MAX.into())),
-        "uint32" => Some(Some(u32::MAX.into())),
-        "uint64" | "uint" => Some(None),
-        _ => None,
-    }
-}
-
-/// Joins the lines of each paragraph; blank lines part paragraphs, and a line that
-/// starts a list item (`- `) keeps its own line.
-fn reflow(text: &str) -> String {
-    text.split("\n\n")
-        .map(|paragraph| {
-            let mut out = String::new();
-            for line in paragraph.lines().map(str::trim).filter(|l| !l.is_empty()) {
-                if !out.is_empty() {
-                    out.push(if line.starts_with("- ") { '\n' } else { ' ' });
-                }
-                out.push_str(line);
-            }
-            out
-        })
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n\n")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -787,7 +490,7 @@ mod tests {
             ("  indented\n  lines  ", "indented lines"),
         ];
         for (text, want) in cases {
-            assert_eq!(reflow(text), want, "{text:?}");
+            assert_eq!(schema::reflow(text), want, "{text:?}");
         }
     }
 

@@ -926,8 +926,7 @@ fn spawn(orders: &str, args: &[&str]) -> Binary {
     let orders_file = dir.path().join("orders.yaml");
     std::fs::write(&orders_file, orders).unwrap();
     let ca = dir.path().join("ca.pem");
-    let child = Command::new(env!("CARGO_BIN_EXE_digicert-operator"))
-        .arg("simulator")
+    let child = Command::new(crate::support::process::simulator_binary())
         .args(["--listen", "127.0.0.1:0", "--no-rate-limit"])
         .arg("--orders")
         .arg(&orders_file)

@@ -383,21 +383,7 @@ impl Run {
         }
         // What the Secret holds decides Ready, whatever DigiCert can do now.
         let target = proceed!(self.certificate_secret().await?);
-        let state = secret::inspect(target.as_ref());
-        let readiness = decide::certificate_readiness(
-            self.spec(),
-            &state,
-            decide::revoked_in_secret(self.status.revoked.as_ref(), &state),
-            self.order_ends(),
-            self.now,
-        );
-        self.readiness = Some(readiness.clone());
-        if let SecretState::Valid(stored) = &state
-            && let Some((reason, message)) =
-                decide::expiry(stored.leaf.not_after, self.order_ends(), self.now)
-        {
-            self.condition(READY, false, reason, message);
-        }
+        let (state, readiness) = self.judge_secret(target.as_ref());
         // The account must grant this order, and the order must be this resource's:
         // before any DigiCert call, a cancel's included.
         let digicert_was = status::find(&self.status.conditions, status::DIGICERT).cloned();
@@ -431,6 +417,40 @@ impl Run {
             }
             return self.duplicate(target.as_ref(), state, manual).await;
         }
+        self.reissue_if_due(target, state, renew_request, manual)
+            .await
+    }
+
+    /// What the Secret holds, and so whether it serves the spec (Ready); an expired or
+    /// soon ending certificate says so at once.
+    fn judge_secret(&mut self, target: Option<&Secret>) -> (SecretState, decide::Readiness) {
+        let state = secret::inspect(target);
+        let readiness = decide::certificate_readiness(
+            self.spec(),
+            &state,
+            decide::revoked_in_secret(self.status.revoked.as_ref(), &state),
+            self.order_ends(),
+            self.now,
+        );
+        self.readiness = Some(readiness.clone());
+        if let SecretState::Valid(stored) = &state
+            && let Some((reason, message)) =
+                decide::expiry(stored.leaf.not_after, self.order_ends(), self.now)
+        {
+            self.condition(READY, false, reason, message);
+        }
+        (state, readiness)
+    }
+
+    /// With nothing in flight: start a reissue if one is due (unless held), else keep
+    /// the issued order in line.
+    async fn reissue_if_due(
+        &mut self,
+        target: Option<Secret>,
+        state: SecretState,
+        renew_request: Option<String>,
+        manual: bool,
+    ) -> Result<Action> {
         let trigger = decide::trigger(
             &decide::TriggerInput {
                 spec: self.spec(),

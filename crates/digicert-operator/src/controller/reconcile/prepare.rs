@@ -18,8 +18,7 @@ impl Run {
         }
         let spec = self.spec().clone();
         let kind = spec.private_key.kind();
-        let stored = target.and_then(secret::stored_key);
-        let reuse = stored.filter(|k| {
+        let reuse = target.and_then(secret::stored_key).filter(|k| {
             decide::keeps_key(
                 spec.private_key.rotation_policy,
                 Some(keys::kind_of(k)),
@@ -27,53 +26,12 @@ impl Run {
             )
         });
         let reused = reuse.is_some();
-        let (common_name, names) = match &duplicate {
-            Some((n, _)) => (n[0].clone(), n[1..].to_vec()),
-            None => (
-                spec.common_name.to_ascii_lowercase(),
-                decide::wanted_names(&spec)[1..].to_vec(),
-            ),
+        let names = match &duplicate {
+            Some((n, _)) => n.clone(),
+            None => decide::wanted_names(&spec),
         };
-        // Key generation (RSA 4096 takes a while) stays off the async threads.
-        let (key, csr_pem) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let key = match reuse {
-                Some(k) => k,
-                None => keys::generate(kind)?,
-            };
-            let csr = keys::csr_pem(&key, &common_name, &names)?;
-            Ok((key, csr))
-        })
-        .await
-        .map_err(|e| Error::Config(format!("key generation task: {e}")))??;
-        let key_pem = keys::encode_private_key(&key, keys::Encoding::Pkcs8)?;
-        let key_secret = secret::pending_key_secret(
-            &self.name,
-            &self.namespace,
-            &key_pem,
-            &csr_pem,
-            secret::owner_reference(&self.order),
-        );
-        let key_secret_name = secret::pending_key_name(&self.name);
-        if let Some(other) = self.secrets().get_opt(&key_secret_name).await?
-            && !secret::is_pending_key_of(&other, &self.name)
-        {
-            self.condition(
-                READY,
-                false,
-                "SecretConflict",
-                format!("Secret {key_secret_name} exists and is not this DigicertOrder's pending key; the operator does not overwrite it: delete or rename it"),
-            );
-            return Ok(Action::requeue(
-                self.ctx.config.resync.min(schedule::CONFLICT_RETRY),
-            ));
-        }
-        self.secrets()
-            .patch(
-                &key_secret_name,
-                &PatchParams::apply(secret::MANAGER).force(),
-                &Patch::Apply(&key_secret),
-            )
-            .await?;
+        let (key_pem, csr_pem) = key_and_csr(kind, reuse, names).await?;
+        let key_secret_name = proceed!(self.store_pending_key(&key_pem, &csr_pem).await?);
         self.status.reissue = Some(ReissueStatus {
             state: ReissueState::Prepared,
             reason: reason.as_str().into(),
@@ -87,6 +45,50 @@ impl Run {
             duplicate_of: duplicate.as_ref().map(|(_, of)| *of),
             names: duplicate.map(|(n, _)| n).unwrap_or_default(),
         });
+        self.record_prepared(&reason, reused).await?;
+        match self.pending_key().await? {
+            Some(p) => self.submit(p).await,
+            None => Ok(Action::requeue(schedule::NEXT_STEP_NOW)),
+        }
+    }
+
+    /// Keeps the new key and CSR in the pending-key Secret, never over a Secret of
+    /// that name that is not this order's pending key. Returns the Secret's name.
+    async fn store_pending_key(&mut self, key_pem: &str, csr_pem: &str) -> Flow<String> {
+        let key_secret = secret::pending_key_secret(
+            &self.name,
+            &self.namespace,
+            key_pem,
+            csr_pem,
+            secret::owner_reference(&self.order),
+        );
+        let key_secret_name = secret::pending_key_name(&self.name);
+        if let Some(other) = self.secrets().get_opt(&key_secret_name).await?
+            && !secret::is_pending_key_of(&other, &self.name)
+        {
+            self.condition(
+                READY,
+                false,
+                "SecretConflict",
+                format!("Secret {key_secret_name} exists and is not this DigicertOrder's pending key; the operator does not overwrite it: delete or rename it"),
+            );
+            return Ok(Break(Action::requeue(
+                self.ctx.config.resync.min(schedule::CONFLICT_RETRY),
+            )));
+        }
+        self.secrets()
+            .patch(
+                &key_secret_name,
+                &PatchParams::apply(secret::MANAGER).force(),
+                &Patch::Apply(&key_secret),
+            )
+            .await?;
+        Ok(Continue(key_secret_name))
+    }
+
+    /// Status says the reissue is prepared (written before anything goes to
+    /// DigiCert), with Ready as the reason leaves it, and an event.
+    async fn record_prepared(&mut self, reason: &ReissueReason, reused: bool) -> Result<()> {
         let message = format!(
             "{}: {}; {} key pair",
             if self.is_duplicate() {
@@ -109,11 +111,7 @@ impl Run {
         self.save().await?;
         self.event(EventType::Normal, "ReissueStarted", "Prepare", message)
             .await;
-        let pending = self.pending_key().await?;
-        match pending {
-            Some(p) => self.submit(p).await,
-            None => Ok(Action::requeue(schedule::NEXT_STEP_NOW)),
-        }
+        Ok(())
     }
 
     pub(super) async fn pending_key(&self) -> Result<Option<PendingKey>> {
@@ -158,4 +156,29 @@ impl Run {
         self.save().await?;
         self.delete_pending_key().await
     }
+}
+
+/// A key pair (the kept one, or a new one of `kind`) and a CSR for `names` (the
+/// common name first), PEM. Key generation (RSA 4096 takes a while) stays off the
+/// async threads.
+async fn key_and_csr(
+    kind: keys::KeyKind,
+    reuse: Option<rcgen::KeyPair>,
+    names: Vec<String>,
+) -> Result<(String, String)> {
+    let (key, csr_pem) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let key = match reuse {
+            Some(k) => k,
+            None => keys::generate(kind)?,
+        };
+        let common_name = names[0].clone();
+        let csr = keys::csr_pem(&key, &common_name, &names[1..])?;
+        Ok((key, csr))
+    })
+    .await
+    .map_err(|e| Error::Config(format!("key generation task: {e}")))??;
+    Ok((
+        keys::encode_private_key(&key, keys::Encoding::Pkcs8)?,
+        csr_pem,
+    ))
 }
