@@ -6,6 +6,7 @@ pub mod http;
 pub mod record;
 pub mod rfc2136;
 pub mod solver;
+mod tsig;
 
 /// The first nameserver of /etc/resolv.conf, on port 53.
 pub fn system_resolver() -> Option<std::net::SocketAddr> {

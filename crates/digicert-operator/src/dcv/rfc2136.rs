@@ -1,7 +1,6 @@
 //! Publishing validation records with DNS dynamic updates (RFC 2136), signed with a
 //! TSIG key (RFC 8945), sent over TCP to the zone's primary server.
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -10,11 +9,7 @@ use std::time::Duration;
 use hickory_client::client::Client;
 use hickory_proto::ProtoError;
 use hickory_proto::ProtoErrorKind;
-use hickory_proto::dnssec::rdata::tsig::TsigAlgorithm;
-use hickory_proto::dnssec::tsig::TSigner;
-use hickory_proto::op::{
-    Message, MessageFinalizer, MessageVerifier, ResponseCode, UpdateMessage, update_message,
-};
+use hickory_proto::op::{Message, MessageFinalizer, ResponseCode, UpdateMessage, update_message};
 use hickory_proto::rr::rdata::{CNAME, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordSet, RecordType};
 use hickory_proto::runtime::TokioRuntimeProvider;
@@ -22,77 +17,8 @@ use hickory_proto::tcp::TcpClientStream;
 use hickory_proto::xfer::{DnsHandle, DnsResponse, FirstAnswer};
 
 use super::record::{DnsRecord, RecordData, in_zone, normalize};
-
-/// The TSIG algorithms the updates can be signed with.
-pub const TSIG_ALGORITHMS: &[&str] = &["hmac-sha256", "hmac-sha384", "hmac-sha512"];
-
-/// Allowed clock difference to the server, in seconds (RFC 8945's recommendation).
-const TSIG_FUDGE: u16 = 300;
-
-/// A TSIG key. Its secret never appears in messages or `Debug` output.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Tsig {
-    /// The key's name, as configured at the server.
-    pub name: String,
-    /// One of [`TSIG_ALGORITHMS`].
-    pub algorithm: String,
-    pub secret: Vec<u8>,
-}
-
-impl fmt::Debug for Tsig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Tsig")
-            .field("name", &self.name)
-            .field("algorithm", &self.algorithm)
-            .field("secret", &"<redacted>")
-            .finish()
-    }
-}
-
-impl Tsig {
-    /// A key from its name, algorithm (`hmac-sha256`, also written `HMAC-SHA256.`) and
-    /// base64 secret (as in BIND's and Knot's key files).
-    pub fn from_base64(name: &str, algorithm: &str, secret: &str) -> Result<Self, DnsError> {
-        let secret = decode_base64(secret).ok_or_else(|| {
-            DnsError::InvalidTsig(format!(
-                "the secret of TSIG key {name:?} is not valid base64"
-            ))
-        })?;
-        let tsig = Tsig {
-            name: normalize(name),
-            algorithm: normalize(algorithm),
-            secret,
-        };
-        tsig.signer()?;
-        Ok(tsig)
-    }
-
-    fn signer(&self) -> Result<TSigner, DnsError> {
-        let algorithm = match self.algorithm.as_str() {
-            "hmac-sha256" => TsigAlgorithm::HmacSha256,
-            "hmac-sha384" => TsigAlgorithm::HmacSha384,
-            "hmac-sha512" => TsigAlgorithm::HmacSha512,
-            other => {
-                return Err(DnsError::InvalidTsig(format!(
-                    "TSIG algorithm {other:?} of key {:?} is not supported; use one of {}",
-                    self.name,
-                    TSIG_ALGORITHMS.join(", ")
-                )));
-            }
-        };
-        if self.secret.is_empty() {
-            return Err(DnsError::InvalidTsig(format!(
-                "the secret of TSIG key {:?} is empty",
-                self.name
-            )));
-        }
-        let name = Name::from_str(&self.name).map_err(|e| {
-            DnsError::InvalidTsig(format!("TSIG key name {:?} is invalid: {e}", self.name))
-        })?;
-        TSigner::new(self.secret.clone(), algorithm, name, TSIG_FUDGE)
-            .map_err(|e| DnsError::InvalidTsig(format!("TSIG key {:?}: {e}", self.name)))
-    }
-}
+use super::tsig::{ErrorsUnverified, TSIG_FUDGE};
+pub use super::tsig::{TSIG_ALGORITHMS, Tsig};
 
 /// What the server answers for a record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -593,62 +519,10 @@ fn txt_strings(text: &str) -> Vec<String> {
     out
 }
 
-/// TSIG signing whose verifier lets unsigned error responses through: a server that
-/// rejects the key cannot sign its answer, and the response code is what says why.
-/// Such a response only ever turns into an error.
-struct ErrorsUnverified(TSigner);
-
-impl MessageFinalizer for ErrorsUnverified {
-    fn finalize_message(
-        &self,
-        message: &Message,
-        current_time: u32,
-    ) -> Result<(Vec<Record>, Option<MessageVerifier>), ProtoError> {
-        let (records, verifier) = self.0.finalize_message(message, current_time)?;
-        let Some(mut verify) = verifier else {
-            return Ok((records, None));
-        };
-        let tolerant: MessageVerifier = Box::new(move |bytes: &[u8]| match verify(bytes) {
-            Ok(response) => Ok(response),
-            Err(e) => match DnsResponse::from_buffer(bytes.to_vec()) {
-                Ok(r) if r.response_code() != ResponseCode::NoError => Ok(r),
-                _ => Err(e),
-            },
-        });
-        Ok((records, Some(tolerant)))
-    }
-}
-
-/// Standard base64 (padding optional, whitespace ignored).
-fn decode_base64(text: &str) -> Option<Vec<u8>> {
-    let mut bits: u32 = 0;
-    let mut count = 0;
-    let mut out = Vec::with_capacity(text.len() * 3 / 4);
-    let body = text.trim().trim_end_matches('=');
-    for c in body.chars().filter(|c| !c.is_ascii_whitespace()) {
-        let v = match c {
-            'A'..='Z' => c as u32 - 'A' as u32,
-            'a'..='z' => c as u32 - 'a' as u32 + 26,
-            '0'..='9' => c as u32 - '0' as u32 + 52,
-            '+' => 62,
-            '/' => 63,
-            _ => return None,
-        };
-        bits = (bits << 6) | v;
-        count += 6;
-        if count >= 8 {
-            count -= 8;
-            out.push((bits >> count) as u8);
-            bits &= (1 << count) - 1;
-        }
-    }
-    // Leftover bits are padding; a single leftover character is no valid base64.
-    (count < 6).then_some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dcv::tsig::decode_base64;
 
     #[test]
     fn base64_secrets_decode() {
