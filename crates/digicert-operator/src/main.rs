@@ -339,6 +339,44 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         None => None,
     };
     let metrics = std::sync::Arc::new(digicert_operator::metrics::Metrics::new());
+    let endpoints = endpoints(&args, &base_url, operator_ca, metrics.clone())?;
+    // A bad --ca-bundle stops the operator here, not at the first order.
+    endpoints.service(&base_url, None)?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
+    operator::check_kubernetes_version(&client).await;
+    let dcv = dcv_config(&args, &client).await?;
+    let config = operator_config(&args, dcv);
+    tracing::info!(
+        certcentral = %base_url,
+        default_account = ?config.default_account,
+        namespaces = ?config.namespaces,
+        resync_s = config.resync.as_secs(),
+        "starting digicert-operator {}",
+        env!("CARGO_PKG_VERSION")
+    );
+    let leader_election = leader_election(&args);
+    let ctx = std::sync::Arc::new(Context::new(client, endpoints, config, metrics));
+    operator::run(
+        ctx,
+        operator::Options {
+            health_addr: args.health_addr,
+            leader_election,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+/// The CertCentral endpoints: the default one, those a namespace's own key may use,
+/// the rate limiter per key (or none) and the metrics observing every call.
+fn endpoints(
+    args: &RunArgs,
+    base_url: &BaseUrl,
+    operator_ca: Option<Vec<u8>>,
+    metrics: std::sync::Arc<digicert_operator::metrics::Metrics>,
+) -> anyhow::Result<controller::accounts::Endpoints> {
     let mut endpoints = controller::accounts::Endpoints::new(
         ClientConfig {
             base_url: base_url.clone(),
@@ -355,25 +393,22 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         } else {
             std::sync::Arc::new(certcentral::RateLimiter::certcentral)
         },
-        Some(metrics.clone()),
+        Some(metrics),
     );
     for url in &args.namespace_key_endpoints {
         endpoints.allow_for_namespace_keys(&url.parse()?);
     }
-    // A bad --ca-bundle stops the operator here, not at the first order.
-    endpoints.service(&base_url, None)?;
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot reach Kubernetes: {e}"))?;
-    operator::check_kubernetes_version(&client).await;
-    let dcv = dcv_config(&args, &client).await?;
-    let config = OperatorConfig {
+    Ok(endpoints)
+}
+
+fn operator_config(args: &RunArgs, dcv: controller::DcvConfig) -> OperatorConfig {
+    OperatorConfig {
         namespace: args.namespace.clone(),
         default_account: args.default_account.clone().filter(|a| !a.is_empty()),
         access_recheck: args.access_recheck,
         resync: args.resync,
         secret_owner_references: args.secret_owner_references,
-        namespaces: args.watch_namespaces,
+        namespaces: args.watch_namespaces.clone(),
         concurrency: args.concurrency.max(1),
         initial_list: args.initial_list,
         order_expiry_warning: args.order_expiry_warning,
@@ -381,16 +416,13 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         deletion_timeout: args.deletion_timeout,
         dcv,
         serve_unassigned: args.serve_unassigned,
-    };
-    tracing::info!(
-        certcentral = %base_url,
-        default_account = ?config.default_account,
-        namespaces = ?config.namespaces,
-        resync_s = config.resync.as_secs(),
-        "starting digicert-operator {}",
-        env!("CARGO_PKG_VERSION")
-    );
-    let leader_election = args.leader_elect.then(|| operator::LeaderElection {
+    }
+}
+
+/// Leader election, when asked for: this process's identity is the host name and
+/// the process id unless given.
+fn leader_election(args: &RunArgs) -> Option<operator::LeaderElection> {
+    args.leader_elect.then(|| operator::LeaderElection {
         lease_name: args.lease_name.clone(),
         namespace: args.namespace.clone(),
         identity: args.identity.clone().unwrap_or_else(|| {
@@ -400,17 +432,7 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
             format!("{host}-{}", std::process::id())
         }),
         duration: args.lease_duration,
-    });
-    let ctx = std::sync::Arc::new(Context::new(client, endpoints, config, metrics));
-    operator::run(
-        ctx,
-        operator::Options {
-            health_addr: args.health_addr,
-            leader_election,
-        },
-    )
-    .await?;
-    Ok(())
+    })
 }
 
 /// The domain validation solvers: the http-token listener (on every pod, leader or

@@ -86,95 +86,94 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("digicert_operator");
-        let certificate_not_after = Family::<OrderLabels, FloatGauge>::default();
-        registry.register(
+        let mut metrics = Metrics {
+            registry: Registry::with_prefix("digicert_operator"),
+            certificate_not_after: Family::<OrderLabels, FloatGauge>::default(),
+            renewal_time: Family::<OrderLabels, FloatGauge>::default(),
+            order_end: Family::<OrderLabels, FloatGauge>::default(),
+            ready: Family::<OrderLabels, Gauge>::default(),
+            domain_validation_expiry: Family::<DomainLabels, FloatGauge>::default(),
+            reissues: Family::<ReissueLabels, Counter>::default(),
+            certcentral_calls: Family::<CallLabels, Counter>::default(),
+            certcentral_duration: Family::<OperationLabels, Histogram>::new_with_constructor(
+                || Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            ),
+            rate_limiter_wait: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
+            reconciles: Counter::default(),
+            reconcile_errors: Counter::default(),
+            reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            domains: Default::default(),
+            gone: Default::default(),
+        };
+        metrics.register_orders();
+        metrics.register_calls();
+        metrics
+    }
+
+    /// The series of each order: its certificate, renewal, order end, Ready, domain
+    /// validations, reissues.
+    fn register_orders(&mut self) {
+        self.registry.register(
             "certificate_not_after_seconds",
             "Expiry of the certificate in each order's Secret (Unix time)",
-            certificate_not_after.clone(),
+            self.certificate_not_after.clone(),
         );
-        let renewal_time = Family::<OrderLabels, FloatGauge>::default();
-        registry.register(
+        self.registry.register(
             "certificate_renewal_time_seconds",
             "When each order's certificate will be renewed (Unix time)",
-            renewal_time.clone(),
+            self.renewal_time.clone(),
         );
-        let order_end = Family::<OrderLabels, FloatGauge>::default();
-        registry.register(
+        self.registry.register(
             "order_end_seconds",
             "When each DigiCert order (Multi-year Plan) ends: no certificate outlasts it (Unix time)",
-            order_end.clone(),
+            self.order_end.clone(),
         );
-        let ready = Family::<OrderLabels, Gauge>::default();
-        registry.register(
+        self.registry.register(
             "order_ready",
             "1 when the order's Secret holds a valid certificate for its spec",
-            ready.clone(),
+            self.ready.clone(),
         );
-        let domain_validation_expiry = Family::<DomainLabels, FloatGauge>::default();
-        registry.register(
+        self.registry.register(
             "domain_validation_expiry_seconds",
             "When DigiCert's validation of each domain of an order stops being reusable (Unix time)",
-            domain_validation_expiry.clone(),
+            self.domain_validation_expiry.clone(),
         );
-        let reissues = Family::<ReissueLabels, Counter>::default();
-        registry.register(
+        self.registry.register(
             "reissues",
             "Reissues by event: submitted, issued, failed, canceled, picked_up",
-            reissues.clone(),
+            self.reissues.clone(),
         );
-        let certcentral_calls = Family::<CallLabels, Counter>::default();
-        registry.register(
+    }
+
+    /// DigiCert calls, the rate limiter and reconciles.
+    fn register_calls(&mut self) {
+        self.registry.register(
             "certcentral_requests",
             "CertCentral API requests (every attempt) by operation and outcome",
-            certcentral_calls.clone(),
+            self.certcentral_calls.clone(),
         );
-        let certcentral_duration =
-            Family::<OperationLabels, Histogram>::new_with_constructor(|| {
-                Histogram::new(exponential_buckets(0.005, 2.0, 14))
-            });
-        registry.register(
+        self.registry.register(
             "certcentral_request_duration_seconds",
             "Latency of CertCentral API requests",
-            certcentral_duration.clone(),
+            self.certcentral_duration.clone(),
         );
-        let rate_limiter_wait = Histogram::new(exponential_buckets(0.01, 2.0, 16));
-        registry.register(
+        self.registry.register(
             "rate_limiter_wait_seconds",
             "Time CertCentral requests waited for the client-side rate limiter",
-            rate_limiter_wait.clone(),
+            self.rate_limiter_wait.clone(),
         );
-        let reconciles = Counter::default();
-        registry.register("reconciles", "Reconciles run", reconciles.clone());
-        let reconcile_errors = Counter::default();
-        registry.register(
+        self.registry
+            .register("reconciles", "Reconciles run", self.reconciles.clone());
+        self.registry.register(
             "reconcile_errors",
             "Reconciles that ended in an error",
-            reconcile_errors.clone(),
+            self.reconcile_errors.clone(),
         );
-        let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register(
+        self.registry.register(
             "reconcile_duration_seconds",
             "Duration of reconciles",
-            reconcile_duration.clone(),
+            self.reconcile_duration.clone(),
         );
-        Metrics {
-            registry,
-            certificate_not_after,
-            renewal_time,
-            order_end,
-            ready,
-            domain_validation_expiry,
-            domains: Default::default(),
-            reissues,
-            certcentral_calls,
-            certcentral_duration,
-            rate_limiter_wait,
-            reconciles,
-            reconcile_errors,
-            reconcile_duration,
-            gone: Default::default(),
-        }
     }
 
     pub fn encode(&self) -> String {

@@ -154,50 +154,11 @@ pub async fn run(ctx: Arc<Context>, options: Options) -> Result<()> {
         return Ok(());
     };
 
-    let secs = election.duration.as_secs().max(2);
-    let manager =
-        kube_lease_manager::LeaseManagerBuilder::new(ctx.client.clone(), &election.lease_name)
-            .with_namespace(&election.namespace)
-            .with_identity(&election.identity)
-            .with_duration(secs)
-            .with_grace((secs / 3).max(1))
-            .with_field_manager("digicert-operator")
-            .build()
-            .await
-            .map_err(|e| Error::Config(format!("leader election: {e}")))?;
-    let (mut leading, lease_task) = manager.watch().await;
-    // The first answer takes a moment: only then is this replica known to stand by
-    // (until then it is not ready).
-    if !*leading.borrow() {
-        let _ = tokio::time::timeout(Duration::from_secs(3), leading.changed()).await;
-    }
-    if !*leading.borrow() {
-        health.set_role(Role::Standby);
-    }
-    tracing::info!(
-        lease = %election.lease_name,
-        namespace = %election.namespace,
-        identity = %election.identity,
-        "waiting to become the leader"
-    );
-    let mut stop = stop_rx.clone();
-    loop {
-        if *leading.borrow_and_update() {
-            break;
-        }
-        tokio::select! {
-            changed = leading.changed() => {
-                if changed.is_err() {
-                    return Err(Error::Config("leader election stopped".into()));
-                }
-            }
-            _ = stop.wait_for(|s| *s) => {
-                drop(leading);
-                let _ = lease_task.await;
-                return Ok(());
-            }
-        }
-    }
+    let Some((leading, lease_task)) =
+        wait_for_leadership(&ctx, &election, &health, stop_rx.clone()).await?
+    else {
+        return Ok(());
+    };
     health.set_role(Role::Leader);
     tracing::info!(identity = %election.identity, "became the leader");
 
@@ -224,6 +185,64 @@ pub async fn run(ctx: Arc<Context>, options: Options) -> Result<()> {
     let _ = tokio::time::timeout(Duration::from_secs(5), lease_task).await;
     stop_on_signal.abort();
     Ok(())
+}
+
+/// The lease manager's task: it holds the lease until the last receiver is dropped.
+type LeaseTask =
+    tokio::task::JoinHandle<kube_lease_manager::Result<kube_lease_manager::LeaseManager>>;
+
+/// Joins the leader election and waits until this replica leads (it is a standby
+/// meanwhile). `None`: told to stop first.
+async fn wait_for_leadership(
+    ctx: &Context,
+    election: &LeaderElection,
+    health: &Health,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<(watch::Receiver<bool>, LeaseTask)>> {
+    let secs = election.duration.as_secs().max(2);
+    let manager =
+        kube_lease_manager::LeaseManagerBuilder::new(ctx.client.clone(), &election.lease_name)
+            .with_namespace(&election.namespace)
+            .with_identity(&election.identity)
+            .with_duration(secs)
+            .with_grace((secs / 3).max(1))
+            .with_field_manager("digicert-operator")
+            .build()
+            .await
+            .map_err(|e| Error::Config(format!("leader election: {e}")))?;
+    let (mut leading, lease_task) = manager.watch().await;
+    // The first answer takes a moment: only then is this replica known to stand by
+    // (until then it is not ready).
+    if !*leading.borrow() {
+        let _ = tokio::time::timeout(Duration::from_secs(3), leading.changed()).await;
+    }
+    if !*leading.borrow() {
+        health.set_role(Role::Standby);
+    }
+    tracing::info!(
+        lease = %election.lease_name,
+        namespace = %election.namespace,
+        identity = %election.identity,
+        "waiting to become the leader"
+    );
+    loop {
+        if *leading.borrow_and_update() {
+            break;
+        }
+        tokio::select! {
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    return Err(Error::Config("leader election stopped".into()));
+                }
+            }
+            _ = stop.wait_for(|s| *s) => {
+                drop(leading);
+                let _ = lease_task.await;
+                return Ok(None);
+            }
+        }
+    }
+    Ok(Some((leading, lease_task)))
 }
 
 #[cfg(test)]
