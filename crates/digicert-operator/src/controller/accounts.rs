@@ -20,102 +20,11 @@ use tokio::sync::watch;
 use super::Context;
 use super::access::{self, Choice, Grants, Refusal};
 use super::claims::{self, Outcome};
+pub use super::endpoints::{Endpoints, endpoint_id};
 use super::status::{self, READY};
-use crate::certcentral::{
-    self, ApiKey, BaseUrl, CallObserver, ClientConfig, LimiterFactory, Service, TrustRoots,
-};
+use crate::certcentral::{self, ApiKey, BaseUrl, Service};
 use crate::crd::{DigicertAccount, DigicertOrder, DigicertOrderStatus};
 use crate::error::Result;
-
-/// The CertCentral endpoints in use: one `Service` (connections, and a rate limiter per
-/// API key) per endpoint and CA bundle, created when first needed.
-pub struct Endpoints {
-    /// The operator's --certcentral-url, timeouts and retry policy.
-    config: ClientConfig,
-    /// The operator's --ca-bundle: trusted for every endpoint.
-    operator_ca: Option<Vec<u8>>,
-    new_limiter: LimiterFactory,
-    observer: Option<Arc<dyn CallObserver>>,
-    services: Mutex<HashMap<(String, Option<String>), Service>>,
-    /// Endpoints keys of an order's own namespace may go to (endpoint ids).
-    namespace_key_endpoints: Vec<String>,
-}
-
-impl Endpoints {
-    pub fn new(
-        config: ClientConfig,
-        operator_ca: Option<Vec<u8>>,
-        new_limiter: LimiterFactory,
-        observer: Option<Arc<dyn CallObserver>>,
-    ) -> Self {
-        let mut namespace_key_endpoints = vec![
-            endpoint_id(&BaseUrl::Us),
-            endpoint_id(&BaseUrl::Eu),
-            endpoint_id(&config.base_url),
-        ];
-        namespace_key_endpoints.dedup();
-        Endpoints {
-            config,
-            operator_ca,
-            new_limiter,
-            observer,
-            services: Mutex::new(HashMap::new()),
-            namespace_key_endpoints,
-        }
-    }
-
-    /// Also lets keys of an order's own namespace go to `url`.
-    pub fn allow_for_namespace_keys(&mut self, url: &BaseUrl) {
-        self.namespace_key_endpoints.push(endpoint_id(url));
-    }
-
-    /// The operator's --certcentral-url: for own-namespace keys that name none.
-    pub fn default_url(&self) -> &BaseUrl {
-        &self.config.base_url
-    }
-
-    /// The service for `url` trusting `ca_bundle` too, and the endpoint's identity (its
-    /// full URL, for claims).
-    pub fn service(
-        &self,
-        url: &BaseUrl,
-        ca_bundle: Option<&str>,
-    ) -> Result<(Service, String), certcentral::Error> {
-        let id = endpoint_id(url);
-        let key = (id.clone(), ca_bundle.map(str::to_string));
-        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(s) = services.get(&key) {
-            return Ok((s.clone(), id));
-        }
-        let mut pem = self.operator_ca.clone().unwrap_or_default();
-        if let Some(extra) = ca_bundle {
-            pem.push(b'\n');
-            pem.extend_from_slice(extra.as_bytes());
-        }
-        let trust = if self.operator_ca.is_none() && ca_bundle.is_none() {
-            TrustRoots::System
-        } else {
-            TrustRoots::SystemAnd(pem)
-        };
-        let config = ClientConfig {
-            base_url: url.clone(),
-            trust,
-            ..self.config.clone()
-        };
-        let service = Service::observed(config, self.new_limiter.clone(), self.observer.clone())?;
-        services.insert(key, service.clone());
-        Ok((service, id))
-    }
-}
-
-/// An endpoint's full URL with a trailing slash: `us` and its URL are one endpoint.
-pub fn endpoint_id(url: &BaseUrl) -> String {
-    let mut u = url.url();
-    if !u.path().ends_with('/') {
-        u.set_path(&format!("{}/", u.path()));
-    }
-    u.to_string()
-}
 
 /// Which DigicertOrders use which account (as their last gate saw it), so that a change
 /// of an account wakes only its orders. An order not in it yet is reconciled anyway.
@@ -292,92 +201,109 @@ pub async fn resolve(
     ctx: &Context,
     order: &DigicertOrder,
 ) -> Result<std::result::Result<Resolved, Refusal>> {
-    let namespace = order.namespace().unwrap_or_default();
     match access::choose(&order.spec, ctx.config.default_account.as_deref()) {
         Choice::None => Ok(Err(Refusal::NoAccount)),
-        Choice::NamespaceKey(k) => {
-            let grants = Grants::of_namespace_key(&k);
-            let invalid = |problem: String| Refusal::InvalidAccount {
-                account: grants.account.clone(),
-                problem,
-            };
-            let url = match k.certcentral.as_deref() {
-                Some(u) => match u.parse::<BaseUrl>() {
-                    Ok(url) => url,
-                    Err(e) => return Ok(Err(invalid(e.to_string()))),
-                },
-                None => ctx.endpoints.default_url().clone(),
-            };
-            if !access::namespace_key_endpoint_allowed(
-                &endpoint_id(&url),
-                &ctx.endpoints.namespace_key_endpoints,
-            ) {
-                return Ok(Err(Refusal::EndpointNotAllowed {
-                    endpoint: url.to_string(),
-                }));
-            }
-            let (service, endpoint) = match ctx.endpoints.service(&url, None) {
-                Ok(s) => s,
-                Err(e) => return Ok(Err(invalid(e.to_string()))),
-            };
-            let key = match read_key_version(ctx, &namespace, &k.name, &k.key).await? {
-                (Ok(key), _) => key,
-                (Err(refusal), version) => {
-                    // The key Secret is the namespace's own, not watched: its arrival
-                    // wakes the order.
-                    ctx.secret_waits
-                        .wait_for(&namespace, &k.name, &order.name_any(), version);
-                    return Ok(Err(refusal));
-                }
-            };
-            Ok(Ok(Resolved {
-                client: service.client(key),
-                grants,
-                endpoint,
-                domain_validation: None,
-            }))
-        }
-        Choice::Account { name, default } => {
-            let accounts: Api<DigicertAccount> = Api::all(ctx.client.clone());
-            let Some(account) = accounts.get_opt(&name).await? else {
-                return Ok(Err(Refusal::AccountNotFound { name, default }));
-            };
-            let labels = Api::<Namespace>::all(ctx.client.clone())
-                .get_opt(&namespace)
-                .await?
-                .map(|n| n.labels().clone())
-                .unwrap_or_default();
-            if let Err(refusal) = access::may_use(
-                &name,
-                &account.spec,
-                &namespace,
-                &labels,
-                order.spec.order_id,
-            ) {
-                return Ok(Err(refusal));
-            }
-            let invalid = |problem: String| Refusal::InvalidAccount {
-                account: name.clone(),
-                problem,
-            };
-            let (service, endpoint) = match account_service(ctx, &account) {
-                Ok(s) => s,
-                Err(e) => return Ok(Err(invalid(e))),
-            };
-            let key_ref = &account.spec.api_key_secret_ref;
-            let key =
-                match read_key(ctx, &ctx.config.namespace, &key_ref.name, &key_ref.key).await? {
-                    Ok(key) => key,
-                    Err(refusal) => return Ok(Err(refusal)),
-                };
-            Ok(Ok(Resolved {
-                client: service.client(key),
-                grants: Grants::of_account(&name, &account.spec),
-                endpoint,
-                domain_validation: account.spec.domain_validation.clone(),
-            }))
-        }
+        Choice::NamespaceKey(k) => resolve_namespace_key(ctx, order, &k).await,
+        Choice::Account { name, default } => resolve_account(ctx, order, name, default).await,
     }
+}
+
+/// An order with a key of its own namespace: the endpoint must be one namespace keys
+/// may use, and the key must be there.
+async fn resolve_namespace_key(
+    ctx: &Context,
+    order: &DigicertOrder,
+    k: &crate::crd::OrderApiKeyRef,
+) -> Result<std::result::Result<Resolved, Refusal>> {
+    let namespace = order.namespace().unwrap_or_default();
+    let grants = Grants::of_namespace_key(k);
+    let invalid = |problem: String| Refusal::InvalidAccount {
+        account: grants.account.clone(),
+        problem,
+    };
+    let url = match k.certcentral.as_deref() {
+        Some(u) => match u.parse::<BaseUrl>() {
+            Ok(url) => url,
+            Err(e) => return Ok(Err(invalid(e.to_string()))),
+        },
+        None => ctx.endpoints.default_url().clone(),
+    };
+    if !access::namespace_key_endpoint_allowed(
+        &endpoint_id(&url),
+        &ctx.endpoints.namespace_key_endpoints,
+    ) {
+        return Ok(Err(Refusal::EndpointNotAllowed {
+            endpoint: url.to_string(),
+        }));
+    }
+    let (service, endpoint) = match ctx.endpoints.service(&url, None) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(invalid(e.to_string()))),
+    };
+    let key = match read_key_version(ctx, &namespace, &k.name, &k.key).await? {
+        (Ok(key), _) => key,
+        (Err(refusal), version) => {
+            // The key Secret is the namespace's own, not watched: its arrival
+            // wakes the order.
+            ctx.secret_waits
+                .wait_for(&namespace, &k.name, &order.name_any(), version);
+            return Ok(Err(refusal));
+        }
+    };
+    Ok(Ok(Resolved {
+        client: service.client(key),
+        grants,
+        endpoint,
+        domain_validation: None,
+    }))
+}
+
+/// An order of a DigicertAccount: the account must exist and grant the order's
+/// namespace and order, and its key must be in the operator's namespace.
+async fn resolve_account(
+    ctx: &Context,
+    order: &DigicertOrder,
+    name: String,
+    default: bool,
+) -> Result<std::result::Result<Resolved, Refusal>> {
+    let namespace = order.namespace().unwrap_or_default();
+    let accounts: Api<DigicertAccount> = Api::all(ctx.client.clone());
+    let Some(account) = accounts.get_opt(&name).await? else {
+        return Ok(Err(Refusal::AccountNotFound { name, default }));
+    };
+    let labels = Api::<Namespace>::all(ctx.client.clone())
+        .get_opt(&namespace)
+        .await?
+        .map(|n| n.labels().clone())
+        .unwrap_or_default();
+    if let Err(refusal) = access::may_use(
+        &name,
+        &account.spec,
+        &namespace,
+        &labels,
+        order.spec.order_id,
+    ) {
+        return Ok(Err(refusal));
+    }
+    let invalid = |problem: String| Refusal::InvalidAccount {
+        account: name.clone(),
+        problem,
+    };
+    let (service, endpoint) = match account_service(ctx, &account) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(invalid(e))),
+    };
+    let key_ref = &account.spec.api_key_secret_ref;
+    let key = match read_key(ctx, &ctx.config.namespace, &key_ref.name, &key_ref.key).await? {
+        Ok(key) => key,
+        Err(refusal) => return Ok(Err(refusal)),
+    };
+    Ok(Ok(Resolved {
+        client: service.client(key),
+        grants: Grants::of_account(&name, &account.spec),
+        endpoint,
+        domain_validation: account.spec.domain_validation.clone(),
+    }))
 }
 
 /// How long until a refused or waiting order is looked at again: the recheck period
@@ -592,6 +518,7 @@ pub async fn run_accounts(ctx: Arc<Context>, mut stop: watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::certcentral::{ClientConfig, LimiterFactory};
 
     #[test]
     fn account_users_follow_each_orders_latest_account() {

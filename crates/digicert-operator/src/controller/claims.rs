@@ -151,30 +151,7 @@ pub async fn claim(
                     lease.metadata.resource_version = Some(version);
                     match api.replace(&name, &PostParams::default(), &lease).await {
                         Ok(_) => {
-                            let before = match &state {
-                                ownership::Lease::Held {
-                                    holder: Some(h), ..
-                                } => h.display(),
-                                _ => "nobody".into(),
-                            };
-                            let note = format!(
-                                "took over the claim on order {order_id} (Lease {}/{name}) from {before}, which is gone",
-                                ctx.config.namespace
-                            );
-                            tracing::info!(lease = %name, order_id, "{note}");
-                            if let Err(e) = ctx
-                                .events
-                                .publish(
-                                    EventType::Normal,
-                                    "OrderClaimTaken",
-                                    "Claim",
-                                    &note,
-                                    &order.object_ref(&()),
-                                )
-                                .await
-                            {
-                                tracing::warn!(error = %e, "cannot publish an event");
-                            }
+                            announce_take_over(ctx, order, &name, &state).await;
                             return Ok(Outcome::Held { lease: name });
                         }
                         Err(e) if is_conflict(&e) => break,
@@ -191,6 +168,40 @@ pub async fn claim(
             ..kube::core::Status::default()
         },
     ))))
+}
+
+/// Says (log and event) that this order took over a claim whose holder is gone.
+async fn announce_take_over(
+    ctx: &Context,
+    order: &DigicertOrder,
+    name: &str,
+    state: &ownership::Lease,
+) {
+    let order_id = order.spec.order_id;
+    let before = match state {
+        ownership::Lease::Held {
+            holder: Some(h), ..
+        } => h.display(),
+        _ => "nobody".into(),
+    };
+    let note = format!(
+        "took over the claim on order {order_id} (Lease {}/{name}) from {before}, which is gone",
+        ctx.config.namespace
+    );
+    tracing::info!(lease = %name, order_id, "{note}");
+    if let Err(e) = ctx
+        .events
+        .publish(
+            EventType::Normal,
+            "OrderClaimTaken",
+            "Claim",
+            &note,
+            &order.object_ref(&()),
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "cannot publish an event");
+    }
 }
 
 /// Gives up the claim if `order` holds it (a DigicertOrder that now takes duplicates

@@ -13,6 +13,7 @@ pub mod access;
 pub mod accounts;
 pub mod claims;
 pub mod decide;
+mod endpoints;
 pub mod events;
 #[cfg(test)]
 mod fixtures;

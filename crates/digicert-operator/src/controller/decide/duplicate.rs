@@ -62,20 +62,8 @@ pub fn duplicate_plan(
     manual: bool,
 ) -> DuplicatePlan {
     let order = spec.order_id;
-    if current.order_status == "revoked" {
-        return DuplicatePlan::Wait {
-            reason: "OrderRevoked",
-            message: format!("order {order} was revoked at DigiCert; it gives no more duplicates"),
-        };
-    }
-    if !current.issued {
-        return DuplicatePlan::Wait {
-            reason: "OrderNotIssued",
-            message: format!(
-                "order {order} has no issued certificate to duplicate (status {})",
-                current.order_status
-            ),
-        };
+    if let Some(wait) = order_unfit(order, current) {
+        return wait;
     }
     let Some(names) = duplicate_names(&spec.common_name, &current.names) else {
         return DuplicatePlan::Wait {
@@ -135,6 +123,26 @@ pub fn duplicate_plan(
         return request(ReissueReason::OrderReissued);
     }
     DuplicatePlan::Keep
+}
+
+/// Why an order gives no duplicate now: revoked, or nothing issued to copy.
+fn order_unfit(order: u64, current: &OrderCurrent) -> Option<DuplicatePlan> {
+    if current.order_status == "revoked" {
+        return Some(DuplicatePlan::Wait {
+            reason: "OrderRevoked",
+            message: format!("order {order} was revoked at DigiCert; it gives no more duplicates"),
+        });
+    }
+    if !current.issued {
+        return Some(DuplicatePlan::Wait {
+            reason: "OrderNotIssued",
+            message: format!(
+                "order {order} has no issued certificate to duplicate (status {})",
+                current.order_status
+            ),
+        });
+    }
+    None
 }
 
 #[cfg(test)]

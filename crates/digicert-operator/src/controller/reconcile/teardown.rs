@@ -22,21 +22,25 @@ impl Run {
         Ok(Action::await_change())
     }
 
+    /// No account to cancel with: says so, with the reason account() put in Ready.
+    async fn say_nothing_canceled(&mut self) {
+        let (reason, why) = status::find(&self.status.conditions, READY)
+            .map(|c| (c.reason.clone(), c.message.clone()))
+            .unwrap_or_else(|| ("ApiKeyMissing".into(), "no usable API key".into()));
+        self.event(
+            EventType::Warning,
+            &reason,
+            "Delete",
+            format!("nothing was canceled at DigiCert: {why}"),
+        )
+        .await;
+    }
+
     /// Cancels what is pending at DigiCert for the order; `Err` is a passing failure
     /// worth trying again. Lasting refusals are reported and not retried.
     async fn cancel_for_deletion(&mut self) -> Result<std::result::Result<(), certcentral::Error>> {
         let Some(account) = self.account().await?.cloned() else {
-            // account() said why in the Ready condition.
-            let (reason, why) = status::find(&self.status.conditions, READY)
-                .map(|c| (c.reason.clone(), c.message.clone()))
-                .unwrap_or_else(|| ("ApiKeyMissing".into(), "no usable API key".into()));
-            self.event(
-                EventType::Warning,
-                &reason,
-                "Delete",
-                format!("nothing was canceled at DigiCert: {why}"),
-            )
-            .await;
+            self.say_nothing_canceled().await;
             return Ok(Ok(()));
         };
         let client = &account.client;
