@@ -1,6 +1,10 @@
 //! digicert-operator: keeps DigiCert CertCentral certificates valid in Kubernetes
 //! `kubernetes.io/tls` Secrets by reissuing inside (Multi-year) orders.
 
+// A reconcile's future nests every phase's; the phase tests await it inside their own,
+// which takes the layout computation past the default depth of 128.
+#![recursion_limit = "256"]
+
 pub mod cli;
 pub mod controller;
 pub mod crd;
