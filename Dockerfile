@@ -11,7 +11,7 @@
 # cache mounts are shared, so the dependencies compile once.
 #
 # CARGO_PROFILE is the cargo profile: `--build-arg CARGO_PROFILE=dev` builds a debug
-# binary in a fraction of the time (tests/components/image.rs builds the stages so).
+# binary in a fraction of the time (crates/digicert-operator/tests/components/image.rs builds the stages so).
 
 FROM rust:1-bookworm AS build-simulator
 ARG CARGO_PROFILE=release
