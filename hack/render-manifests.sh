@@ -26,7 +26,8 @@ py=${DIGICERT_TEST_PYTHON:-$("$root/hack/helm/venv.sh" | tail -n 1)}
 rendered=$("$py" "$root/hack/helm/helm.py" template "$name" "$root/charts/digicert-operator" \
   --namespace "$namespace" --include-crds \
   --set image.repository=REGISTRY/digicert-operator \
-  --set defaultAccount.create=false --set defaultAccount.name=digicert-operator)
+  --set defaultAccount.create=false --set defaultAccount.name=digicert-operator \
+  --set certManager.approverRBAC.create=true)
 
 tmp=$(mktemp "$out.XXXXXX")
 trap 'rm -f "$tmp"' EXIT

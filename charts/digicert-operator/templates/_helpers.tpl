@@ -231,4 +231,34 @@ generated. Generated once per render: every template sees the same.
 - apiGroups: [externaldns.k8s.io]
   resources: [dnsendpoints]
   verbs: [get, create, patch, delete]
+# The cert-manager external issuer: the CertificateRequests for its issuers (watched;
+# what was sent to DigiCert annotated before the send: patch; the outcome written to
+# status), the Certificates that hold an order's claim (get), and the namespaced
+# DigicertIssuers (watched; their Ready condition).
+- apiGroups: [cert-manager.io]
+  resources: [certificaterequests]
+  verbs: [get, list, watch, patch]
+- apiGroups: [cert-manager.io]
+  resources: [certificaterequests/status]
+  verbs: [patch]
+- apiGroups: [cert-manager.io]
+  resources: [certificates]
+  verbs: [get]
+- apiGroups: [digicert-operator.dev]
+  resources: [digicertissuers]
+  verbs: [get, list, watch]
+- apiGroups: [digicert-operator.dev]
+  resources: [digicertissuers/status]
+  verbs: [patch]
+{{- end -}}
+
+{{/*
+Whether to grant cert-manager's approver our signer names: `auto` when the cluster
+serves cert-manager.io/v1.
+*/}}
+{{- define "digicert-operator.certManagerApprover" -}}
+{{- $create := .Values.certManager.approverRBAC.create -}}
+{{- if or (eq (toString $create) "true") (and (eq (toString $create) "auto") (.Capabilities.APIVersions.Has "cert-manager.io/v1")) -}}
+true
+{{- end -}}
 {{- end -}}

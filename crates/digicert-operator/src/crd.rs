@@ -9,10 +9,15 @@ use serde::{Deserialize, Serialize};
 
 pub mod account;
 pub mod dcv;
+pub mod issuer;
 mod schema;
 mod status;
 pub use account::{DigicertAccount, DigicertAccountSpec, DigicertAccountStatus, Endpoint};
 pub use dcv::{DomainValidationSpec, DomainValidationStatus};
+pub use issuer::{
+    DigicertClusterIssuer, DigicertClusterIssuerSpec, DigicertIssuer, DigicertIssuerSpec,
+    DigicertIssuerStatus, IssuerSpec,
+};
 pub use schema::{account_crd, crd, crds, tidy};
 pub use status::*;
 

@@ -5,12 +5,14 @@
 // which takes the layout computation past the default depth of 128.
 #![recursion_limit = "256"]
 
+pub mod certmanager;
 pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod dcv;
 pub mod error;
 pub mod health;
+pub mod issuer;
 pub mod metrics;
 pub mod operator;
 pub mod telemetry;

@@ -131,6 +131,10 @@ pub struct CsrInfo {
     pub public_key_info: Vec<u8>,
     /// Whether the CSR's self-signature verifies with its own public key.
     pub signature_valid: bool,
+    /// Whether it asks for a CA certificate (basic constraints `cA`).
+    pub is_ca: bool,
+    /// Whether it asks for client authentication (extended key usage `clientAuth`).
+    pub client_auth: bool,
 }
 
 /// Parses a PEM CSR. The signature is checked but a bad one is reported, not refused,
@@ -156,15 +160,19 @@ pub fn inspect_csr(csr_pem: &str) -> Result<CsrInfo, KeyError> {
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_string);
     let mut dns_names = Vec::new();
-    if let Some(exts) = csr.requested_extensions() {
-        for ext in exts {
-            if let ParsedExtension::SubjectAlternativeName(san) = ext {
+    let (mut is_ca, mut client_auth) = (false, false);
+    for ext in csr.requested_extensions().into_iter().flatten() {
+        match ext {
+            ParsedExtension::SubjectAlternativeName(san) => {
                 for name in &san.general_names {
                     if let GeneralName::DNSName(n) = name {
                         dns_names.push(n.to_string());
                     }
                 }
             }
+            ParsedExtension::BasicConstraints(bc) => is_ca |= bc.ca,
+            ParsedExtension::ExtendedKeyUsage(eku) => client_auth |= eku.client_auth,
+            _ => {}
         }
     }
     Ok(CsrInfo {
@@ -173,6 +181,8 @@ pub fn inspect_csr(csr_pem: &str) -> Result<CsrInfo, KeyError> {
         key: key_kind(&info.subject_pki),
         public_key_info: info.subject_pki.raw.to_vec(),
         signature_valid: csr.verify_signature().is_ok(),
+        is_ca,
+        client_auth,
     })
 }
 
@@ -383,6 +393,8 @@ pub struct CertificateInfo {
     pub thumbprint: String,
     pub key: KeyKind,
     pub public_key_bits: Vec<u8>,
+    /// The DER SubjectPublicKeyInfo (as a CSR's `public_key_info`).
+    pub public_key_info: Vec<u8>,
     pub self_signed: bool,
     pub subject: String,
     pub issuer: String,
@@ -418,6 +430,7 @@ pub fn inspect_certificate(der: &[u8]) -> Result<CertificateInfo, KeyError> {
         .to_ascii_uppercase(),
         key: key_kind(cert.public_key()),
         public_key_bits: cert.public_key().subject_public_key.data.to_vec(),
+        public_key_info: cert.public_key().raw.to_vec(),
         self_signed: cert.subject() == cert.issuer(),
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),

@@ -173,6 +173,44 @@ pub fn may_use(
     namespace_labels: &BTreeMap<String, String>,
     order_id: u64,
 ) -> Result<(), Refusal> {
+    may_use_for(
+        name,
+        account,
+        Some((namespace, namespace_labels)),
+        Some(order_id),
+    )
+}
+
+/// `may_use` for what may name no namespace (a cluster issuer) or no order (an issuer
+/// that leaves the order to its requests): only what is named is checked.
+pub fn may_use_for(
+    name: &str,
+    account: &DigicertAccountSpec,
+    namespace: Option<(&str, &BTreeMap<String, String>)>,
+    order_id: Option<u64>,
+) -> Result<(), Refusal> {
+    if let Some((namespace, namespace_labels)) = namespace {
+        may_use_namespace(name, account, namespace, namespace_labels)?;
+    }
+    match order_id {
+        Some(order_id)
+            if !account.order_ids.is_empty() && !account.order_ids.contains(&order_id) =>
+        {
+            Err(Refusal::OrderNotAllowed {
+                account: name.into(),
+                order_id,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn may_use_namespace(
+    name: &str,
+    account: &DigicertAccountSpec,
+    namespace: &str,
+    namespace_labels: &BTreeMap<String, String>,
+) -> Result<(), Refusal> {
     match selects(&account.namespace_selector, namespace_labels) {
         Err(problem) => {
             return Err(Refusal::InvalidAccount {
@@ -186,15 +224,8 @@ pub fn may_use(
                 namespace: namespace.into(),
             });
         }
-        Ok(true) => {}
+        Ok(true) => Ok(()),
     }
-    if !account.order_ids.is_empty() && !account.order_ids.contains(&order_id) {
-        return Err(Refusal::OrderNotAllowed {
-            account: name.into(),
-            order_id,
-        });
-    }
-    Ok(())
 }
 
 /// What an account lets its orders do beyond reissuing.

@@ -186,6 +186,23 @@ pub async fn serves_order(ctx: &Context, order: &DigicertOrder) -> Result<bool> 
     Ok(access::serves(assigned, own, unassigned))
 }
 
+/// Whether this operator serves what uses the account `name` (`None`: the default
+/// account): as [`serves_order`] decides for an order naming it.
+pub async fn serves_account_named(ctx: &Context, name: Option<&str>) -> Result<bool> {
+    let own = &ctx.config.namespace;
+    let unassigned = ctx.config.serve_unassigned;
+    let Some(name) = name else {
+        return Ok(access::serves(None, own, unassigned));
+    };
+    let account = Api::<DigicertAccount>::all(ctx.client.clone())
+        .get_opt(name)
+        .await?;
+    let assigned = account
+        .as_ref()
+        .and_then(|a| a.spec.operator_namespace.as_deref());
+    Ok(access::serves(assigned, own, unassigned))
+}
+
 /// Whether this operator serves `account`.
 fn serves_account(ctx: &Context, account: &DigicertAccount) -> bool {
     access::serves(
@@ -204,8 +221,35 @@ pub async fn resolve(
     match access::choose(&order.spec, ctx.config.default_account.as_deref()) {
         Choice::None => Ok(Err(Refusal::NoAccount)),
         Choice::NamespaceKey(k) => resolve_namespace_key(ctx, order, &k).await,
-        Choice::Account { name, default } => resolve_account(ctx, order, name, default).await,
+        Choice::Account { name, default } => {
+            let namespace = order.namespace().unwrap_or_default();
+            resolve_account(
+                ctx,
+                Some(&namespace),
+                Some(order.spec.order_id),
+                name,
+                default,
+            )
+            .await
+        }
     }
+}
+
+/// The account a cert-manager request of `namespace` for `order_id` may use through
+/// an issuer naming `account` (`None`: the operator's default account), or why it
+/// may use none: the same grants as a DigicertOrder of that namespace gets.
+pub async fn resolve_for_request(
+    ctx: &Context,
+    namespace: Option<&str>,
+    order_id: Option<u64>,
+    account: Option<&str>,
+) -> Result<std::result::Result<Resolved, Refusal>> {
+    let (name, default) = match (account, ctx.config.default_account.as_deref()) {
+        (Some(name), _) => (name.to_string(), false),
+        (None, Some(name)) => (name.to_string(), true),
+        (None, None) => return Ok(Err(Refusal::NoAccount)),
+    };
+    resolve_account(ctx, namespace, order_id, name, default).await
 }
 
 /// An order with a key of its own namespace: the endpoint must be one namespace keys
@@ -262,27 +306,25 @@ async fn resolve_namespace_key(
 /// namespace and order, and its key must be in the operator's namespace.
 async fn resolve_account(
     ctx: &Context,
-    order: &DigicertOrder,
+    namespace: Option<&str>,
+    order_id: Option<u64>,
     name: String,
     default: bool,
 ) -> Result<std::result::Result<Resolved, Refusal>> {
-    let namespace = order.namespace().unwrap_or_default();
     let accounts: Api<DigicertAccount> = Api::all(ctx.client.clone());
     let Some(account) = accounts.get_opt(&name).await? else {
         return Ok(Err(Refusal::AccountNotFound { name, default }));
     };
-    let labels = Api::<Namespace>::all(ctx.client.clone())
-        .get_opt(&namespace)
-        .await?
-        .map(|n| n.labels().clone())
-        .unwrap_or_default();
-    if let Err(refusal) = access::may_use(
-        &name,
-        &account.spec,
-        &namespace,
-        &labels,
-        order.spec.order_id,
-    ) {
+    let labels = match namespace {
+        Some(namespace) => Api::<Namespace>::all(ctx.client.clone())
+            .get_opt(namespace)
+            .await?
+            .map(|n| n.labels().clone())
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
+    let scope = namespace.map(|n| (n, &labels));
+    if let Err(refusal) = access::may_use_for(&name, &account.spec, scope, order_id) {
         return Ok(Err(refusal));
     }
     let invalid = |problem: String| Refusal::InvalidAccount {
@@ -373,7 +415,7 @@ pub async fn gate(
     // A key of the order's own namespace proves it can read the order before it may
     // claim it; an account's grant (selector, orderIds) is the platform team's word.
     let proof = matches!(choice, Choice::NamespaceKey(_)).then_some(&resolved.client);
-    match claims::claim(ctx, &resolved.endpoint, order, proof).await? {
+    match claims::claim_for_order(ctx, &resolved.endpoint, order, proof).await? {
         Outcome::Unproven(err) => {
             status.claim = None;
             let message = format!(
@@ -388,9 +430,9 @@ pub async fn gate(
         Outcome::Yielded { holder, lease } => {
             status.claim = Some(format!("held by {}", holder.display()));
             let message = format!(
-                "order {} is driven by the DigicertOrder {} (Lease {}/{lease}); this one makes no DigiCert call and takes over when that one is gone",
+                "order {} is driven by {} (Lease {}/{lease}); this one makes no DigiCert call and takes over when that one is gone",
                 order.spec.order_id,
-                holder.display(),
+                holder.describe(),
                 ctx.config.namespace
             );
             return Ok(Err(blocked(status, access::ORDER_CLAIMED, message)));

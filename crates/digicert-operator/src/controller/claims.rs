@@ -8,7 +8,10 @@ use kube::{Resource, ResourceExt};
 
 use super::Context;
 use super::events::EventType;
-use super::ownership::{self, CLAIM_LABEL, Claim, ENDPOINT_ANNOTATION, Holder, Liveness};
+use super::ownership::{
+    self, CLAIM_LABEL, Claim, ENDPOINT_ANNOTATION, Holder, HolderKind, Liveness,
+};
+use crate::certmanager::{Certificate, CertificateRequest};
 use crate::crd::DigicertOrder;
 use crate::error::{Error, Result};
 
@@ -26,6 +29,7 @@ pub enum Outcome {
 
 fn me(order: &DigicertOrder) -> Holder {
     Holder {
+        kind: HolderKind::Order,
         namespace: order.namespace().unwrap_or_default(),
         name: order.name_any(),
         uid: order.uid().unwrap_or_default(),
@@ -78,16 +82,34 @@ fn claim_lease(name: &str, endpoint: &str, order_id: u64, me: &Holder) -> Lease 
 /// Whether the holder still exists under its uid. A holder the operator may not read
 /// counts as alive: a claim is never taken on a guess.
 async fn liveness(ctx: &Context, holder: &Holder) -> Result<Liveness> {
-    let api: Api<PartialObjectMeta<DigicertOrder>> =
-        Api::namespaced(ctx.client.clone(), &holder.namespace);
-    match api.get_metadata_opt(&holder.name).await {
-        Ok(found) => Ok(ownership::liveness(
-            holder,
-            found.as_ref().and_then(|o| o.metadata.uid.as_deref()),
-        )),
+    let (client, ns, name) = (ctx.client.clone(), &holder.namespace, &holder.name);
+    let found = match holder.kind {
+        HolderKind::Order => uid_of::<DigicertOrder>(client, ns, name).await,
+        HolderKind::Certificate => uid_of::<Certificate>(client, ns, name).await,
+        HolderKind::Request => uid_of::<CertificateRequest>(client, ns, name).await,
+    };
+    match found {
+        Ok(uid) => Ok(ownership::liveness(holder, uid.as_deref())),
         Err(kube::Error::Api(s)) if s.code == 403 => Ok(Liveness::Alive),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The uid of a resource of kind `K`, if it exists.
+async fn uid_of<K>(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> std::result::Result<Option<String>, kube::Error>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let api: Api<PartialObjectMeta<K>> = Api::namespaced(client, namespace);
+    let found = api.get_metadata_opt(name).await?;
+    Ok(found.and_then(|o| o.metadata.uid))
 }
 
 fn is_conflict(e: &kube::Error) -> bool {
@@ -98,15 +120,38 @@ fn is_conflict(e: &kube::Error) -> bool {
 /// With `proof`, the claim is taken (created or taken over) only once that client has
 /// read the order at DigiCert: a namespace cannot hold an order it has no access to
 /// and keep its rightful driver out.
-pub async fn claim(
+pub async fn claim_for_order(
     ctx: &Context,
     endpoint: &str,
     order: &DigicertOrder,
     proof: Option<&crate::certcentral::Client>,
 ) -> Result<Outcome> {
+    let claimant = Claimant {
+        holder: me(order),
+        order_id: order.spec.order_id,
+        object: order.object_ref(&()),
+    };
+    claim(ctx, endpoint, &claimant, proof).await
+}
+
+/// Who claims which CertCentral order, and the object its events go to.
+pub struct Claimant {
+    pub holder: Holder,
+    pub order_id: u64,
+    pub object: k8s_openapi::api::core::v1::ObjectReference,
+}
+
+/// Claims the CertCentral order `claimant` names at `endpoint`, or learns who holds
+/// it (see [`claim_for_order`]).
+pub async fn claim(
+    ctx: &Context,
+    endpoint: &str,
+    claimant: &Claimant,
+    proof: Option<&crate::certcentral::Client>,
+) -> Result<Outcome> {
     let api = leases(ctx);
-    let me = me(order);
-    let order_id = order.spec.order_id;
+    let me = claimant.holder.clone();
+    let order_id = claimant.order_id;
     let name = ownership::lease_name(endpoint, order_id);
     // A lost race (409) means somebody else wrote the Lease: read it again. A few
     // rounds settle it; past them the error policy retries soon.
@@ -151,7 +196,7 @@ pub async fn claim(
                     lease.metadata.resource_version = Some(version);
                     match api.replace(&name, &PostParams::default(), &lease).await {
                         Ok(_) => {
-                            announce_take_over(ctx, order, &name, &state).await;
+                            announce_take_over(ctx, claimant, &name, &state).await;
                             return Ok(Outcome::Held { lease: name });
                         }
                         Err(e) if is_conflict(&e) => break,
@@ -173,11 +218,11 @@ pub async fn claim(
 /// Says (log and event) that this order took over a claim whose holder is gone.
 async fn announce_take_over(
     ctx: &Context,
-    order: &DigicertOrder,
+    claimant: &Claimant,
     name: &str,
     state: &ownership::Lease,
 ) {
-    let order_id = order.spec.order_id;
+    let order_id = claimant.order_id;
     let before = match state {
         ownership::Lease::Held {
             holder: Some(h), ..
@@ -196,7 +241,7 @@ async fn announce_take_over(
             "OrderClaimTaken",
             "Claim",
             &note,
-            &order.object_ref(&()),
+            &claimant.object,
         )
         .await
     {
@@ -207,7 +252,17 @@ async fn announce_take_over(
 /// Gives up the claim if `order` holds it (a DigicertOrder that now takes duplicates
 /// reissues no more): another resource may then drive the order.
 pub async fn release(ctx: &Context, endpoint: &str, order: &DigicertOrder) -> Result<()> {
-    let name = ownership::lease_name(endpoint, order.spec.order_id);
+    release_held(ctx, endpoint, &me(order), order.spec.order_id).await
+}
+
+/// Gives up the claim on `order_id` if `holder` holds it.
+pub async fn release_held(
+    ctx: &Context,
+    endpoint: &str,
+    holder: &Holder,
+    order_id: u64,
+) -> Result<()> {
+    let name = ownership::lease_name(endpoint, order_id);
     let api = leases(ctx);
     let Some(lease) = api.get_opt(&name).await? else {
         return Ok(());
@@ -216,7 +271,7 @@ pub async fn release(ctx: &Context, endpoint: &str, order: &DigicertOrder) -> Re
         holder: Some(h),
         version,
     } = lease_state(Some(&lease))
-        && h == me(order)
+        && h == *holder
     {
         let params = kube::api::DeleteParams {
             preconditions: Some(kube::api::Preconditions {

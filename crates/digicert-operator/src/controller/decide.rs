@@ -430,6 +430,7 @@ mod tests {
             thumbprint: "AA".into(),
             key: KeyKind::Rsa(2048),
             public_key_bits: vec![1, 2, 3],
+            public_key_info: vec![],
             self_signed: false,
             subject: format!("CN={cn}"),
             issuer: "CN=CA".into(),

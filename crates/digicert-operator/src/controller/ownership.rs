@@ -22,28 +22,75 @@ pub fn lease_name(endpoint: &str, order_id: u64) -> String {
     format!("order-{order_id}-{}", crate::hex(&digest.as_ref()[..4]))
 }
 
-/// A DigicertOrder as a claim holder.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What kind of resource holds a claim: a DigicertOrder, or (through the external
+/// issuer) a cert-manager Certificate, or a CertificateRequest made without one.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum HolderKind {
+    #[default]
+    Order,
+    Certificate,
+    Request,
+}
+
+impl HolderKind {
+    /// The prefix of its holderIdentity (none for a DigicertOrder, as ever).
+    fn prefix(self) -> &'static str {
+        match self {
+            HolderKind::Order => "",
+            HolderKind::Certificate => "Certificate:",
+            HolderKind::Request => "CertificateRequest:",
+        }
+    }
+
+    /// The kind's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            HolderKind::Order => "DigicertOrder",
+            HolderKind::Certificate => "Certificate",
+            HolderKind::Request => "CertificateRequest",
+        }
+    }
+}
+
+/// A resource as a claim holder.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Holder {
+    pub kind: HolderKind,
     pub namespace: String,
     pub name: String,
     pub uid: String,
 }
 
 impl Holder {
-    /// `namespace/name/uid`: the Lease's holderIdentity.
+    /// `[Kind:]namespace/name/uid`: the Lease's holderIdentity.
     pub fn identity(&self) -> String {
-        format!("{}/{}/{}", self.namespace, self.name, self.uid)
+        format!(
+            "{}{}/{}/{}",
+            self.kind.prefix(),
+            self.namespace,
+            self.name,
+            self.uid
+        )
     }
 
     /// The holder a holderIdentity names; `None` for anything else.
     pub fn parse(identity: &str) -> Option<Holder> {
-        let mut parts = identity.split('/');
+        let (kind, rest) = [HolderKind::Certificate, HolderKind::Request]
+            .into_iter()
+            .find_map(|k| identity.strip_prefix(k.prefix()).map(|r| (k, r)))
+            .unwrap_or((HolderKind::Order, identity));
+        let mut parts = rest.split('/');
         let (ns, name, uid) = (parts.next()?, parts.next()?, parts.next()?);
-        if parts.next().is_some() || ns.is_empty() || name.is_empty() || uid.is_empty() {
+        if parts.next().is_some()
+            || ns.is_empty()
+            || ns.contains(':')
+            || name.is_empty()
+            || uid.is_empty()
+        {
             return None;
         }
         Some(Holder {
+            kind,
             namespace: ns.into(),
             name: name.into(),
             uid: uid.into(),
@@ -53,6 +100,11 @@ impl Holder {
     /// `namespace/name`, for messages.
     pub fn display(&self) -> String {
         format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// `Kind namespace/name`, for messages.
+    pub fn describe(&self) -> String {
+        format!("the {} {}", self.kind.name(), self.display())
     }
 }
 
@@ -136,6 +188,7 @@ mod tests {
 
     fn holder(ns: &str, name: &str, uid: &str) -> Holder {
         Holder {
+            kind: HolderKind::Order,
             namespace: ns.into(),
             name: name.into(),
             uid: uid.into(),
@@ -168,7 +221,20 @@ mod tests {
         assert_eq!(h.identity(), "team-a/web/0f1e-22");
         assert_eq!(Holder::parse(&h.identity()), Some(h.clone()));
         assert_eq!(h.display(), "team-a/web");
+        assert_eq!(h.describe(), "the DigicertOrder team-a/web");
+        for kind in [HolderKind::Certificate, HolderKind::Request] {
+            let other = Holder { kind, ..h.clone() };
+            assert_eq!(Holder::parse(&other.identity()), Some(other.clone()));
+            assert_ne!(other.identity(), h.identity());
+        }
+        assert_eq!(
+            Holder::parse("Certificate:team-a/web/u1").map(|h| h.kind),
+            Some(HolderKind::Certificate)
+        );
         for bad in [
+            "Certificate:",
+            "Certificate:a/b",
+            "Unknown:a/b/c/d",
             "",
             "a/b",
             "a/b/c/d",

@@ -667,6 +667,7 @@ mod tests {
             thumbprint: "AA".into(),
             key: KeyKind::Ecdsa(256),
             public_key_bits: vec![],
+            public_key_info: vec![],
             self_signed,
             subject: "CN=example.com".into(),
             issuer: "CN=CA".into(),

@@ -157,7 +157,10 @@ pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) -> Result<()> {
         .into_iter()
         .map(|ns| run_namespace(ctx.clone(), ns, stop.clone()));
     let accounts = accounts::run_accounts(ctx.clone(), stop.clone());
-    futures::future::join(futures::future::join_all(runs), accounts).await;
+    // The cert-manager external issuer, in the same process: same accounts, claims
+    // and rate limits.
+    let issuer = crate::issuer::run(ctx.clone(), stop.clone());
+    futures::future::join3(futures::future::join_all(runs), accounts, issuer).await;
     tracing::info!("controllers stopped");
     Ok(())
 }

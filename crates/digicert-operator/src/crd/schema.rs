@@ -5,7 +5,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 
 use kube::CustomResourceExt;
 
-use super::{DigicertAccount, DigicertOrder};
+use super::{DigicertAccount, DigicertClusterIssuer, DigicertIssuer, DigicertOrder};
 
 /// The CRD as the API server gets it (`digicert-operator crd`, `crds/`). kube derives
 /// the schema; two things are put right on the way: unsigned integers become plain
@@ -23,7 +23,15 @@ pub fn account_crd() -> CustomResourceDefinition {
 
 /// Every CRD of the operator, in the order `digicert-operator crd` prints them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![account_crd(), crd()]
+    vec![account_crd(), crd(), issuer_crds().0, issuer_crds().1]
+}
+
+/// The cert-manager issuer CRDs (namespaced, cluster-scoped), tidied the same way.
+pub fn issuer_crds() -> (CustomResourceDefinition, CustomResourceDefinition) {
+    (
+        tidy(DigicertIssuer::crd()),
+        tidy(DigicertClusterIssuer::crd()),
+    )
 }
 
 /// Puts a derived CRD's schemas right (see [`crd`]).

@@ -180,6 +180,7 @@ mod tests {
                 thumbprint: "AA".into(),
                 key: KeyKind::Rsa(2048),
                 public_key_bits: vec![1, 2, 3],
+                public_key_info: vec![],
                 self_signed: false,
                 subject: format!("CN={}", names[0]),
                 issuer: "CN=CA".into(),
