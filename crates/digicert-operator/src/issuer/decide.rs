@@ -167,30 +167,36 @@ pub fn choose_order(issuer_order: Option<u64>, annotation: Option<&str>) -> Resu
     }
 }
 
-/// A duplicate carries names of the order's current certificate only; the error
-/// names the others (an `InvalidRequest`).
+/// A duplicate carries the names of the order's current certificate, all of them
+/// and no other (DigiCert: every field but the key must match the original; the
+/// common name may be any of them). The error says what differs (an
+/// `InvalidRequest`).
 pub fn duplicate_names_allowed(wanted: &[String], current: &[String]) -> Result<(), String> {
-    let covered = |n: &String| {
-        current.iter().any(|c| {
-            c.eq_ignore_ascii_case(n)
-                || c.strip_prefix("*.").is_some_and(|base| {
-                    n.split_once('.')
-                        .is_some_and(|(_, rest)| rest.eq_ignore_ascii_case(base))
-                })
-        })
-    };
-    let others: Vec<&String> = wanted.iter().filter(|n| !covered(n)).collect();
-    if others.is_empty() {
+    let has = |list: &[String], n: &String| list.iter().any(|c| c.eq_ignore_ascii_case(n));
+    let missing: Vec<&str> = current
+        .iter()
+        .filter(|n| !has(wanted, n))
+        .map(String::as_str)
+        .collect();
+    let others: Vec<&str> = wanted
+        .iter()
+        .filter(|n| !has(current, n))
+        .map(String::as_str)
+        .collect();
+    if missing.is_empty() && others.is_empty() {
         return Ok(());
     }
+    let mut problems = Vec::new();
+    if !others.is_empty() {
+        problems.push(format!("not on it: {}", others.join(", ")));
+    }
+    if !missing.is_empty() {
+        problems.push(format!("missing: {}", missing.join(", ")));
+    }
     Err(format!(
-        "a duplicate can carry only names of the order's current certificate ({}); not {}",
+        "a duplicate carries exactly the names of the order's current certificate ({}); {}",
         current.join(", "),
-        others
-            .iter()
-            .map(|s| s.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        problems.join("; ")
     ))
 }
 
@@ -526,19 +532,20 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_carry_names_of_the_current_certificate_only() {
-        let current: Vec<String> = ["example.com", "*.apps.example.com"]
-            .map(Into::into)
-            .to_vec();
-        let ok = |names: &[&str]| {
+    fn duplicates_carry_exactly_the_names_of_the_current_certificate() {
+        let current: Vec<String> = ["example.com", "www.example.com"].map(Into::into).to_vec();
+        let check = |names: &[&str]| {
             let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
             duplicate_names_allowed(&names, &current)
         };
-        assert!(ok(&["example.com"]).is_ok());
-        assert!(ok(&["web.apps.example.com", "Example.com"]).is_ok());
-        let err = ok(&["example.com", "other.example.com"]).unwrap_err();
-        assert!(err.contains("not other.example.com"), "{err}");
-        assert!(ok(&["a.b.apps.example.com"]).is_err());
+        assert!(check(&["example.com", "www.example.com"]).is_ok());
+        // Any of them may be the common name; case does not matter.
+        assert!(check(&["WWW.example.com", "example.com"]).is_ok());
+        let err = check(&["example.com"]).unwrap_err();
+        assert!(err.contains("missing: www.example.com"), "{err}");
+        let err = check(&["example.com", "www.example.com", "api.example.com"]).unwrap_err();
+        assert!(err.contains("not on it: api.example.com"), "{err}");
+        assert!(!err.contains("missing"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod crash;
 mod crd;
 mod dcv;
 mod harness;
+mod issuer;
 mod lifecycle;
 mod misuse;
 mod operate;

@@ -54,6 +54,8 @@ pub fn install_crd(cluster: &TestCluster) {
         &[
             "digicertorders.digicert-operator.dev",
             "digicertaccounts.digicert-operator.dev",
+            "digicertissuers.digicert-operator.dev",
+            "digicertclusterissuers.digicert-operator.dev",
         ],
     );
 }
@@ -490,6 +492,18 @@ impl Drop for OperatorEnv {
         );
         let _ = self.cluster.kubectl_run(
             &["delete", "digicertaccounts", "-l", &label, "--wait=false"],
+            None,
+        );
+        // So are cluster issuers (where the CRD is installed).
+        let _ = self.cluster.kubectl_run(
+            &[
+                "delete",
+                "digicertclusterissuers",
+                "-l",
+                &label,
+                "--wait=false",
+                "--ignore-not-found",
+            ],
             None,
         );
     }

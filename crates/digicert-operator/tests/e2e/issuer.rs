@@ -1,0 +1,1059 @@
+//! The cert-manager external issuer end to end: cert-manager's CRDs on the real API
+//! server (derived from the k8s-crds-cert-manager crate's types, see
+//! `hack/cert-manager-crds.sh`), the test in cert-manager's part (it makes the
+//! `Certificate`, the key and the CSR, creates the `CertificateRequest` with the
+//! annotations and owner cert-manager sets, and approves or denies it through the
+//! status subresource as cert-manager's approver does), the operator binary, and the
+//! simulator over HTTPS.
+
+use std::time::{Duration, Instant};
+
+use crate::support::env::OperatorEnv;
+use base64::Engine;
+use certcentral_sim::OrderSeed;
+use digicert_operator::certcentral::Operation;
+use digicert_operator::certmanager::{Certificate, CertificateRequest};
+use digicert_operator::keys::{self, KeyKind};
+use k8s_openapi::api::coordination::v1::Lease;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use serde_json::{Value, json};
+
+const NAMES: &[&str] = &["example.com", "www.example.com"];
+
+struct Cm {
+    env: OperatorEnv,
+}
+
+impl std::ops::Deref for Cm {
+    type Target = OperatorEnv;
+    fn deref(&self) -> &OperatorEnv {
+        &self.env
+    }
+}
+
+impl std::ops::DerefMut for Cm {
+    fn deref_mut(&mut self) -> &mut OperatorEnv {
+        &mut self.env
+    }
+}
+
+/// cert-manager's CRDs (idempotent: tests share the server).
+fn install_cert_manager_crds(env: &OperatorEnv) {
+    let file = crate::support::cluster::repo_root()
+        .join("crates/digicert-operator/tests/fixtures/cert-manager-crds.yaml");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = env.cluster.kubectl_run(
+            &[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                file.to_str().unwrap(),
+            ],
+            None,
+        );
+        if out.status.success() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "installing cert-manager's CRDs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    crate::support::cluster::wait_established(
+        &env.cluster.kubeconfig,
+        &[
+            "certificaterequests.cert-manager.io",
+            "certificates.cert-manager.io",
+            "digicertissuers.digicert-operator.dev",
+            "digicertclusterissuers.digicert-operator.dev",
+        ],
+    );
+}
+
+fn seed(id: u64, change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
+    let mut s = crate::support::order(id);
+    change(&mut s);
+    s
+}
+
+impl Cm {
+    async fn new(test: &str, orders: Vec<OrderSeed>) -> Cm {
+        let env = OperatorEnv::new(test, orders).await;
+        install_cert_manager_crds(&env);
+        Cm { env }
+    }
+
+    fn ns(&self) -> String {
+        self.cluster.namespace.clone()
+    }
+
+    fn requests_in(&self, ns: &str) -> Api<CertificateRequest> {
+        Api::namespaced(self.cluster.client.clone(), ns)
+    }
+
+    fn calls(&self, op: Operation) -> u64 {
+        self.sim.simulator().calls().total(op)
+    }
+
+    fn record(&self, id: u64) -> Value {
+        self.sim
+            .simulator()
+            .order_record(id)
+            .expect("the order exists")
+    }
+
+    /// The order's certificates that came from a reissue (`origin`), or a duplicate.
+    fn certificates(&self, id: u64, origin: &str) -> Vec<Value> {
+        self.record(id)["certificates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["origin"] == origin)
+            .cloned()
+            .collect()
+    }
+
+    fn fault(&self, spec: Value) -> u64 {
+        self.sim
+            .simulator()
+            .add_fault(serde_json::from_value(spec).expect("valid fault spec"))
+            .expect("fault accepted")
+    }
+
+    /// A DigicertIssuer in `ns` with `spec` (the test's account unless it names one).
+    fn issuer(&self, ns: &str, name: &str, spec: Value) {
+        let manifest = json!({
+            "apiVersion": "digicert-operator.dev/v1alpha1",
+            "kind": "DigicertIssuer",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": spec,
+        });
+        self.cluster
+            .kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()));
+    }
+
+    /// A DigicertClusterIssuer (deleted with the test's accounts' label).
+    fn cluster_issuer(&self, name: &str, spec: Value) {
+        let manifest = json!({
+            "apiVersion": "digicert-operator.dev/v1alpha1",
+            "kind": "DigicertClusterIssuer",
+            "metadata": {
+                "name": name,
+                "labels": {"digicert-operator.dev/e2e-namespace": self.ns()},
+            },
+            "spec": spec,
+        });
+        self.cluster
+            .kubectl_ok(&["apply", "-f", "-"], Some(&manifest.to_string()));
+    }
+
+    /// Waits until an issuer's Ready condition is `status`; returns its reason.
+    async fn issuer_ready(
+        &self,
+        kind: &str,
+        ns: Option<&str>,
+        name: &str,
+        status: &str,
+    ) -> (String, String) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut args = vec!["get", kind, name, "-o", "json"];
+            if let Some(ns) = ns {
+                args.extend(["-n", ns]);
+            }
+            let out = self.cluster.kubectl_run(&args, None);
+            if out.status.success() {
+                let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+                if let Some(c) = v["status"]["conditions"]
+                    .as_array()
+                    .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                    && c["status"] == status
+                {
+                    return (
+                        c["reason"].as_str().unwrap_or_default().into(),
+                        c["message"].as_str().unwrap_or_default().into(),
+                    );
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind} {name} not Ready={status}: {}\n--- operator log ---\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                self.operator_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// What cert-manager's certificates controller makes: a `Certificate`, then a key
+    /// and a `CertificateRequest` for it, owned by it, with its annotations (the
+    /// Certificate's own copied, as cert-manager does).
+    async fn certificate_request(
+        &self,
+        ns: &str,
+        certificate: &str,
+        revision: u32,
+        issuer: (&str, &str),
+        names: &[&str],
+        annotations: Value,
+    ) -> (String, keys::CsrInfo) {
+        let certificates: Api<Certificate> = Api::namespaced(self.cluster.client.clone(), ns);
+        let cert = match certificates.get_opt(certificate).await.unwrap() {
+            Some(c) => c,
+            None => {
+                let manifest: Certificate = serde_json::from_value(json!({
+                    "apiVersion": "cert-manager.io/v1",
+                    "kind": "Certificate",
+                    "metadata": {"name": certificate, "namespace": ns, "annotations": annotations},
+                    "spec": {
+                        "secretName": format!("{certificate}-tls"),
+                        "dnsNames": names,
+                        "issuerRef": {"group": "digicert-operator.dev", "kind": issuer.0, "name": issuer.1},
+                    },
+                }))
+                .unwrap();
+                certificates
+                    .create(&PostParams::default(), &manifest)
+                    .await
+                    .unwrap()
+            }
+        };
+        let key = keys::generate(KeyKind::Ecdsa(256)).unwrap();
+        let csr = keys::csr_pem(
+            &key,
+            names[0],
+            &names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let info = keys::inspect_csr(&csr).unwrap();
+        let name = format!("{certificate}-{revision}");
+        let mut all = annotations.as_object().cloned().unwrap_or_default();
+        all.insert(
+            "cert-manager.io/certificate-name".into(),
+            certificate.into(),
+        );
+        all.insert(
+            "cert-manager.io/certificate-revision".into(),
+            revision.to_string().into(),
+        );
+        all.insert(
+            "cert-manager.io/private-key-secret-name".into(),
+            format!("{certificate}-key").into(),
+        );
+        let request: CertificateRequest = serde_json::from_value(json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "CertificateRequest",
+            "metadata": {
+                "name": name,
+                "namespace": ns,
+                "annotations": all,
+                "ownerReferences": [{
+                    "apiVersion": "cert-manager.io/v1",
+                    "kind": "Certificate",
+                    "name": certificate,
+                    "uid": cert.uid().unwrap(),
+                    "controller": true,
+                    "blockOwnerDeletion": true,
+                }],
+            },
+            "spec": {
+                "request": base64::engine::general_purpose::STANDARD.encode(&csr),
+                "issuerRef": {"group": "digicert-operator.dev", "kind": issuer.0, "name": issuer.1},
+                "usages": ["digital signature", "key encipherment"],
+                "duration": "2160h",
+            },
+        }))
+        .unwrap();
+        self.requests_in(ns)
+            .create(&PostParams::default(), &request)
+            .await
+            .unwrap();
+        (name, info)
+    }
+
+    /// Sets `Approved` (or `Denied`) through the status subresource, with the reason
+    /// cert-manager's approver uses.
+    async fn decide(&self, ns: &str, name: &str, type_: &str) {
+        let api = self.requests_in(ns);
+        let mut request = api.get_status(name).await.unwrap();
+        let mut status = request.status.clone().unwrap_or_default();
+        status
+            .conditions
+            .push(digicert_operator::certmanager::RequestCondition {
+                type_: type_.into(),
+                status: "True".into(),
+                reason: Some("cert-manager.io".into()),
+                message: Some(format!(
+                    "Certificate request has been {} by cert-manager.io",
+                    type_.to_lowercase()
+                )),
+                last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                    k8s_openapi::jiff::Timestamp::now(),
+                )),
+            });
+        request.status = Some(status);
+        api.replace_status(name, &PostParams::default(), &request)
+            .await
+            .unwrap();
+    }
+
+    async fn request(&self, ns: &str, name: &str) -> CertificateRequest {
+        self.requests_in(ns).get(name).await.unwrap()
+    }
+
+    /// Waits until the request's Ready condition has `reason`; returns the request.
+    async fn wait_reason(
+        &self,
+        ns: &str,
+        name: &str,
+        reason: &str,
+        timeout: Duration,
+    ) -> CertificateRequest {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.request(ns, name).await;
+            if ready(&r).is_some_and(|(_, rs, _)| rs == reason) {
+                return r;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ns}/{name} not Ready reason {reason}: {}\n--- operator log ---\n{}",
+                serde_json::to_string_pretty(&r.status).unwrap(),
+                self.operator_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits until the request is Pending with a message containing `text`.
+    async fn wait_pending(&self, ns: &str, name: &str, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self.request(ns, name).await;
+            if let Some((_, reason, message)) = ready(&r)
+                && reason == "Pending"
+                && message.contains(text)
+            {
+                return message;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{ns}/{name} not Pending with {text:?}: {}\n--- operator log ---\n{}",
+                serde_json::to_string_pretty(&r.status).unwrap(),
+                self.operator_logs()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Checks an issued request: its chain verifies up to the simulator's root, is for
+    /// the CSR's key and names, and `ca` is that root.
+    fn verify_issued(
+        &self,
+        request: &CertificateRequest,
+        csr: &keys::CsrInfo,
+        names: &[&str],
+    ) -> keys::CertificateInfo {
+        let status = request.status.as_ref().unwrap();
+        let decode = |b: &str| {
+            String::from_utf8(base64::engine::general_purpose::STANDARD.decode(b).unwrap()).unwrap()
+        };
+        let chain = decode(status.certificate.as_deref().expect("status.certificate"));
+        let certs = keys::certificates_from_pem(&chain).unwrap();
+        assert!(certs.len() >= 2, "leaf and intermediate: {chain}");
+        let leaf = keys::inspect_certificate(&certs[0]).unwrap();
+        assert_eq!(
+            leaf.public_key_info, csr.public_key_info,
+            "the certificate is for the CSR's key"
+        );
+        let mut got = leaf.dns_names.clone();
+        got.sort();
+        let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(
+            keys::signed_by(&certs[0], &certs[1]),
+            "the leaf is signed by the intermediate"
+        );
+        let ca = decode(status.ca.as_deref().expect("status.ca"));
+        assert_eq!(
+            ca.trim(),
+            self.sim.ca_pem().trim(),
+            "ca is the simulator's root"
+        );
+        leaf
+    }
+
+    /// Asserts the request stays without any DigiCert call, with no Ready condition
+    /// of the operator's, for `period`.
+    async fn untouched_for(&self, ns: &str, name: &str, period: Duration) {
+        let before = self.sim.simulator().calls().sum();
+        let end = Instant::now() + period;
+        while Instant::now() < end {
+            let r = self.request(ns, name).await;
+            assert!(ready(&r).is_none(), "{name} was touched: {:?}", r.status);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        assert_eq!(
+            self.sim.simulator().calls().sum(),
+            before,
+            "DigiCert was called"
+        );
+    }
+}
+
+/// The Ready condition: (status, reason, message).
+fn ready(r: &CertificateRequest) -> Option<(String, String, String)> {
+    let c = r.status.as_ref()?.find("Ready")?;
+    Some((
+        c.status.clone(),
+        c.reason.clone().unwrap_or_default(),
+        c.message.clone().unwrap_or_default(),
+    ))
+}
+
+fn issuer_spec(env: &Cm, extra: Value) -> Value {
+    let mut spec = json!({"accountRef": {"name": env.account_name()}});
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    spec
+}
+
+// ---- the contract ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_approved_request_gets_its_certificate_by_one_reissue_of_the_order() {
+    const ORDER: u64 = 7101;
+    let mut env = Cm::new("cm-reissue", vec![crate::support::order(ORDER)]).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "digicert",
+        issuer_spec(&env, json!({"orderId": ORDER})),
+    );
+    let (reason, message) = env
+        .issuer_ready("digicertissuer", Some(&ns), "digicert", "True")
+        .await;
+    assert_eq!(reason, "OrderReady", "{message}");
+
+    let (name, csr) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    // Not approved: no DigiCert call, and nothing written.
+    env.untouched_for(&ns, &name, Duration::from_secs(3)).await;
+    assert_eq!(env.calls(Operation::Reissue), 0);
+
+    env.decide(&ns, &name, "Approved").await;
+    let issued = env
+        .wait_reason(&ns, &name, "Issued", Duration::from_secs(60))
+        .await;
+    assert_eq!(ready(&issued).unwrap().0, "True");
+    env.verify_issued(&issued, &csr, NAMES);
+    assert_eq!(env.calls(Operation::Reissue), 1, "exactly one reissue");
+    assert_eq!(env.certificates(ORDER, "reissue").len(), 1);
+    assert_eq!(env.calls(Operation::Duplicate), 0);
+    // What was sent is recorded on the request.
+    let record: Value = serde_json::from_str(
+        issued
+            .annotations()
+            .get("digicert-operator.dev/issuance")
+            .expect("the record"),
+    )
+    .unwrap();
+    assert_eq!(record["orderId"], ORDER);
+    assert_eq!(record["issuance"], "Reissue");
+    assert_eq!(record["answered"], true);
+    // The Certificate holds the order's claim, across its renewals.
+    let leases: Api<Lease> = env.cluster.api();
+    let holders: Vec<String> = leases
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|l| l.spec?.holder_identity)
+        .collect();
+    assert!(
+        holders
+            .iter()
+            .any(|h| h.starts_with(&format!("Certificate:{ns}/web/"))),
+        "{holders:?}"
+    );
+
+    // cert-manager's renewal: a new request of the same Certificate reissues again.
+    let (renewal, csr2) = env
+        .certificate_request(
+            &ns,
+            "web",
+            2,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &renewal, "Approved").await;
+    let issued = env
+        .wait_reason(&ns, &renewal, "Issued", Duration::from_secs(60))
+        .await;
+    env.verify_issued(&issued, &csr2, NAMES);
+    assert_eq!(env.calls(Operation::Reissue), 2);
+    // A finished request is left alone: no further call for either.
+    let calls = env.sim.simulator().calls().sum();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.sim.simulator().calls().sum(), calls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn denied_invalid_and_foreign_requests_never_reach_digicert() {
+    const ORDER: u64 = 7102;
+    let mut env = Cm::new("cm-refused", vec![crate::support::order(ORDER)]).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "digicert",
+        issuer_spec(&env, json!({"orderId": ORDER})),
+    );
+    env.issuer_ready("digicertissuer", Some(&ns), "digicert", "True")
+        .await;
+    let calls = |env: &Cm| {
+        [
+            Operation::Reissue,
+            Operation::Duplicate,
+            Operation::ListReissues,
+        ]
+        .iter()
+        .map(|op| env.calls(*op))
+        .sum::<u64>()
+    };
+
+    // Denied: Ready=False Denied, a failure time, nothing asked of DigiCert.
+    let (denied, _) = env
+        .certificate_request(
+            &ns,
+            "denied",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &denied, "Denied").await;
+    let r = env
+        .wait_reason(&ns, &denied, "Denied", Duration::from_secs(30))
+        .await;
+    assert!(r.status.as_ref().unwrap().failure_time.is_some());
+    assert!(r.status.as_ref().unwrap().certificate.is_none());
+
+    // A CA request, an Ed25519 key, a CSR that is not one, client auth after the
+    // cut-over is in the unit tests: each InvalidRequest, terminal.
+    let api = env.requests_in(&ns);
+    let ed = keys::generate(KeyKind::Ed25519).unwrap();
+    let ed_csr = keys::csr_pem(&ed, "example.com", &["example.com".into()]).unwrap();
+    for (name, request, is_ca) in [
+        (
+            "ed25519-1",
+            base64::engine::general_purpose::STANDARD.encode(&ed_csr),
+            false,
+        ),
+        (
+            "garbage-1",
+            base64::engine::general_purpose::STANDARD.encode("not a CSR"),
+            false,
+        ),
+        (
+            "isca-1",
+            base64::engine::general_purpose::STANDARD.encode(&ed_csr),
+            true,
+        ),
+    ] {
+        let r: CertificateRequest = serde_json::from_value(json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "CertificateRequest",
+            "metadata": {"name": name},
+            "spec": {
+                "request": request,
+                "isCA": is_ca,
+                "issuerRef": {"group": "digicert-operator.dev", "kind": "DigicertIssuer", "name": "digicert"},
+            },
+        }))
+        .unwrap();
+        api.create(&PostParams::default(), &r).await.unwrap();
+        env.decide(&ns, name, "Approved").await;
+    }
+    for (name, text) in [
+        ("ed25519-1", "Ed25519"),
+        ("garbage-1", "cannot be read"),
+        ("isca-1", "isCA"),
+    ] {
+        let r = env
+            .wait_reason(&ns, name, "InvalidRequest", Duration::from_secs(30))
+            .await;
+        let (_, _, message) = ready(&r).unwrap();
+        assert!(message.contains(text), "{name}: {message}");
+        let invalid = r.status.as_ref().unwrap().find("InvalidRequest").unwrap();
+        assert_eq!(invalid.status, "True");
+    }
+
+    // Another issuer's request (cert-manager's own kinds): never touched.
+    let r: CertificateRequest = serde_json::from_value(json!({
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "CertificateRequest",
+        "metadata": {"name": "foreign-2"},
+        "spec": {
+            "request": base64::engine::general_purpose::STANDARD.encode(&ed_csr),
+            "issuerRef": {"group": "cert-manager.io", "kind": "ClusterIssuer", "name": "digicert"},
+        },
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &r).await.unwrap();
+    env.decide(&ns, "foreign-2", "Approved").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let r = env.request(&ns, "foreign-2").await;
+    assert!(
+        ready(&r).is_none(),
+        "another issuer's request was touched: {:?}",
+        r.status
+    );
+    assert_eq!(calls(&env), 0, "no request reached DigiCert");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_issuer_whose_account_does_not_allow_its_namespace_makes_no_call() {
+    const ORDER: u64 = 7103;
+    let mut env = Cm::new("cm-not-allowed", vec![crate::support::order(ORDER)]).await;
+    // An account for another namespace only.
+    let account = format!("e2e-{}-other", env.ns());
+    env.put_account(
+        &account,
+        &env.sim.base_url(),
+        Some(env.sim.ca_pem()),
+        crate::support::env::API_KEY_SECRET,
+        json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "elsewhere"}}}),
+    )
+    .await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "digicert",
+        json!({"accountRef": {"name": account}, "orderId": ORDER}),
+    );
+    let (reason, message) = env
+        .issuer_ready("digicertissuer", Some(&ns), "digicert", "False")
+        .await;
+    assert_eq!(reason, "NamespaceNotAllowed", "{message}");
+
+    let (name, _) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+    let message = env.wait_pending(&ns, &name, "not ready").await;
+    assert!(
+        message.contains("does not allow the namespace"),
+        "{message}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.sim.simulator().calls().sum(),
+        0,
+        "no DigiCert call at all"
+    );
+}
+
+// ---- which order, who drives it ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_issuer_takes_duplicates_for_two_namespaces_on_one_order() {
+    const ORDER: u64 = 7104;
+    let mut env = Cm::new("cm-duplicates", vec![crate::support::order(ORDER)]).await;
+    let other = env.cluster.other_namespace("b").await;
+    let ns = env.ns();
+    let account = env.account_name();
+    env.put_account(
+        &account,
+        &env.sim.base_url(),
+        Some(env.sim.ca_pem()),
+        crate::support::env::API_KEY_SECRET,
+        json!({"namespaceSelector": {"matchExpressions": [{
+            "key": "kubernetes.io/metadata.name", "operator": "In", "values": [ns, other],
+        }]}}),
+    )
+    .await;
+    env.operator_args
+        .extend(["--watch-namespace".into(), other.clone()]);
+    env.start_operator();
+    let issuer = format!("{ns}-shared");
+    // The order is left to each Certificate's annotation.
+    env.cluster_issuer(
+        &issuer,
+        json!({"accountRef": {"name": account}, "issuance": "Duplicate"}),
+    );
+    let (reason, message) = env
+        .issuer_ready("digicertclusterissuer", None, &issuer, "True")
+        .await;
+    assert_eq!(reason, "AccountReady", "{message}");
+
+    let order = json!({"digicert-operator.dev/order-id": ORDER.to_string()});
+    let mut issued = Vec::new();
+    // Each names the order's names; the common name may be either.
+    for (space, names) in [
+        (&ns, &["www.example.com", "example.com"][..]),
+        (&other, &["example.com", "www.example.com"][..]),
+    ] {
+        let (name, csr) = env
+            .certificate_request(
+                space,
+                "web",
+                1,
+                ("DigicertClusterIssuer", &issuer),
+                names,
+                order.clone(),
+            )
+            .await;
+        env.decide(space, &name, "Approved").await;
+        let r = env
+            .wait_reason(space, &name, "Issued", Duration::from_secs(60))
+            .await;
+        issued.push(env.verify_issued(&r, &csr, names));
+    }
+    assert_ne!(issued[0].serial_number, issued[1].serial_number);
+    assert_eq!(env.calls(Operation::Reissue), 0, "duplicates never reissue");
+    assert_eq!(env.calls(Operation::Duplicate), 2);
+
+    // A duplicate has the order's names: one with another name, or without one of
+    // them, is refused before DigiCert is asked.
+    let (bad, _) = env
+        .certificate_request(
+            &ns,
+            "api",
+            1,
+            ("DigicertClusterIssuer", &issuer),
+            &["example.com", "api.example.com"],
+            order.clone(),
+        )
+        .await;
+    env.decide(&ns, &bad, "Approved").await;
+    let r = env
+        .wait_reason(&ns, &bad, "InvalidRequest", Duration::from_secs(30))
+        .await;
+    let message = ready(&r).unwrap().2;
+    assert!(
+        message.contains("not on it: api.example.com")
+            && message.contains("missing: www.example.com"),
+        "{message}"
+    );
+    assert_eq!(env.calls(Operation::Duplicate), 2);
+    env.cluster.kubectl_run(
+        &["delete", "digicertclusterissuer", &issuer, "--wait=false"],
+        None,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_second_certificate_for_a_reissued_order_waits_for_the_one_that_drives_it() {
+    const ORDER: u64 = 7105;
+    let mut env = Cm::new("cm-claim", vec![crate::support::order(ORDER)]).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(&ns, "digicert", issuer_spec(&env, json!({})));
+    let order = json!({"digicert-operator.dev/order-id": ORDER.to_string()});
+    let (first, _) = env
+        .certificate_request(
+            &ns,
+            "first",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            order.clone(),
+        )
+        .await;
+    env.decide(&ns, &first, "Approved").await;
+    env.wait_reason(&ns, &first, "Issued", Duration::from_secs(60))
+        .await;
+
+    let (second, _) = env
+        .certificate_request(
+            &ns,
+            "second",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            order.clone(),
+        )
+        .await;
+    env.decide(&ns, &second, "Approved").await;
+    let message = env.wait_pending(&ns, &second, "OrderClaimed").await;
+    assert!(
+        message.contains(&format!("the Certificate {ns}/first")),
+        "{message}"
+    );
+    assert_eq!(env.calls(Operation::Reissue), 1);
+
+    // A DigicertOrder for the same order waits too, naming the Certificate.
+    env.apply(&OperatorEnv::order_yaml("dco", ORDER, ""));
+    let o = env
+        .wait_condition(
+            "dco",
+            "DigiCert",
+            "False",
+            Some("OrderClaimed"),
+            Duration::from_secs(30),
+        )
+        .await;
+    let c = crate::support::env::condition(&o, "DigiCert").unwrap();
+    assert!(
+        c.message.contains(&format!("the Certificate {ns}/first")),
+        "{}",
+        c.message
+    );
+
+    // The holder goes: the waiting Certificate takes the order over.
+    let certificates: Api<Certificate> = env.cluster.api();
+    certificates
+        .delete("first", &Default::default())
+        .await
+        .unwrap();
+    env.orders()
+        .delete("dco", &Default::default())
+        .await
+        .unwrap();
+    env.wait_reason(&ns, &second, "Issued", Duration::from_secs(60))
+        .await;
+    assert_eq!(env.calls(Operation::Reissue), 2);
+}
+
+// ---- the guard, DigiCert's own steps ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_that_drops_names_waits_for_consent() {
+    const ORDER: u64 = 7106;
+    let mut env = Cm::new("cm-guard", vec![crate::support::order(ORDER)]).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "digicert",
+        issuer_spec(&env, json!({"orderId": ORDER})),
+    );
+    let (name, csr) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            &["example.com"],
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+    let message = env.wait_pending(&ns, &name, "RevocationGuard").await;
+    assert!(message.contains("drops www.example.com"), "{message}");
+    let fingerprint = message
+        .split("digicert-operator.dev/allow-revocation=")
+        .nth(1)
+        .and_then(|r| r.split(|c: char| !c.is_ascii_hexdigit()).next())
+        .expect("the fingerprint in the message")
+        .to_string();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(env.calls(Operation::Reissue), 0, "held: nothing sent");
+
+    // A wrong fingerprint does not do; the right one on the request does.
+    for value in ["0123456789ab", fingerprint.as_str()] {
+        env.requests_in(&ns)
+            .patch(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"metadata": {"annotations": {"digicert-operator.dev/allow-revocation": value}}})),
+            )
+            .await
+            .unwrap();
+        if value != fingerprint {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(env.calls(Operation::Reissue), 0);
+        }
+    }
+    let r = env
+        .wait_reason(&ns, &name, "Issued", Duration::from_secs(60))
+        .await;
+    env.verify_issued(&r, &csr, &["example.com"]);
+    assert_eq!(env.calls(Operation::Reissue), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn approval_and_validation_at_digicert_show_as_pending() {
+    const APPROVAL: u64 = 7107;
+    const VALIDATION: u64 = 7108;
+    let mut env = Cm::new(
+        "cm-pending",
+        vec![
+            seed(APPROVAL, |s| s.approval_required = true),
+            // Other names: domain validation is the account's, shared by its orders.
+            seed(VALIDATION, |s| {
+                s.validation_current = false;
+                s.common_name = "example.org".into();
+                s.dns_names = vec!["www.example.org".into()];
+            }),
+        ],
+    )
+    .await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "manual",
+        issuer_spec(&env, json!({"orderId": APPROVAL})),
+    );
+    let (name, _) = env
+        .certificate_request(
+            &ns,
+            "approval",
+            1,
+            ("DigicertIssuer", "manual"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+    env.wait_pending(&ns, &name, "waits for approval at DigiCert")
+        .await;
+    // The issuer asks to approve, and the account allows it: approved, issued.
+    env.issuer(
+        &ns,
+        "manual",
+        issuer_spec(&env, json!({"orderId": APPROVAL, "approveReissues": true})),
+    );
+    env.wait_reason(&ns, &name, "Issued", Duration::from_secs(60))
+        .await;
+    assert_eq!(env.calls(Operation::UpdateRequestStatus), 1);
+
+    env.issuer(
+        &ns,
+        "validating",
+        issuer_spec(&env, json!({"orderId": VALIDATION})),
+    );
+    let (name, _) = env
+        .certificate_request(
+            &ns,
+            "validation",
+            1,
+            ("DigicertIssuer", "validating"),
+            &["example.org", "www.example.org"],
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+    let message = env.wait_pending(&ns, &name, "domain validation of").await;
+    assert!(message.contains("example.org"), "{message}");
+    assert_eq!(env.calls(Operation::Reissue), 2);
+}
+
+// ---- never twice ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kill_during_the_send_ends_with_one_reissue_and_the_request_issued() {
+    const ORDER: u64 = 7109;
+    let mut env = Cm::new("cm-kill", vec![crate::support::order(ORDER)]).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "digicert",
+        issuer_spec(&env, json!({"orderId": ORDER})),
+    );
+    env.issuer_ready("digicertissuer", Some(&ns), "digicert", "True")
+        .await;
+    // DigiCert does the work, but its answer takes 5 s: the operator is killed while
+    // it waits, after the reissue exists.
+    env.fault(json!({"operation": "reissue", "kind": "delay", "millis": 5000, "phase": "after", "times": 1}));
+    let (name, csr) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while env.certificates(ORDER, "reissue").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the reissue never arrived\n{}",
+            env.operator_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    env.kill_operator();
+    let r = env.request(&ns, &name).await;
+    let record: Value = serde_json::from_str(
+        r.annotations()
+            .get("digicert-operator.dev/issuance")
+            .expect("recorded before the send"),
+    )
+    .unwrap();
+    assert_eq!(record["answered"], false, "the answer was not in yet");
+
+    env.start_operator();
+    let r = env
+        .wait_reason(&ns, &name, "Issued", Duration::from_secs(90))
+        .await;
+    env.verify_issued(&r, &csr, NAMES);
+    assert_eq!(env.calls(Operation::Reissue), 1, "exactly one POST");
+    assert_eq!(env.certificates(ORDER, "reissue").len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lost_answer_is_found_by_its_csr_not_sent_again() {
+    const ORDER: u64 = 7110;
+    let mut env = Cm::new("cm-lost", vec![crate::support::order(ORDER)]).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "digicert",
+        issuer_spec(&env, json!({"orderId": ORDER})),
+    );
+    // The connection breaks after DigiCert made the reissue.
+    env.fault(json!({"operation": "reissue", "kind": "drop", "phase": "after", "times": 1}));
+    let (name, csr) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+    let r = env
+        .wait_reason(&ns, &name, "Issued", Duration::from_secs(90))
+        .await;
+    env.verify_issued(&r, &csr, NAMES);
+    assert_eq!(env.calls(Operation::Reissue), 1, "found, not sent again");
+    assert_eq!(env.certificates(ORDER, "reissue").len(), 1);
+}
