@@ -24,6 +24,7 @@ pub mod reconcile;
 pub mod secret;
 pub mod solvers;
 pub mod status;
+pub mod validation;
 pub mod waits;
 mod watches;
 

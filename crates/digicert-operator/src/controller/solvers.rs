@@ -14,6 +14,7 @@ use crate::crd::dcv::{DcvMethodSpec, DomainValidationSpec, Rfc2136Spec};
 use crate::dcv::rfc2136::{Rfc2136, Tsig};
 use crate::dcv::solver::{DnsEndpoints, HttpRoute, Publisher};
 use crate::error::Result;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 /// `Ok(Err(why))`: the settings cannot be used as they are (said in status). A
 /// Secret the settings name is read from the order's namespace for its own settings,
@@ -22,16 +23,38 @@ pub async fn publisher(
     ctx: &Context,
     spec: &DomainValidationSpec,
     from: SettingsFrom,
-    order: &DigicertOrder,
+    owner: &DcvOwner,
 ) -> Result<std::result::Result<Publisher, String>> {
     let secret_namespace = match from {
-        SettingsFrom::Order => order.namespace().unwrap_or_default(),
+        SettingsFrom::Order => owner.namespace.clone(),
         SettingsFrom::Account => ctx.config.namespace.clone(),
     };
     match spec.method {
-        DcvMethodSpec::HttpToken => Ok(http(ctx, spec, order, from)),
+        DcvMethodSpec::HttpToken => Ok(http(ctx, spec, owner, from)),
         DcvMethodSpec::DnsTxtToken | DcvMethodSpec::DnsCnameToken => {
-            dns(ctx, spec, &secret_namespace, order).await
+            dns(ctx, spec, &secret_namespace, owner).await
+        }
+    }
+}
+
+/// What a validation is published for: a DigicertOrder, or a cert-manager request.
+pub struct DcvOwner {
+    /// Its namespace: DNSEndpoints go there, and Secrets of its own settings are read
+    /// from there.
+    pub namespace: String,
+    /// Names it among the owners of HTTP routes (`namespace/name`, or with its kind).
+    pub label: String,
+    /// The owner reference DNSEndpoints carry (`None`: it has no uid yet).
+    pub reference: Option<OwnerReference>,
+}
+
+impl DcvOwner {
+    pub fn of_order(order: &DigicertOrder) -> Self {
+        let namespace = order.namespace().unwrap_or_default();
+        DcvOwner {
+            label: format!("{namespace}/{}", order.name_any()),
+            namespace,
+            reference: order.controller_owner_ref(&()),
         }
     }
 }
@@ -39,7 +62,7 @@ pub async fn publisher(
 fn http(
     ctx: &Context,
     spec: &DomainValidationSpec,
-    order: &DigicertOrder,
+    owner: &DcvOwner,
     from: SettingsFrom,
 ) -> std::result::Result<Publisher, String> {
     let settings = spec
@@ -69,11 +92,7 @@ fn http(
     Ok(Publisher::Http {
         solver,
         route,
-        owner: format!(
-            "{}/{}",
-            order.namespace().unwrap_or_default(),
-            order.name_any()
-        ),
+        owner: owner.label.clone(),
     })
 }
 
@@ -81,7 +100,7 @@ async fn dns(
     ctx: &Context,
     spec: &DomainValidationSpec,
     secret_namespace: &str,
-    order: &DigicertOrder,
+    owner: &DcvOwner,
 ) -> Result<std::result::Result<Publisher, String>> {
     let Some(dns) = spec.dns.as_ref() else {
         return Ok(Err(format!(
@@ -97,9 +116,9 @@ async fn dns(
             "domainValidation.dns needs rfc2136 or dnsEndpoint".into()
         ));
     };
-    let namespace = order.namespace().unwrap_or_default();
-    let Some(owner) = order.controller_owner_ref(&()) else {
-        return Ok(Err("the DigicertOrder has no uid yet".into()));
+    let namespace = owner.namespace.clone();
+    let Some(owner) = owner.reference.clone() else {
+        return Ok(Err("the resource has no uid yet".into()));
     };
     Ok(Ok(Publisher::DnsEndpoint(Box::new(DnsEndpoints {
         api: Api::namespaced(ctx.client.clone(), &namespace),

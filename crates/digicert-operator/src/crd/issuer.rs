@@ -8,7 +8,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{AccountRef, Issuance, SignatureHash};
+use super::{AccountRef, DomainValidationSpec, Issuance, SignatureHash};
 
 /// The annotation on a `Certificate` (cert-manager copies it to its requests) naming
 /// the CertCentral order to use, when the issuer names none.
@@ -26,7 +26,7 @@ macro_rules! issuer_spec {
         $(#[$attr])*
         #[x_kube(
             cel,
-            validation = Rule::new("self.issuance != 'Duplicate' || !self.allowRevocationOfPrevious").message("allowRevocationOfPrevious belongs to an issuer that reissues the order, not to one that takes duplicates")
+            validation = Rule::new("self.issuance != 'Duplicate' || (!self.allowRevocationOfPrevious && !has(self.domainValidation))").message("allowRevocationOfPrevious and domainValidation belong to an issuer that reissues the order, not to one that takes duplicates")
         )]
         #[serde(rename_all = "camelCase")]
         pub struct $name {
@@ -80,6 +80,13 @@ macro_rules! issuer_spec {
             #[serde(default, skip_serializing_if = "Option::is_none")]
             #[schemars(length(max = 1000))]
             pub comments: Option<String>,
+
+            /// How the operator completes DigiCert's domain validation when a reissue
+            /// waits for it; replaces the account's `domainValidation` as a whole. A
+            /// TSIG Secret named here is read from the issuer's namespace (a
+            /// DigicertIssuer) or the operator's (a DigicertClusterIssuer).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub domain_validation: Option<DomainValidationSpec>,
         }
     };
 }
@@ -160,6 +167,7 @@ impl From<DigicertClusterIssuerSpec> for DigicertIssuerSpec {
             signature_hash: s.signature_hash,
             server_platform_id: s.server_platform_id,
             comments: s.comments,
+            domain_validation: s.domain_validation,
         }
     }
 }

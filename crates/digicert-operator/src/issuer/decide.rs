@@ -236,6 +236,9 @@ pub struct Recorded {
     pub certificate_id: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<u64>,
+    /// The domain validation the operator has under way for it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub challenge: Option<crate::crd::dcv::ChallengeStatus>,
 }
 
 impl Recorded {
@@ -596,6 +599,7 @@ mod tests {
             answered: false,
             certificate_id: None,
             request_id: None,
+            challenge: None,
         };
         assert_eq!(Recorded::parse(Some(&r.to_annotation())), Some(r.clone()));
         assert_eq!(Recorded::parse(Some("{not json")), None);

@@ -10,6 +10,7 @@
 pub mod decide;
 pub mod issuers;
 pub mod request;
+pub mod validation;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -114,6 +115,7 @@ fn request_trigger(request: &CertificateRequest) -> Option<u64> {
         request.annotation(key).hash(&mut h);
     }
     request.uid().hash(&mut h);
+    request.metadata.deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
 }
 
@@ -188,8 +190,9 @@ fn requests_of(
 #[tracing::instrument(skip_all, fields(namespace = request.namespace().unwrap_or_default(), request = request.name_any()))]
 async fn reconcile_request(request: Arc<CertificateRequest>, ctx: Arc<Context>) -> Result<Action> {
     // Another issuer's request, or one finished: nothing to read, nothing to write.
+    let deleting = request.metadata.deletion_timestamp.is_some();
     if decide::our_issuer(&request.spec.issuer_ref).is_none()
-        || decide::gate(&request.status_or_default()) == decide::Gate::Done
+        || (decide::gate(&request.status_or_default()) == decide::Gate::Done && !deleting)
     {
         return Ok(Action::await_change());
     }
@@ -200,6 +203,19 @@ async fn reconcile_request(request: Arc<CertificateRequest>, ctx: Arc<Context>) 
     let Some(fresh) = api.get_opt(&request.name_any()).await? else {
         return Ok(Action::await_change());
     };
+    if fresh.metadata.deletion_timestamp.is_some() {
+        // Only a request with domain validation values out carries the finalizer.
+        if fresh
+            .finalizers()
+            .iter()
+            .any(|f| f == crate::crd::FINALIZER)
+        {
+            request::Signing::new(Arc::new(fresh), ctx)
+                .cleanup()
+                .await?;
+        }
+        return Ok(Action::await_change());
+    }
     request::Signing::new(Arc::new(fresh), ctx).apply().await
 }
 

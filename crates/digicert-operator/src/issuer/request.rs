@@ -36,7 +36,7 @@ use crate::error::Result;
 use crate::keys::{self, Chain};
 
 /// A part that went on (`Continue`) or ended the reconcile with its action.
-type Flow<T = ()> = Result<ControlFlow<Action, T>>;
+pub(super) type Flow<T = ()> = Result<ControlFlow<Action, T>>;
 
 macro_rules! proceed {
     ($flow:expr) => {
@@ -48,24 +48,24 @@ macro_rules! proceed {
 }
 
 /// What a request asks for, once checked.
-struct Ask {
-    issuer: Issuer,
-    order_id: u64,
-    names: Vec<String>,
-    csr_pem: String,
-    csr: String,
-    public_key_info: Vec<u8>,
-    account: accounts::Resolved,
+pub(super) struct Ask {
+    pub issuer: Issuer,
+    pub order_id: u64,
+    pub names: Vec<String>,
+    pub csr_pem: String,
+    pub csr: String,
+    pub public_key_info: Vec<u8>,
+    pub account: accounts::Resolved,
 }
 
 pub struct Signing {
-    ctx: Arc<Context>,
-    request: Arc<CertificateRequest>,
-    namespace: String,
-    name: String,
+    pub(super) ctx: Arc<Context>,
+    pub(super) request: Arc<CertificateRequest>,
+    pub(super) namespace: String,
+    pub(super) name: String,
     status: CertificateRequestStatus,
     saved: CertificateRequestStatus,
-    now: OffsetDateTime,
+    pub(super) now: OffsetDateTime,
 }
 
 impl Signing {
@@ -216,6 +216,7 @@ impl Signing {
             answered: false,
             certificate_id: None,
             request_id: None,
+            challenge: None,
         };
         match ask.issuer.spec.issuance {
             Issuance::Reissue => self.send_reissue(ask, &client, record).await,
@@ -504,11 +505,12 @@ impl Signing {
                 );
                 self.event(EventType::Warning, "Rejected", message.clone())
                     .await;
+                self.withdraw_challenge(ask).await?;
                 self.fail(condition::FAILED, &message);
                 Ok(Action::await_change())
             }
             _ => {
-                let message = proceed!(self.waiting(ask, &record, &client).await?);
+                let message = proceed!(self.waiting(ask, &mut record, &client).await?);
                 self.pending(&message);
                 Ok(Action::requeue(schedule::poll_interval(self.now - since)))
             }
@@ -520,7 +522,7 @@ impl Signing {
     async fn waiting(
         &mut self,
         ask: &Ask,
-        record: &Recorded,
+        record: &mut Recorded,
         client: &certcentral::Client,
     ) -> Flow<String> {
         let Some(request_id) = record.request_id else {
@@ -562,31 +564,9 @@ impl Signing {
                 self.fail(condition::FAILED, &message);
                 Ok(Break(Action::await_change()))
             }
-            _ if record.issuance == Issuance::Reissue => {
-                Ok(Continue(self.validation_message(ask, client).await))
-            }
+            _ if record.issuance == Issuance::Reissue => self.validate(ask, record, client).await,
             _ => Ok(Continue("approved; waiting for DigiCert to issue".into())),
         }
-    }
-
-    /// Which domains DigiCert still validates for the order, as a message.
-    async fn validation_message(&self, ask: &Ask, client: &certcentral::Client) -> String {
-        let pending: Vec<String> = match client.order_validation(ask.order_id).await {
-            Ok(v) => v
-                .dns_name_validations
-                .into_iter()
-                .filter(|d| d.status != "approved")
-                .map(|d| d.name_scope)
-                .collect(),
-            Err(_) => vec![],
-        };
-        if pending.is_empty() {
-            return "approved; waiting for DigiCert's validation and issuance".into();
-        }
-        format!(
-            "approved; DigiCert waits for domain validation of {} (complete it in CertCentral or with the DigicertOrder's domainValidation)",
-            pending.join(", ")
-        )
     }
 
     /// The certificate is issued: download it, check it is for the CSR's key, hand it
@@ -614,6 +594,8 @@ impl Signing {
             );
             return Ok(Action::await_change());
         }
+        // Validation values still out (DigiCert issued before they were checked) go.
+        self.withdraw_challenge(ask).await?;
         let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
         self.status.certificate = Some(b64(chain.tls_crt()));
         let ca = chain.ca_crt();
@@ -684,7 +666,7 @@ impl Signing {
         );
     }
 
-    fn pending(&mut self, message: &str) {
+    pub(super) fn pending(&mut self, message: &str) {
         self.set(condition::READY, false, condition::PENDING, message);
     }
 
@@ -716,7 +698,7 @@ impl Signing {
 
     /// A failed DigiCert call: a refusal of the request is final; anything else keeps
     /// it pending and is tried again after a back-off.
-    fn call_failed(&mut self, e: &certcentral::Error, doing: &str) -> Action {
+    pub(super) fn call_failed(&mut self, e: &certcentral::Error, doing: &str) -> Action {
         let reason = status::failure_reason(e);
         let message = format!("{reason}: {doing}: {e}");
         tracing::warn!(request = %self.name, %reason, error = %e, "{doing} failed");
@@ -736,7 +718,7 @@ impl Signing {
         Action::requeue(decide::retry_after(age, base, cap, rand::random()))
     }
 
-    async fn event(&self, type_: EventType, reason: &str, note: String) {
+    pub(super) async fn event(&self, type_: EventType, reason: &str, note: String) {
         let object = self.request.object_ref(&());
         if let Err(e) = self
             .ctx
@@ -750,7 +732,7 @@ impl Signing {
 
     /// Writes the record annotation (or removes it) against the version read: a stale
     /// view of the request fails here, before anything is sent.
-    async fn record(&mut self, record: Option<&Recorded>) -> Result<()> {
+    pub(super) async fn record(&mut self, record: Option<&Recorded>) -> Result<()> {
         let value = record.map(Recorded::to_annotation);
         let patch = serde_json::json!({
             "metadata": {
@@ -762,10 +744,15 @@ impl Signing {
             .api()
             .patch(&self.name, &PatchParams::default(), &Patch::Merge(&patch))
             .await?;
-        let mut request = (*self.request).clone();
-        request.metadata = written.metadata;
-        self.request = Arc::new(request);
+        self.adopt_metadata(written.metadata);
         Ok(())
+    }
+
+    /// Takes the metadata of a write (its version, annotations, finalizers).
+    pub(super) fn adopt_metadata(&mut self, metadata: kube::api::ObjectMeta) {
+        let mut request = (*self.request).clone();
+        request.metadata = metadata;
+        self.request = Arc::new(request);
     }
 
     /// Writes the status fields the issuer owns if they changed, against the version

@@ -83,7 +83,11 @@ fn seed(id: u64, change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
 
 impl Cm {
     async fn new(test: &str, orders: Vec<OrderSeed>) -> Cm {
-        let env = OperatorEnv::new(test, orders).await;
+        Cm::with_simulator(test, OperatorEnv::simulator_config(orders)).await
+    }
+
+    async fn with_simulator(test: &str, config: certcentral_sim::SimulatorConfig) -> Cm {
+        let env = OperatorEnv::with_simulator(test, config).await;
         install_cert_manager_crds(&env);
         Cm { env }
     }
@@ -1056,4 +1060,97 @@ async fn a_lost_answer_is_found_by_its_csr_not_sent_again() {
     env.verify_issued(&r, &csr, NAMES);
     assert_eq!(env.calls(Operation::Reissue), 1, "found, not sent again");
     assert_eq!(env.certificates(ORDER, "reissue").len(), 1);
+}
+
+// ---- domain validation ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_issuers_domain_validation_settings_validate_a_lapsed_domain_for_the_reissue() {
+    use crate::support::dcv::{self, NOW, put_tsig, rfc2136_settings};
+    use crate::support::dns::AuthoritativeDns;
+    const ORDER: u64 = 7111;
+    let dns = AuthoritativeDns::start_default().await;
+    // 2029: DigiCert reuses a validation for 10 days; example.com's is 11 days old.
+    let mut config = OperatorEnv::simulator_config(vec![seed(ORDER, |s| {
+        s.order_valid_till = Some(time::macros::datetime!(2031-06-01 0:00 UTC).date());
+    })]);
+    config.clock_start = Some(NOW);
+    config.seed.domains = vec![dcv::domain("example.com", "dns-txt-token", 11)];
+    config.dcv.dns_server = Some(dns.addr());
+    let mut env = Cm::with_simulator("cm-dcv", config).await;
+    put_tsig(&env, &dns).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "digicert",
+        issuer_spec(
+            &env,
+            json!({"orderId": ORDER, "domainValidation": rfc2136_settings(&dns, None)}),
+        ),
+    );
+    let (name, csr) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+
+    // DigiCert holds the reissue; the operator publishes the order's value through
+    // RFC 2136, has DigiCert check it, and the reissue issues.
+    let r = env
+        .wait_reason(&ns, &name, "Issued", Duration::from_secs(90))
+        .await;
+    env.verify_issued(&r, &csr, NAMES);
+    assert_eq!(env.calls(Operation::Reissue), 1);
+    assert_eq!(
+        env.calls(Operation::CheckOrderDcv),
+        1,
+        "{}",
+        env.operator_logs()
+    );
+    assert_eq!(
+        env.calls(Operation::OrderRandomValue) + env.calls(Operation::OrderDcvMethod),
+        1
+    );
+    // Nothing left behind: the value withdrawn, the finalizer gone, the record
+    // without a challenge.
+    assert!(
+        r.finalizers().is_empty(),
+        "finalizers: {:?}",
+        r.finalizers()
+    );
+    let record: Value = serde_json::from_str(
+        r.annotations()
+            .get("digicert-operator.dev/issuance")
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(record.get("challenge").is_none(), "{record}");
+    // Only the zone's own SPF record is left at the apex.
+    assert_eq!(
+        dns.txt("example.com").await,
+        vec![crate::support::dns::APEX_SPF.to_string()],
+        "the TXT record was withdrawn"
+    );
+    let events: Api<k8s_openapi::api::events::v1::Event> = env.cluster.api();
+    let reasons: Vec<String> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name.as_str()))
+        .filter_map(|e| e.reason)
+        .collect();
+    for want in ["Submitted", "Validating", "DomainValidated", "Issued"] {
+        assert!(reasons.iter().any(|r| r == want), "{want} in {reasons:?}");
+    }
+    // The TSIG secret never shows in the log.
+    assert!(!env.operator_logs().contains(&dns.tsig().2));
 }

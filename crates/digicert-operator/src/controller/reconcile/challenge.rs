@@ -6,22 +6,11 @@ use super::validate::{SCOPE_DOMAIN, SCOPE_ORDER};
 use super::*;
 use crate::controller::decide::SettingsFrom;
 use crate::controller::status::DOMAIN_VALIDATION;
-use crate::crd::dcv::{ChallengeRecord, ChallengeStatus, DcvMethodSpec, DomainValidationSpec};
-use crate::dcv::solver::{Publisher, Seen};
+use crate::controller::validation::{self, Checked};
+use crate::crd::dcv::{ChallengeStatus, DomainValidationSpec};
+use crate::dcv::solver::Publisher;
 
 impl Run {
-    fn challenge_method(&self) -> DcvMethodSpec {
-        let method = self
-            .challenge()
-            .map(|c| c.method.clone())
-            .unwrap_or_default();
-        match method.as_str() {
-            "dns-cname-token" => DcvMethodSpec::DnsCnameToken,
-            "http-token" => DcvMethodSpec::HttpToken,
-            _ => DcvMethodSpec::DnsTxtToken,
-        }
-    }
-
     /// Publishes one value per domain and records the challenge (first, so that a
     /// crash in between leaves nothing unrecorded).
     pub(super) async fn start_challenge(
@@ -31,23 +20,7 @@ impl Run {
         scope: &str,
         records: Vec<(String, Option<u64>, String)>,
     ) -> Result<Action> {
-        let challenge = ChallengeStatus {
-            scope: scope.into(),
-            method: spec.method.as_str().into(),
-            published: status::rfc3339(self.now),
-            records: records
-                .into_iter()
-                .map(|(domain, domain_id, token)| ChallengeRecord {
-                    location: decide::dcv_location(spec.method, &domain),
-                    domain,
-                    domain_id,
-                    token,
-                    published: false,
-                    visible: false,
-                })
-                .collect(),
-            ..Default::default()
-        };
+        let challenge = validation::new_challenge(spec, scope, status::rfc3339(self.now), records);
         self.ensure_finalizer().await?;
         self.dcv_status().challenge = Some(challenge.clone());
         self.save().await?;
@@ -100,8 +73,8 @@ impl Run {
             return Ok(action);
         }
         let checked = match challenge.scope.as_str() {
-            SCOPE_ORDER => self.check_order_dcv(client).await,
-            _ => self.check_domains(&challenge, client).await,
+            SCOPE_ORDER => validation::check_order(client, self.spec().order_id).await,
+            _ => validation::check_domains(client, &challenge).await,
         };
         match checked {
             Ok(()) => self.finish_challenge(&publisher).await,
@@ -115,23 +88,14 @@ impl Run {
     /// Publishes what is not out yet (first time, or after a failure); `Some` is the
     /// wait after a failure, said in status.
     async fn publish_missing(&mut self, publisher: &Publisher) -> ControlFlow<Action> {
-        let method = self.challenge_method();
-        let Some(records) = self.challenge().map(|c| c.records.clone()) else {
+        let client = self.ctx.client.clone();
+        let Some(challenge) = self.challenge_mut() else {
             return Continue(());
         };
-        for (i, r) in records.iter().enumerate().filter(|(_, r)| !r.published) {
-            if let Err(e) = publisher
-                .publish(&self.ctx.client, method, &r.domain, &r.token)
-                .await
-            {
-                let message = format!("publishing {}: {e}", r.location);
-                return Break(self.challenge_trouble("PublishFailed", message).await);
-            }
-            if let Some(c) = self.challenge_mut() {
-                c.records[i].published = true;
-            }
+        match validation::publish_missing(&client, publisher, challenge).await {
+            Ok(()) => Continue(()),
+            Err(message) => Break(self.challenge_trouble("PublishFailed", message).await),
         }
-        Continue(())
     }
 
     /// `Some`: not every value is visible yet (said in status; looked for again later).
@@ -140,30 +104,17 @@ impl Run {
         publisher: &Publisher,
         challenge: &ChallengeStatus,
     ) -> Flow {
-        let method = self.challenge_method();
-        let mut missing = Vec::new();
-        let mut seen = Vec::new();
-        for r in challenge.records.iter().filter(|r| !r.visible) {
-            match publisher.seen(method, &r.domain, &r.token).await {
-                Ok(Seen::Visible) => seen.push(r.domain.clone()),
-                Ok(Seen::Not(saw)) => missing.push(format!("{}: {saw}", r.location)),
-                Err(e) => missing.push(format!("{}: {e}", r.location)),
-            }
-        }
+        let mut looked = challenge.clone();
+        let missing = validation::look_for_values(publisher, &mut looked).await;
         if let Some(c) = self.challenge_mut() {
-            for r in c.records.iter_mut().filter(|r| seen.contains(&r.domain)) {
-                r.visible = true;
-            }
+            c.records = looked.records;
         }
         if missing.is_empty() {
             return Ok(Continue(()));
         }
         let looks = challenge.looks + 1;
         let wait = decide::visibility_wait(looks);
-        let message = format!(
-            "the random value is not visible yet where DigiCert looks ({}); DigiCert is not asked until it is",
-            missing.join("; ")
-        );
+        let message = validation::not_visible_message(&missing);
         let next = self.after(wait);
         if let Some(c) = self.challenge_mut() {
             c.looks = looks;
@@ -172,52 +123,6 @@ impl Run {
         }
         self.condition(DOMAIN_VALIDATION, false, "RecordNotVisible", message);
         Ok(Break(Action::requeue(wait)))
-    }
-
-    async fn check_order_dcv(
-        &mut self,
-        client: &certcentral::Client,
-    ) -> std::result::Result<(), Checked> {
-        match client.check_order_dcv(self.spec().order_id).await {
-            Ok(answer) => {
-                let pending: Vec<&str> = answer
-                    .dns_name_validations
-                    .iter()
-                    .filter(|n| !n.status.eq_ignore_ascii_case("approved"))
-                    .map(|n| n.dns_name.as_str())
-                    .collect();
-                if pending.is_empty() {
-                    Ok(())
-                } else {
-                    Err(Checked::Failed(format!(
-                        "DigiCert checked, but these are not validated yet: {}",
-                        pending.join(", ")
-                    )))
-                }
-            }
-            Err(e) => Err(Checked::from(e)),
-        }
-    }
-
-    async fn check_domains(
-        &mut self,
-        challenge: &ChallengeStatus,
-        client: &certcentral::Client,
-    ) -> std::result::Result<(), Checked> {
-        for r in &challenge.records {
-            let Some(id) = r.domain_id else { continue };
-            match client.check_domain_dcv(id).await {
-                Ok(v) if v.status.eq_ignore_ascii_case("active") => {}
-                Ok(v) => {
-                    return Err(Checked::Failed(format!(
-                        "DigiCert checked {}, and its validation is {}",
-                        r.domain, v.status
-                    )));
-                }
-                Err(e) => return Err(Checked::from(e)),
-            }
-        }
-        Ok(())
     }
 
     /// DigiCert validated: withdraw the values, and look at the validations afresh.
@@ -251,22 +156,15 @@ impl Run {
 
     /// Takes the values down (deletion, or done); failures are reported, not retried.
     async fn withdraw_with(&self, publisher: &Publisher, challenge: &ChallengeStatus) {
-        let method = self.challenge_method();
-        for r in &challenge.records {
-            if let Err(e) = publisher
-                .withdraw(&self.ctx.client, method, &r.domain, &r.token)
-                .await
-            {
-                let message = format!("cannot withdraw {}: {e}", r.location);
-                tracing::warn!("{message}");
-                self.event(
-                    EventType::Warning,
-                    "WithdrawFailed",
-                    "ValidateDomain",
-                    message,
-                )
-                .await;
-            }
+        for message in validation::withdraw(&self.ctx.client, publisher, challenge).await {
+            tracing::warn!("{message}");
+            self.event(
+                EventType::Warning,
+                "WithdrawFailed",
+                "ValidateDomain",
+                message,
+            )
+            .await;
         }
     }
 
@@ -365,23 +263,5 @@ impl Run {
         // Status writes go against this version from now on.
         self.resource_version = written.metadata.resource_version;
         Ok(())
-    }
-}
-
-/// How a DigiCert check came out, when it did not validate.
-enum Checked {
-    /// DigiCert busy or unreachable: the usual back-off.
-    Transient(certcentral::Error),
-    /// DigiCert looked and did not find the value (what it said).
-    Failed(String),
-}
-
-impl From<certcentral::Error> for Checked {
-    fn from(e: certcentral::Error) -> Self {
-        if e.is_retryable() {
-            Checked::Transient(e)
-        } else {
-            Checked::Failed(e.to_string())
-        }
     }
 }

@@ -42,7 +42,8 @@ impl Run {
         spec: &DomainValidationSpec,
         from: SettingsFrom,
     ) -> Result<std::result::Result<Publisher, String>> {
-        super::super::solvers::publisher(&self.ctx, spec, from, &self.order).await
+        let owner = super::super::solvers::DcvOwner::of_order(&self.order);
+        super::super::solvers::publisher(&self.ctx, spec, from, &owner).await
     }
 
     /// While DigiCert holds the reissue: solve its pending validations. `None` leaves
