@@ -18,7 +18,7 @@ pub use issuer::{
     DigicertClusterIssuer, DigicertClusterIssuerSpec, DigicertIssuer, DigicertIssuerSpec,
     DigicertIssuerStatus, IssuerSpec,
 };
-pub use schema::{account_crd, crd, crds, tidy};
+pub use schema::{account_crd, crd, crds, issuer_crds, tidy};
 pub use status::*;
 
 pub const GROUP: &str = "digicert-operator.dev";

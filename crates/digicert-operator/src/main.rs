@@ -35,12 +35,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the controller: keep every DigicertOrder's Secret holding a valid certificate.
+    /// Run the controller: keep every DigicertOrder's Secret holding a valid certificate,
+    /// and sign cert-manager requests for DigicertIssuers and DigicertClusterIssuers.
     Run(Box<RunArgs>),
-    /// Print the CustomResourceDefinitions: DigicertAccount and DigicertOrder (YAML).
+    /// Print the CustomResourceDefinitions: DigicertAccount, DigicertOrder,
+    /// DigicertIssuer and DigicertClusterIssuer (YAML).
     Crd {
-        /// Write them into this directory instead, one file each
-        /// (`digicertaccounts.yaml`, `digicertorders.yaml`), as `crds/` holds them.
+        /// Write them into this directory instead, one file each (named by their
+        /// plural: `digicertorders.yaml`, ...), as `crds/` holds them.
         #[arg(long)]
         out_dir: Option<PathBuf>,
     },

@@ -488,6 +488,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_csr_tells_whether_it_asks_for_a_ca_or_client_authentication() {
+        let key = generate(KeyKind::Ecdsa(256)).unwrap();
+        let csr = |ca: bool, client: bool| {
+            let mut params = CertificateParams::new(vec!["example.com".to_string()]).unwrap();
+            if ca {
+                params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            }
+            params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+            if client {
+                params
+                    .extended_key_usages
+                    .push(rcgen::ExtendedKeyUsagePurpose::ClientAuth);
+            }
+            inspect_csr(&params.serialize_request(&key).unwrap().pem().unwrap()).unwrap()
+        };
+        let plain = csr(false, false);
+        assert!(!plain.is_ca && !plain.client_auth);
+        assert!(csr(true, false).is_ca);
+        assert!(csr(false, true).client_auth);
+        let ours = inspect_csr(&csr_pem(&key, "example.com", &[]).unwrap()).unwrap();
+        assert!(!ours.is_ca && !ours.client_auth && ours.signature_valid);
+    }
+
+    #[test]
     fn generated_csrs_carry_names_and_key_kind() {
         let cases = [
             KeyKind::Rsa(2048),

@@ -148,6 +148,7 @@ pub struct DigicertIssuerStatus {
     /// The DigicertAccount in use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The generation of the spec the status is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }

@@ -199,8 +199,19 @@ impl Signing {
     /// Nothing sent yet: claim the order (reissue), check it, record, send.
     async fn send(&mut self, ask: &Ask) -> Result<Action> {
         let client = ask.account.client.clone();
-        if ask.issuer.spec.issuance == Issuance::Reissue {
-            proceed!(self.claim(ask).await?);
+        match ask.issuer.spec.issuance {
+            Issuance::Reissue => proceed!(self.claim(ask).await?),
+            // Duplicates never reissue: a claim this Certificate took before (its
+            // issuer took reissues then) goes, so another resource may drive the order.
+            Issuance::Duplicate => {
+                claims::release_held(
+                    &self.ctx,
+                    &ask.account.endpoint,
+                    &self.holder(),
+                    ask.order_id,
+                )
+                .await?
+            }
         }
         let info = match client.order_info(ask.order_id).await {
             Ok(info) => info,

@@ -402,3 +402,50 @@ impl Signing {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::dcv::DcvMethodSpec;
+
+    fn spec(method: DcvMethodSpec) -> DomainValidationSpec {
+        DomainValidationSpec {
+            method,
+            dns: None,
+            http: None,
+            renew_before: None,
+        }
+    }
+
+    #[test]
+    fn the_issuers_settings_replace_the_accounts_and_a_cluster_issuer_reads_the_operators_secrets()
+    {
+        let own = spec(DcvMethodSpec::HttpToken);
+        let account = spec(DcvMethodSpec::DnsTxtToken);
+        let cases = [
+            (
+                IssuerKind::Namespaced,
+                Some(&own),
+                Some(&account),
+                Some((DcvMethodSpec::HttpToken, SettingsFrom::Order)),
+            ),
+            (
+                IssuerKind::Namespaced,
+                None,
+                Some(&account),
+                Some((DcvMethodSpec::DnsTxtToken, SettingsFrom::Account)),
+            ),
+            (
+                IssuerKind::Cluster,
+                Some(&own),
+                Some(&account),
+                Some((DcvMethodSpec::HttpToken, SettingsFrom::Account)),
+            ),
+            (IssuerKind::Cluster, None, None, None),
+        ];
+        for (kind, issuer, acct, want) in cases {
+            let got = settings(kind, issuer, acct).map(|(s, from)| (s.method, from));
+            assert_eq!(got, want, "{kind:?}");
+        }
+    }
+}

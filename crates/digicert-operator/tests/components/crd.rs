@@ -1,13 +1,18 @@
 //! The CRDs committed under `crds/` are what the code generates.
 
 use digicert_operator::controller::{crd_yaml, one_crd_yaml};
-use digicert_operator::crd::{account_crd, crd};
+use digicert_operator::crd::{account_crd, crd, issuer_crds};
 
 #[test]
 fn committed_crds_are_up_to_date() {
     for (file, generated) in [
         ("digicertaccounts.yaml", one_crd_yaml(&account_crd())),
         ("digicertorders.yaml", one_crd_yaml(&crd())),
+        ("digicertissuers.yaml", one_crd_yaml(&issuer_crds().0)),
+        (
+            "digicertclusterissuers.yaml",
+            one_crd_yaml(&issuer_crds().1),
+        ),
     ] {
         let path = format!("{}/../../crds/{file}", env!("CARGO_MANIFEST_DIR"));
         let committed = std::fs::read_to_string(&path).unwrap_or_else(|_| panic!("{path} exists"));
@@ -24,11 +29,19 @@ fn committed_crds_are_up_to_date() {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
     files.sort();
-    assert_eq!(files, ["digicertaccounts.yaml", "digicertorders.yaml"]);
+    assert_eq!(
+        files,
+        [
+            "digicertaccounts.yaml",
+            "digicertclusterissuers.yaml",
+            "digicertissuers.yaml",
+            "digicertorders.yaml"
+        ]
+    );
 }
 
 #[test]
-fn the_crd_subcommand_prints_both() {
+fn the_crd_subcommand_prints_them_all() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_digicert-operator"))
         .arg("crd")
         .output()
@@ -42,7 +55,15 @@ fn the_crd_subcommand_prints_both() {
             v["spec"]["names"]["kind"].as_str().unwrap().to_string()
         })
         .collect();
-    assert_eq!(kinds, ["DigicertAccount", "DigicertOrder"]);
+    assert_eq!(
+        kinds,
+        [
+            "DigicertAccount",
+            "DigicertOrder",
+            "DigicertIssuer",
+            "DigicertClusterIssuer"
+        ]
+    );
 }
 
 /// A command for people that fails says so once, on stderr, as `error: …`.

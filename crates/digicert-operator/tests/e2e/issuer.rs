@@ -461,11 +461,24 @@ async fn an_approved_request_gets_its_certificate_by_one_reissue_of_the_order() 
     env.untouched_for(&ns, &name, Duration::from_secs(3)).await;
     assert_eq!(env.calls(Operation::Reissue), 0);
 
+    env.sim.simulator().reset_calls();
     env.decide(&ns, &name, "Approved").await;
     let issued = env
         .wait_reason(&ns, &name, "Issued", Duration::from_secs(60))
         .await;
     assert_eq!(ready(&issued).unwrap().0, "True");
+    // What one request costs at DigiCert when it issues at once (BENCHMARKS.md): the
+    // order read, the reissue, the list that shows it issued, the download.
+    let counts = env.sim.simulator().calls();
+    for op in [
+        Operation::OrderInfo,
+        Operation::Reissue,
+        Operation::ListReissues,
+        Operation::Download,
+    ] {
+        assert_eq!(counts.total(op), 1, "{op:?}");
+    }
+    assert_eq!(counts.sum(), 4, "no other call");
     env.verify_issued(&issued, &csr, NAMES);
     assert_eq!(env.calls(Operation::Reissue), 1, "exactly one reissue");
     assert_eq!(env.certificates(ORDER, "reissue").len(), 1);
@@ -736,11 +749,24 @@ async fn a_cluster_issuer_takes_duplicates_for_two_namespaces_on_one_order() {
                 order.clone(),
             )
             .await;
+        env.sim.simulator().reset_calls();
         env.decide(space, &name, "Approved").await;
         let r = env
             .wait_reason(space, &name, "Issued", Duration::from_secs(60))
             .await;
         issued.push(env.verify_issued(&r, &csr, names));
+        // A duplicate request costs 4 calls (BENCHMARKS.md): the order, the
+        // duplicate, the list that gives its id and state, the download.
+        let counts = env.sim.simulator().calls();
+        for op in [
+            Operation::OrderInfo,
+            Operation::Duplicate,
+            Operation::ListDuplicates,
+            Operation::Download,
+        ] {
+            assert_eq!(counts.total(op), 1, "{op:?}");
+        }
+        assert_eq!(counts.sum(), 4, "no other call");
     }
     assert_ne!(issued[0].serial_number, issued[1].serial_number);
     assert_eq!(env.calls(Operation::Reissue), 0, "duplicates never reissue");
@@ -1153,4 +1179,93 @@ async fn the_issuers_domain_validation_settings_validate_a_lapsed_domain_for_the
     }
     // The TSIG secret never shows in the log.
     assert!(!env.operator_logs().contains(&dns.tsig().2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moving_between_a_digicert_order_and_a_certificate_takes_no_new_order() {
+    const ORDER: u64 = 7112;
+    let mut env = Cm::new("cm-move", vec![crate::support::order(ORDER)]).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.apply(&OperatorEnv::order_yaml("dco", ORDER, ""));
+    env.wait_ready("dco").await;
+    assert_eq!(env.calls(Operation::Reissue), 1);
+
+    // To cert-manager: the Certificate names the order; it waits for the
+    // DigicertOrder that drives it...
+    env.issuer(&ns, "digicert", issuer_spec(&env, json!({})));
+    let order = json!({"digicert-operator.dev/order-id": ORDER.to_string()});
+    let (name, csr) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            order.clone(),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+    let message = env.wait_pending(&ns, &name, "OrderClaimed").await;
+    assert!(
+        message.contains(&format!("the DigicertOrder {ns}/dco")),
+        "{message}"
+    );
+    assert_eq!(env.calls(Operation::Reissue), 1);
+    // ...until that one is deleted (deletionPolicy Retain: nothing happens at
+    // DigiCert, its Secret stays). Then it reissues the same order.
+    env.orders()
+        .delete("dco", &Default::default())
+        .await
+        .unwrap();
+    let r = env
+        .wait_reason(&ns, &name, "Issued", Duration::from_secs(60))
+        .await;
+    env.verify_issued(&r, &csr, NAMES);
+    assert_eq!(env.calls(Operation::Reissue), 2);
+    assert!(
+        env.secrets().get_opt("dco-tls").await.unwrap().is_some(),
+        "the old Secret stays"
+    );
+
+    // And back: the Certificate goes, a DigicertOrder drives the order again.
+    let certificates: Api<Certificate> = env.cluster.api();
+    certificates
+        .delete("web", &Default::default())
+        .await
+        .unwrap();
+    env.apply(&OperatorEnv::order_yaml("dco2", ORDER, ""));
+    env.wait_ready("dco2").await;
+    assert_eq!(env.calls(Operation::Reissue), 3);
+    // Every certificate came from the one order.
+    assert_eq!(env.certificates(ORDER, "reissue").len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_api_server_refuses_an_issuer_spec_that_cannot_work() {
+    let env = Cm::new("cm-crd", vec![]).await;
+    let ns = env.ns();
+    for (spec, want) in [
+        (
+            json!({"issuance": "Duplicate", "allowRevocationOfPrevious": true}),
+            "belong to an issuer that reissues",
+        ),
+        (json!({"orderId": 0}), "orderId"),
+        (json!({"issuance": "Sometimes"}), "issuance"),
+    ] {
+        let manifest = json!({
+            "apiVersion": "digicert-operator.dev/v1alpha1",
+            "kind": "DigicertIssuer",
+            "metadata": {"name": "bad", "namespace": ns},
+            "spec": spec,
+        });
+        let out = env
+            .cluster
+            .kubectl_run(&["apply", "-f", "-"], Some(&manifest.to_string()));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(want),
+            "{spec}: {stderr}"
+        );
+    }
 }
