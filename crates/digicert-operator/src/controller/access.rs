@@ -212,18 +212,14 @@ fn may_use_namespace(
     namespace_labels: &BTreeMap<String, String>,
 ) -> Result<(), Refusal> {
     match selects(&account.namespace_selector, namespace_labels) {
-        Err(problem) => {
-            return Err(Refusal::InvalidAccount {
-                account: name.into(),
-                problem,
-            });
-        }
-        Ok(false) => {
-            return Err(Refusal::NamespaceNotAllowed {
-                account: name.into(),
-                namespace: namespace.into(),
-            });
-        }
+        Err(problem) => Err(Refusal::InvalidAccount {
+            account: name.into(),
+            problem,
+        }),
+        Ok(false) => Err(Refusal::NamespaceNotAllowed {
+            account: name.into(),
+            namespace: namespace.into(),
+        }),
         Ok(true) => Ok(()),
     }
 }

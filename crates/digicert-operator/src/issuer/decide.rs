@@ -390,8 +390,8 @@ mod tests {
         let denied = cond("Denied", "True", "policy");
         let cases = [
             (status(&[]), Gate::AwaitingApproval),
-            (status(&[approved.clone()]), Gate::Approved),
-            (status(&[denied.clone()]), Gate::Denied),
+            (status(std::slice::from_ref(&approved)), Gate::Approved),
+            (status(std::slice::from_ref(&denied)), Gate::Denied),
             (
                 status(&[denied.clone(), cond("Ready", "False", "Denied")]),
                 Gate::Done,

@@ -7,10 +7,24 @@
 //! - `request`: one reconcile of a request (its effects).
 //! - `issuers`: the issuers' own Ready condition, and finding a request's issuer.
 
+/// The value of a part that went on; a part that ended the reconcile returns its
+/// action.
+macro_rules! proceed {
+    ($flow:expr) => {
+        match $flow {
+            Continue(value) => value,
+            Break(action) => return Ok(action),
+        }
+    };
+}
+
 pub mod decide;
+mod follow;
 pub mod issuers;
 pub mod request;
+mod send;
 pub mod validation;
+mod write;
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
