@@ -1,7 +1,8 @@
 //! The benchmark suite: `hack/bench.sh [NAME...]` (or `cargo bench --bench suite --
 //! NAME`, with DIGICERT_TEST_KUBECONFIG pointing at a control plane).
 //!
-//! NAME: calls, throughput, latency, memory, keygen, crash, faults, dcv, duplicates
+//! NAME: calls, throughput, latency, memory, keygen, crash, faults, dcv, duplicates,
+//! issuer
 //! (default: all).
 //! Flags: `--runs N` (repeat each measurement; medians are reported), `--out DIR`
 //! (where the JSON and Markdown reports go; default target/bench-report).
@@ -21,7 +22,7 @@ use serde_json::Value;
 
 use scenarios::median;
 
-const ALL: [&str; 9] = [
+const ALL: [&str; 10] = [
     "calls",
     "throughput",
     "latency",
@@ -31,6 +32,7 @@ const ALL: [&str; 9] = [
     "faults",
     "dcv",
     "duplicates",
+    "issuer",
 ];
 
 struct Args {
@@ -560,6 +562,67 @@ async fn faults(runs: usize, scale: f64) -> Report {
     r
 }
 
+async fn issuer(runs: usize, scale: f64) -> Report {
+    let mut r = Report::new("issuer");
+    for _ in 0..runs {
+        let o = scenarios::issuer::run(scenarios::issuer::Params {
+            requests: ((20.0 * scale) as usize).max(2),
+            renewals: ((5.0 * scale) as usize).max(2),
+            idle: Duration::from_secs(10),
+        })
+        .await;
+        println!("issuer: {o:?}");
+        r.runs.push(to_value(&o));
+    }
+    r.figure(
+        "requests through a DigicertClusterIssuer (Duplicate)",
+        "/requests",
+    );
+    let dup = r.figure(
+        "calls per duplicate request",
+        "/duplicate_calls_per_request",
+    );
+    for op in ["order_info", "duplicate", "list_duplicates", "download"] {
+        r.figure(
+            &format!("  {op} (all requests)"),
+            &format!("/duplicate_calls_by_operation/{op}"),
+        );
+    }
+    r.figure(
+        "all approved at once → the last Issued (ms)",
+        "/duplicates_all_issued_ms",
+    );
+    r.figure("renewals through a DigicertIssuer (Reissue)", "/renewals");
+    let reissue = r.figure("calls per reissue request", "/reissue_calls_per_request");
+    for op in ["order_info", "reissue", "list_reissues", "download"] {
+        r.figure(
+            &format!("  {op} (all renewals)"),
+            &format!("/reissue_calls_by_operation/{op}"),
+        );
+    }
+    r.figure(
+        "approved → Issued, one reissue request (ms, median)",
+        "/reissue_approved_to_issued_ms",
+    );
+    let idle = r.figure("calls for finished requests in 10 s", "/idle_calls");
+    r.verdict(
+        "≤ 4 calls per duplicate request",
+        dup <= 4.0,
+        format!("{dup:.2}"),
+    );
+    r.verdict(
+        "≤ 4 calls per reissue request",
+        reissue <= 4.0,
+        format!("{reissue:.2}"),
+    );
+    r.verdict(
+        "no call for a finished request",
+        idle == 0.0,
+        format!("{idle}"),
+    );
+    r
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let a = args();
@@ -583,6 +646,7 @@ async fn main() {
             "faults" => faults(runs, a.scale).await,
             "dcv" => dcv(runs, a.scale).await,
             "duplicates" => duplicates(runs, a.scale).await,
+            "issuer" => issuer(runs, a.scale).await,
             _ => unreachable!(),
         };
         let mut md = report.markdown();

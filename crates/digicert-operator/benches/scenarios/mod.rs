@@ -11,6 +11,7 @@ pub mod crash;
 pub mod dcv;
 pub mod duplicates;
 pub mod faults;
+pub mod issuer;
 pub mod keygen;
 pub mod latency;
 pub mod memory;

@@ -1,6 +1,6 @@
-//! Small versions of benchmarks 1, 4 and 6 (see BENCHMARKS.md), so that a regression
-//! in calls per certificate, memory or crash safety fails CI. They assert counts and
-//! sizes, never times.
+//! Small versions of benchmarks 1, 4, 6, 9 and 10 (see BENCHMARKS.md), so that a
+//! regression in calls per certificate or request, memory or crash safety fails CI.
+//! They assert counts and sizes, never times.
 
 #[path = "../../benches/scenarios/mod.rs"]
 mod scenarios;
@@ -70,4 +70,19 @@ async fn duplicates_cost_bounded_calls_and_revoke_nothing() {
     // The duplicates did call: the counts are not trivially zero.
     assert!(o.first_calls_per_duplicate >= 3.0, "{o:#?}");
     assert_eq!(o.revoked, 0, "{o:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cert_manager_requests_cost_bounded_calls_and_nothing_once_finished() {
+    let o = scenarios::issuer::run(scenarios::issuer::Params {
+        requests: 3,
+        renewals: 2,
+        idle: Duration::from_secs(3),
+    })
+    .await;
+    println!("{o:#?}");
+    // The order, the request, its state in the list, the download.
+    assert_eq!(o.duplicate_calls_per_request, 4.0, "{o:#?}");
+    assert_eq!(o.reissue_calls_per_request, 4.0, "{o:#?}");
+    assert_eq!(o.idle_calls, 0, "{o:#?}");
 }

@@ -344,6 +344,8 @@ fn the_charts_crds_are_the_generated_crds() {
         files,
         vec![
             OsString::from("digicertaccounts.yaml"),
+            OsString::from("digicertclusterissuers.yaml"),
+            OsString::from("digicertissuers.yaml"),
             OsString::from("digicertorders.yaml")
         ]
     );
@@ -364,8 +366,61 @@ fn account_rules() -> (Value, Value) {
             {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertaccounts/status"],
              "verbs": ["patch"]},
             {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get"]},
+            {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertclusterissuers"],
+             "verbs": ["get", "list", "watch"]},
+            {"apiGroups": ["digicert-operator.dev"],
+             "resources": ["digicertclusterissuers/status"], "verbs": ["patch"]},
         ]),
     )
+}
+
+#[test]
+fn cert_managers_approver_is_granted_our_signer_names_when_asked() {
+    // Default (auto): only where the cluster serves cert-manager.io/v1; a render
+    // without a cluster has none.
+    let by_default = documents(&template(&[]));
+    assert!(
+        !describe(&by_default)
+            .iter()
+            .any(|d| d.contains("cert-manager-approver")),
+        "{:?}",
+        describe(&by_default)
+    );
+    let docs = documents(&template(&[
+        "--set",
+        "certManager.approverRBAC.create=true",
+        "--set",
+        "certManager.serviceAccount.namespace=cm",
+    ]));
+    let role = find(
+        &docs,
+        "ClusterRole",
+        "test-digicert-operator-cert-manager-approver",
+    );
+    assert_eq!(
+        role["rules"],
+        json!([{
+            "apiGroups": ["cert-manager.io"], "resources": ["signers"], "verbs": ["approve"],
+            "resourceNames": [
+                "digicertissuers.digicert-operator.dev/*",
+                "digicertclusterissuers.digicert-operator.dev/*",
+            ],
+        }])
+    );
+    let binding = find(
+        &docs,
+        "ClusterRoleBinding",
+        "test-digicert-operator-cert-manager-approver",
+    );
+    assert_eq!(
+        binding["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "cert-manager", "namespace": "cm"}])
+    );
+    let off = documents(&template(&[
+        "--set",
+        "certManager.approverRBAC.create=false",
+    ]));
+    assert_eq!(describe(&off), describe(&by_default));
 }
 
 /// Values that turn on everything the defaults leave off.
@@ -450,6 +505,15 @@ fn watch_rules() -> Value {
         {"apiGroups": [""], "resources": ["events"], "verbs": ["patch"]},
         {"apiGroups": ["externaldns.k8s.io"], "resources": ["dnsendpoints"],
          "verbs": ["get", "create", "patch", "delete"]},
+        {"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests"],
+         "verbs": ["get", "list", "watch", "patch"]},
+        {"apiGroups": ["cert-manager.io"], "resources": ["certificaterequests/status"],
+         "verbs": ["patch"]},
+        {"apiGroups": ["cert-manager.io"], "resources": ["certificates"], "verbs": ["get"]},
+        {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertissuers"],
+         "verbs": ["get", "list", "watch"]},
+        {"apiGroups": ["digicert-operator.dev"], "resources": ["digicertissuers/status"],
+         "verbs": ["patch"]},
     ])
 }
 
@@ -1024,10 +1088,13 @@ fn the_plain_manifests_are_a_fresh_render_of_the_defaults() {
         docs[0]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
         "restricted"
     );
-    for (i, file) in ["digicertaccounts.yaml", "digicertorders.yaml"]
-        .iter()
-        .enumerate()
-    {
+    let crd_files = [
+        "digicertaccounts.yaml",
+        "digicertclusterissuers.yaml",
+        "digicertissuers.yaml",
+        "digicertorders.yaml",
+    ];
+    for (i, file) in crd_files.iter().enumerate() {
         assert_eq!(docs[1 + i]["kind"], "CustomResourceDefinition");
         let crd = documents(&std::fs::read_to_string(root.join("crds").join(file)).unwrap());
         assert_eq!(docs[1 + i], crd[0]);
@@ -1048,10 +1115,12 @@ fn the_plain_manifests_are_a_fresh_render_of_the_defaults() {
             placeholder,
             "--set",
             "defaultAccount.create=false,defaultAccount.name=digicert-operator",
+            "--set",
+            "certManager.approverRBAC.create=true",
         ],
         None,
     ));
-    assert_eq!(docs[3..], chart[..]);
+    assert_eq!(docs[1 + crd_files.len()..], chart[..]);
     let deployment = find(&docs, "Deployment", "digicert-operator");
     assert_eq!(
         container(deployment)["image"],

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod certmanager;
 pub mod cluster;
 pub mod dcv;
 pub mod dns;
