@@ -99,6 +99,8 @@ pub struct Context {
     pub account_users: accounts::AccountUsers,
     /// Secrets orders wait on that are not otherwise watched.
     pub secret_waits: waits::SecretWaits,
+    /// cert-manager requests that wait after a failed DigiCert call.
+    pub request_backoffs: crate::issuer::backoff::Backoffs,
 }
 
 impl Context {
@@ -122,6 +124,7 @@ impl Context {
             health: Arc::new(Health::default()),
             account_users: accounts::AccountUsers::default(),
             secret_waits,
+            request_backoffs: Default::default(),
         }
     }
 }

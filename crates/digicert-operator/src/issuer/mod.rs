@@ -18,6 +18,7 @@ macro_rules! proceed {
     };
 }
 
+pub mod backoff;
 pub mod decide;
 mod follow;
 pub mod issuers;
@@ -215,6 +216,8 @@ async fn reconcile_request(request: Arc<CertificateRequest>, ctx: Arc<Context>) 
     // on the cache.
     let api: Api<CertificateRequest> = Api::namespaced(ctx.client.clone(), &ns);
     let Some(fresh) = api.get_opt(&request.name_any()).await? else {
+        ctx.request_backoffs
+            .clear(&format!("{ns}/{}", request.name_any()));
         return Ok(Action::await_change());
     };
     if fresh.metadata.deletion_timestamp.is_some() {

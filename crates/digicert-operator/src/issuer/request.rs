@@ -73,6 +73,9 @@ impl Signing {
     pub async fn apply(&mut self) -> Result<Action> {
         let action = self.step().await?;
         self.save().await?;
+        if decide::gate(&self.status) == Gate::Done {
+            self.ctx.request_backoffs.clear(&self.key());
+        }
         Ok(action)
     }
 
@@ -87,6 +90,10 @@ impl Signing {
                 return Ok(Action::await_change());
             }
             Gate::Approved => {}
+        }
+        // After a failed call: nothing before the wait is over, whatever woke it.
+        if let Some(wait) = self.ctx.request_backoffs.wait(&self.key(), self.now) {
+            return Ok(Action::requeue(wait));
         }
         let ask = proceed!(self.ask().await?);
         let recorded = Recorded::parse(self.request.annotation(ISSUANCE_ANNOTATION));

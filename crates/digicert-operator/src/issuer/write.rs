@@ -79,7 +79,15 @@ impl Signing {
             .as_ref()
             .map(|t| self.now - status::offset(t))
             .unwrap_or_default();
-        Action::requeue(decide::retry_after(age, base, cap, rand::random()))
+        let wait = decide::retry_after(age, base, cap, rand::random());
+        let until = self.now + time::Duration::try_from(wait).unwrap_or_default();
+        self.ctx.request_backoffs.set(&self.key(), until);
+        Action::requeue(wait)
+    }
+
+    /// The request's key among the waits: `namespace/name`.
+    pub(super) fn key(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
     }
 
     pub(super) async fn event(&self, type_: EventType, reason: &str, note: String) {

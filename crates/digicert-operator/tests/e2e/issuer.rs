@@ -871,3 +871,46 @@ async fn the_api_server_refuses_an_issuer_spec_that_cannot_work() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rate_limited_request_waits_pending_and_is_sent_once_the_limit_allows() {
+    const ORDER: u64 = 7113;
+    let mut env = Cm::new("cm-429", vec![crate::support::order(ORDER)]).await;
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(
+        &ns,
+        "digicert",
+        issuer_spec(&env, json!({"orderId": ORDER})),
+    );
+    env.issuer_ready("digicertissuer", Some(&ns), "digicert", "True")
+        .await;
+    // DigiCert answers the reissue with 429 once: it never arrived.
+    env.fault(json!({"operation": "reissue", "kind": "rate_limit", "times": 1}));
+    let (name, csr) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.decide(&ns, &name, "Approved").await;
+    let message = env.wait_pending(&ns, &name, "RateLimited").await;
+    assert!(message.contains("reissuing the order"), "{message}");
+    // Nothing exists at DigiCert, so nothing is recorded as sent.
+    let r = env.request(&ns, &name).await;
+    assert!(
+        !r.annotations()
+            .contains_key("digicert-operator.dev/issuance"),
+        "{:?}",
+        r.annotations()
+    );
+    let r = env
+        .wait_reason(&ns, &name, "Issued", Duration::from_secs(90))
+        .await;
+    env.verify_issued(&r, &csr, NAMES);
+    assert_eq!(env.certificates(ORDER, "reissue").len(), 1);
+}
