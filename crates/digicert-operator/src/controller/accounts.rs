@@ -177,13 +177,7 @@ pub async fn serves_order(ctx: &Context, order: &DigicertOrder) -> Result<bool> 
         &order.name_any(),
         Some(name),
     );
-    let account = Api::<DigicertAccount>::all(ctx.client.clone())
-        .get_opt(name)
-        .await?;
-    let assigned = account
-        .as_ref()
-        .and_then(|a| a.spec.operator_namespace.as_deref());
-    Ok(access::serves(assigned, own, unassigned))
+    serves_account_named(ctx, Some(name)).await
 }
 
 /// Whether this operator serves what uses the account `name` (`None`: the default

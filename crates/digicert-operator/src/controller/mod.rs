@@ -28,6 +28,7 @@ pub mod validation;
 pub mod waits;
 mod watches;
 
+pub(crate) use watches::scopes as watches_scopes;
 pub use watches::{InitialList, StreamingProbe, choose_initial_list, run};
 
 use std::sync::Arc;

@@ -143,16 +143,20 @@ pub(crate) const BLOCKED_RETRY: Duration = Duration::from_secs(30);
 
 /// Runs the controllers (one per watched namespace, or one for all) until `stop`
 /// turns true; reconciles in flight finish first.
+/// The scopes the operator watches: every namespace (`None`), or each one given.
+pub(crate) fn scopes(config: &super::OperatorConfig) -> Vec<Option<String>> {
+    if config.namespaces.is_empty() {
+        return vec![None];
+    }
+    // A namespace named twice would get two controllers racing on its objects.
+    let mut unique = config.namespaces.clone();
+    unique.sort();
+    unique.dedup();
+    unique.into_iter().map(Some).collect()
+}
+
 pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) -> Result<()> {
-    let namespaces: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        // A namespace named twice would get two controllers racing on its orders.
-        let mut unique = ctx.config.namespaces.clone();
-        unique.sort();
-        unique.dedup();
-        unique.into_iter().map(Some).collect()
-    };
+    let namespaces = scopes(&ctx.config);
     let runs = namespaces
         .into_iter()
         .map(|ns| run_namespace(ctx.clone(), ns, stop.clone()));

@@ -24,6 +24,15 @@ pub const CLUSTER_ISSUER_KIND: &str = "DigicertClusterIssuer";
 macro_rules! issuer_spec {
     ($(#[$attr:meta])* pub struct $name:ident;) => {
         $(#[$attr])*
+        #[kube(
+            status = "DigicertIssuerStatus",
+            printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+            printcolumn = r#"{"name":"Order","type":"integer","jsonPath":".spec.orderId"}"#,
+            printcolumn = r#"{"name":"Issuance","type":"string","jsonPath":".spec.issuance"}"#,
+            printcolumn = r#"{"name":"Account","type":"string","jsonPath":".status.account"}"#,
+            printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+            printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+        )]
         #[x_kube(
             cel,
             validation = Rule::new("self.issuance != 'Duplicate' || (!self.allowRevocationOfPrevious && !has(self.domainValidation))").message("allowRevocationOfPrevious and domainValidation belong to an issuer that reissues the order, not to one that takes duplicates")
@@ -102,14 +111,7 @@ issuer_spec! {
         plural = "digicertissuers",
         shortname = "dci",
         namespaced,
-        status = "DigicertIssuerStatus",
-        doc = "A cert-manager issuer for this namespace that signs requests by reissuing or duplicating a DigiCert CertCentral order.",
-        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-        printcolumn = r#"{"name":"Order","type":"integer","jsonPath":".spec.orderId"}"#,
-        printcolumn = r#"{"name":"Issuance","type":"string","jsonPath":".spec.issuance"}"#,
-        printcolumn = r#"{"name":"Account","type":"string","jsonPath":".status.account"}"#,
-        printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+        doc = "A cert-manager issuer for this namespace that signs requests by reissuing or duplicating a DigiCert CertCentral order."
     )]
     pub struct DigicertIssuerSpec;
 }
@@ -125,14 +127,7 @@ issuer_spec! {
         kind = "DigicertClusterIssuer",
         plural = "digicertclusterissuers",
         shortname = "dcci",
-        status = "DigicertIssuerStatus",
-        doc = "A cert-manager issuer for every namespace its account selects that signs requests by reissuing or duplicating a DigiCert CertCentral order.",
-        printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
-        printcolumn = r#"{"name":"Order","type":"integer","jsonPath":".spec.orderId"}"#,
-        printcolumn = r#"{"name":"Issuance","type":"string","jsonPath":".spec.issuance"}"#,
-        printcolumn = r#"{"name":"Account","type":"string","jsonPath":".status.account"}"#,
-        printcolumn = r#"{"name":"Reason","type":"string","priority":1,"jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-        printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+        doc = "A cert-manager issuer for every namespace its account selects that signs requests by reissuing or duplicating a DigiCert CertCentral order."
     )]
     pub struct DigicertClusterIssuerSpec;
 }

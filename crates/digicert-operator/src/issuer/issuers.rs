@@ -164,6 +164,27 @@ async fn judge(
     Ok(Some((status, ready)))
 }
 
+/// Writes an issuer's status when it changed.
+async fn write_status<K>(
+    api: &Api<K>,
+    name: &str,
+    old: Option<&DigicertIssuerStatus>,
+    new: &DigicertIssuerStatus,
+) -> Result<()>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    if old != Some(new) {
+        api.patch_status(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({ "status": new })),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 fn next_look(ready: bool) -> Action {
     Action::requeue(if ready { ISSUER_RESYNC } else { ISSUER_RETRY })
 }
@@ -182,15 +203,8 @@ pub async fn reconcile_issuer(issuer: Arc<DigicertIssuer>, ctx: Arc<Context>) ->
     else {
         return Ok(Action::await_change());
     };
-    if issuer.status.as_ref() != Some(&status) {
-        Api::<DigicertIssuer>::namespaced(ctx.client.clone(), &ns)
-            .patch_status(
-                &issuer.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
-            .await?;
-    }
+    let api = Api::<DigicertIssuer>::namespaced(ctx.client.clone(), &ns);
+    write_status(&api, &issuer.name_any(), issuer.status.as_ref(), &status).await?;
     Ok(next_look(ready))
 }
 
@@ -205,14 +219,7 @@ pub async fn reconcile_cluster_issuer(
     else {
         return Ok(Action::await_change());
     };
-    if issuer.status.as_ref() != Some(&status) {
-        Api::<DigicertClusterIssuer>::all(ctx.client.clone())
-            .patch_status(
-                &issuer.name_any(),
-                &PatchParams::default(),
-                &Patch::Merge(serde_json::json!({ "status": status })),
-            )
-            .await?;
-    }
+    let api = Api::<DigicertClusterIssuer>::all(ctx.client.clone());
+    write_status(&api, &issuer.name_any(), issuer.status.as_ref(), &status).await?;
     Ok(next_look(ready))
 }

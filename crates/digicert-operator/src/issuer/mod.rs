@@ -53,14 +53,7 @@ const CERT_MANAGER_RETRY: Duration = Duration::from_secs(60);
 /// Runs the issuer controllers until `stop`: the issuers' readiness, and (once
 /// cert-manager's CRDs are there) the requests for them.
 pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) {
-    let scopes: Vec<Option<String>> = if ctx.config.namespaces.is_empty() {
-        vec![None]
-    } else {
-        let mut unique = ctx.config.namespaces.clone();
-        unique.sort();
-        unique.dedup();
-        unique.into_iter().map(Some).collect()
-    };
+    let scopes = crate::controller::watches_scopes(&ctx.config);
     let requests = scopes
         .iter()
         .map(|ns| run_requests(ctx.clone(), ns.clone(), stop.clone()));
@@ -134,6 +127,21 @@ fn request_trigger(request: &CertificateRequest) -> Option<u64> {
     Some(h.finish())
 }
 
+/// What the cache keeps of a request: what says whether it is ours and where it
+/// stands, not its CSR, its certificate or its field managers (every reconcile reads
+/// the request afresh). Requests of every issuer are cached; this keeps them small.
+fn keep_what_decides(request: &mut CertificateRequest) {
+    request.metadata.managed_fields = None;
+    request.spec.request.clear();
+    if let Some(status) = request.status.as_mut() {
+        status.certificate = None;
+        status.ca = None;
+        for c in &mut status.conditions {
+            c.message = None;
+        }
+    }
+}
+
 async fn run_requests(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::Receiver<bool>) {
     let requests: Api<CertificateRequest> = api(&ctx, ns.as_deref());
     if !wait_until_listable(&requests, "cert-manager CertificateRequests", &mut stop).await {
@@ -143,6 +151,7 @@ async fn run_requests(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::Re
     let store = writer.as_reader();
     let trigger = watcher(requests, watcher::Config::default())
         .default_backoff()
+        .modify(keep_what_decides)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(request_trigger, Default::default());
@@ -301,4 +310,46 @@ async fn run_issuer_controller<K, F, Fut>(
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {})
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cache_keeps_what_decides_and_drops_the_bulk() {
+        let mut request: CertificateRequest = serde_json::from_value(serde_json::json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "CertificateRequest",
+            "metadata": {
+                "name": "web-1", "namespace": "a", "uid": "u1",
+                "annotations": {ORDER_ID_ANNOTATION: "7"},
+                "managedFields": [{"manager": "cert-manager"}],
+            },
+            "spec": {
+                "request": "LS0tLS1CRUdJTi...",
+                "issuerRef": {"group": "digicert-operator.dev", "kind": "DigicertIssuer", "name": "d"},
+            },
+            "status": {
+                "conditions": [{"type": "Approved", "status": "True", "reason": "x", "message": "long"}],
+                "certificate": "LS0t...", "ca": "LS0t...",
+            },
+        }))
+        .unwrap();
+        let before = request_trigger(&request);
+        keep_what_decides(&mut request);
+        assert_eq!(
+            request_trigger(&request),
+            before,
+            "the trigger sees the same"
+        );
+        assert!(request.spec.request.is_empty() && request.metadata.managed_fields.is_none());
+        let status = request.status.as_ref().unwrap();
+        assert!(status.certificate.is_none() && status.ca.is_none());
+        assert_eq!(decide::gate(status), decide::Gate::Approved);
+        assert_eq!(
+            decide::our_issuer(&request.spec.issuer_ref),
+            Some(decide::IssuerKind::Namespaced)
+        );
+    }
 }

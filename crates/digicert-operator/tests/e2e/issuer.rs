@@ -22,6 +22,20 @@ use serde_json::{Value, json};
 
 const NAMES: &[&str] = &["example.com", "www.example.com"];
 
+/// The request of the Certificate `web` for the names, through the DigicertIssuer
+/// `digicert`, approved.
+async fn approved_web(env: &Cm, ns: &str) -> (String, keys::CsrInfo) {
+    env.approved_request(
+        ns,
+        "web",
+        1,
+        ("DigicertIssuer", "digicert"),
+        NAMES,
+        json!({}),
+    )
+    .await
+}
+
 fn seed(id: u64, change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
     let mut s = crate::support::order(id);
     change(&mut s);
@@ -33,29 +47,13 @@ fn seed(id: u64, change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_approved_request_gets_its_certificate_by_one_reissue_of_the_order() {
     const ORDER: u64 = 7101;
-    let mut env = Cm::new("cm-reissue", vec![crate::support::order(ORDER)]).await;
-    env.start_operator();
-    let ns = env.ns();
-    env.issuer(
-        &ns,
-        "digicert",
-        issuer_spec(&env, json!({"orderId": ORDER})),
-    );
+    let (env, ns) = Cm::with_issuer("cm-reissue", ORDER).await;
     let (reason, message) = env
         .issuer_ready("digicertissuer", Some(&ns), "digicert", "True")
         .await;
     assert_eq!(reason, "OrderReady", "{message}");
 
-    let (name, csr) = env
-        .certificate_request(
-            &ns,
-            "web",
-            1,
-            ("DigicertIssuer", "digicert"),
-            NAMES,
-            json!({}),
-        )
-        .await;
+    let (name, csr) = approved_web(&env, &ns).await;
     // Not approved: no DigiCert call, and nothing written.
     env.untouched_for(&ns, &name, Duration::from_secs(3)).await;
     assert_eq!(env.calls(Operation::Reissue), 0);
@@ -136,14 +134,7 @@ async fn an_approved_request_gets_its_certificate_by_one_reissue_of_the_order() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn denied_invalid_and_foreign_requests_never_reach_digicert() {
     const ORDER: u64 = 7102;
-    let mut env = Cm::new("cm-refused", vec![crate::support::order(ORDER)]).await;
-    env.start_operator();
-    let ns = env.ns();
-    env.issuer(
-        &ns,
-        "digicert",
-        issuer_spec(&env, json!({"orderId": ORDER})),
-    );
+    let (env, ns) = Cm::with_issuer("cm-refused", ORDER).await;
     env.issuer_ready("digicertissuer", Some(&ns), "digicert", "True")
         .await;
     let calls = |env: &Cm| {
@@ -284,7 +275,6 @@ async fn an_issuer_whose_account_does_not_allow_its_namespace_makes_no_call() {
             json!({}),
         )
         .await;
-    env.decide(&ns, &name, "Approved").await;
     let message = env.wait_pending(&ns, &name, "not ready").await;
     assert!(
         message.contains("does not allow the namespace"),
@@ -339,7 +329,7 @@ async fn a_cluster_issuer_takes_duplicates_for_two_namespaces_on_one_order() {
         (&other, &["example.com", "www.example.com"][..]),
     ] {
         let (name, csr) = env
-            .certificate_request(
+            .approved_request(
                 space,
                 "web",
                 1,
@@ -481,14 +471,7 @@ async fn a_second_certificate_for_a_reissued_order_waits_for_the_one_that_drives
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_request_that_drops_names_waits_for_consent() {
     const ORDER: u64 = 7106;
-    let mut env = Cm::new("cm-guard", vec![crate::support::order(ORDER)]).await;
-    env.start_operator();
-    let ns = env.ns();
-    env.issuer(
-        &ns,
-        "digicert",
-        issuer_spec(&env, json!({"orderId": ORDER})),
-    );
+    let (env, ns) = Cm::with_issuer("cm-guard", ORDER).await;
     let (name, csr) = env
         .certificate_request(
             &ns,
@@ -499,7 +482,6 @@ async fn a_request_that_drops_names_waits_for_consent() {
             json!({}),
         )
         .await;
-    env.decide(&ns, &name, "Approved").await;
     let message = env.wait_pending(&ns, &name, "RevocationGuard").await;
     assert!(message.contains("drops www.example.com"), "{message}");
     let fingerprint = message
@@ -558,7 +540,7 @@ async fn approval_and_validation_at_digicert_show_as_pending() {
         issuer_spec(&env, json!({"orderId": APPROVAL})),
     );
     let (name, _) = env
-        .certificate_request(
+        .approved_request(
             &ns,
             "approval",
             1,
@@ -567,7 +549,6 @@ async fn approval_and_validation_at_digicert_show_as_pending() {
             json!({}),
         )
         .await;
-    env.decide(&ns, &name, "Approved").await;
     env.wait_pending(&ns, &name, "waits for approval at DigiCert")
         .await;
     // The issuer asks to approve, and the account allows it: approved, issued.
@@ -586,7 +567,7 @@ async fn approval_and_validation_at_digicert_show_as_pending() {
         issuer_spec(&env, json!({"orderId": VALIDATION})),
     );
     let (name, _) = env
-        .certificate_request(
+        .approved_request(
             &ns,
             "validation",
             1,
@@ -595,7 +576,6 @@ async fn approval_and_validation_at_digicert_show_as_pending() {
             json!({}),
         )
         .await;
-    env.decide(&ns, &name, "Approved").await;
     let message = env.wait_pending(&ns, &name, "domain validation of").await;
     assert!(message.contains("example.org"), "{message}");
     assert_eq!(env.calls(Operation::Reissue), 2);
@@ -606,30 +586,13 @@ async fn approval_and_validation_at_digicert_show_as_pending() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_kill_during_the_send_ends_with_one_reissue_and_the_request_issued() {
     const ORDER: u64 = 7109;
-    let mut env = Cm::new("cm-kill", vec![crate::support::order(ORDER)]).await;
-    env.start_operator();
-    let ns = env.ns();
-    env.issuer(
-        &ns,
-        "digicert",
-        issuer_spec(&env, json!({"orderId": ORDER})),
-    );
+    let (mut env, ns) = Cm::with_issuer("cm-kill", ORDER).await;
     env.issuer_ready("digicertissuer", Some(&ns), "digicert", "True")
         .await;
     // DigiCert does the work, but its answer takes 5 s: the operator is killed while
     // it waits, after the reissue exists.
     env.fault(json!({"operation": "reissue", "kind": "delay", "millis": 5000, "phase": "after", "times": 1}));
-    let (name, csr) = env
-        .certificate_request(
-            &ns,
-            "web",
-            1,
-            ("DigicertIssuer", "digicert"),
-            NAMES,
-            json!({}),
-        )
-        .await;
-    env.decide(&ns, &name, "Approved").await;
+    let (name, csr) = approved_web(&env, &ns).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     while env.certificates(ORDER, "reissue").is_empty() {
         assert!(
@@ -661,27 +624,10 @@ async fn a_kill_during_the_send_ends_with_one_reissue_and_the_request_issued() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_answer_is_found_by_its_csr_not_sent_again() {
     const ORDER: u64 = 7110;
-    let mut env = Cm::new("cm-lost", vec![crate::support::order(ORDER)]).await;
-    env.start_operator();
-    let ns = env.ns();
-    env.issuer(
-        &ns,
-        "digicert",
-        issuer_spec(&env, json!({"orderId": ORDER})),
-    );
+    let (env, ns) = Cm::with_issuer("cm-lost", ORDER).await;
     // The connection breaks after DigiCert made the reissue.
     env.fault(json!({"operation": "reissue", "kind": "drop", "phase": "after", "times": 1}));
-    let (name, csr) = env
-        .certificate_request(
-            &ns,
-            "web",
-            1,
-            ("DigicertIssuer", "digicert"),
-            NAMES,
-            json!({}),
-        )
-        .await;
-    env.decide(&ns, &name, "Approved").await;
+    let (name, csr) = approved_web(&env, &ns).await;
     let r = env
         .wait_reason(&ns, &name, "Issued", Duration::from_secs(90))
         .await;
@@ -717,17 +663,7 @@ async fn the_issuers_domain_validation_settings_validate_a_lapsed_domain_for_the
             json!({"orderId": ORDER, "domainValidation": rfc2136_settings(&dns, None)}),
         ),
     );
-    let (name, csr) = env
-        .certificate_request(
-            &ns,
-            "web",
-            1,
-            ("DigicertIssuer", "digicert"),
-            NAMES,
-            json!({}),
-        )
-        .await;
-    env.decide(&ns, &name, "Approved").await;
+    let (name, csr) = approved_web(&env, &ns).await;
 
     // DigiCert holds the reissue; the operator publishes the order's value through
     // RFC 2136, has DigiCert check it, and the reissue issues.
@@ -798,7 +734,7 @@ async fn moving_between_a_digicert_order_and_a_certificate_takes_no_new_order() 
     env.issuer(&ns, "digicert", issuer_spec(&env, json!({})));
     let order = json!({"digicert-operator.dev/order-id": ORDER.to_string()});
     let (name, csr) = env
-        .certificate_request(
+        .approved_request(
             &ns,
             "web",
             1,
@@ -807,7 +743,6 @@ async fn moving_between_a_digicert_order_and_a_certificate_takes_no_new_order() 
             order.clone(),
         )
         .await;
-    env.decide(&ns, &name, "Approved").await;
     let message = env.wait_pending(&ns, &name, "OrderClaimed").await;
     assert!(
         message.contains(&format!("the DigicertOrder {ns}/dco")),
@@ -875,29 +810,12 @@ async fn the_api_server_refuses_an_issuer_spec_that_cannot_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_rate_limited_request_waits_pending_and_is_sent_once_the_limit_allows() {
     const ORDER: u64 = 7113;
-    let mut env = Cm::new("cm-429", vec![crate::support::order(ORDER)]).await;
-    env.start_operator();
-    let ns = env.ns();
-    env.issuer(
-        &ns,
-        "digicert",
-        issuer_spec(&env, json!({"orderId": ORDER})),
-    );
+    let (env, ns) = Cm::with_issuer("cm-429", ORDER).await;
     env.issuer_ready("digicertissuer", Some(&ns), "digicert", "True")
         .await;
     // DigiCert answers the reissue with 429 once: it never arrived.
     env.fault(json!({"operation": "reissue", "kind": "rate_limit", "times": 1}));
-    let (name, csr) = env
-        .certificate_request(
-            &ns,
-            "web",
-            1,
-            ("DigicertIssuer", "digicert"),
-            NAMES,
-            json!({}),
-        )
-        .await;
-    env.decide(&ns, &name, "Approved").await;
+    let (name, csr) = approved_web(&env, &ns).await;
     let message = env.wait_pending(&ns, &name, "RateLimited").await;
     assert!(message.contains("reissuing the order"), "{message}");
     // Nothing exists at DigiCert, so nothing is recorded as sent.

@@ -81,6 +81,20 @@ impl Cm {
         Cm { env }
     }
 
+    /// An environment with `order`, the operator started, and a DigicertIssuer
+    /// `digicert` for the order with the test's account; its namespace.
+    pub async fn with_issuer(test: &str, order: u64) -> (Cm, String) {
+        let mut env = Cm::new(test, vec![super::order(order)]).await;
+        env.start_operator();
+        let ns = env.ns();
+        env.issuer(
+            &ns,
+            "digicert",
+            issuer_spec(&env, json!({"orderId": order})),
+        );
+        (env, ns)
+    }
+
     pub fn ns(&self) -> String {
         self.cluster.namespace.clone()
     }
@@ -267,6 +281,23 @@ impl Cm {
             .await
             .unwrap();
         (name, info)
+    }
+
+    /// `certificate_request`, then approved as cert-manager's approver does.
+    pub async fn approved_request(
+        &self,
+        ns: &str,
+        certificate: &str,
+        revision: u32,
+        issuer: (&str, &str),
+        names: &[&str],
+        annotations: Value,
+    ) -> (String, keys::CsrInfo) {
+        let made = self
+            .certificate_request(ns, certificate, revision, issuer, names, annotations)
+            .await;
+        self.decide(ns, &made.0, "Approved").await;
+        made
     }
 
     /// Sets `Approved` (or `Denied`) through the status subresource, with the reason
