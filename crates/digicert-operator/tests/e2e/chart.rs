@@ -1674,6 +1674,9 @@ async fn example_simulator(key: &str) -> (RunningSimulator, tempfile::NamedTempF
 async fn the_chart_installs_upgrades_and_uninstalls() {
     let cluster = TestCluster::new("chart-lifecycle").await;
     install_crd(&cluster);
+    // The server serves cert-manager.io/v1: the default (auto) grants cert-manager's
+    // approver our signer names.
+    crate::support::certmanager::install_crds(&cluster);
     let ns = cluster.namespace.clone();
     let kubeconfig = cluster.kubeconfig.clone();
     let k = Some(kubeconfig.as_os_str());
@@ -1748,8 +1751,12 @@ async fn the_chart_installs_upgrades_and_uninstalls() {
         [
             format!("clusterrole.rbac.authorization.k8s.io/{fullname}"),
             format!("clusterrole.rbac.authorization.k8s.io/{fullname}-accounts"),
+            format!("clusterrole.rbac.authorization.k8s.io/{fullname}-cert-manager-approver"),
             format!("clusterrolebinding.rbac.authorization.k8s.io/{fullname}"),
             format!("clusterrolebinding.rbac.authorization.k8s.io/{fullname}-accounts"),
+            format!(
+                "clusterrolebinding.rbac.authorization.k8s.io/{fullname}-cert-manager-approver"
+            ),
             format!("digicertaccount.digicert-operator.dev/{fullname}"),
         ]
     );

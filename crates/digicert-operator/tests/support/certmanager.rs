@@ -35,11 +35,16 @@ impl std::ops::DerefMut for Cm {
 
 /// cert-manager's CRDs (idempotent: tests share the server).
 pub fn install_cert_manager_crds(env: &OperatorEnv) {
+    install_crds(&env.cluster);
+}
+
+/// cert-manager's CRDs on `cluster` (idempotent: tests share the server).
+pub fn install_crds(cluster: &super::cluster::TestCluster) {
     let file = super::cluster::repo_root()
         .join("crates/digicert-operator/tests/fixtures/cert-manager-crds.yaml");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let out = env.cluster.kubectl_run(
+        let out = cluster.kubectl_run(
             &[
                 "apply",
                 "--server-side",
@@ -60,7 +65,7 @@ pub fn install_cert_manager_crds(env: &OperatorEnv) {
         std::thread::sleep(Duration::from_millis(500));
     }
     super::cluster::wait_established(
-        &env.cluster.kubeconfig,
+        &cluster.kubeconfig,
         &[
             "certificaterequests.cert-manager.io",
             "certificates.cert-manager.io",
