@@ -334,7 +334,12 @@ async fn the_operator_binary_runs_as_a_subprocess_and_can_be_killed() {
         &[("LOG_LEVEL", std::ffi::OsStr::new("debug"))],
     );
     p.wait_for_log("CertCentral simulator listening", Duration::from_secs(30));
-    assert!(ready.exists());
+    // The ready file follows the listening line (it is written once the server runs).
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !ready.exists() {
+        assert!(std::time::Instant::now() < deadline, "no ready file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let pid = p.pid();
     assert!(p.is_running());
     p.kill();

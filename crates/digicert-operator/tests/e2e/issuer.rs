@@ -53,7 +53,16 @@ async fn an_approved_request_gets_its_certificate_by_one_reissue_of_the_order() 
         .await;
     assert_eq!(reason, "OrderReady", "{message}");
 
-    let (name, csr) = approved_web(&env, &ns).await;
+    let (name, csr) = env
+        .certificate_request(
+            &ns,
+            "web",
+            1,
+            ("DigicertIssuer", "digicert"),
+            NAMES,
+            json!({}),
+        )
+        .await;
     // Not approved: no DigiCert call, and nothing written.
     env.untouched_for(&ns, &name, Duration::from_secs(3)).await;
     assert_eq!(env.calls(Operation::Reissue), 0);
@@ -110,7 +119,7 @@ async fn an_approved_request_gets_its_certificate_by_one_reissue_of_the_order() 
 
     // cert-manager's renewal: a new request of the same Certificate reissues again.
     let (renewal, csr2) = env
-        .certificate_request(
+        .approved_request(
             &ns,
             "web",
             2,
@@ -119,7 +128,6 @@ async fn an_approved_request_gets_its_certificate_by_one_reissue_of_the_order() 
             json!({}),
         )
         .await;
-    env.decide(&ns, &renewal, "Approved").await;
     let issued = env
         .wait_reason(&ns, &renewal, "Issued", Duration::from_secs(60))
         .await;
@@ -265,16 +273,7 @@ async fn an_issuer_whose_account_does_not_allow_its_namespace_makes_no_call() {
         .await;
     assert_eq!(reason, "NamespaceNotAllowed", "{message}");
 
-    let (name, _) = env
-        .certificate_request(
-            &ns,
-            "web",
-            1,
-            ("DigicertIssuer", "digicert"),
-            NAMES,
-            json!({}),
-        )
-        .await;
+    let (name, _) = approved_web(&env, &ns).await;
     let message = env.wait_pending(&ns, &name, "not ready").await;
     assert!(
         message.contains("does not allow the namespace"),
@@ -329,7 +328,7 @@ async fn a_cluster_issuer_takes_duplicates_for_two_namespaces_on_one_order() {
         (&other, &["example.com", "www.example.com"][..]),
     ] {
         let (name, csr) = env
-            .approved_request(
+            .certificate_request(
                 space,
                 "web",
                 1,
@@ -367,7 +366,7 @@ async fn a_cluster_issuer_takes_duplicates_for_two_namespaces_on_one_order() {
     // A duplicate has the order's names: one with another name, or without one of
     // them, is refused before DigiCert is asked.
     let (bad, _) = env
-        .certificate_request(
+        .approved_request(
             &ns,
             "api",
             1,
@@ -376,7 +375,6 @@ async fn a_cluster_issuer_takes_duplicates_for_two_namespaces_on_one_order() {
             order.clone(),
         )
         .await;
-    env.decide(&ns, &bad, "Approved").await;
     let r = env
         .wait_reason(&ns, &bad, "InvalidRequest", Duration::from_secs(30))
         .await;
@@ -402,7 +400,7 @@ async fn a_second_certificate_for_a_reissued_order_waits_for_the_one_that_drives
     env.issuer(&ns, "digicert", issuer_spec(&env, json!({})));
     let order = json!({"digicert-operator.dev/order-id": ORDER.to_string()});
     let (first, _) = env
-        .certificate_request(
+        .approved_request(
             &ns,
             "first",
             1,
@@ -411,12 +409,11 @@ async fn a_second_certificate_for_a_reissued_order_waits_for_the_one_that_drives
             order.clone(),
         )
         .await;
-    env.decide(&ns, &first, "Approved").await;
     env.wait_reason(&ns, &first, "Issued", Duration::from_secs(60))
         .await;
 
     let (second, _) = env
-        .certificate_request(
+        .approved_request(
             &ns,
             "second",
             1,
@@ -425,7 +422,6 @@ async fn a_second_certificate_for_a_reissued_order_waits_for_the_one_that_drives
             order.clone(),
         )
         .await;
-    env.decide(&ns, &second, "Approved").await;
     let message = env.wait_pending(&ns, &second, "OrderClaimed").await;
     assert!(
         message.contains(&format!("the Certificate {ns}/first")),
@@ -473,7 +469,7 @@ async fn a_request_that_drops_names_waits_for_consent() {
     const ORDER: u64 = 7106;
     let (env, ns) = Cm::with_issuer("cm-guard", ORDER).await;
     let (name, csr) = env
-        .certificate_request(
+        .approved_request(
             &ns,
             "web",
             1,
