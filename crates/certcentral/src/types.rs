@@ -56,10 +56,14 @@ pub enum Operation {
     RevokeCertificate,
     /// `PUT /order/certificate/{order_id}/revoke`
     RevokeOrder,
+    /// `GET /order/certificate/status-changes`
+    StatusChanges,
+    /// `GET /order/certificate`
+    ListOrders,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 22] = [
+    pub const ALL: [Operation; 24] = [
         Operation::OrderInfo,
         Operation::Reissue,
         Operation::ListReissues,
@@ -82,6 +86,8 @@ impl Operation {
         Operation::ListDuplicates,
         Operation::RevokeCertificate,
         Operation::RevokeOrder,
+        Operation::StatusChanges,
+        Operation::ListOrders,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +114,8 @@ impl Operation {
             Operation::ListDuplicates => "list_duplicates",
             Operation::RevokeCertificate => "revoke_certificate",
             Operation::RevokeOrder => "revoke_order",
+            Operation::StatusChanges => "status_changes",
+            Operation::ListOrders => "list_orders",
         }
     }
 
@@ -335,6 +343,10 @@ pub struct ReissueResponse {
     pub requests: Vec<RequestRef>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certificate_id: Option<u64>,
+    /// With immediate issuance, the chain (leaf first) where DigiCert sends it (seen
+    /// in third parties' clients, not documented: optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_chain: Option<Vec<crate::duplicate::ChainCertificate>>,
 }
 
 impl ReissueResponse {

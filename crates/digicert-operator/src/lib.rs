@@ -16,6 +16,7 @@ pub mod issuer;
 pub mod metrics;
 pub mod operator;
 pub mod telemetry;
+pub mod webhook;
 
 // The CertCentral client and the key code are crates of their own; re-exported under
 // their old paths so `crate::certcentral::…` and `crate::keys::…` read as before.

@@ -136,9 +136,26 @@ struct RunArgs {
         value_delimiter = ','
     )]
     watch_namespaces: Vec<String>,
-    /// How often each order is looked at when nothing else happens (e.g. 6h, 30m).
-    #[arg(long, env = "RESYNC_PERIOD", default_value = "6h", value_parser = parse_duration)]
+    /// How often each order is checked in full at DigiCert (order info and its
+    /// reissues: what the change feed cannot show, such as a certificate revoked by
+    /// hand) when nothing else happens, e.g. 168h, 6h. Without a working change feed
+    /// an order is checked at least every 6h.
+    #[arg(long, env = "RESYNC_PERIOD", default_value = "168h", value_parser = parse_duration)]
     resync: std::time::Duration,
+    /// How often each account key's change feed (DigiCert's account-wide status
+    /// changes, one call per key) is read; it wakes the orders that changed. 0 turns
+    /// the feed off: every order is then checked on its own (at most every 6h).
+    #[arg(long, env = "FEED_INTERVAL", default_value = "2m", value_parser = parse_duration_or_zero)]
+    feed_interval: std::time::Duration,
+    /// Listen for CertCentral webhooks on this address (e.g. 0.0.0.0:8443): a call
+    /// that carries the shared key makes the orders of the order it names look at
+    /// DigiCert at once. Unset: no webhook receiver.
+    #[arg(long, env = "WEBHOOK_LISTEN")]
+    webhook_listen: Option<SocketAddr>,
+    /// A file holding the shared key CertCentral sends in X-WEBHOOK-KEY (required
+    /// with --webhook-listen).
+    #[arg(long, env = "WEBHOOK_KEY_FILE")]
+    webhook_key_file: Option<PathBuf>,
     /// Give certificate Secrets an owner reference, so they are deleted with their
     /// DigicertOrder (by default they stay).
     #[arg(long, env = "SECRET_OWNER_REFERENCES")]
@@ -216,6 +233,14 @@ struct RunArgs {
     /// 3 min per API key). Only for a simulator started with --no-rate-limit.
     #[arg(long, env = "NO_RATE_LIMIT")]
     no_rate_limit: bool,
+}
+
+/// A duration, where 0 means "off".
+fn parse_duration_or_zero(text: &str) -> Result<std::time::Duration, String> {
+    if text.trim() == "0" {
+        return Ok(std::time::Duration::ZERO);
+    }
+    parse_duration(text)
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -355,16 +380,19 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
         default_account = ?config.default_account,
         namespaces = ?config.namespaces,
         resync_s = config.resync.as_secs(),
+        feed_interval_s = config.feed_interval.map(|d| d.as_secs()),
         "starting digicert-operator {}",
         env!("CARGO_PKG_VERSION")
     );
     let leader_election = leader_election(&args);
+    let webhook = webhook(&args)?;
     let ctx = std::sync::Arc::new(Context::new(client, endpoints, config, metrics));
     operator::run(
         ctx,
         operator::Options {
             health_addr: args.health_addr,
             leader_election,
+            webhook,
         },
     )
     .await?;
@@ -418,7 +446,26 @@ fn operator_config(args: &RunArgs, dcv: controller::DcvConfig) -> OperatorConfig
         deletion_timeout: args.deletion_timeout,
         dcv,
         serve_unassigned: args.serve_unassigned,
+        feed_interval: Some(args.feed_interval).filter(|d| !d.is_zero()),
     }
+}
+
+/// The webhook receiver, when asked for: its address and the key from its file.
+fn webhook(
+    args: &RunArgs,
+) -> anyhow::Result<Option<(SocketAddr, digicert_operator::webhook::WebhookKey)>> {
+    let Some(addr) = args.webhook_listen else {
+        return Ok(None);
+    };
+    let path = args
+        .webhook_key_file
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--webhook-listen needs --webhook-key-file"))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    let key = digicert_operator::webhook::WebhookKey::new(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Some((addr, key)))
 }
 
 /// Leader election, when asked for: this process's identity is the host name and

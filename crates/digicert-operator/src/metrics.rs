@@ -45,6 +45,14 @@ pub struct OperationLabels {
     pub operation: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedLabels {
+    /// changes (status changes), page (list orders by page), ids (list orders by id)
+    pub kind: String,
+    /// ok or failed
+    pub outcome: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// The times an order's gauges show.
@@ -70,6 +78,8 @@ pub struct Metrics {
     pub rate_limiter_wait: Histogram,
     pub reconciles: Counter,
     pub reconcile_errors: Counter,
+    pub feed_readings: Family<FeedLabels, Counter>,
+    pub feed_woken: Counter,
     pub reconcile_duration: Histogram,
     /// Deleted orders (uid → when), so that late reconciles publish nothing for them.
     gone: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
@@ -101,6 +111,8 @@ impl Metrics {
             rate_limiter_wait: Histogram::new(exponential_buckets(0.01, 2.0, 16)),
             reconciles: Counter::default(),
             reconcile_errors: Counter::default(),
+            feed_readings: Family::<FeedLabels, Counter>::default(),
+            feed_woken: Counter::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             domains: Default::default(),
             gone: Default::default(),
@@ -174,6 +186,26 @@ impl Metrics {
             "Duration of reconciles",
             self.reconcile_duration.clone(),
         );
+        self.registry.register(
+            "feed_readings",
+            "Readings of DigiCert's change feed by kind (changes, page, ids) and outcome",
+            self.feed_readings.clone(),
+        );
+        self.registry.register(
+            "feed_orders_woken",
+            "DigicertOrders woken because DigiCert's change feed or a webhook said their order changed",
+            self.feed_woken.clone(),
+        );
+    }
+
+    /// Counts one reading of the change feed.
+    pub fn feed_reading(&self, kind: &str, ok: bool) {
+        self.feed_readings
+            .get_or_create(&FeedLabels {
+                kind: kind.into(),
+                outcome: if ok { "ok" } else { "failed" }.into(),
+            })
+            .inc();
     }
 
     pub fn encode(&self) -> String {

@@ -56,6 +56,8 @@ pub struct LeaderElection {
 pub struct Options {
     pub health_addr: SocketAddr,
     pub leader_election: Option<LeaderElection>,
+    /// The CertCentral webhook receiver's address and shared key, when enabled.
+    pub webhook: Option<(SocketAddr, crate::webhook::WebhookKey)>,
 }
 
 /// Serves `/healthz`, `/readyz` and `/metrics`.
@@ -135,6 +137,10 @@ pub async fn termination() {
 pub async fn run(ctx: Arc<Context>, options: Options) -> Result<()> {
     let health = ctx.health.clone();
     let _http = serve_http(options.health_addr, health.clone(), ctx.metrics.clone()).await?;
+    let _webhook = match options.webhook {
+        Some((addr, key)) => Some(crate::webhook::serve(addr, ctx.feeds.clone(), key).await?),
+        None => None,
+    };
     let (stop_tx, stop_rx) = watch::channel(false);
     let stop_on_signal = {
         let stop_tx = stop_tx.clone();

@@ -74,12 +74,14 @@ impl State {
                 id,
                 requests: vec![],
                 certificate_id: Some(cert_id),
+                certificate_chain: None,
             })
         } else {
             Ok(ReissueResponse {
                 id,
                 requests: vec![RequestRef { id: request_id }],
                 certificate_id: None,
+                certificate_chain: None,
             })
         }
     }

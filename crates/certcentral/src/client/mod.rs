@@ -190,7 +190,7 @@ impl Client {
         .await
     }
 
-    async fn json<T: DeserializeOwned>(
+    pub(crate) async fn json<T: DeserializeOwned>(
         &self,
         op: Operation,
         method: Method,

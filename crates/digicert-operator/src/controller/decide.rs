@@ -4,6 +4,7 @@
 
 mod dcv;
 mod duplicate;
+pub mod feed;
 mod follow;
 mod plan;
 mod readiness;

@@ -15,6 +15,7 @@ pub mod claims;
 pub mod decide;
 mod endpoints;
 pub mod events;
+pub mod feed;
 #[cfg(test)]
 mod fixtures;
 pub mod ownership;
@@ -75,6 +76,9 @@ pub struct OperatorConfig {
     /// Serve accounts that name no operator namespace, and orders with a key of their
     /// own namespace (see `access::serves`).
     pub serve_unassigned: bool,
+    /// How often each account key's change feed is read; `None`: no feed, every order
+    /// is checked on its own at the resync (at most `FEEDLESS_RESYNC`).
+    pub feed_interval: Option<Duration>,
 }
 
 /// What the operator offers for solving domain validation.
@@ -102,6 +106,8 @@ pub struct Context {
     pub secret_waits: waits::SecretWaits,
     /// cert-manager requests that wait after a failed DigiCert call.
     pub request_backoffs: crate::issuer::backoff::Backoffs,
+    /// DigiCert's change feed, one reader per account key.
+    pub feeds: Arc<feed::Feeds>,
 }
 
 impl Context {
@@ -112,7 +118,9 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Self {
         let secret_waits = waits::SecretWaits::new(client.clone());
+        let feeds = Arc::new(feed::Feeds::new(config.feed_interval, metrics.clone()));
         Context {
+            feeds,
             events: events::Events::new(
                 client.clone(),
                 "digicert-operator",
@@ -213,6 +221,7 @@ fn forget(ctx: &Context, order: &OrderMeta) {
     );
     ctx.account_users
         .record(&namespace, &order.name_any(), None);
+    ctx.feeds.unfollow(&(namespace, order.name_any()));
 }
 
 /// Removes the operator's finalizer, against the version read (a merge patch with the

@@ -94,6 +94,8 @@ async fn world(orders: Vec<OrderSeed>) -> World {
         dcv: DcvConfig::default(),
         // Orders of the default account are unassigned: this operator serves them.
         serve_unassigned: true,
+        // The phases one at a time: no feed reader runs here.
+        feed_interval: None,
     };
     let ctx = Arc::new(Context::new(
         client,
@@ -188,7 +190,7 @@ fn ready(w: &World, name: &str) -> bool {
 }
 
 #[tokio::test]
-async fn a_new_order_gets_its_certificate_with_four_digicert_calls() {
+async fn a_new_order_gets_its_certificate_with_two_status_writes() {
     let w = world(vec![seed(1001)]).await;
     w.api.put(rsa_order("web"));
     let (action, reconciles) = reconcile_until(&w, "web", 6, |w| ready(w, "web")).await;
@@ -210,8 +212,9 @@ async fn a_new_order_gets_its_certificate_with_four_digicert_calls() {
     // The new key's Secret was a step on the way and is gone.
     assert!(w.api.get(&format!("{SECRETS}/web-pending-key")).is_none());
     // First the claim on the order (a Lease in the operator's namespace), then the
-    // new key stored, then status (Prepared, Submitting before the POST, the
-    // certificate written). Nothing to do at DigiCert on deletion: no finalizer.
+    // new key stored, then status (Submitting before the POST, then the certificate
+    // written: two status writes). Nothing to do at DigiCert on deletion: no
+    // finalizer.
     let writes = w.api.write_lines();
     assert_eq!(
         writes[0], "POST /apis/coordination.k8s.io/v1/namespaces/digicert-operator/leases",
@@ -253,19 +256,28 @@ async fn a_new_order_gets_its_certificate_with_four_digicert_calls() {
         deleted.body["preconditions"]["uid"].is_string(),
         "{deleted:?}"
     );
-    let prepared = &secret_writes[first_status].body;
+    let submitting = &secret_writes[first_status].body;
     assert_eq!(
-        prepared["status"]["reissue"]["state"], "Prepared",
-        "{prepared:#}"
+        submitting["status"]["reissue"]["state"], "Submitting",
+        "{submitting:#}"
     );
     assert_eq!(
-        prepared["status"]["reissue"]["keySecretName"],
+        submitting["status"]["reissue"]["keySecretName"],
         "web-pending-key"
     );
-    // DigiCert: the order's names, the reissue, the order, the download.
+    assert!(submitting["status"]["reissue"]["submittedAt"].is_string());
+    let status_writes = writes.iter().filter(|l| l.ends_with("/web/status")).count();
+    assert_eq!(status_writes, 2, "{writes:#?}");
+    // Every write: the claim, the key, two status writes, the Secret, the key's
+    // removal, one event.
+    let events = writes.iter().filter(|l| l.contains("/events")).count();
+    assert_eq!(events, 1, "{writes:#?}");
+    assert_eq!(writes.len(), 7, "{writes:#?}");
+    // DigiCert: the order's names, the reissue, the order (issued), the download.
+    // (With skipApproval the answer names the certificate: no second order info.)
     assert_eq!(w.calls(Operation::Reissue), 1);
     assert_eq!(w.calls(Operation::Download), 1);
-    assert!(w.calls(Operation::OrderInfo) <= 2);
+    assert_eq!(w.calls(Operation::OrderInfo), 2);
     assert_eq!(
         w.condition("web", "Issuing"),
         ("False".into(), "Issued".into())

@@ -156,6 +156,7 @@ pub(crate) fn scopes(config: &super::OperatorConfig) -> Vec<Option<String>> {
 }
 
 pub async fn run(ctx: Arc<Context>, stop: watch::Receiver<bool>) -> Result<()> {
+    ctx.feeds.start(stop.clone());
     let namespaces = scopes(&ctx.config);
     let runs = namespaces
         .into_iter()
@@ -313,8 +314,12 @@ pub(crate) fn order_controller(
         })
         .applied_objects()
         .predicate_filter(relevant_change, PredicateConfig::default());
-    let waited = waits::wakes_in(ctx.secret_waits.subscribe(), ns.clone())
-        .map(|(ns, name)| ObjectRef::<OrderMeta>::new(&name).within(&ns));
+    // Secrets the order waits on, and orders DigiCert's change feed says changed.
+    let waited = futures::stream::select(
+        waits::wakes_in(ctx.secret_waits.subscribe(), ns.clone()),
+        waits::wakes_in(ctx.feeds.subscribe(), ns.clone()),
+    )
+    .map(|(ns, name)| ObjectRef::<OrderMeta>::new(&name).within(&ns));
     Controller::for_stream(trigger, store)
         .with_config(
             kube::runtime::controller::Config::default().concurrency(ctx.config.concurrency),

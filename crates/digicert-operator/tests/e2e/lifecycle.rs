@@ -124,7 +124,7 @@ async fn events_and_statuses(env: &OperatorEnv) -> String {
 }
 
 /// The operator's events in the namespace, counted by object and reason
-/// (`web/Normal/ReissueStarted: 2`).
+/// (`web/Normal/CertificateIssued: 2`).
 async fn event_summary(env: &OperatorEnv) -> String {
     let events: Api<k8s_openapi::api::events::v1::Event> = env.cluster.api();
     let mut counts = std::collections::BTreeMap::<String, i32>::new();

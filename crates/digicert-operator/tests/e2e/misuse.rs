@@ -346,7 +346,7 @@ async fn a_hand_edited_secret_is_replaced_and_status_describes_what_is_in_the_se
         env.event_reasons("web")
             .await
             .iter()
-            .any(|r| r == "ReissueStarted")
+            .any(|r| r == "CertificateIssued")
     );
 
     // The first certificate (still valid, still the order's) put back from a backup:

@@ -75,8 +75,7 @@ impl Run {
             self.describe_certificate(s);
             self.status.renewal_time = None;
         }
-        let due =
-            decide::order_check_due(self.last_order_check(), self.ctx.config.resync, self.now);
+        let due = self.order_check_due(None, true);
         if let Some(s) = &stored
             && !due
             && !manual
@@ -106,11 +105,11 @@ impl Run {
                 self.clear_failures();
                 self.condition(READY, false, reason, message.clone());
                 self.condition(ISSUING, false, reason, message);
-                Ok(Action::requeue(self.ctx.config.resync))
+                Ok(Action::requeue(self.check_period()))
             }
             decide::DuplicatePlan::Keep => {
                 let (Some(stored), Some(target)) = (stored, target) else {
-                    return Ok(Action::requeue(self.ctx.config.resync));
+                    return Ok(Action::requeue(self.check_period()));
                 };
                 // A copy of unknown source that matches is taken as this one's.
                 self.status.duplicate_of.get_or_insert(current.id);

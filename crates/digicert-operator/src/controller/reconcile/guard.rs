@@ -108,7 +108,7 @@ impl Run {
                 .await;
         }
         // The annotation or a spec change wakes the resource; the order may change too.
-        Action::requeue(self.ctx.config.resync)
+        Action::requeue(self.check_period())
     }
 
     /// The order's certificates a names-dropping reissue would revoke: the issued,

@@ -36,12 +36,10 @@ impl Run {
                 ),
             );
         }
-        let last_check = self.last_order_check();
         let auto_reissue_differs = self.spec().auto_reissue.is_some()
             && self.spec().auto_reissue != self.status.auto_reissue
             && !status::auto_reissue_refused(&self.status.conditions, self.generation());
-        if (decide::order_check_due(last_check, self.ctx.config.resync, self.now)
-            || auto_reissue_differs)
+        if (self.order_check_due(stored.certificate_id, false) || auto_reissue_differs)
             && let Break(action) = self
                 .check_order(Some(target), stored.certificate_id)
                 .await?
@@ -83,7 +81,7 @@ impl Run {
         Action::requeue(decide::next_look(
             &times,
             self.last_order_check(),
-            self.ctx.config.resync,
+            self.check_period(),
             self.now,
         ))
     }
@@ -142,7 +140,7 @@ impl Run {
         );
         let SecretState::Valid(stored) = state else {
             self.condition(READY, false, reason.as_str(), reason.describe());
-            return Ok(Action::requeue(self.ctx.config.resync));
+            return Ok(Action::requeue(self.check_period()));
         };
         let expired = self.now >= stored.leaf.not_after;
         match reason {

@@ -1,10 +1,9 @@
 //! One reconcile of a DigicertOrder: gather the inputs, ask `decide`, carry out the
 //! answer, record it in status.
 //!
-//! Crash safety rests on two status writes that come *before* the effects they
-//! describe: the new key is stored in its own Secret and the reissue marked
-//! `Prepared` before anything goes to DigiCert; the reissue is marked `Submitting`
-//! before the POST. A reconcile that finds `Submitting` without a request id looks the
+//! Crash safety rests on what is written *before* the effects it describes: the new
+//! key is stored in its own Secret, then the reissue is marked `Submitting` (one
+//! status write) before the POST. A reconcile that finds `Submitting` without a request id looks the
 //! CSR up in the reissue list and adopts what it finds, so an intent is never
 //! submitted twice and its key is never lost.
 
@@ -92,6 +91,11 @@ pub struct Run {
     readiness: Option<decide::Readiness>,
     /// Why the gate kept this reconcile from DigiCert, if it did.
     blocked: bool,
+    /// A certificate's chain that came with a reissue's answer (issued at once):
+    /// (certificate id, PEM), so it need not be downloaded.
+    answered: Option<(u64, String)>,
+    /// How the change feed of the order's key stands, and its view of the order.
+    feed: (decide::feed::Standing, Option<decide::feed::OrderView>),
 }
 
 fn jitter() -> f64 {
@@ -113,6 +117,8 @@ impl Run {
             account: None,
             readiness: None,
             blocked: false,
+            answered: None,
+            feed: (decide::feed::Standing::Off, None),
         }
     }
 
@@ -388,8 +394,23 @@ impl Run {
         // before any DigiCert call, a cancel's included.
         let digicert_was = status::find(&self.status.conditions, status::DIGICERT).cloned();
         match super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await? {
-            Ok(resolved) => self.account = Some(resolved),
-            Err(blocked) => return Ok(self.blocked(blocked, digicert_was, &readiness).await),
+            Ok(resolved) => {
+                self.feed = self.ctx.feeds.follow(
+                    (self.namespace.clone(), self.name.clone()),
+                    &resolved.endpoint,
+                    &resolved.client,
+                    self.spec().order_id,
+                );
+                self.account = Some(resolved);
+            }
+            Err(blocked) => {
+                // Not this resource's to follow (another drives the order, or no
+                // grant): the feed wakes it no more.
+                self.ctx
+                    .feeds
+                    .unfollow(&(self.namespace.clone(), self.name.clone()));
+                return Ok(self.blocked(blocked, digicert_was, &readiness).await);
+            }
         }
         let cancel_request = self.order.annotations().get(CANCEL_ANNOTATION).cloned();
         if decide::cancel_requested(
@@ -477,10 +498,10 @@ impl Run {
             (decide::Trigger::None, SecretState::Valid(stored)) => match &target {
                 Some(target) => self.idle(target, &stored).await,
                 // A valid certificate comes from a Secret: not reached.
-                None => Ok(Action::requeue(self.ctx.config.resync)),
+                None => Ok(Action::requeue(self.check_period())),
             },
             // No reason to reissue means a valid certificate: not reached.
-            (decide::Trigger::None, _) => Ok(Action::requeue(self.ctx.config.resync)),
+            (decide::Trigger::None, _) => Ok(Action::requeue(self.check_period())),
         }
     }
 

@@ -3,12 +3,91 @@
 use super::*;
 
 impl Run {
-    /// Copies what order info says into status.
+    /// Copies what order info says into status, and into the change feed's view.
     pub(super) fn observe_order(&mut self, info: &OrderInfo) {
         self.status.order_status = Some(info.status.to_string());
         self.status.auto_reissue = Some(info.auto_reissue == 1);
         self.status.order_valid_till = info.order_valid_till.clone();
         self.status.last_order_check = Some(status::time(self.now));
+        self.tell_feed(
+            info.status.clone(),
+            Some(info.certificate.id).filter(|id| *id != 0),
+            info.order_valid_till.clone(),
+        );
+    }
+
+    /// What this reconcile learnt of the order (or did to it) becomes the feed's view,
+    /// so the feed's next reading of the same state is no news.
+    pub(super) fn tell_feed(
+        &mut self,
+        status: OrderStatus,
+        certificate_id: Option<u64>,
+        order_valid_till: Option<String>,
+    ) {
+        let view = decide::feed::OrderView {
+            status,
+            certificate_id,
+            order_valid_till,
+            stale: false,
+        };
+        if let Some(account) = &self.account {
+            self.ctx.feeds.observed(
+                &account.endpoint,
+                &account.client,
+                self.spec().order_id,
+                view.clone(),
+            );
+        }
+        if self.feed.1.is_some() {
+            self.feed.1 = Some(view);
+        }
+    }
+
+    /// How long between full checks of the order (order info and reissues): the
+    /// resync, or with no working change feed at most `FEEDLESS_RESYNC`.
+    pub(super) fn check_period(&self) -> Duration {
+        decide::feed::order_check_period(self.feed.0, self.ctx.config.resync)
+    }
+
+    /// Whether the order is read at DigiCert now: its full check is due, or the change
+    /// feed says it changed. A quiet feed costs no call; the order's end it read is
+    /// taken as it is.
+    pub(super) fn order_check_due(
+        &mut self,
+        stored_certificate_id: Option<u64>,
+        duplicate: bool,
+    ) -> bool {
+        if decide::order_check_due(self.last_order_check(), self.check_period(), self.now) {
+            return true;
+        }
+        let known = decide::feed::Known {
+            order_status: self.status.order_status.as_deref(),
+            certificate_id: self
+                .status
+                .certificate
+                .as_ref()
+                .map(|c| c.id)
+                .or(stored_certificate_id),
+            duplicate,
+        };
+        match decide::feed::idle_look(self.feed.0, self.feed.1.as_ref(), known) {
+            decide::feed::Look::Order(why) => {
+                tracing::info!(why, "looking at the order at DigiCert");
+                true
+            }
+            decide::feed::Look::Quiet => {
+                if let Some(end) = self
+                    .feed
+                    .1
+                    .as_ref()
+                    .and_then(|v| v.order_valid_till.clone())
+                {
+                    self.status.order_valid_till = Some(end);
+                }
+                false
+            }
+            decide::feed::Look::AwaitFeed | decide::feed::Look::Resync => false,
+        }
     }
 
     /// The `OrderExpiring` condition from the order's end as DigiCert last said, with a
@@ -138,7 +217,7 @@ impl Run {
             }
             self.condition(READY, false, "OrderRevoked", message);
             self.clear_failures();
-            return Ok(Break(Action::requeue(self.ctx.config.resync)));
+            return Ok(Break(Action::requeue(self.check_period())));
         }
         // A certificate DigiCert issued without us (auto-reissue): take it when it is
         // for the key the Secret already holds.
@@ -206,7 +285,7 @@ impl Run {
                 );
                 self.event(EventType::Warning, "ForeignCertificate", "PickUp", message)
                     .await;
-                return Ok(Action::requeue(self.ctx.config.resync));
+                return Ok(Action::requeue(self.check_period()));
             }
         };
         let key_pem = secret::stored_key_pem(target).unwrap_or_default();

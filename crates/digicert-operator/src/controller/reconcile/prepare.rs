@@ -1,9 +1,11 @@
 //! Preparing a reissue: a key pair and CSR, kept in the pending-key Secret before anything goes to DigiCert.
+//! The prepared reissue is written to status only with its send (`Submitting`).
 
 use super::*;
 
 impl Run {
-    /// Makes and stores a key pair and CSR, marks the reissue `Prepared`, then submits.
+    /// Makes and stores a key pair and CSR, then submits (the status write before the
+    /// POST records both).
     /// `duplicate`: the names of a duplicate to request instead of a reissue, and the
     /// order's certificate it copies.
     pub(super) async fn prepare(
@@ -31,7 +33,7 @@ impl Run {
             None => decide::wanted_names(&spec),
         };
         let (key_pem, csr_pem) = key_and_csr(kind, reuse, names).await?;
-        let key_secret_name = proceed!(self.store_pending_key(&key_pem, &csr_pem).await?);
+        let (key_secret_name, stored) = proceed!(self.store_pending_key(&key_pem, &csr_pem).await?);
         self.status.reissue = Some(ReissueStatus {
             state: ReissueState::Prepared,
             reason: reason.as_str().into(),
@@ -45,16 +47,15 @@ impl Run {
             duplicate_of: duplicate.as_ref().map(|(_, of)| *of),
             names: duplicate.map(|(n, _)| n).unwrap_or_default(),
         });
-        self.record_prepared(&reason, reused).await?;
-        match self.pending_key().await? {
-            Some(p) => self.submit(p).await,
-            None => Ok(Action::requeue(schedule::NEXT_STEP_NOW)),
-        }
+        self.record_prepared(&reason, reused);
+        let pending = secret::read_pending_key(&stored).map_err(Error::Config)?;
+        self.submit(pending).await
     }
 
     /// Keeps the new key and CSR in the pending-key Secret, never over a Secret of
-    /// that name that is not this order's pending key. Returns the Secret's name.
-    async fn store_pending_key(&mut self, key_pem: &str, csr_pem: &str) -> Flow<String> {
+    /// that name that is not this order's pending key. Returns the Secret's name and
+    /// the Secret as written.
+    async fn store_pending_key(&mut self, key_pem: &str, csr_pem: &str) -> Flow<(String, Secret)> {
         let key_secret = secret::pending_key_secret(
             &self.name,
             &self.namespace,
@@ -76,19 +77,21 @@ impl Run {
                 self.ctx.config.resync.min(schedule::CONFLICT_RETRY),
             )));
         }
-        self.secrets()
+        let stored = self
+            .secrets()
             .patch(
                 &key_secret_name,
                 &PatchParams::apply(secret::MANAGER).force(),
                 &Patch::Apply(&key_secret),
             )
             .await?;
-        Ok(Continue(key_secret_name))
+        Ok(Continue((key_secret_name, stored)))
     }
 
-    /// Status says the reissue is prepared (written before anything goes to
-    /// DigiCert), with Ready as the reason leaves it, and an event.
-    async fn record_prepared(&mut self, reason: &ReissueReason, reused: bool) -> Result<()> {
+    /// What the conditions say of a prepared reissue: nothing is written yet. The
+    /// status write that records the send (`Submitting`) carries it, so a reissue
+    /// costs no write of its own before that one.
+    fn record_prepared(&mut self, reason: &ReissueReason, reused: bool) {
         let message = format!(
             "{}: {}; {} key pair",
             if self.is_duplicate() {
@@ -103,15 +106,11 @@ impl Run {
                 "generated a new"
             }
         );
-        self.condition(ISSUING, true, "Prepared", message.clone());
+        self.condition(ISSUING, true, "Prepared", message);
         // Renewal of a good certificate: the Secret stays Ready meanwhile.
         if !reason.keeps_ready() {
             self.condition(READY, false, reason.as_str(), reason.describe());
         }
-        self.save().await?;
-        self.event(EventType::Normal, "ReissueStarted", "Prepare", message)
-            .await;
-        Ok(())
     }
 
     pub(super) async fn pending_key(&self) -> Result<Option<PendingKey>> {

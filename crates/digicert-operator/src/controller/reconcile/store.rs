@@ -37,12 +37,18 @@ impl Run {
         let renewal = self
             .store_certificate(certificate_id, &chain, &leaf, &key_pem)
             .await?;
-        self.status.reissue = None;
+        if !self.is_duplicate() {
+            // The order's current certificate is this one now: the feed reporting the
+            // reissue later is no news.
+            self.tell_feed(OrderStatus::Issued, Some(certificate_id), None);
+        }
+        let reason = self.status.reissue.take().map(|r| r.reason);
         self.clear_failures();
         let message = format!(
-            "certificate {certificate_id} (serial {}) valid until {}",
+            "certificate {certificate_id} (serial {}) valid until {}{}",
             leaf.serial_number,
-            status::rfc3339(leaf.not_after)
+            status::rfc3339(leaf.not_after),
+            reason.map(|r| format!("; reason: {r}")).unwrap_or_default()
         );
         self.condition(READY, true, "Issued", message.clone());
         self.condition(ISSUING, false, "Issued", message.clone());
@@ -60,23 +66,31 @@ impl Run {
         Ok(self.next_look(&[renewal], leaf.not_after))
     }
 
-    /// Downloads a certificate's chain and checks the leaf against `key` and the
-    /// spec's names.
+    /// Downloads a certificate's chain (unless the reissue's answer brought it) and
+    /// checks the leaf against `key` and the spec's names.
     pub(super) async fn download(
         &mut self,
         certificate_id: u64,
         key: &rcgen::KeyPair,
         client: &certcentral::Client,
     ) -> Result<Downloaded> {
-        let pem = match client
-            .download_certificate(certificate_id, DownloadFormat::PemAll)
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => {
-                let action = self.fail(&e, "downloading the certificate").await;
-                return Ok(Downloaded::Failed(action));
-            }
+        let answered = self
+            .answered
+            .take()
+            .filter(|(id, _)| *id == certificate_id)
+            .map(|(_, pem)| pem);
+        let pem = match answered {
+            Some(pem) => pem,
+            None => match client
+                .download_certificate(certificate_id, DownloadFormat::PemAll)
+                .await
+            {
+                Ok(p) => p,
+                Err(e) => {
+                    let action = self.fail(&e, "downloading the certificate").await;
+                    return Ok(Downloaded::Failed(action));
+                }
+            },
         };
         let chain = Chain::parse(&pem)?;
         let leaf = keys::inspect_certificate(&chain.leaf)?;

@@ -111,25 +111,36 @@ impl Run {
                 r.request_id = answer.request_id();
                 r.certificate_id = answer.certificate_id;
                 self.clear_failures();
-                self.condition(ISSUING, true, "Submitted", "reissue submitted to DigiCert");
-                self.save().await?;
                 self.ctx.metrics.reissue("submitted");
-                self.event(
-                    EventType::Normal,
-                    "ReissueSubmitted",
-                    "Reissue",
-                    format!(
-                        "reissue submitted for order {}{}",
-                        self.spec().order_id,
-                        answer
-                            .request_id()
-                            .map(|id| format!(" (request {id})"))
-                            .unwrap_or_default()
-                    ),
-                )
-                .await;
+                if let Some(id) = answer.certificate_id {
+                    // Issued at once: the certificate is fetched and stored now, and that
+                    // one status write records it. A crash before it leaves `Submitting`,
+                    // which finds this reissue by its CSR.
+                    self.answered = answered_chain(id, &answer);
+                    let client = client.clone();
+                    return self.write_certificate(id, &pending, &client).await;
+                }
+                // No status write of its own: order info is read at once, and the
+                // reconcile's one write says what came of it (a crash before leaves
+                // `Submitting`, which finds this reissue by its CSR).
+                self.condition(ISSUING, true, "Submitted", "reissue submitted to DigiCert");
                 let client = client.clone();
-                self.follow(pending, &client).await
+                let action = self.follow(pending, &client).await?;
+                // Said only when the reissue is still on its way: an issued one has
+                // its own event.
+                if let Some(r) = self.status.reissue.as_ref().filter(|r| !r.duplicate) {
+                    let message = format!(
+                        "reissue submitted for order {}{}; reason: {}",
+                        self.spec().order_id,
+                        r.request_id
+                            .map(|id| format!(" (request {id})"))
+                            .unwrap_or_default(),
+                        r.reason
+                    );
+                    self.event(EventType::Normal, "ReissueSubmitted", "Reissue", message)
+                        .await;
+                }
+                Ok(action)
             }
             Err(e) => {
                 if e.certainly_not_processed() || !e.is_retryable() {
@@ -206,4 +217,21 @@ impl Run {
             }
         }
     }
+}
+
+/// The chain a reissue's answer carried for the certificate issued at once, as one PEM
+/// text (leaf first), when it did: the download is then not needed.
+fn answered_chain(
+    certificate_id: u64,
+    answer: &certcentral::ReissueResponse,
+) -> Option<(u64, String)> {
+    let chain = answer
+        .certificate_chain
+        .as_ref()
+        .filter(|c| !c.is_empty())?;
+    let pem = chain
+        .iter()
+        .map(|c| c.pem.trim().to_string() + "\n")
+        .collect::<String>();
+    Some((certificate_id, pem))
 }
