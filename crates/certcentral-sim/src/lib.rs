@@ -24,6 +24,7 @@ mod server;
 pub mod settings;
 pub mod store;
 pub mod va;
+pub mod webhooks;
 mod wire;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -140,6 +141,11 @@ pub struct SimulatorConfig {
     pub duplicates_enabled: bool,
     /// Error code of a duplicate refused because domain validation lapsed.
     pub duplicate_dcv_error_code: String,
+    /// The change feed: how a status-changes range is read, how far back it may
+    /// reach, whether an immediate reissue's answer carries the chain.
+    pub feed: rules::feed::FeedSettings,
+    /// Where webhooks go (none: off, as on real accounts).
+    pub webhook: Option<webhooks::WebhookConfig>,
 }
 
 impl Default for SimulatorConfig {
@@ -160,6 +166,8 @@ impl Default for SimulatorConfig {
             revocation_delay_seconds: settings::DEFAULT_REVOCATION_DELAY_SECONDS,
             duplicates_enabled: true,
             duplicate_dcv_error_code: settings::DEFAULT_DCV_ERROR_CODE.into(),
+            feed: rules::feed::FeedSettings::default(),
+            webhook: None,
         }
     }
 }
@@ -258,6 +266,7 @@ pub struct Simulator {
     inner: Mutex<Inner>,
     // Serialises snapshot-and-write so an older snapshot never overwrites a newer one.
     persist_lock: tokio::sync::Mutex<()>,
+    webhooks: webhooks::Webhooks,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -300,6 +309,7 @@ impl Simulator {
         state.revocation = settings::RevocationSettings {
             delay: settings::seconds(config.revocation_delay_seconds),
         };
+        state.feed = config.feed.clone();
         state.duplicates = settings::DuplicateSettings {
             enabled: config.duplicates_enabled,
             dcv_error_code: config.duplicate_dcv_error_code.clone(),
@@ -343,7 +353,11 @@ impl Simulator {
                 api_keys: config.seed.api_keys.clone(),
             }),
             persist_lock: tokio::sync::Mutex::new(()),
+            webhooks: webhooks::Webhooks::default(),
         });
+        sim.webhooks
+            .set(config.webhook.clone())
+            .map_err(SimulatorError::Config)?;
         Ok(sim)
     }
 
@@ -351,6 +365,24 @@ impl Simulator {
         // A panic while holding the lock cannot leave the state half-changed in a way
         // that matters more than stopping the whole simulator would.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets (or with `None` clears) where webhooks go.
+    pub fn set_webhook(&self, config: Option<webhooks::WebhookConfig>) -> Result<(), String> {
+        self.webhooks.set(config)
+    }
+
+    /// Drops every webhook from now on (`true`) or no more.
+    pub fn drop_webhooks(&self, on: bool) {
+        self.webhooks.drop_all(on);
+    }
+
+    pub fn webhook_deliveries(&self) -> webhooks::WebhookDeliveries {
+        self.webhooks.deliveries()
+    }
+
+    pub(crate) fn deliver(&self, events: Vec<rules::feed::FeedEvent>) {
+        self.webhooks.deliver(events);
     }
 
     /// The root certificate that signs both the HTTPS server certificate and every

@@ -37,6 +37,21 @@ struct Cli {
     /// Keep CA, orders and clock in this file across restarts.
     #[arg(long)]
     state_file: Option<PathBuf>,
+    /// The UTC offset (hours) a status-changes `filters[status_last_updated]` range is
+    /// read in: -7 (US Mountain time, as third parties report DigiCert reads it) or 0.
+    #[arg(long, default_value_t = -7, allow_hyphen_values = true)]
+    status_changes_range_offset: i8,
+    /// Put the certificate chain into the answer of a reissue issued at once (seen in
+    /// third parties' clients; not documented).
+    #[arg(long)]
+    reissue_answer_chain: bool,
+    /// POST change events (certificate_issued, certificate_revoked, order_rejected)
+    /// to this URL. Unset: no webhooks, as on real accounts.
+    #[arg(long, env = "SIMULATOR_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// The shared key sent in X-WEBHOOK-KEY with every webhook.
+    #[arg(long, env = "SIMULATOR_WEBHOOK_KEY")]
+    webhook_key: Option<String>,
     /// Write the simulator's CA certificate (PEM) here, for clients to trust.
     #[arg(long)]
     ca_bundle_out: Option<PathBuf>,
@@ -181,6 +196,18 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         revocation_delay_seconds: args.revocation_delay,
         duplicates_enabled: !args.no_duplicates,
         duplicate_dcv_error_code: args.duplicate_dcv_error_code,
+        feed: certcentral_sim::rules::feed::FeedSettings {
+            range_offset_hours: args.status_changes_range_offset,
+            reissue_answer_chain: args.reissue_answer_chain,
+            ..Default::default()
+        },
+        webhook: args
+            .webhook_url
+            .map(|url| certcentral_sim::webhooks::WebhookConfig {
+                url,
+                key: args.webhook_key,
+                ca_pem: None,
+            }),
     };
     let running = certcentral_sim::start(config).await?;
     if let Some(path) = &args.ca_bundle_out {

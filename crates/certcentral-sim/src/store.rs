@@ -312,6 +312,11 @@ pub struct State {
     pub revocation: RevocationSettings,
     #[serde(skip)]
     pub duplicates: DuplicateSettings,
+    /// When each order's status or current certificate last changed (the change feed).
+    #[serde(default)]
+    pub last_changes: BTreeMap<u64, crate::rules::feed::LastChange>,
+    #[serde(skip)]
+    pub feed: crate::rules::feed::FeedSettings,
 }
 
 impl State {

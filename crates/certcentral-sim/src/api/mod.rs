@@ -259,11 +259,18 @@ async fn answer(
             let mut inner = sim.lock();
             let now = clock(&inner.state);
             inner.state.settle(&sim.ca, now);
-            if call.is_dcv() {
+            // What the clock settled, then what the call did, goes into the change
+            // feed (and to a webhook).
+            let mut events = inner.state.note_changes(now);
+            let result = if call.is_dcv() {
                 answer_dcv(&mut inner.state, call, body, query, now)
             } else {
                 answer_orders(sim, &mut inner.state, call, &caller, body, query, now)
-            }
+            };
+            events.extend(inner.state.note_changes(now));
+            drop(inner);
+            sim.deliver(events);
+            result
         }
     };
     result.unwrap_or_else(|e| error_response(&e))
@@ -331,6 +338,11 @@ fn answer_orders(
             let req: RevokeOrderRequest = parse_or_default(body)?;
             revoke_response(state.revoke_order(*id, &req, caller, now)?)
         }
+        Call::StatusChanges => Ok(json_response(
+            StatusCode::OK,
+            &state.status_changes(query, now)?,
+        )),
+        Call::ListOrders => Ok(json_response(StatusCode::OK, &state.list_orders(query)?)),
         _ => Err(ApiError::new(
             500,
             "internal_error",

@@ -31,6 +31,8 @@ pub(super) enum Call {
     ListDuplicates(u64),
     RevokeCertificate(String),
     RevokeOrder(u64),
+    StatusChanges,
+    ListOrders,
 }
 
 impl Call {
@@ -58,6 +60,8 @@ impl Call {
             Call::ListDuplicates(_) => Operation::ListDuplicates,
             Call::RevokeCertificate(_) => Operation::RevokeCertificate,
             Call::RevokeOrder(_) => Operation::RevokeOrder,
+            Call::StatusChanges => Operation::StatusChanges,
+            Call::ListOrders => Operation::ListOrders,
         }
     }
 
@@ -89,6 +93,8 @@ impl Call {
                 | Call::OrderValidation(_)
                 | Call::ListDomains
                 | Call::DomainInfo(_)
+                | Call::StatusChanges
+                | Call::ListOrders
         )
     }
 }
@@ -97,6 +103,8 @@ pub(super) fn route(method: &Method, path: &str) -> Option<Call> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let id = |s: &str| s.parse::<u64>().ok();
     let call = match (method, segments.as_slice()) {
+        (&Method::GET, ["order", "certificate", "status-changes"]) => Call::StatusChanges,
+        (&Method::GET, ["order", "certificate"]) => Call::ListOrders,
         (&Method::GET, ["order", "certificate", o]) => Call::OrderInfo(id(o)?),
         (&Method::POST, ["order", "certificate", o, "reissue"]) => Call::Reissue(id(o)?),
         (&Method::GET, ["order", "certificate", o, "reissue"]) => Call::ListReissues(id(o)?),

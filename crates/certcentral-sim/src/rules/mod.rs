@@ -6,6 +6,7 @@
 pub mod answers;
 pub mod dcv;
 pub mod duplicate;
+pub mod feed;
 pub mod order;
 pub mod reissue;
 pub mod request;

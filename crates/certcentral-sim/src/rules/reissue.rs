@@ -70,11 +70,15 @@ impl State {
         }
         let issued_now = self.certificates[&cert_id].status == ReissueStatus::Issued;
         if body.skip_approval == Some(true) && issued_now {
+            let certificate_chain = match self.feed.reissue_answer_chain {
+                true => Some(self.chain_of(cert_id, ca)?),
+                false => None,
+            };
             Ok(ReissueResponse {
                 id,
                 requests: vec![],
                 certificate_id: Some(cert_id),
-                certificate_chain: None,
+                certificate_chain,
             })
         } else {
             Ok(ReissueResponse {
@@ -101,5 +105,23 @@ fn reissuable(order: &Order) -> ApiResult<()> {
             "invalid_order_status",
             format!("Order {id} is {other}; only issued orders can be reissued."),
         )),
+    }
+}
+
+impl State {
+    /// An issued certificate's chain as an answer carries it: leaf, intermediate, root.
+    fn chain_of(&self, cert_id: u64, ca: &TestCa) -> ApiResult<Vec<certcentral::ChainCertificate>> {
+        let pem = self.certificate_pem(cert_id, "pem_all", ca)?;
+        let names = ["leaf", "intermediate", "root"];
+        Ok(pem
+            .split_inclusive("-----END CERTIFICATE-----")
+            .map(str::trim)
+            .filter(|b| !b.is_empty())
+            .enumerate()
+            .map(|(i, block)| certcentral::ChainCertificate {
+                subject_common_name: names.get(i).unwrap_or(&"").to_string(),
+                pem: format!("{block}\n"),
+            })
+            .collect())
     }
 }
