@@ -13,6 +13,7 @@ mod chart;
 mod crash;
 mod crd;
 mod dcv;
+mod feed;
 mod harness;
 mod issuer;
 mod lifecycle;
