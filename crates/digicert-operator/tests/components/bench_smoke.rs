@@ -13,16 +13,21 @@ async fn calls_per_certificate_and_per_resync_stay_within_target() {
         orders: 4,
         resync: Duration::from_secs(5),
         periods: 3,
+        feed_readings: 5,
     })
     .await;
     println!("{o:#?}");
-    // A first certificate: the order's names (the revocation guard), the reissue,
-    // its state, the download.
-    assert!(o.calls_per_certificate <= 4.0, "{o:#?}");
-    // The order, and its reissue list (is the Secret's certificate revoked?).
+    // A first certificate issued at once: the order's names (the revocation guard),
+    // the reissue, the download. The feed's reads are per key, counted apart.
+    assert!(o.calls_per_certificate <= 3.0, "{o:#?}");
+    // Without the feed: the order and its reissue list (is the Secret's certificate
+    // revoked?) at each resync.
     assert!(o.calls_per_order_per_resync <= 2.0, "{o:#?}");
     // Every period does look at each order: the count is not trivially zero.
     assert!(o.steady_calls >= o.orders as u64, "{o:#?}");
+    // With the feed, idle orders cost nothing of their own: one call a reading.
+    assert_eq!(o.feed_steady_order_calls, 0, "{o:#?}");
+    assert!(o.feed_calls_per_order_per_hour_at_defaults > 0.0, "{o:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
