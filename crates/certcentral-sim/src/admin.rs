@@ -5,7 +5,7 @@
 //! | `GET /admin/healthz` | 200 when serving |
 //! | `GET /admin/ca.pem` | the root certificate (trust it for the API and issued chains) |
 //! | `GET /admin/orders`, `GET /admin/orders/{id}` | full records: certificates (`origin`: initial, reissue, auto_reissue, duplicate; `revoke_at`: when a name-removing reissue has it revoked; `revoked_at`), requests |
-//! | `POST /admin/orders` | add an order ([`OrderSeed`]) |
+//! | `POST /admin/orders` | add an order ([`OrderSeed`]), or many at once (a list of them) |
 //! | `PATCH /admin/orders/{id}` | change settings ([`OrderPatch`]): validation, approval, delays, validity, `revocation_delay_seconds`, `duplicates_enabled` |
 //! | `DELETE /admin/orders/{id}` | remove an order |
 //! | `GET /admin/clock` | `{"now": ..., "offset_seconds": ...}` |
@@ -17,6 +17,9 @@
 //! | `GET /admin/calls`, `DELETE /admin/calls` | per-operation call counters, and reset |
 //! | `GET /admin/faults`, `POST /admin/faults`, `DELETE /admin/faults[/{id}]` | fault rules ([`FaultSpec`]) |
 //! | `PUT /admin/rate-limits` | `[{"limit":100,"window_seconds":5}, ...]`; `[]` turns limiting off |
+//! | `GET /admin/webhook` | the webhook ([`WebhookView`]): where it goes, the drop switch, deliveries `{sent, failed, dropped}` |
+//! | `PUT /admin/webhook`, `DELETE /admin/webhook` | set ([`WebhookConfig`]: `url`, `key`, `ca_file`, `ca_pem`, `instant_issuance`) or clear it |
+//! | `PUT /admin/webhook/drop` | `{"drop": true}`: drop every delivery from now on (polling must do without); `false` ends it |
 //!
 //! With `--admin-token`, every admin call needs `Authorization: Bearer <token>`.
 
@@ -36,6 +39,7 @@ use super::{
     CallCounts, DomainPatch, DomainSeed, OrderPatch, OrderSeed, RateLimitSpec, Simulator, clock,
 };
 use crate::store::{ApiError, State};
+use crate::webhooks::{WebhookConfig, WebhookView};
 use certcentral::Window;
 
 pub fn router(sim: Arc<Simulator>) -> Router {
@@ -60,6 +64,11 @@ pub fn router(sim: Arc<Simulator>) -> Router {
         )
         .route("/admin/faults/{id}", delete(remove_fault))
         .route("/admin/rate-limits", axum::routing::put(set_rate_limits))
+        .route(
+            "/admin/webhook",
+            get(get_webhook).put(set_webhook).delete(clear_webhook),
+        )
+        .route("/admin/webhook/drop", axum::routing::put(drop_webhooks))
         .layer(axum::middleware::from_fn_with_state(sim.clone(), authorize))
         .with_state(sim)
 }
@@ -141,20 +150,41 @@ async fn get_order(AxumState(sim): AxumState<Arc<Simulator>>, Path(id): Path<u64
     }
 }
 
+/// One order, or many (seeded under one lock and persisted once).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Seeds {
+    One(Box<OrderSeed>),
+    Many(Vec<OrderSeed>),
+}
+
 async fn add_order(
     AxumState(sim): AxumState<Arc<Simulator>>,
-    body: Result<Json<OrderSeed>, axum::extract::rejection::JsonRejection>,
+    body: Result<Json<Seeds>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
-    let Json(seed) = match body {
+    let Json(seeds) = match body {
         Ok(b) => b,
         Err(e) => return admin_error(StatusCode::BAD_REQUEST, e.body_text()),
     };
-    let id = seed.id;
-    if let Err(e) = sim.seed_order(seed) {
-        return api_error(e);
+    match seeds {
+        Seeds::One(seed) => {
+            let id = seed.id;
+            if let Err(e) = sim.seed_order(*seed) {
+                return api_error(e);
+            }
+            persist(&sim).await;
+            (StatusCode::CREATED, Json(sim.order_record(id))).into_response()
+        }
+        Seeds::Many(seeds) => {
+            let result = sim.seed_orders(seeds);
+            // Those before a refused one stay.
+            persist(&sim).await;
+            match result {
+                Ok(added) => (StatusCode::CREATED, Json(json!({ "added": added }))).into_response(),
+                Err(e) => api_error(e),
+            }
+        }
     }
-    persist(&sim).await;
-    (StatusCode::CREATED, Json(sim.order_record(id))).into_response()
 }
 
 async fn patch_order(
@@ -341,6 +371,47 @@ async fn set_rate_limits(
     StatusCode::NO_CONTENT.into_response()
 }
 
+async fn get_webhook(AxumState(sim): AxumState<Arc<Simulator>>) -> Json<WebhookView> {
+    Json(sim.webhook())
+}
+
+async fn set_webhook(
+    AxumState(sim): AxumState<Arc<Simulator>>,
+    body: Result<Json<WebhookConfig>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(config) = match body {
+        Ok(b) => b,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match sim.set_webhook(Some(config)) {
+        Ok(()) => Json(sim.webhook()).into_response(),
+        Err(e) => admin_error(StatusCode::BAD_REQUEST, e),
+    }
+}
+
+async fn clear_webhook(AxumState(sim): AxumState<Arc<Simulator>>) -> StatusCode {
+    let _ = sim.set_webhook(None);
+    StatusCode::NO_CONTENT
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookDrop {
+    pub drop: bool,
+}
+
+async fn drop_webhooks(
+    AxumState(sim): AxumState<Arc<Simulator>>,
+    body: Result<Json<WebhookDrop>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Json(d) = match body {
+        Ok(b) => b,
+        Err(e) => return admin_error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    sim.drop_webhooks(d.drop);
+    Json(sim.webhook()).into_response()
+}
+
 /// A typed client for the admin API, for tests and tools that drive a simulator
 /// running in another process.
 #[derive(Clone, Debug)]
@@ -423,6 +494,45 @@ impl AdminClient {
         let body = serde_json::to_value(seed).expect("seed serialises");
         self.send(reqwest::Method::POST, "/orders", Some(body))
             .await
+    }
+
+    /// Adds many orders in one call.
+    pub async fn add_orders(&self, seeds: &[OrderSeed]) -> Result<u64, AdminError> {
+        let body = serde_json::to_value(seeds).expect("seeds serialise");
+        let v = self
+            .send(reqwest::Method::POST, "/orders", Some(body))
+            .await?;
+        Ok(v["added"].as_u64().unwrap_or_default())
+    }
+
+    pub async fn webhook(&self) -> Result<WebhookView, AdminError> {
+        let v = self.send(reqwest::Method::GET, "/webhook", None).await?;
+        serde_json::from_value(v).map_err(|e| AdminError {
+            what: "GET /webhook".into(),
+            status: None,
+            message: e.to_string(),
+        })
+    }
+
+    /// Sets (or with `None` clears) where webhooks go.
+    pub async fn set_webhook(&self, config: Option<&WebhookConfig>) -> Result<(), AdminError> {
+        let result = match config {
+            Some(c) => {
+                let body = serde_json::to_value(c).expect("webhook serialises");
+                self.send(reqwest::Method::PUT, "/webhook", Some(body))
+                    .await
+            }
+            None => self.send(reqwest::Method::DELETE, "/webhook", None).await,
+        };
+        result.map(drop)
+    }
+
+    /// Drops every webhook delivery from now on (`true`), or no more.
+    pub async fn drop_webhooks(&self, on: bool) -> Result<(), AdminError> {
+        let body = serde_json::to_value(WebhookDrop { drop: on }).expect("serialises");
+        self.send(reqwest::Method::PUT, "/webhook/drop", Some(body))
+            .await
+            .map(drop)
     }
 
     pub async fn order(&self, id: u64) -> Result<Value, AdminError> {

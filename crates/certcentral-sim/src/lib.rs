@@ -40,7 +40,9 @@ use ca::{CaMaterial, TestCa};
 use certcentral::{Operation, Window};
 use faults::{FaultRule, FaultSpec, Faults};
 use settings::Rules;
-pub use settings::{DEFAULT_DCV_ERROR_CODE, DEFAULT_REVOCATION_DELAY_SECONDS, ReuseStep};
+pub use settings::{
+    DEFAULT_DCV_ERROR_CODE, DEFAULT_REVOCATION_DELAY_SECONDS, FeedSettings, ReuseStep,
+};
 use store::{ApiError, State};
 pub use store::{ApiKeyConfig, OrderPatch, OrderSeed};
 pub use store::{DomainPatch, DomainSeed};
@@ -94,6 +96,36 @@ pub struct SeedFile {
     /// Replaces the reuse-period schedule (`[{from: 2026-02-24, days: 199}, ...]`).
     #[serde(default)]
     pub reuse_schedule: Option<Vec<ReuseStep>>,
+    /// The UTC offset (hours) a status-changes range is read in (default -7, US
+    /// Mountain time; 0 reads UTC).
+    #[serde(default)]
+    pub status_changes_range_offset_hours: Option<i8>,
+    /// How many days back a status-changes window may reach (default 7).
+    #[serde(default)]
+    pub status_changes_max_days: Option<u32>,
+    /// Put the chain into the answer of a reissue issued at once (default false).
+    #[serde(default)]
+    pub reissue_answer_chain: Option<bool>,
+    /// Where webhooks go (`{url, key, ca_file}`); absent: off, as on real accounts.
+    #[serde(default)]
+    pub webhook: Option<webhooks::WebhookConfig>,
+}
+
+impl SeedFile {
+    /// The feed settings: the file's where it names them, else `base`.
+    pub fn feed_settings(&self, base: &FeedSettings) -> FeedSettings {
+        FeedSettings {
+            range_offset_hours: self
+                .status_changes_range_offset_hours
+                .unwrap_or(base.range_offset_hours),
+            longest_window: self
+                .status_changes_max_days
+                .map_or(base.longest_window, |d| time::Duration::days(d.into())),
+            reissue_answer_chain: self
+                .reissue_answer_chain
+                .unwrap_or(base.reissue_answer_chain),
+        }
+    }
 }
 
 impl SeedFile {
@@ -143,8 +175,8 @@ pub struct SimulatorConfig {
     pub duplicate_dcv_error_code: String,
     /// The change feed: how a status-changes range is read, how far back it may
     /// reach, whether an immediate reissue's answer carries the chain.
-    pub feed: rules::feed::FeedSettings,
-    /// Where webhooks go (none: off, as on real accounts).
+    pub feed: FeedSettings,
+    /// Where webhooks go (none: off, as on real accounts); the seed file's wins.
     pub webhook: Option<webhooks::WebhookConfig>,
 }
 
@@ -166,7 +198,7 @@ impl Default for SimulatorConfig {
             revocation_delay_seconds: settings::DEFAULT_REVOCATION_DELAY_SECONDS,
             duplicates_enabled: true,
             duplicate_dcv_error_code: settings::DEFAULT_DCV_ERROR_CODE.into(),
-            feed: rules::feed::FeedSettings::default(),
+            feed: FeedSettings::default(),
             webhook: None,
         }
     }
@@ -309,7 +341,7 @@ impl Simulator {
         state.revocation = settings::RevocationSettings {
             delay: settings::seconds(config.revocation_delay_seconds),
         };
-        state.feed = config.feed.clone();
+        state.feed = config.seed.feed_settings(&config.feed);
         state.duplicates = settings::DuplicateSettings {
             enabled: config.duplicates_enabled,
             dcv_error_code: config.duplicate_dcv_error_code.clone(),
@@ -355,8 +387,16 @@ impl Simulator {
             persist_lock: tokio::sync::Mutex::new(()),
             webhooks: webhooks::Webhooks::default(),
         });
+        // What was there at start is no news.
+        sim.lock().state.outbox.clear();
         sim.webhooks
-            .set(config.webhook.clone())
+            .set(
+                config
+                    .seed
+                    .webhook
+                    .clone()
+                    .or_else(|| config.webhook.clone()),
+            )
             .map_err(SimulatorError::Config)?;
         Ok(sim)
     }
@@ -381,8 +421,30 @@ impl Simulator {
         self.webhooks.deliveries()
     }
 
-    pub(crate) fn deliver(&self, events: Vec<rules::feed::FeedEvent>) {
+    pub fn webhook(&self) -> webhooks::WebhookView {
+        self.webhooks.view()
+    }
+
+    /// Runs `change` on the state at the simulator's now, under the lock, then sends
+    /// what it (or the clock) brought to the webhook once the lock is released.
+    pub(crate) fn changing<T>(&self, change: impl FnOnce(&mut Inner, OffsetDateTime) -> T) -> T {
+        let mut inner = self.lock();
+        let now = clock(&inner.state);
+        let result = change(&mut inner, now);
+        let events = std::mem::take(&mut inner.state.outbox);
+        drop(inner);
         self.webhooks.deliver(events);
+        result
+    }
+
+    /// Applies what is due on the clock (issuance after a delay, expiry, revocations,
+    /// auto-reissue), so that webhooks go out when it happens. Whether anything did.
+    pub fn settle_now(&self) -> bool {
+        self.changing(|inner, now| inner.state.settle(&self.ca, now))
+    }
+
+    pub(crate) fn webhooks_set(&self) -> bool {
+        self.webhooks.is_set()
     }
 
     /// The root certificate that signs both the HTTPS server certificate and every
@@ -398,19 +460,21 @@ impl Simulator {
 
     /// Sets the clock to `at` (either direction), then applies what is due.
     pub fn set_clock(&self, at: OffsetDateTime) -> OffsetDateTime {
-        let mut inner = self.lock();
-        inner.state.clock_offset_seconds = offset_to(at);
-        let now = clock(&inner.state);
-        inner.state.settle(&self.ca, now);
-        now
+        self.changing(|inner, _| {
+            inner.state.clock_offset_seconds = offset_to(at);
+            let now = clock(&inner.state);
+            inner.state.settle(&self.ca, now);
+            now
+        })
     }
 
     pub fn advance_clock(&self, by: time::Duration) -> OffsetDateTime {
-        let mut inner = self.lock();
-        inner.state.clock_offset_seconds += by.whole_seconds();
-        let now = clock(&inner.state);
-        inner.state.settle(&self.ca, now);
-        now
+        self.changing(|inner, _| {
+            inner.state.clock_offset_seconds += by.whole_seconds();
+            let now = clock(&inner.state);
+            inner.state.settle(&self.ca, now);
+            now
+        })
     }
 
     pub fn calls(&self) -> CallCounts {
@@ -446,41 +510,50 @@ impl Simulator {
     }
 
     pub fn seed_order(&self, seed: OrderSeed) -> Result<(), ApiError> {
-        let mut inner = self.lock();
-        let now = clock(&inner.state);
-        inner.state.seed_order(seed, &self.ca, now)
+        self.changing(|inner, now| inner.state.seed_order(seed, &self.ca, now))
+    }
+
+    /// Adds many orders under one lock (the admin API's bulk seeding).
+    pub fn seed_orders(&self, seeds: Vec<OrderSeed>) -> Result<usize, ApiError> {
+        self.changing(|inner, now| {
+            let n = seeds.len();
+            for seed in seeds {
+                inner.state.seed_order(seed, &self.ca, now)?;
+            }
+            Ok(n)
+        })
     }
 
     pub fn patch_order(&self, id: u64, patch: OrderPatch) -> Result<(), ApiError> {
-        let mut inner = self.lock();
-        let now = clock(&inner.state);
-        inner.state.patch_order(id, patch, now)?;
-        inner.state.settle(&self.ca, now);
-        Ok(())
+        self.changing(|inner, now| {
+            inner.state.patch_order(id, patch, now)?;
+            inner.state.settle(&self.ca, now);
+            Ok(())
+        })
     }
 
     /// Adds a domain or changes an existing one (by name).
     pub fn seed_domain(&self, seed: &DomainSeed) -> Result<u64, ApiError> {
-        let mut inner = self.lock();
-        let now = clock(&inner.state);
-        let id = inner.state.seed_domain(seed, now)?;
-        inner.state.settle(&self.ca, now);
-        Ok(id)
+        self.changing(|inner, now| {
+            let id = inner.state.seed_domain(seed, now)?;
+            inner.state.settle(&self.ca, now);
+            Ok(id)
+        })
     }
 
     pub fn patch_domain(&self, name: &str, patch: &DomainPatch) -> Result<u64, ApiError> {
-        let mut inner = self.lock();
-        let now = clock(&inner.state);
-        let id = inner
-            .state
-            .domain_by_name(name)
-            .map(|d| d.id)
-            .ok_or_else(|| {
-                ApiError::new(404, "not_found|domain", format!("Domain {name} not found."))
-            })?;
-        inner.state.patch_domain(id, patch, now)?;
-        inner.state.settle(&self.ca, now);
-        Ok(id)
+        self.changing(|inner, now| {
+            let id = inner
+                .state
+                .domain_by_name(name)
+                .map(|d| d.id)
+                .ok_or_else(|| {
+                    ApiError::new(404, "not_found|domain", format!("Domain {name} not found."))
+                })?;
+            inner.state.patch_domain(id, patch, now)?;
+            inner.state.settle(&self.ca, now);
+            Ok(id)
+        })
     }
 
     /// The domain store, with approval times and what each is pending.
@@ -490,10 +563,10 @@ impl Simulator {
 
     /// The full record of an order, with all its certificates and requests.
     pub fn order_record(&self, id: u64) -> Option<serde_json::Value> {
-        let mut inner = self.lock();
-        let now = clock(&inner.state);
-        inner.state.settle(&self.ca, now);
-        admin::order_record(&inner.state, id)
+        self.changing(|inner, now| {
+            inner.state.settle(&self.ca, now);
+            admin::order_record(&inner.state, id)
+        })
     }
 
     /// Writes the state file, if one is configured.

@@ -27,7 +27,9 @@ struct Cli {
     #[arg(long, default_value = "127.0.0.1:8443")]
     listen: SocketAddr,
     /// YAML or JSON file with `api_keys`, `orders` and optional `rate_limits`,
-    /// `domains` and `reuse_schedule`.
+    /// `domains`, `reuse_schedule`, `status_changes_range_offset_hours`,
+    /// `status_changes_max_days`, `reissue_answer_chain` and `webhook` (`{url, key,
+    /// ca_file}`).
     #[arg(long)]
     orders: Option<PathBuf>,
     /// Accept this API key (repeatable; with approver rights). Without any key given
@@ -38,20 +40,35 @@ struct Cli {
     #[arg(long)]
     state_file: Option<PathBuf>,
     /// The UTC offset (hours) a status-changes `filters[status_last_updated]` range is
-    /// read in: -7 (US Mountain time, as third parties report DigiCert reads it) or 0.
-    #[arg(long, default_value_t = -7, allow_hyphen_values = true)]
-    status_changes_range_offset: i8,
-    /// Put the certificate chain into the answer of a reissue issued at once (seen in
-    /// third parties' clients; not documented).
+    /// read in: -7 (US Mountain time, as third parties report DigiCert reads it) or 0
+    /// (UTC). The orders file's `status_changes_range_offset_hours` wins.
+    #[arg(
+        long,
+        alias = "status-changes-range-offset",
+        default_value_t = certcentral_sim::settings::DEFAULT_RANGE_OFFSET_HOURS,
+        allow_hyphen_values = true
+    )]
+    status_changes_range_offset_hours: i8,
+    /// How many days back a status-changes window may reach (DigiCert: 7); further
+    /// is a 400 `invalid_input`.
+    #[arg(long, default_value_t = certcentral_sim::settings::DEFAULT_STATUS_CHANGES_DAYS)]
+    status_changes_max_days: u32,
+    /// Put the certificate chain (leaf, intermediate, root) into the answer of a
+    /// reissue issued at once (seen in third parties' clients; not documented).
     #[arg(long)]
     reissue_answer_chain: bool,
-    /// POST change events (certificate_issued, certificate_revoked, order_rejected)
-    /// to this URL. Unset: no webhooks, as on real accounts.
+    /// POST certificate events (certificate_issued, certificate_revoked,
+    /// order_rejected) to this http:// or https:// URL. Unset: no webhooks, as on real
+    /// accounts. The orders file's `webhook` wins.
     #[arg(long, env = "SIMULATOR_WEBHOOK_URL")]
     webhook_url: Option<String>,
     /// The shared key sent in X-WEBHOOK-KEY with every webhook.
-    #[arg(long, env = "SIMULATOR_WEBHOOK_KEY")]
+    #[arg(long, env = "SIMULATOR_WEBHOOK_KEY", requires = "webhook_url")]
     webhook_key: Option<String>,
+    /// CA certificates (PEM) an https webhook URL is verified against (default: the
+    /// system's roots).
+    #[arg(long, requires = "webhook_url")]
+    webhook_ca_file: Option<PathBuf>,
     /// Write the simulator's CA certificate (PEM) here, for clients to trust.
     #[arg(long)]
     ca_bundle_out: Option<PathBuf>,
@@ -196,17 +213,17 @@ async fn run(args: Cli) -> anyhow::Result<()> {
         revocation_delay_seconds: args.revocation_delay,
         duplicates_enabled: !args.no_duplicates,
         duplicate_dcv_error_code: args.duplicate_dcv_error_code,
-        feed: certcentral_sim::rules::feed::FeedSettings {
-            range_offset_hours: args.status_changes_range_offset,
+        feed: certcentral_sim::FeedSettings {
+            range_offset_hours: args.status_changes_range_offset_hours,
+            longest_window: time::Duration::days(args.status_changes_max_days.into()),
             reissue_answer_chain: args.reissue_answer_chain,
-            ..Default::default()
         },
         webhook: args
             .webhook_url
             .map(|url| certcentral_sim::webhooks::WebhookConfig {
-                url,
                 key: args.webhook_key,
-                ca_pem: None,
+                ca_file: args.webhook_ca_file,
+                ..certcentral_sim::webhooks::WebhookConfig::new(url)
             }),
     };
     let running = certcentral_sim::start(config).await?;

@@ -1,8 +1,10 @@
 //! DigiCert's own re-checks of domains pending validation, on the documented schedule
-//! (compressed by `poll_speedup`). Runs until the simulator stops.
+//! (compressed by `poll_speedup`), and, while a webhook is set, what the clock brings
+//! (a delayed issuance, a revocation) about once a second, so that its webhook goes
+//! out when it happens rather than at the next call. Runs until the simulator stops.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Simulator, clock};
 
@@ -10,14 +12,25 @@ pub async fn run(sim: Arc<Simulator>, mut stop: tokio::sync::watch::Receiver<boo
     // Often enough to meet the compressed one-minute interval closely.
     let speedup = u64::from(sim.va.poll_speedup.max(1));
     let tick = Duration::from_millis((60_000 / speedup).clamp(20, 1000));
+    let mut settled = Instant::now();
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
             _ = stop.changed() => return,
         }
         poll_once(&sim).await;
+        if sim.webhooks_set() && settled.elapsed() >= SETTLE_EVERY {
+            settled = Instant::now();
+            if sim.settle_now()
+                && let Err(e) = sim.persist().await
+            {
+                tracing::error!(error = %e, "cannot persist the simulator state");
+            }
+        }
     }
 }
+
+const SETTLE_EVERY: Duration = Duration::from_secs(1);
 
 /// Checks every domain whose check is due, then applies the results.
 pub async fn poll_once(sim: &Simulator) {
@@ -32,9 +45,7 @@ pub async fn poll_once(sim: &Simulator) {
     for target in &due {
         results.push((target.domain_id, sim.va.check(target).await));
     }
-    let changed = {
-        let mut inner = sim.lock();
-        let now = clock(&inner.state);
+    let changed = sim.changing(|inner, now| {
         let mut approved = false;
         for (id, result) in results {
             match result {
@@ -50,7 +61,7 @@ pub async fn poll_once(sim: &Simulator) {
             inner.state.settle(&sim.ca, now);
         }
         approved
-    };
+    });
     if changed && let Err(e) = sim.persist().await {
         tracing::error!(error = %e, "cannot persist the simulator state");
     }

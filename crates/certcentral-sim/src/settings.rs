@@ -1,6 +1,6 @@
 //! The simulator's settings: what its configuration sets and the rules read (reuse
 //! periods, DigiCert's own polling speed, what a cancel may say, the delay before a
-//! reissue's revocations, the duplicate feature). The store holds a copy, set at
+//! reissue's revocations, the duplicate feature, the change feed). The store holds a copy, set at
 //! every start and never persisted; nothing here knows the rules.
 
 use serde::{Deserialize, Serialize};
@@ -105,4 +105,30 @@ impl Default for RevocationSettings {
 /// A configured number of seconds; an absurdly large one means "never".
 pub fn seconds(s: u64) -> Duration {
     Duration::seconds(i64::try_from(s).unwrap_or(i64::MAX))
+}
+
+/// The change feed's settings from the configuration.
+#[derive(Clone, Debug)]
+pub struct FeedSettings {
+    /// The UTC offset (hours) a `filters[status_last_updated]` range is read in: -7 (US
+    /// Mountain standard time, as third parties report DigiCert reads it) or 0 (UTC).
+    pub range_offset_hours: i8,
+    /// How far back a status-changes window may reach (7 days, documented).
+    pub longest_window: Duration,
+    /// Whether the answer of a reissue issued at once carries the chain (seen in third
+    /// parties' clients, not documented).
+    pub reissue_answer_chain: bool,
+}
+
+pub const DEFAULT_RANGE_OFFSET_HOURS: i8 = -7;
+pub const DEFAULT_STATUS_CHANGES_DAYS: u32 = 7;
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        FeedSettings {
+            range_offset_hours: DEFAULT_RANGE_OFFSET_HOURS,
+            longest_window: Duration::days(DEFAULT_STATUS_CHANGES_DAYS.into()),
+            reissue_answer_chain: false,
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use time::{Date, Duration, OffsetDateTime};
 
-use crate::settings::{DcvSettings, DuplicateSettings, RevocationSettings};
+use crate::settings::{DcvSettings, DuplicateSettings, FeedSettings, RevocationSettings};
 use certcentral::dcv::DcvMethod;
 use certcentral::types::*;
 use pki::keys::KeyKind;
@@ -288,6 +288,10 @@ pub struct Order {
     /// The order random value; it works for every domain of the order.
     #[serde(default)]
     pub dcv_random_value: Option<RandomValue>,
+    /// When the status or the current certificate last changed (the change feed);
+    /// `None` in state files from before the feed: outside every window.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub status_last_updated: Option<OffsetDateTime>,
 }
 
 /// The whole account. Serialisable, so it can be persisted.
@@ -312,11 +316,41 @@ pub struct State {
     pub revocation: RevocationSettings,
     #[serde(skip)]
     pub duplicates: DuplicateSettings,
-    /// When each order's status or current certificate last changed (the change feed).
-    #[serde(default)]
-    pub last_changes: BTreeMap<u64, crate::rules::feed::LastChange>,
     #[serde(skip)]
-    pub feed: crate::rules::feed::FeedSettings,
+    pub feed: FeedSettings,
+    /// What webhooks are to report, taken out after every change by whoever made it.
+    #[serde(skip)]
+    pub outbox: Vec<FeedEvent>,
+}
+
+/// What a webhook reports (DigiCert's event names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedEventKind {
+    CertificateIssued,
+    CertificateRevoked,
+    OrderRejected,
+}
+
+impl FeedEventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedEventKind::CertificateIssued => "certificate_issued",
+            FeedEventKind::CertificateRevoked => "certificate_revoked",
+            FeedEventKind::OrderRejected => "order_rejected",
+        }
+    }
+}
+
+/// One event of an order's certificate, for a webhook.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedEvent {
+    pub kind: FeedEventKind,
+    pub order_id: u64,
+    pub certificate_id: u64,
+    /// Issued within the call that asked for it (an immediate reissue, a duplicate):
+    /// real accounts send no event for these by default.
+    pub instant: bool,
 }
 
 impl State {
@@ -476,6 +510,46 @@ impl State {
             requester: None,
             revoke: None,
         })
+    }
+
+    /// Moves an order to `status` (and, when given, to its new current certificate),
+    /// stamping `status_last_updated` when either changes. Every change of an order's
+    /// status or current certificate goes through here, so the change feed misses none.
+    pub(crate) fn move_order(
+        &mut self,
+        id: u64,
+        status: OrderStatus,
+        certificate: Option<u64>,
+        at: OffsetDateTime,
+    ) {
+        let Some(order) = self.orders.get_mut(&id) else {
+            return;
+        };
+        let certificate = certificate.unwrap_or(order.current_certificate);
+        if order.status != status || order.current_certificate != certificate {
+            order.status = status;
+            order.current_certificate = certificate;
+            order.status_last_updated = Some(at);
+        }
+    }
+
+    /// Queues an event for the webhook.
+    pub(crate) fn note_event(&mut self, kind: FeedEventKind, order_id: u64, certificate_id: u64) {
+        self.outbox.push(FeedEvent {
+            kind,
+            order_id,
+            certificate_id,
+            instant: false,
+        });
+    }
+
+    /// Marks the issuance of `certificate_id` as issued within the call that asked.
+    pub(crate) fn note_instant(&mut self, certificate_id: u64) {
+        for e in &mut self.outbox {
+            if e.kind == FeedEventKind::CertificateIssued && e.certificate_id == certificate_id {
+                e.instant = true;
+            }
+        }
     }
 
     /// The pending reissue of an order, if any.

@@ -7,7 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::types::{ReissueStatus, RequestStatus, ServerPlatform, ServerPlatformId};
+use super::types::{
+    ChainCertificate, ReissueStatus, RequestStatus, ServerPlatform, ServerPlatformId,
+};
 
 /// The certificate part of a duplicate request. The names must be the order's current
 /// names (any of them may be the common name); CSR, platform and hash may differ.
@@ -41,14 +43,6 @@ pub struct DuplicateRequestRef {
     pub id: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<RequestStatus>,
-}
-
-/// One certificate of an issued chain, leaf first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChainCertificate {
-    #[serde(default)]
-    pub subject_common_name: String,
-    pub pem: String,
 }
 
 /// `201 Created` answer to a duplicate request.

@@ -5,7 +5,6 @@ mod client;
 pub mod dcv;
 pub mod duplicate;
 mod error;
-pub mod feed;
 pub mod ratelimit;
 pub mod types;
 
@@ -15,7 +14,6 @@ pub use client::{
 };
 pub use duplicate::*;
 pub use error::{Error, TransportKind};
-pub use feed::*;
 pub use ratelimit::{RateLimiter, Window};
 pub use types::*;
 

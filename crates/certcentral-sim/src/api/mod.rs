@@ -255,23 +255,15 @@ async fn answer(
         // Real checks: the state lock is not held while looking.
         Call::CheckOrderDcv(id) => check_order_dcv(sim, *id).await,
         Call::CheckDomainDcv(id) => check_domain_dcv(sim, *id).await,
-        _ => {
-            let mut inner = sim.lock();
-            let now = clock(&inner.state);
+        // What the clock brought, then what the call did (webhooks go out after).
+        _ => sim.changing(|inner, now| {
             inner.state.settle(&sim.ca, now);
-            // What the clock settled, then what the call did, goes into the change
-            // feed (and to a webhook).
-            let mut events = inner.state.note_changes(now);
-            let result = if call.is_dcv() {
+            if call.is_dcv() {
                 answer_dcv(&mut inner.state, call, body, query, now)
             } else {
                 answer_orders(sim, &mut inner.state, call, &caller, body, query, now)
-            };
-            events.extend(inner.state.note_changes(now));
-            drop(inner);
-            sim.deliver(events);
-            result
-        }
+            }
+        }),
     };
     result.unwrap_or_else(|e| error_response(&e))
 }
@@ -300,7 +292,7 @@ fn answer_orders(
         }
         Call::UpdateOrderStatus(id) => {
             let req: OrderStatusUpdate = parse(body)?;
-            state.update_order_status(*id, &req, &sim.rules)?;
+            state.update_order_status(*id, &req, &sim.rules, now)?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Call::UpdateAutoReissue(id) => {
@@ -414,23 +406,23 @@ async fn check_order_dcv(sim: &Simulator, id: u64) -> Result<Response, ApiError>
             Err(e) => failures.push(e),
         }
     }
-    let mut inner = sim.lock();
-    let now = clock(&inner.state);
-    let all_or_nothing = method == DcvMethod::HttpToken;
-    if failures.is_empty() || !all_or_nothing {
-        for d in passed {
-            inner.state.approve_domain(d, now);
+    sim.changing(|inner, now| {
+        let all_or_nothing = method == DcvMethod::HttpToken;
+        if failures.is_empty() || !all_or_nothing {
+            for d in passed {
+                inner.state.approve_domain(d, now);
+            }
+            inner.state.settle(&sim.ca, now);
         }
-        inner.state.settle(&sim.ca, now);
-    }
-    if let Some(first) = failures.first() {
-        let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
-        return Err(ApiError::bad_request(&first.code, messages.join("; ")));
-    }
-    Ok(json_response(
-        StatusCode::OK,
-        &inner.state.check_answer(id, &method, now)?,
-    ))
+        if let Some(first) = failures.first() {
+            let messages: Vec<&str> = failures.iter().map(|f| f.message.as_str()).collect();
+            return Err(ApiError::bad_request(&first.code, messages.join("; ")));
+        }
+        Ok(json_response(
+            StatusCode::OK,
+            &inner.state.check_answer(id, &method, now)?,
+        ))
+    })
 }
 
 /// `PUT /domain/{id}/dcv/validate-token`: looks now; approval is now on success.
@@ -440,26 +432,26 @@ async fn check_domain_dcv(sim: &Simulator, id: u64) -> Result<Response, ApiError
         inner.state.domain_check(id, clock(&inner.state))?
     };
     let result = sim.va.check(&target).await;
-    let mut inner = sim.lock();
-    let now = clock(&inner.state);
     if let Err(f) = result {
         return Err(ApiError::bad_request(&f.code, f.message));
     }
-    inner.state.approve_domain(id, now);
-    inner.state.settle(&sim.ca, now);
-    let token = inner
-        .state
-        .domain(id)?
-        .token
-        .as_ref()
-        .map(|t| t.value.clone());
-    Ok(json_response(
-        StatusCode::OK,
-        &ValidateToken {
-            token,
-            status: "active".into(),
-        },
-    ))
+    sim.changing(|inner, now| {
+        inner.state.approve_domain(id, now);
+        inner.state.settle(&sim.ca, now);
+        let token = inner
+            .state
+            .domain(id)?
+            .token
+            .as_ref()
+            .map(|t| t.value.clone());
+        Ok(json_response(
+            StatusCode::OK,
+            &ValidateToken {
+                token,
+                status: "active".into(),
+            },
+        ))
+    })
 }
 
 fn pem_response(pem: String) -> Result<Response, ApiError> {

@@ -135,11 +135,11 @@ impl State {
         let issued = sign_until(ca, &cert, now, not_after)?;
         let chain = vec![
             ChainCertificate {
-                subject_common_name: cert.common_name.clone(),
+                subject_common_name: Some(cert.common_name.clone()),
                 pem: issued.pem.clone(),
             },
             ChainCertificate {
-                subject_common_name: intermediate_name,
+                subject_common_name: Some(intermediate_name),
                 pem: ca.intermediate_pem().to_string(),
             },
         ];
@@ -153,6 +153,8 @@ impl State {
         let cert_id = cert.id;
         self.certificates.insert(cert_id, cert);
         self.order_mut(order_id)?.certificates.push(cert_id);
+        self.note_event(FeedEventKind::CertificateIssued, order_id, cert_id);
+        self.note_instant(cert_id);
         Ok(DuplicateResponse {
             id: order_id,
             requests: vec![DuplicateRequestRef {

@@ -1,168 +1,81 @@
-//! The account-wide change feed: when each order's status (or current certificate)
-//! last changed, status changes over a window, and list orders with filters and
-//! paging. Changes are noticed by comparing each order with what was last seen, after
-//! every call and every settling of the clock, so no rule has to remember to say so.
+//! The account-wide change feed: status changes over a window (from each order's
+//! `status_last_updated`, which [`State::move_order`] stamps) and list orders with
+//! filters and paging.
+//!
+//! The simulator models one account with no per-key visibility (order info answers
+//! every key alike), so every key sees every order here too.
 
-use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
+use crate::settings::FeedSettings;
 use crate::store::*;
-use certcentral::types::OrderStatus;
-
-/// What an order was when last looked at, and since when.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LastChange {
-    pub status: OrderStatus,
-    pub certificate: u64,
-    #[serde(with = "time::serde::rfc3339")]
-    pub at: OffsetDateTime,
-}
-
-/// An event a webhook reports.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FeedEvent {
-    /// certificate_issued, certificate_revoked, order_rejected
-    pub event: &'static str,
-    pub order_id: u64,
-    pub certificate_id: u64,
-}
-
-/// Settings of the feed (from the configuration).
-#[derive(Clone, Debug)]
-pub struct FeedSettings {
-    /// The offset a `filters[status_last_updated]` range is read in: -7 (US Mountain
-    /// standard time, as third parties report DigiCert reads it) or 0 (UTC).
-    pub range_offset_hours: i8,
-    /// How far back a window may reach (7 days, documented).
-    pub longest_window: Duration,
-    /// Put the chain into the answer of a reissue issued at once.
-    pub reissue_answer_chain: bool,
-}
-
-impl Default for FeedSettings {
-    fn default() -> Self {
-        FeedSettings {
-            range_offset_hours: -7,
-            longest_window: Duration::days(7),
-            reissue_answer_chain: false,
-        }
-    }
-}
-
-/// The events of one order's change from `was` to `now` (status, certificate).
-fn events_of(
-    order_id: u64,
-    was: &LastChange,
-    status: &OrderStatus,
-    certificate: u64,
-) -> Vec<FeedEvent> {
-    let event = |event| FeedEvent {
-        event,
-        order_id,
-        certificate_id: certificate,
-    };
-    match status {
-        OrderStatus::Issued if certificate != was.certificate => vec![event("certificate_issued")],
-        // A pending reissue ended without a new certificate: rejected or canceled.
-        OrderStatus::Issued if was.status == OrderStatus::ReissuePending => {
-            vec![event("order_rejected")]
-        }
-        OrderStatus::Revoked => vec![event("certificate_revoked")],
-        OrderStatus::Rejected => vec![event("order_rejected")],
-        _ => vec![],
-    }
-}
+use certcentral::types::LIST_ORDERS_MAX_LIMIT;
 
 impl State {
-    /// Stamps every order whose status or current certificate changed since it was
-    /// last seen; returns what webhooks report of it.
-    pub fn note_changes(&mut self, now: OffsetDateTime) -> Vec<FeedEvent> {
-        let mut events = Vec::new();
-        for (id, order) in &self.orders {
-            let seen = self.last_changes.get(id);
-            if seen.is_some_and(|s| {
-                s.status == order.status && s.certificate == order.current_certificate
-            }) {
-                continue;
-            }
-            // An order seen for the first time (seeded) did not change: it is stamped
-            // outside every window.
-            let at = match seen {
-                Some(was) => {
-                    events.extend(events_of(
-                        *id,
-                        was,
-                        &order.status,
-                        order.current_certificate,
-                    ));
-                    now
-                }
-                None => OffsetDateTime::UNIX_EPOCH,
-            };
-            self.last_changes.insert(
-                *id,
-                LastChange {
-                    status: order.status.clone(),
-                    certificate: order.current_certificate,
-                    at,
-                },
-            );
-        }
-        events
-    }
-
-    /// `GET /order/certificate/status-changes`.
+    /// `GET /order/certificate/status-changes`: the orders whose status or current
+    /// certificate changed in the window, by order id.
     pub fn status_changes(&self, query: &str, now: OffsetDateTime) -> ApiResult<Value> {
         let (from, to) = window(query, now, &self.feed)?;
         let orders: Vec<Value> = self
-            .last_changes
+            .orders
             .iter()
-            .filter(|(id, c)| c.at >= from && c.at <= to && self.orders.contains_key(id))
-            .map(|(id, c)| json!({"order_id": id, "certificate_id": c.certificate, "status": c.status}))
+            .filter(|(_, o)| o.status_last_updated.is_some_and(|t| from <= t && t <= to))
+            .map(|(id, o)| {
+                json!({
+                    "order_id": id,
+                    "certificate_id": o.current_certificate,
+                    "status": o.status,
+                })
+            })
             .collect();
         Ok(json!({ "orders": orders }))
     }
 
-    /// `GET /order/certificate`: by id, with `filters[status]`, `filters[id]`,
-    /// `offset` and `limit` (at most 1000).
+    /// `GET /order/certificate`: by id ascending, with `filters[status]`,
+    /// `filters[id]`, `offset` and `limit` (at most 1000).
     pub fn list_orders(&self, query: &str) -> ApiResult<Value> {
         let q = ListQuery::parse(query)?;
-        let matching: Vec<(&u64, &Order)> = self
-            .orders
-            .iter()
-            .filter(|(id, o)| {
-                q.ids.as_ref().is_none_or(|ids| ids.contains(id))
-                    && q.status.as_ref().is_none_or(|s| *s == o.status.as_str())
-            })
-            .collect();
-        let orders: Vec<Value> = matching
-            .iter()
-            .skip(q.offset as usize)
-            .take(q.limit as usize)
-            .map(|(id, o)| self.summary(**id, o))
-            .collect();
+        let wanted = |o: &Order| q.status.as_deref().is_none_or(|s| s == o.status.as_str());
+        // With ids, only those are looked up: a page by id costs what it lists.
+        let matching: Box<dyn Iterator<Item = (&u64, &Order)>> = match &q.ids {
+            Some(ids) => Box::new(ids.iter().filter_map(|id| self.orders.get_key_value(id))),
+            None => Box::new(self.orders.iter()),
+        };
+        let mut total = 0u64;
+        let mut orders = Vec::new();
+        for (id, order) in matching.filter(|(_, o)| wanted(o)) {
+            if total >= q.offset && (orders.len() as u64) < q.limit {
+                orders.push(self.summary(*id, order));
+            }
+            total += 1;
+        }
         Ok(json!({
             "orders": orders,
-            "page": {"total": matching.len(), "limit": q.limit, "offset": q.offset},
+            "page": {"total": total, "limit": q.limit, "offset": q.offset},
         }))
     }
 
     fn summary(&self, id: u64, order: &Order) -> Value {
-        let cert = &self.certificates[&order.current_certificate];
-        let has_duplicates = self
-            .certificates
-            .values()
-            .any(|c| c.order_id == id && matches!(c.origin, Origin::Duplicate));
+        let cert = self.certificates.get(&order.current_certificate);
+        let has_duplicates = order.certificates.iter().any(|c| {
+            self.certificates
+                .get(c)
+                .is_some_and(|c| c.origin == Origin::Duplicate)
+        });
         json!({
             "id": id,
             "status": order.status,
             "certificate": {
-                "id": cert.id,
-                "common_name": cert.common_name,
-                "dns_names": cert.dns_names,
-                "valid_till": cert.issued.as_ref().map(|i| crate::wire::date(i.not_after.date())),
-                "signature_hash": cert.signature_hash,
+                "id": order.current_certificate,
+                "common_name": cert.map(|c| &c.common_name),
+                "dns_names": cert.map(|c| c.dns_names.clone()).unwrap_or_default(),
+                "valid_till": cert
+                    .and_then(|c| c.issued.as_ref())
+                    .map(|i| crate::wire::date(i.not_after.date())),
+                "signature_hash": cert.map(|c| &c.signature_hash),
             },
             "order_valid_till": crate::wire::date(order.order_valid_till),
             "has_duplicates": has_duplicates,
@@ -172,7 +85,8 @@ impl State {
 }
 
 fn bad(message: impl Into<String>) -> ApiError {
-    // DigiCert's code for a bad window is not documented; this one is inferred.
+    // DigiCert documents the 7-day limit but not the error code it answers with;
+    // `invalid_input` is inferred.
     ApiError::bad_request("invalid_input", message)
 }
 
@@ -233,8 +147,14 @@ pub fn window(
     } else {
         return Err(bad("give minutes, seconds or filters[status_last_updated]"));
     };
-    if from > to || now - from > settings.longest_window {
-        return Err(bad("the window must lie within the last 7 days"));
+    if from > to {
+        return Err(bad("the range ends before it starts"));
+    }
+    if now - from > settings.longest_window {
+        return Err(bad(format!(
+            "the window reaches back more than {} days",
+            settings.longest_window.whole_days()
+        )));
     }
     Ok((from, to))
 }
@@ -261,7 +181,7 @@ struct ListQuery {
     offset: u64,
     limit: u64,
     status: Option<String>,
-    ids: Option<Vec<u64>>,
+    ids: Option<BTreeSet<u64>>,
 }
 
 impl ListQuery {
@@ -277,17 +197,18 @@ impl ListQuery {
         let ids = param(query, "filters[id]")
             .map(|v| {
                 v.split(',')
+                    .filter(|i| !i.trim().is_empty())
                     .map(|i| {
                         i.trim()
                             .parse()
                             .map_err(|_| bad("filters[id] lists order ids"))
                     })
-                    .collect::<ApiResult<Vec<u64>>>()
+                    .collect::<ApiResult<BTreeSet<u64>>>()
             })
             .transpose()?;
         Ok(ListQuery {
             offset: number("offset", 0)?,
-            limit: number("limit", 1000)?.clamp(1, 1000),
+            limit: number("limit", LIST_ORDERS_MAX_LIMIT)?.clamp(1, LIST_ORDERS_MAX_LIMIT),
             status: param(query, "filters[status]"),
             ids,
         })
@@ -297,6 +218,7 @@ impl ListQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use certcentral::types::OrderStatus;
     use time::macros::datetime;
 
     #[test]
@@ -340,5 +262,86 @@ mod tests {
             assert!(window(q, now, &s).is_err(), "{q}");
         }
         assert!(window("minutes=10080", now, &s).is_ok());
+    }
+
+    fn seeded(n: u64, now: OffsetDateTime) -> (State, crate::ca::TestCa) {
+        let ca = crate::ca::TestCa::generate(now).unwrap();
+        let mut state = State::new();
+        for id in 1..=n {
+            let seed: OrderSeed = serde_json::from_value(json!({
+                "id": id, "common_name": format!("o{id}.example.com"),
+            }))
+            .unwrap();
+            state.seed_order(seed, &ca, now).unwrap();
+        }
+        (state, ca)
+    }
+
+    fn ids(v: &Value) -> Vec<u64> {
+        v["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_u64().or(o["order_id"].as_u64()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn list_orders_pages_by_id_with_filters() {
+        let now = datetime!(2026-12-05 12:00 UTC);
+        let (mut state, _ca) = seeded(25, now);
+        state.move_order(7, OrderStatus::Revoked, None, now);
+        let page = state.list_orders("offset=20&limit=10").unwrap();
+        assert_eq!(ids(&page), (21..=25).collect::<Vec<_>>());
+        assert_eq!(
+            page["page"],
+            json!({"total": 25, "limit": 10, "offset": 20})
+        );
+        // Over the largest page: clamped.
+        let page = state.list_orders("limit=5000").unwrap();
+        assert_eq!(page["page"]["limit"], 1000);
+        assert_eq!(ids(&page).len(), 25);
+        let page = state
+            .list_orders("filters%5Bid%5D=9%2C3%2C7%2C99&filters[status]=issued")
+            .unwrap();
+        assert_eq!(ids(&page), vec![3, 9]);
+        assert_eq!(page["page"]["total"], 2);
+        let page = state.list_orders("filters[status]=revoked").unwrap();
+        assert_eq!(ids(&page), vec![7]);
+        assert_eq!(page["orders"][0]["has_duplicates"], false);
+        assert!(state.list_orders("limit=x").is_err());
+        assert!(state.list_orders("filters[id]=1,a").is_err());
+    }
+
+    #[test]
+    fn status_changes_list_what_moved_in_the_window() {
+        let start = datetime!(2026-12-05 12:00 UTC);
+        let (mut state, _ca) = seeded(5, start);
+        let later = start + Duration::hours(1);
+        // Seeded orders are new: they show while the window reaches their seeding.
+        assert_eq!(
+            ids(&state.status_changes("minutes=61", later).unwrap()).len(),
+            5
+        );
+        assert!(ids(&state.status_changes("minutes=59", later).unwrap()).is_empty());
+        state.move_order(
+            4,
+            OrderStatus::ReissuePending,
+            None,
+            later - Duration::seconds(30),
+        );
+        state.move_order(2, OrderStatus::Revoked, None, later);
+        // Not a change: the same status and certificate.
+        state.move_order(3, OrderStatus::Issued, None, later);
+        let changes = state.status_changes("seconds=30", later).unwrap();
+        assert_eq!(ids(&changes), vec![2, 4]);
+        assert_eq!(changes["orders"][0]["status"], "revoked");
+        assert_eq!(
+            changes["orders"][1]["certificate_id"],
+            state.orders[&4].current_certificate
+        );
+        // A range in Mountain time: 12:59:30 UTC is 5:59:30 there; both ends count.
+        let range = "filters[status_last_updated]=2026-12-5+5:59:30...2026-12-5+5:59:30";
+        assert_eq!(ids(&state.status_changes(range, later).unwrap()), vec![4]);
     }
 }

@@ -90,6 +90,8 @@ impl State {
             auto_reissued_for: None,
             dcv_method: seed.dcv_method.clone(),
             dcv_random_value: None,
+            // A new order: the feed shows it from now on.
+            status_last_updated: Some(now),
             seed,
         };
         let mut cert = Certificate {
@@ -121,6 +123,9 @@ impl State {
         }
         let validated = order.seed.validation_current;
         let names = cert.dns_names.clone();
+        if cert.status == ReissueStatus::Issued {
+            self.note_event(FeedEventKind::CertificateIssued, order.seed.id, cert_id);
+        }
         self.certificates.insert(cert_id, cert);
         self.orders.insert(order.seed.id, order);
         self.seed_order_domains(&names, validated, now);
@@ -231,7 +236,7 @@ impl State {
         for c in pending {
             self.reject_certificate(c, None);
         }
-        self.orders.get_mut(&id).expect("present").status = OrderStatus::Expired;
+        self.move_order(id, OrderStatus::Expired, None, now);
         true
     }
 
@@ -304,7 +309,7 @@ impl State {
             let order = self.orders.get_mut(&id).expect("present");
             order.certificates.push(cert_id);
             order.auto_reissued_for = Some(order.current_certificate);
-            order.status = OrderStatus::ReissuePending;
+            self.move_order(id, OrderStatus::ReissuePending, None, now);
             // Issue at once when nothing delays it.
             self.settle_order(id, ca, now);
             return true;
@@ -321,20 +326,26 @@ impl State {
         // While the order's certificate is still the previous one: the names the new one
         // drops decide what DigiCert revokes.
         self.schedule_revocations(order_id, cert_id, at);
-        let order = self.orders.get_mut(&order_id).expect("present");
-        order.current_certificate = cert_id;
-        order.status = OrderStatus::Issued;
+        self.move_order(order_id, OrderStatus::Issued, Some(cert_id), at);
+        self.note_event(FeedEventKind::CertificateIssued, order_id, cert_id);
     }
 
     pub(crate) fn reject_certificate(&mut self, cert_id: u64, comment: Option<&str>) {
-        if let Some(cert) = self.certificates.get_mut(&cert_id) {
-            cert.status = ReissueStatus::Rejected;
-            if let Some(r) = cert.request_id.and_then(|r| self.requests.get_mut(&r)) {
-                r.status = RequestStatus::Rejected;
-                if let Some(c) = comment {
-                    r.processor_comment = Some(c.to_string());
-                }
+        let Some(cert) = self.certificates.get_mut(&cert_id) else {
+            return;
+        };
+        cert.status = ReissueStatus::Rejected;
+        let (order_id, origin) = (cert.order_id, cert.origin);
+        if let Some(r) = cert.request_id.and_then(|r| self.requests.get_mut(&r)) {
+            r.status = RequestStatus::Rejected;
+            if let Some(c) = comment {
+                r.processor_comment = Some(c.to_string());
             }
+        }
+        // A reissue that ends without a certificate; a canceled new order is no
+        // rejection.
+        if matches!(origin, Origin::Reissue | Origin::AutoReissue) {
+            self.note_event(FeedEventKind::OrderRejected, order_id, cert_id);
         }
     }
 
@@ -345,6 +356,7 @@ impl State {
         id: u64,
         body: &OrderStatusUpdate,
         rules: &Rules,
+        now: OffsetDateTime,
     ) -> ApiResult<()> {
         if !rules.cancel_values.contains(&body.status) {
             return Err(ApiError::bad_request(
@@ -374,14 +386,14 @@ impl State {
                 for c in open {
                     self.reject_certificate(c, Some(&body.note));
                 }
-                self.order_mut(id)?.status = OrderStatus::Canceled;
+                self.move_order(id, OrderStatus::Canceled, None, now);
                 Ok(())
             }
             OrderStatus::ReissuePending => {
                 if let Some(pending) = self.pending_reissue(order).map(|c| c.id) {
                     self.reject_certificate(pending, Some(&body.note));
                 }
-                self.order_mut(id)?.status = OrderStatus::Issued;
+                self.move_order(id, OrderStatus::Issued, None, now);
                 Ok(())
             }
             ref other => Err(ApiError::bad_request(
@@ -463,9 +475,8 @@ impl State {
             }
             "rejected" => {
                 self.reject_certificate(cert_id, body.processor_comment.as_deref());
-                let order = self.order_mut(order_id)?;
-                if order.status == OrderStatus::ReissuePending {
-                    order.status = OrderStatus::Issued;
+                if self.order(order_id)?.status == OrderStatus::ReissuePending {
+                    self.move_order(order_id, OrderStatus::Issued, None, now);
                 }
                 Ok(())
             }

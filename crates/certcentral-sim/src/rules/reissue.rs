@@ -62,13 +62,19 @@ impl State {
         cert.request_id = Some(request_id);
         cert.issue_after = (!needs_approval).then_some(now + delay);
         self.certificates.insert(cert_id, cert);
-        let order = self.orders.get_mut(&id).expect("present");
-        order.certificates.push(cert_id);
-        order.status = OrderStatus::ReissuePending;
+        self.orders
+            .get_mut(&id)
+            .expect("present")
+            .certificates
+            .push(cert_id);
+        self.move_order(id, OrderStatus::ReissuePending, None, now);
         if !needs_approval && delay.is_zero() {
             self.settle_order(id, ca, now);
         }
         let issued_now = self.certificates[&cert_id].status == ReissueStatus::Issued;
+        if issued_now {
+            self.note_instant(cert_id);
+        }
         if body.skip_approval == Some(true) && issued_now {
             let certificate_chain = match self.feed.reissue_answer_chain {
                 true => Some(self.chain_of(cert_id, ca)?),
@@ -109,19 +115,26 @@ fn reissuable(order: &Order) -> ApiResult<()> {
 }
 
 impl State {
-    /// An issued certificate's chain as an answer carries it: leaf, intermediate, root.
-    fn chain_of(&self, cert_id: u64, ca: &TestCa) -> ApiResult<Vec<certcentral::ChainCertificate>> {
+    /// An issued certificate's chain as an answer carries it: leaf, intermediate(s),
+    /// root, each with its subject's common name.
+    fn chain_of(&self, cert_id: u64, ca: &TestCa) -> ApiResult<Vec<ChainCertificate>> {
         let pem = self.certificate_pem(cert_id, "pem_all", ca)?;
-        let names = ["leaf", "intermediate", "root"];
         Ok(pem
             .split_inclusive("-----END CERTIFICATE-----")
             .map(str::trim)
             .filter(|b| !b.is_empty())
-            .enumerate()
-            .map(|(i, block)| certcentral::ChainCertificate {
-                subject_common_name: names.get(i).unwrap_or(&"").to_string(),
+            .map(|block| ChainCertificate {
+                subject_common_name: subject_common_name(block),
                 pem: format!("{block}\n"),
             })
             .collect())
     }
+}
+
+fn subject_common_name(pem: &str) -> Option<String> {
+    let der = pki::keys::certificates_from_pem(pem)
+        .ok()?
+        .into_iter()
+        .next()?;
+    pki::keys::inspect_certificate(&der).ok()?.common_name
 }

@@ -143,6 +143,8 @@ impl State {
         {
             c.status = ReissueStatus::Revoked;
             c.revoked_at = Some(at);
+            let order_id = c.order_id;
+            self.note_event(FeedEventKind::CertificateRevoked, order_id, cert_id);
         }
     }
 
@@ -155,9 +157,7 @@ impl State {
         for id in ids {
             self.revoke_now(id, at);
         }
-        if let Some(o) = self.orders.get_mut(&order_id) {
-            o.status = OrderStatus::Revoked;
-        }
+        self.move_order(order_id, OrderStatus::Revoked, None, at);
     }
 
     /// A certificate by id, else by serial number (hex, any case).

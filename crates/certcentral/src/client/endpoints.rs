@@ -1,5 +1,6 @@
 //! The CertCentral endpoints the operator drives, one typed call each: orders,
-//! reissues, duplicates, revocation, requests, domain validation.
+//! reissues, duplicates, revocation, requests, domain validation, and the
+//! account-wide change feed (status changes, list orders).
 
 use crate::dcv::*;
 use crate::duplicate::*;
@@ -57,6 +58,23 @@ impl Client {
             |status, bytes| self.decode_json(Operation::Reissue, status, bytes),
         )
         .await
+    }
+
+    /// `GET /order/certificate/status-changes`: the account's orders whose status (or
+    /// current certificate) changed in `window`. A range is written in US Mountain time
+    /// (see [`ChangeWindow::Range`]).
+    pub async fn status_changes(&self, window: &ChangeWindow) -> Result<StatusChanges, Error> {
+        let path = format!("order/certificate/status-changes?{}", window.query());
+        self.json(Operation::StatusChanges, Method::GET, &path, None::<&()>)
+            .await
+    }
+
+    /// `GET /order/certificate`: a page of the account's orders with their status and
+    /// current certificate (up to 1000 a page).
+    pub async fn list_orders(&self, query: &ListOrdersQuery) -> Result<OrderPage, Error> {
+        let path = format!("order/certificate?{}", query.query());
+        self.json(Operation::ListOrders, Method::GET, &path, None::<&()>)
+            .await
     }
 
     /// `GET /order/certificate/{order_id}/reissue`

@@ -190,7 +190,7 @@ impl Client {
         .await
     }
 
-    pub(crate) async fn json<T: DeserializeOwned>(
+    async fn json<T: DeserializeOwned>(
         &self,
         op: Operation,
         method: Method,

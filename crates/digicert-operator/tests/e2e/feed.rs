@@ -212,9 +212,8 @@ async fn a_webhook_makes_the_order_look_at_once() {
     env.sim
         .simulator()
         .set_webhook(Some(certcentral_sim::webhooks::WebhookConfig {
-            url: url.clone(),
             key: Some(KEY.into()),
-            ca_pem: None,
+            ..certcentral_sim::webhooks::WebhookConfig::new(url.clone())
         }))
         .unwrap();
     let looks = calls(&env, Operation::OrderInfo);
