@@ -42,6 +42,8 @@ use crate::store::{ApiError, State};
 use crate::webhooks::{WebhookConfig, WebhookView};
 use certcentral::Window;
 
+const ADMIN_BODY_LIMIT: usize = 64 << 20;
+
 pub fn router(sim: Arc<Simulator>) -> Router {
     Router::new()
         .route("/admin/healthz", get(|| async { "ok" }))
@@ -69,6 +71,8 @@ pub fn router(sim: Arc<Simulator>) -> Router {
             get(get_webhook).put(set_webhook).delete(clear_webhook),
         )
         .route("/admin/webhook/drop", axum::routing::put(drop_webhooks))
+        // Bulk seeding sends thousands of orders in one body.
+        .layer(axum::extract::DefaultBodyLimit::max(ADMIN_BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(sim.clone(), authorize))
         .with_state(sim)
 }

@@ -18,3 +18,4 @@ mod image;
 mod simulator;
 mod simulator_dcv;
 mod simulator_duplicates;
+mod simulator_feed;
