@@ -738,4 +738,36 @@ reuse_schedule:
         );
         assert!(serde_yaml::from_str::<SeedFile>("domains: [{name: a, colour: red}]").is_err());
     }
+
+    #[test]
+    fn seed_files_set_the_feed_and_the_webhook() {
+        let yaml = r#"
+status_changes_range_offset_hours: 0
+status_changes_max_days: 3
+webhook:
+  url: https://hooks.example.net/digicert
+  key: shared
+  ca_file: /etc/hooks/ca.pem
+"#;
+        let seed: SeedFile = serde_yaml::from_str(yaml).unwrap();
+        let base = FeedSettings {
+            reissue_answer_chain: true,
+            ..FeedSettings::default()
+        };
+        let feed = seed.feed_settings(&base);
+        assert_eq!(feed.range_offset_hours, 0);
+        assert_eq!(feed.longest_window, time::Duration::days(3));
+        assert!(feed.reissue_answer_chain, "unset in the file: the flag's");
+        let hook = seed.webhook.unwrap();
+        assert_eq!(hook.key.as_deref(), Some("shared"));
+        assert!(hook.instant_issuance);
+        assert_eq!(
+            hook.ca_file.as_deref(),
+            Some(std::path::Path::new("/etc/hooks/ca.pem"))
+        );
+        let defaults = SeedFile::default().feed_settings(&FeedSettings::default());
+        assert_eq!(defaults.range_offset_hours, -7);
+        assert_eq!(defaults.longest_window, time::Duration::days(7));
+        assert!(serde_yaml::from_str::<SeedFile>("webhook: {url: x, colour: red}").is_err());
+    }
 }
