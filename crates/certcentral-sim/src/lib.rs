@@ -241,6 +241,14 @@ impl CallCounts {
     pub fn sum(&self) -> u64 {
         self.operations.values().map(|c| c.total).sum()
     }
+    /// Calls about single orders: all but the account-wide reads of the change feed.
+    pub fn about_orders(&self) -> u64 {
+        self.operations
+            .iter()
+            .filter(|(op, _)| !op.is_account_wide())
+            .map(|(_, c)| c.total)
+            .sum()
+    }
 }
 
 /// Rolling-window request log per API key, as CertCentral keeps it.

@@ -133,6 +133,12 @@ impl Operation {
                 | Operation::RevokeOrder
         )
     }
+
+    /// Whether the call reads the whole account (the change feed) rather than one
+    /// order: its cost is the key's, whatever the number of orders.
+    pub fn is_account_wide(self) -> bool {
+        matches!(self, Operation::StatusChanges | Operation::ListOrders)
+    }
 }
 
 impl std::fmt::Display for Operation {

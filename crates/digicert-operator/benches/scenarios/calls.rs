@@ -44,8 +44,7 @@ pub struct Outcome {
 
 /// The feed's reads: per account key, not per order.
 fn feed_calls(counts: &certcentral_sim::CallCounts) -> u64 {
-    use digicert_operator::certcentral::Operation;
-    counts.total(Operation::StatusChanges) + counts.total(Operation::ListOrders)
+    counts.sum() - counts.about_orders()
 }
 
 pub async fn run(p: Params) -> Outcome {
@@ -126,15 +125,15 @@ pub async fn run(p: Params) -> Outcome {
         30.0 * per_reading + (orders / 1000.0).ceil() / 6.0 + orders * per_look / 168.0;
     Outcome {
         orders: p.orders,
-        issue_calls: issued.sum() - feed_calls(&issued),
-        calls_per_certificate: (issued.sum() - feed_calls(&issued)) as f64 / orders,
+        issue_calls: issued.about_orders(),
+        calls_per_certificate: issued.about_orders() as f64 / orders,
         issue_calls_by_operation: calls_by_operation(&issued),
         issue_feed_calls: feed_calls(&issued),
         steady_calls: steady.sum(),
         steady_periods: p.periods,
         calls_per_order_per_resync: per_look,
         steady_calls_by_operation: calls_by_operation(&steady),
-        feed_steady_order_calls: feed_steady.sum() - feed_calls(&feed_steady),
+        feed_steady_order_calls: feed_steady.about_orders(),
         feed_steady_calls_by_operation: calls_by_operation(&feed_steady),
         feed_calls_per_order_per_hour_at_defaults: feed_per_hour / orders,
         feedless_calls_per_order_per_hour_at_defaults: per_look / 6.0,

@@ -122,7 +122,12 @@ impl Feeds {
             feed.soon.notify_one();
         }
         if start {
-            tokio::spawn(self.clone().read(feed));
+            // Its calls and logs name the feed (the key's hash digits), not an order.
+            let span = tracing::info_span!(parent: None, "change_feed", feed = %short(&feed.id));
+            tokio::spawn(tracing::Instrument::instrument(
+                self.clone().read(feed),
+                span,
+            ));
         }
         (standing, view)
     }
@@ -237,7 +242,7 @@ impl Feeds {
             return;
         };
         let interval = self.interval.unwrap_or(Duration::from_secs(60));
-        tracing::info!(feed = %short(&feed.id), interval_s = interval.as_secs(), "change feed started");
+        tracing::info!(interval_s = interval.as_secs(), "change feed started");
         loop {
             let wait = match self.reading(&feed).await {
                 Ok(()) => interval,
@@ -248,7 +253,7 @@ impl Feeds {
                         state.failures
                     };
                     let wait = rules::retry_after(interval, failures);
-                    tracing::warn!(feed = %short(&feed.id), error = %e, retry_in_s = wait.as_secs(), "reading the change feed failed");
+                    tracing::warn!(error = %e, retry_in_s = wait.as_secs(), "reading the change feed failed");
                     wait
                 }
             };
@@ -264,7 +269,7 @@ impl Feeds {
             }
         }
         lock(&feed.state).running = false;
-        tracing::info!(feed = %short(&feed.id), "change feed stopped");
+        tracing::info!("change feed stopped");
     }
 
     /// A feed that started failing (or recovered) wakes its orders: they check
@@ -284,7 +289,10 @@ impl Feeds {
             })
         };
         if let Some(orders) = woken {
-            tracing::warn!(feed = %short(&feed.id), orders = orders.len(), "the change feed fails; its orders check DigiCert themselves");
+            tracing::warn!(
+                orders = orders.len(),
+                "the change feed fails; its orders check DigiCert themselves"
+            );
             self.wake(orders);
         }
     }
@@ -451,7 +459,7 @@ impl Feeds {
             }
         }
         if !woken.is_empty() {
-            tracing::debug!(feed = %short(&feed.id), orders = woken.len(), "the change feed wakes orders");
+            tracing::debug!(orders = woken.len(), "the change feed wakes orders");
         }
         self.wake(woken);
     }

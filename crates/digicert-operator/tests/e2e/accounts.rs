@@ -42,13 +42,9 @@ fn sim_calls(env: &OperatorEnv) -> u64 {
 /// Asserts that the simulator sees no call about an order for `period` (the change
 /// feed's reads are the account key's, one per interval, whatever the orders do).
 async fn no_calls_for(env: &OperatorEnv, period: Duration) {
-    use digicert_operator::certcentral::Operation;
-    let about_orders = |c: certcentral_sim::CallCounts| {
-        c.sum() - c.total(Operation::StatusChanges) - c.total(Operation::ListOrders)
-    };
-    let before = about_orders(env.sim.simulator().calls());
+    let before = env.sim.simulator().calls().about_orders();
     tokio::time::sleep(period).await;
-    let after = about_orders(env.sim.simulator().calls());
+    let after = env.sim.simulator().calls().about_orders();
     assert_eq!(before, after, "calls were made\n{}", env.operator_logs());
 }
 

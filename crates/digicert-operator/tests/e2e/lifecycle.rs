@@ -24,11 +24,6 @@ const RENEW_BUG: &str = "a renewal requested while a certificate is being obtain
      that certificate, not by a second reissue";
 
 /// An order seed (issued, Multi-year Plan) with its settings changed by `change`.
-/// Calls about orders: the change feed's reads are the key's, whatever orders do.
-fn about_orders(c: &certcentral_sim::CallCounts) -> u64 {
-    c.sum() - c.total(Operation::StatusChanges) - c.total(Operation::ListOrders)
-}
-
 fn seed(id: u64, change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
     let mut s = crate::support::order(id);
     change(&mut s);
@@ -739,7 +734,7 @@ async fn a_wrong_api_key_fails_slowly_and_quietly_until_it_is_fixed() {
     let waited = Duration::from_secs(15).saturating_sub(started.elapsed());
     tokio::time::sleep(waited).await;
     let all = env.sim.simulator().calls();
-    assert!(about_orders(&all) <= 2, "{all:?}");
+    assert!(all.about_orders() <= 2, "{all:?}");
     // The first call (the order's names, before any reissue) was refused.
     assert!(all.all_with_outcome("401") >= 1, "{all:?}");
     assert_eq!(all.outcome(Operation::Reissue, "200"), 0, "{all:?}");
@@ -790,7 +785,7 @@ async fn an_unknown_order_is_reported_without_hammering_digicert() {
     assert!(message.contains("not_found|order"), "{message}");
     tokio::time::sleep(Duration::from_secs(10).saturating_sub(started.elapsed())).await;
     let all = env.sim.simulator().calls();
-    assert!(about_orders(&all) <= 2, "{all:?}");
+    assert!(all.about_orders() <= 2, "{all:?}");
     assert!(env.secrets().get_opt("web-tls").await.unwrap().is_none());
 }
 

@@ -404,14 +404,25 @@ async fn json_logs_carry_the_order_and_never_the_key() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    let call = lines
-        .iter()
-        .find(|l| l["message"] == "CertCentral call succeeded")
-        .unwrap_or_else(|| panic!("no call logged:\n{logs}"));
-    let span = &call["span"];
-    assert_eq!(span["namespace"], env.cluster.namespace.as_str(), "{call}");
-    assert_eq!(span["order_name"], "web", "{call}");
-    assert_eq!(span["order_id"], 1001, "{call}");
+    let call = |operation: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == "CertCentral call succeeded" && l["operation"] == operation)
+            .unwrap_or_else(|| panic!("no {operation} call logged:\n{logs}"))
+    };
+    let reissue = call("reissue");
+    let span = &reissue["span"];
+    assert_eq!(
+        span["namespace"],
+        env.cluster.namespace.as_str(),
+        "{reissue}"
+    );
+    assert_eq!(span["order_name"], "web", "{reissue}");
+    assert_eq!(span["order_id"], 1001, "{reissue}");
+    // The change feed's reads are the account key's: they name the feed, not an order.
+    let feed = call("list_orders");
+    assert!(feed["span"]["feed"].is_string(), "{feed}");
+    assert!(feed["span"]["order_name"].is_null(), "{feed}");
     assert!(!logs.contains(crate::support::env::API_KEY));
     assert!(!logs.contains("PRIVATE KEY"));
     drop(operator);
