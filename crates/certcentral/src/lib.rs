@@ -5,6 +5,7 @@ mod client;
 pub mod dcv;
 pub mod duplicate;
 mod error;
+pub mod feed;
 pub mod ratelimit;
 pub mod types;
 
@@ -14,6 +15,7 @@ pub use client::{
 };
 pub use duplicate::*;
 pub use error::{Error, TransportKind};
+pub use feed::*;
 pub use ratelimit::{RateLimiter, Window};
 pub use types::*;
 

@@ -5,6 +5,7 @@
 use crate::dcv::*;
 use crate::duplicate::*;
 use crate::error::Error;
+use crate::feed::*;
 use crate::types::*;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
