@@ -12,7 +12,7 @@ use time::{Duration, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::settings::FeedSettings;
 use crate::store::*;
-use certcentral::types::LIST_ORDERS_MAX_LIMIT;
+use certcentral::feed::LIST_ORDERS_MAX_LIMIT;
 
 impl State {
     /// `GET /order/certificate/status-changes`: the orders whose status or current

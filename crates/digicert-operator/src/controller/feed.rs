@@ -32,6 +32,26 @@ pub fn feed_id(endpoint: &str, client: &certcentral::Client) -> FeedId {
     format!("{endpoint}#{}", pki::hex(digest.as_ref()))
 }
 
+/// What the feed says of an order as its reconcile starts.
+#[derive(Clone, Debug)]
+pub struct Followed {
+    /// The feed of the order's key (`None`: no feed).
+    pub id: Option<FeedId>,
+    pub standing: Standing,
+    /// What the feed last read of the order.
+    pub view: Option<OrderView>,
+}
+
+impl Default for Followed {
+    fn default() -> Self {
+        Followed {
+            id: None,
+            standing: Standing::Off,
+            view: None,
+        }
+    }
+}
+
 /// Every feed of the operator, and which order follows which.
 pub struct Feeds {
     /// `None`: the feed is off, every order is checked on its own.
@@ -68,6 +88,19 @@ struct State {
     standing: Standing,
 }
 
+impl State {
+    /// `who` no longer follows `order_id`; an order nobody follows is forgotten.
+    fn unfollow(&mut self, order_id: u64, who: &Wake) {
+        if let Some(set) = self.followers.get_mut(&order_id) {
+            set.remove(who);
+            if set.is_empty() {
+                self.followers.remove(&order_id);
+                self.views.remove(&order_id);
+            }
+        }
+    }
+}
+
 impl Feeds {
     pub fn new(interval: Option<Duration>, metrics: Arc<Metrics>) -> Self {
         Feeds {
@@ -78,10 +111,6 @@ impl Feeds {
             stop: OnceLock::new(),
             metrics,
         }
-    }
-
-    pub fn interval(&self) -> Option<Duration> {
-        self.interval
     }
 
     /// The orders to wake, for a controller.
@@ -95,17 +124,17 @@ impl Feeds {
     }
 
     /// Records that `order` follows CertCentral order `order_id` with `client`'s key,
-    /// starting the key's reader if it has none. Returns the feed's standing and its
-    /// view of the order.
+    /// starting the key's reader if it has none. Returns the feed, its standing and
+    /// its view of the order.
     pub fn follow(
         self: &Arc<Self>,
         order: Wake,
         endpoint: &str,
         client: &certcentral::Client,
         order_id: u64,
-    ) -> (Standing, Option<OrderView>) {
+    ) -> Followed {
         if self.interval.is_none() {
-            return (Standing::Off, None);
+            return Followed::default();
         }
         let id = feed_id(endpoint, client);
         self.unfollow_if_moved(&order, &id, order_id);
@@ -113,7 +142,7 @@ impl Feeds {
         let (standing, view, start) = {
             let mut state = lock(&feed.state);
             state.followers.entry(order_id).or_default().insert(order);
-            let start = !state.running && self.stop.get().is_some();
+            let start = !state.running && self.stop.get().is_some_and(|s| !*s.borrow());
             state.running |= start;
             let view = state.views.get(&order_id).cloned();
             (self.standing_of(&state), view, start)
@@ -129,7 +158,11 @@ impl Feeds {
                 span,
             ));
         }
-        (standing, view)
+        Followed {
+            id: Some(id),
+            standing,
+            view,
+        }
     }
 
     /// Forgets an order (deleted, or no longer served).
@@ -137,26 +170,15 @@ impl Feeds {
         let Some((id, order_id)) = lock(&self.following).remove(order) else {
             return;
         };
-        if let Some(feed) = lock(&self.feeds).get(&id)
-            && let Some(set) = lock(&feed.state).followers.get_mut(&order_id)
-        {
-            set.remove(order);
+        if let Some(feed) = lock(&self.feeds).get(&id) {
+            lock(&feed.state).unfollow(order_id, order);
         }
     }
 
     /// What a reconcile read at DigiCert (order info): the feed's view follows it,
     /// and a stale view is fresh again.
-    pub fn observed(
-        &self,
-        endpoint: &str,
-        client: &certcentral::Client,
-        order_id: u64,
-        view: OrderView,
-    ) {
-        if self.interval.is_none() {
-            return;
-        }
-        let Some(feed) = lock(&self.feeds).get(&feed_id(endpoint, client)).cloned() else {
+    pub fn observed(&self, id: &FeedId, order_id: u64, view: OrderView) {
+        let Some(feed) = lock(&self.feeds).get(id).cloned() else {
             return;
         };
         let mut state = lock(&feed.state);
@@ -191,9 +213,8 @@ impl Feeds {
         if let Some((old_id, old_order)) = before
             && (old_id != id || old_order != order_id)
             && let Some(feed) = lock(&self.feeds).get(&old_id)
-            && let Some(set) = lock(&feed.state).followers.get_mut(&old_order)
         {
-            set.remove(order);
+            lock(&feed.state).unfollow(old_order, order);
         }
     }
 
@@ -236,7 +257,9 @@ impl Feeds {
         }
     }
 
-    /// The reader of one key: a reading, then a wait, until stopped or unfollowed.
+    /// The reader of one key: a reading, then a wait, until stopped or nobody follows
+    /// the key any more (its key replaced, its orders gone); a new follower starts
+    /// it again.
     async fn read(self: Arc<Self>, feed: Arc<Feed>) {
         let Some(mut stop) = self.stop.get().cloned() else {
             return;
@@ -244,6 +267,13 @@ impl Feeds {
         let interval = self.interval.unwrap_or(Duration::from_secs(60));
         tracing::info!(interval_s = interval.as_secs(), "change feed started");
         loop {
+            {
+                let mut state = lock(&feed.state);
+                if state.followers.is_empty() {
+                    state.running = false;
+                    break;
+                }
+            }
             let wait = match self.reading(&feed).await {
                 Ok(()) => interval,
                 Err(e) => {
@@ -433,7 +463,7 @@ impl Feeds {
         state
             .followers
             .iter()
-            .filter(|(id, f)| !f.is_empty() && !seen.contains(id) && !state.views.contains_key(id))
+            .filter(|(id, _)| !seen.contains(id) && !state.views.contains_key(id))
             .map(|(id, _)| *id)
             .collect()
     }
@@ -448,8 +478,7 @@ impl Feeds {
                 let news = rules::is_news(old, &view);
                 let merged = rules::merged(old, view);
                 // Only followed orders are kept: an account's other orders cost nothing.
-                let Some(followers) = state.followers.get(&order_id).filter(|f| !f.is_empty())
-                else {
+                let Some(followers) = state.followers.get(&order_id) else {
                     continue;
                 };
                 if news {

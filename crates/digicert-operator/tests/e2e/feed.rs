@@ -106,6 +106,24 @@ async fn an_idle_order_costs_no_call_and_no_write_of_its_own() {
         was,
         "no status write while nothing changes"
     );
+
+    // Nobody follows the key any more (its orders deleted): its reader stops, and
+    // DigiCert hears nothing more from it.
+    for name in ["web", "api"] {
+        env.orders()
+            .delete(name, &kube::api::DeleteParams::default())
+            .await
+            .unwrap();
+    }
+    let p = env.operator.as_ref().unwrap();
+    p.wait_for_log("change feed stopped", SOON);
+    let stopped = env.sim.simulator().calls();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.sim.simulator().calls(),
+        stopped,
+        "a reader with no orders"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

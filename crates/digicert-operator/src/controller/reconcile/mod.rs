@@ -95,7 +95,7 @@ pub struct Run {
     /// (certificate id, PEM), so it need not be downloaded.
     answered: Option<(u64, String)>,
     /// How the change feed of the order's key stands, and its view of the order.
-    feed: (decide::feed::Standing, Option<decide::feed::OrderView>),
+    feed: super::feed::Followed,
 }
 
 fn jitter() -> f64 {
@@ -118,7 +118,7 @@ impl Run {
             readiness: None,
             blocked: false,
             answered: None,
-            feed: (decide::feed::Standing::Off, None),
+            feed: Default::default(),
         }
     }
 

@@ -30,23 +30,18 @@ impl Run {
             order_valid_till,
             stale: false,
         };
-        if let Some(account) = &self.account {
-            self.ctx.feeds.observed(
-                &account.endpoint,
-                &account.client,
-                self.spec().order_id,
-                view.clone(),
-            );
+        if let Some(id) = &self.feed.id {
+            self.ctx
+                .feeds
+                .observed(id, self.spec().order_id, view.clone());
         }
-        if self.feed.1.is_some() {
-            self.feed.1 = Some(view);
-        }
+        self.feed.view = Some(view);
     }
 
     /// How long between full checks of the order (order info and reissues): the
     /// resync, or with no working change feed at most `FEEDLESS_RESYNC`.
     pub(super) fn check_period(&self) -> Duration {
-        decide::feed::order_check_period(self.feed.0, self.ctx.config.resync)
+        decide::feed::order_check_period(self.feed.standing, self.ctx.config.resync)
     }
 
     /// Whether the order is read at DigiCert now: its full check is due, or the change
@@ -70,7 +65,7 @@ impl Run {
                 .or(stored_certificate_id),
             duplicate,
         };
-        match decide::feed::idle_look(self.feed.0, self.feed.1.as_ref(), known) {
+        match decide::feed::idle_look(self.feed.standing, self.feed.view.as_ref(), known) {
             decide::feed::Look::Order(why) => {
                 tracing::info!(why, "looking at the order at DigiCert");
                 true
@@ -78,7 +73,7 @@ impl Run {
             decide::feed::Look::Quiet => {
                 if let Some(end) = self
                     .feed
-                    .1
+                    .view
                     .as_ref()
                     .and_then(|v| v.order_valid_till.clone())
                 {
