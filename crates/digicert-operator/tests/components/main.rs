@@ -15,6 +15,7 @@ mod certcentral_client;
 mod crd;
 mod dns;
 mod image;
+mod sim;
 mod simulator;
 mod simulator_dcv;
 mod simulator_duplicates;

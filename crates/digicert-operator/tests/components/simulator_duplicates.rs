@@ -7,12 +7,11 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::sim::{Sim, seed, start};
 use crate::support::{KEY, VIEWER_KEY, client, csr, reissue_request};
 use certcentral_sim::admin::AdminClient;
 use certcentral_sim::faults::FaultSpec;
-use certcentral_sim::{
-    self, ApiKeyConfig, OrderPatch, OrderSeed, RunningSimulator, SeedFile, SimulatorConfig,
-};
+use certcentral_sim::{self, OrderPatch};
 use digicert_operator::certcentral::{
     Client, DownloadFormat, DuplicateCertificate, DuplicateCertificateRequest, DuplicateRequest,
     Error, Operation, OrderStatus, ReissueStatus, RequestStatus, RevocationReason,
@@ -27,44 +26,6 @@ const THREE: &[&str] = &["example.com", "www.example.com", "api.example.com"];
 const TWO: &[&str] = &["example.com", "www.example.com"];
 /// Names under a domain of their own, so their validation lapses alone.
 const NET: &[&str] = &["example.net", "www.example.net"];
-
-/// An issued order for `names` (the first is the common name), with `extra` seed fields.
-fn seed(id: u64, names: &[&str], extra: Value) -> OrderSeed {
-    let mut v = json!({"id": id, "common_name": names[0], "dns_names": names[1..]});
-    if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
-        v.extend(extra.clone());
-    }
-    serde_json::from_value(v).expect("valid seed")
-}
-
-/// A simulator with an approver key and a viewer key, no rate limits, its
-/// configuration adjusted by `change`.
-async fn start(orders: Vec<OrderSeed>, change: impl FnOnce(&mut SimulatorConfig)) -> Sim {
-    let mut viewer = ApiKeyConfig::new(VIEWER_KEY);
-    viewer.approver = false;
-    let mut config = SimulatorConfig {
-        seed: SeedFile {
-            api_keys: vec![ApiKeyConfig::new(KEY), viewer],
-            orders,
-            ..SeedFile::default()
-        },
-        rate_limits: Vec::new(),
-        ..SimulatorConfig::default()
-    };
-    change(&mut config);
-    let running = certcentral_sim::start(config)
-        .await
-        .expect("simulator starts");
-    let c = client(&running, KEY);
-    let admin = AdminClient::new(&running.admin_url(), running.ca_pem(), None).unwrap();
-    Sim { running, c, admin }
-}
-
-struct Sim {
-    running: RunningSimulator,
-    c: Client,
-    admin: AdminClient,
-}
 
 impl Sim {
     /// Asks for a duplicate with a new key; answers the key's public key bits.

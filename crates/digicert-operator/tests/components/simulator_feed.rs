@@ -10,59 +10,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use certcentral_sim::admin::AdminClient;
 use certcentral_sim::faults::{FaultAction, FaultSpec, Phase};
 use certcentral_sim::webhooks::{WebhookConfig, WebhookDeliveries};
-use certcentral_sim::{
-    self, ApiKeyConfig, FeedSettings, OrderSeed, RateLimitSpec, RunningSimulator, SeedFile,
-    SimulatorConfig,
-};
+use certcentral_sim::{self, FeedSettings, OrderSeed, RateLimitSpec};
 use digicert_operator::certcentral::{
-    ChangeWindow, Client, DownloadFormat, ListOrdersQuery, Operation, OrderStatus, ReissueStatus,
+    ChangeWindow, DownloadFormat, ListOrdersQuery, Operation, OrderStatus, ReissueStatus,
     RevokeOrderRequest, StatusChange, mountain_time,
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
-use crate::support::{KEY, client, example_reissue};
+use crate::sim::{Sim, start};
+use crate::support::{KEY, example_reissue};
 
 const WEBHOOK_KEY: &str = "webhook-key-0123456789";
 const SOON: Duration = Duration::from_secs(15);
 
 /// An issued order under `example.com`, with `extra` seed fields.
 fn seed(id: u64, extra: Value) -> OrderSeed {
-    let mut v = json!({"id": id, "common_name": "example.com", "dns_names": ["www.example.com"]});
-    if let (Some(v), Some(extra)) = (v.as_object_mut(), extra.as_object()) {
-        v.extend(extra.clone());
-    }
-    serde_json::from_value(v).expect("valid seed")
-}
-
-struct Sim {
-    running: RunningSimulator,
-    c: Client,
-    admin: AdminClient,
-}
-
-/// A simulator with one approver key, no rate limits, its configuration adjusted by
-/// `change`.
-async fn start(orders: Vec<OrderSeed>, change: impl FnOnce(&mut SimulatorConfig)) -> Sim {
-    let mut config = SimulatorConfig {
-        seed: SeedFile {
-            api_keys: vec![ApiKeyConfig::new(KEY)],
-            orders,
-            ..SeedFile::default()
-        },
-        rate_limits: Vec::new(),
-        ..SimulatorConfig::default()
-    };
-    change(&mut config);
-    let running = certcentral_sim::start(config)
-        .await
-        .expect("simulator starts");
-    let c = client(&running, KEY);
-    let admin = AdminClient::new(&running.admin_url(), running.ca_pem(), None).unwrap();
-    Sim { running, c, admin }
+    crate::sim::seed(id, &["example.com", "www.example.com"], extra)
 }
 
 impl Sim {
@@ -89,7 +55,7 @@ impl Sim {
     }
 
     /// A reissue with a fresh key; `skip_approval` as given.
-    async fn reissue(
+    async fn reissue_example(
         &self,
         order: u64,
         skip: bool,
@@ -268,7 +234,7 @@ async fn reissues_show_up_when_issued_at_once_and_when_issued_later() {
     let first = sim.c.order_info(1002).await.unwrap().certificate.id;
 
     // At once: the order ends issued with the new certificate.
-    let answer = sim.reissue(1001, true).await;
+    let answer = sim.reissue_example(1001, true).await;
     let issued = answer.certificate_id.expect("issued at once");
     let changes = sim.changes(ChangeWindow::Seconds(60)).await;
     assert_eq!(changes.len(), 1);
@@ -279,7 +245,7 @@ async fn reissues_show_up_when_issued_at_once_and_when_issued_later() {
     assert_eq!(changes[0].status, OrderStatus::Issued);
 
     // Later: reissue_pending with the old certificate, then issued with the new one.
-    let answer = sim.reissue(1002, true).await;
+    let answer = sim.reissue_example(1002, true).await;
     assert_eq!(answer.certificate_id, None);
     let pending = sim.changes(ChangeWindow::Seconds(60)).await;
     let p = pending.iter().find(|c| c.order_id == 1002).expect("listed");
@@ -313,7 +279,7 @@ async fn revocation_and_cancels_show_up() {
     sim.revoke(1001).await;
     // A reissue waiting for approval, canceled: back to issued, same certificate.
     let before = sim.c.order_info(1002).await.unwrap().certificate.id;
-    sim.reissue(1002, false).await;
+    sim.reissue_example(1002, false).await;
     sim.c.cancel(1002, "not needed").await.unwrap();
     sim.c.cancel(1003, "not needed").await.unwrap();
     let changes = sim.changes(ChangeWindow::Seconds(60)).await;
@@ -430,7 +396,7 @@ async fn list_orders_pages_through_thousands_with_filters() {
 #[tokio::test]
 async fn a_reissue_answer_carries_the_chain_only_when_set() {
     let plain = start(vec![seed(1001, json!({}))], |_| {}).await;
-    let answer = plain.reissue(1001, true).await;
+    let answer = plain.reissue_example(1001, true).await;
     assert!(answer.certificate_id.is_some());
     assert_eq!(answer.certificate_chain, None);
 
@@ -442,7 +408,7 @@ async fn a_reissue_answer_carries_the_chain_only_when_set() {
         |c| c.feed.reissue_answer_chain = true,
     )
     .await;
-    let answer = chained.reissue(1001, true).await;
+    let answer = chained.reissue_example(1001, true).await;
     let id = answer.certificate_id.expect("issued at once");
     let chain = answer.certificate_chain.expect("the chain");
     assert_eq!(chain.len(), 3, "leaf, intermediate, root");
@@ -466,7 +432,7 @@ async fn a_reissue_answer_carries_the_chain_only_when_set() {
     assert_eq!(joined.trim(), pem_all.trim());
     assert_eq!(chain[2].pem.trim(), chained.running.ca_pem().trim());
     // A reissue that waits for approval answers with its request only.
-    let waiting = chained.reissue(1002, false).await;
+    let waiting = chained.reissue_example(1002, false).await;
     assert_eq!(
         (waiting.certificate_id, &waiting.certificate_chain),
         (None, &None)
@@ -580,12 +546,21 @@ async fn webhooks_reach_a_receiver_with_the_key() {
 
     // An immediate reissue, a delayed one issued by the clock, a rejected one, then a
     // revocation.
-    let issued = sim.reissue(1001, true).await.certificate_id.unwrap();
-    let later = sim.reissue(1002, true).await;
+    let issued = sim
+        .reissue_example(1001, true)
+        .await
+        .certificate_id
+        .unwrap();
+    let later = sim.reissue_example(1002, true).await;
     assert_eq!(later.certificate_id, None);
     sim.later(time::Duration::seconds(601));
     let delayed = sim.c.order_info(1002).await.unwrap().certificate.id;
-    assert!(sim.reissue(1003, false).await.request_id().is_some());
+    assert!(
+        sim.reissue_example(1003, false)
+            .await
+            .request_id()
+            .is_some()
+    );
     let reissue_cert = sim
         .c
         .list_reissues(1003)
