@@ -44,6 +44,18 @@ async fn wait_calls(env: &OperatorEnv, op: Operation, at_least: u64) {
     }
 }
 
+/// Revokes the order at DigiCert, as somebody else would.
+async fn revoke_at_digicert(env: &OperatorEnv, order: u64) {
+    let request = RevokeOrderRequest {
+        skip_approval: Some(true),
+        ..RevokeOrderRequest::default()
+    };
+    crate::support::client(&env.sim, API_KEY)
+        .revoke_order(order, &request)
+        .await
+        .unwrap();
+}
+
 fn is(o: &DigicertOrder, type_: &str, status: &str, reason: &str) -> bool {
     condition(o, type_).is_some_and(|c| c.status == status && c.reason == reason)
 }
@@ -150,16 +162,7 @@ async fn changes_at_digicert_reach_status_through_the_feed() {
     wait_calls(&env, Operation::StatusChanges, 2).await;
 
     // The order revoked at DigiCert: the 24 h resync would see it tomorrow.
-    crate::support::client(&env.sim, API_KEY)
-        .revoke_order(
-            1001,
-            &RevokeOrderRequest {
-                skip_approval: Some(true),
-                ..RevokeOrderRequest::default()
-            },
-        )
-        .await
-        .unwrap();
+    revoke_at_digicert(&env, 1001).await;
     env.wait_for("web", "OrderRevoked", SOON, |o| {
         is(o, "Ready", "False", "OrderRevoked")
     })
@@ -180,23 +183,6 @@ async fn changes_at_digicert_reach_status_through_the_feed() {
     assert!(o.status.unwrap().certificate.is_some());
 }
 
-/// The webhook receiver's address, from the operator's log.
-fn webhook_url(env: &OperatorEnv) -> String {
-    let p = env.operator.as_ref().expect("operator running");
-    p.wait_for_log("receiving CertCentral webhooks", Duration::from_secs(30));
-    let logs = p.logs();
-    let line = logs
-        .lines()
-        .find(|l| l.contains("receiving CertCentral webhooks"))
-        .expect("the receiver's line");
-    let addr = line
-        .split("addr=")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .expect("addr=... in the line");
-    format!("http://{addr}/digicert")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_webhook_makes_the_order_look_at_once() {
     const KEY: &str = "webhook-shared-key-0123456789";
@@ -214,7 +200,10 @@ async fn a_webhook_makes_the_order_look_at_once() {
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
     env.wait_ready("web").await;
-    let url = webhook_url(&env);
+    let url = format!(
+        "http://{}/digicert",
+        env.logged_addr("receiving CertCentral webhooks")
+    );
 
     // Wrong or missing key: refused, nothing looked at.
     let http = reqwest::Client::new();
@@ -235,16 +224,7 @@ async fn a_webhook_makes_the_order_look_at_once() {
         }))
         .unwrap();
     let looks = calls(&env, Operation::OrderInfo);
-    crate::support::client(&env.sim, API_KEY)
-        .revoke_order(
-            1001,
-            &RevokeOrderRequest {
-                skip_approval: Some(true),
-                ..RevokeOrderRequest::default()
-            },
-        )
-        .await
-        .unwrap();
+    revoke_at_digicert(&env, 1001).await;
     env.wait_for("web", "OrderRevoked", SOON, |o| {
         is(o, "Ready", "False", "OrderRevoked")
     })

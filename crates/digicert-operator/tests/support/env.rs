@@ -244,19 +244,24 @@ impl OperatorEnv {
 
     /// The operator's HTTP endpoint (health, readiness, metrics), from its log.
     pub fn http_base(&self) -> String {
+        format!("http://{}", self.logged_addr("serving /healthz"))
+    }
+
+    /// The `addr=` of the operator's first log line containing `message` (a listener
+    /// on port 0 says where it listens).
+    pub fn logged_addr(&self, message: &str) -> String {
         let p = self.operator.as_ref().expect("operator running");
-        p.wait_for_log("serving /healthz", Duration::from_secs(30));
+        p.wait_for_log(message, Duration::from_secs(30));
         let logs = p.logs();
         let line = logs
             .lines()
-            .find(|l| l.contains("serving /healthz"))
-            .expect("the endpoint line");
-        let addr = line
-            .split("addr=")
+            .find(|l| l.contains(message))
+            .unwrap_or_else(|| panic!("no line with {message:?}"));
+        line.split("addr=")
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
-            .expect("addr=... in the line");
-        format!("http://{addr}")
+            .expect("addr=... in the line")
+            .to_string()
     }
 
     pub fn operator_logs(&self) -> String {
