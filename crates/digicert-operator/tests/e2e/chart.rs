@@ -440,6 +440,7 @@ fn full_values() -> String {
         "podDisruptionBudget": {"enabled": true},
         "serveUnassigned": false,
         "resync": "30m",
+        "feedInterval": "30s",
         "concurrency": 4,
         "orderExpiryWarning": "1440h",
         "deletionTimeout": "5m",
@@ -552,7 +553,8 @@ fn default_values_render_a_restricted_cluster_wide_operator() {
             "--certcentral-url=us",
             "--default-account=test-digicert-operator",
             "--serve-unassigned=true",
-            "--resync=6h",
+            "--resync=168h",
+            "--feed-interval=2m",
             "--concurrency=8",
             "--order-expiry-warning=720h",
             "--deletion-timeout=15m",
@@ -724,6 +726,7 @@ fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
             "--watch-namespace=team-a,team-b".into(),
             "--serve-unassigned=false".into(),
             "--resync=30m".into(),
+            "--feed-interval=30s".into(),
             "--concurrency=4".into(),
             "--order-expiry-warning=1440h".into(),
             "--deletion-timeout=5m".into(),
@@ -873,6 +876,58 @@ fn other_values_render_namespaced_rbac_the_simulator_and_the_policies() {
 }
 
 #[test]
+fn the_webhook_values_render_the_receiver_its_key_service_and_policy() {
+    let docs = documents(&template(&[
+        "--set",
+        "webhook.enabled=true,webhook.keySecret.name=digicert-webhook,networkPolicy.enabled=true,feedInterval=0",
+    ]));
+    let fullname = "test-digicert-operator";
+    let deployment = find(&docs, "Deployment", fullname);
+    let a = args(deployment);
+    for want in [
+        "--feed-interval=0",
+        "--webhook-listen=0.0.0.0:9443",
+        "--webhook-key-file=/etc/digicert-operator/webhook/webhook-key",
+    ] {
+        assert!(a.iter().any(|x| x == want), "{want} not in {a:?}");
+    }
+    let c = container(deployment);
+    assert_eq!(
+        c["ports"][1],
+        json!({"name": "webhook", "containerPort": 9443, "protocol": "TCP"})
+    );
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "webhook-key", "mountPath": "/etc/digicert-operator/webhook", "readOnly": true}])
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["volumes"],
+        json!([{"name": "webhook-key", "secret": {"secretName": "digicert-webhook",
+            "items": [{"key": "webhook-key", "path": "webhook-key"}]}}])
+    );
+    let service = find(&docs, "Service", "test-digicert-operator-webhook");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "webhook", "port": 80, "targetPort": "webhook", "protocol": "TCP"}])
+    );
+    assert_eq!(
+        service["spec"]["selector"],
+        deployment["spec"]["selector"]["matchLabels"]
+    );
+    let policy = find(&docs, "NetworkPolicy", fullname);
+    assert!(
+        policy["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"ports": [{"port": "webhook", "protocol": "TCP"}]})),
+        "{policy}"
+    );
+    // Off by default: no receiver, no Service.
+    let docs = documents(&template(&[]));
+    assert!(!describe(&docs).iter().any(|d| d.contains("webhook")));
+}
+
+#[test]
 fn the_dcv_values_render_the_solver_service_port_flags_and_rbac() {
     let docs = documents(&template(&[
         "--set",
@@ -969,6 +1024,13 @@ async fn the_api_server_takes_every_render_strictly_and_without_warnings() {
                 "apiKey.existingSecret=mine,networkPolicy.enabled=true,podDisruptionBudget.enabled=true",
             ],
         ),
+        (
+            "the webhook receiver and the http solver, the policy",
+            vec![
+                "--set",
+                "webhook.enabled=true,webhook.keySecret.name=hook,dcv.http.enabled=true,networkPolicy.enabled=true",
+            ],
+        ),
     ];
     for (what, values) in cases {
         let mut args = vec!["template", "test", CHART, "-n", ns, "--set", SET_IMAGE];
@@ -1029,6 +1091,12 @@ fn bad_values_are_refused_with_the_field_named() {
             "/watchNamespaces",
         ),
         (&["--set", "resync=6d"], "/resync"),
+        (&["--set", "feedInterval=off"], "/feedInterval"),
+        (&["--set", "webhook.port=70000"], "/webhook/port"),
+        (
+            &["--set", "webhook.enabled=true"],
+            "webhook.keySecret.name is required",
+        ),
         (&["--set", "service.port=70000"], "/service/port"),
         (&["--set", "image.pullPolicy=Sometimes"], "/image"),
         (&["--set", "replicaCount=2"], "'replicaCount' not allowed"),
