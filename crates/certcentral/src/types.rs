@@ -359,6 +359,18 @@ impl ReissueResponse {
     pub fn request_id(&self) -> Option<u64> {
         self.requests.first().map(|r| r.id)
     }
+
+    /// The chain as one PEM text (leaf first), when the answer carries it: then the
+    /// certificate need not be downloaded.
+    pub fn chain_pem(&self) -> Option<String> {
+        let chain = self.certificate_chain.as_ref().filter(|c| !c.is_empty())?;
+        Some(
+            chain
+                .iter()
+                .map(|c| format!("{}\n", c.pem.trim()))
+                .collect(),
+        )
+    }
 }
 
 /// One entry of `GET /order/certificate/{order_id}/reissue` (seed 001).
@@ -594,14 +606,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!(issued.certificate_id, Some(100002));
-        let chain = issued.certificate_chain.unwrap();
+        let chain = issued.certificate_chain.clone().unwrap();
         assert_eq!(chain.len(), 3);
         assert_eq!(chain[0].subject_common_name.as_deref(), Some("example.com"));
         assert_eq!(chain[0].pem, "LEAF");
         assert_eq!(chain[2].subject_common_name, None);
         let waiting: ReissueResponse =
             serde_json::from_str(r#"{"id":1001,"requests":[{"id":5}]}"#).unwrap();
+        assert_eq!(
+            issued.chain_pem().as_deref(),
+            Some("LEAF\nINTERMEDIATE\nROOT\n")
+        );
         assert_eq!(waiting.certificate_chain, None);
+        assert_eq!(waiting.chain_pem(), None);
         assert_eq!(waiting.request_id(), Some(5));
     }
 }

@@ -98,6 +98,17 @@ impl ApiServer {
     }
 }
 
+/// An Event is one object with two views, core/v1 and events.k8s.io/v1 (a series
+/// count or a note patched through one shows in the other): both paths name one.
+fn one_event_view(path: &str) -> String {
+    match path.strip_prefix("/api/v1/namespaces/") {
+        Some(rest) if rest.split('/').nth(1) == Some("events") => {
+            format!("/apis/events.k8s.io/v1/namespaces/{rest}")
+        }
+        _ => path.to_string(),
+    }
+}
+
 /// Where an object lives: `/api/v1/…` for the core group, `/apis/GROUP/VERSION/…`.
 pub fn object_path(object: &Value) -> String {
     let api_version = object["apiVersion"].as_str().expect("apiVersion");
@@ -155,6 +166,7 @@ impl State {
     }
 
     fn answer(&mut self, method: &Method, path: &str, content_type: &str, body: Value) -> Reply {
+        let path = &one_event_view(path);
         let (object_path, status_only) = match path.strip_suffix("/status") {
             Some(p) => (p.to_string(), true),
             None => (path.to_string(), false),

@@ -44,9 +44,14 @@ fn seed(id: u64) -> OrderSeed {
 /// A namespace, an account for it with its key in the operator's namespace, the
 /// simulator with `orders`, and the operator's context on the mocked server.
 async fn world(orders: Vec<OrderSeed>) -> World {
+    world_with(orders, |_| {}).await
+}
+
+/// `world`, the simulator's configuration adjusted by `change`.
+async fn world_with(orders: Vec<OrderSeed>, change: impl FnOnce(&mut SimulatorConfig)) -> World {
     pki::tls::install_crypto_provider();
     let (client, api) = ApiServer::start();
-    let sim = certcentral_sim::start(SimulatorConfig {
+    let mut config = SimulatorConfig {
         seed: SeedFile {
             api_keys: vec![ApiKeyConfig::new(KEY)],
             orders,
@@ -55,9 +60,11 @@ async fn world(orders: Vec<OrderSeed>) -> World {
         },
         rate_limits: Vec::new(),
         ..SimulatorConfig::default()
-    })
-    .await
-    .expect("the simulator starts");
+    };
+    change(&mut config);
+    let sim = certcentral_sim::start(config)
+        .await
+        .expect("the simulator starts");
     api.put(json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": NS, "labels": {"kubernetes.io/metadata.name": NS}}}));
     api.put(json!({"apiVersion": "v1", "kind": "Secret",
@@ -388,6 +395,51 @@ async fn a_renewal_request_starts_a_reissue_and_keeps_ready_meanwhile() {
     // Answered once: another reconcile starts nothing.
     w.reconcile("web").await;
     assert_eq!(w.calls(Operation::Reissue), 2);
+}
+
+#[tokio::test]
+async fn a_renewal_issued_at_once_costs_two_calls_or_one_with_the_chain_and_two_status_writes() {
+    for (chain, calls, downloads) in [(false, 2, 1), (true, 1, 0)] {
+        let w = world_with(vec![seed(1001)], |c| c.feed.reissue_answer_chain = chain).await;
+        let mut order = rsa_order("web");
+        order["spec"]["skipApproval"] = json!(true);
+        w.api.put(order);
+        reconcile_until(&w, "web", 6, |w| ready(w, "web")).await;
+        let first = w.api.get(&format!("{SECRETS}/web-tls")).unwrap()["data"]["tls.crt"].clone();
+        let before = w.sim.simulator().calls();
+        // The renewal request as a user makes it: a patch (the object stays the same).
+        let orders: kube::Api<DigicertOrder> = kube::Api::namespaced(w.ctx.client.clone(), NS);
+        let renew = json!({"metadata": {"annotations": {"digicert-operator.dev/renew": "1"}}});
+        orders
+            .patch("web", &Default::default(), &kube::api::Patch::Merge(&renew))
+            .await
+            .unwrap();
+        let writes = w.api.write_lines().len();
+        reconcile_until(&w, "web", 3, |w| {
+            w.api.get(&format!("{SECRETS}/web-tls")).unwrap()["data"]["tls.crt"] != first
+        })
+        .await;
+        let after = w.sim.simulator().calls();
+        let made = |op| after.total(op) - before.total(op);
+        // The reissue (its answer names the certificate, and may carry it), the download.
+        assert_eq!(
+            after.sum() - before.sum(),
+            calls,
+            "chain {chain}: {after:?}"
+        );
+        assert_eq!(made(Operation::Download), downloads, "chain {chain}");
+        assert_eq!(made(Operation::OrderInfo), 0, "chain {chain}");
+        // The new key, Submitting, the Secret, the certificate in status, the key's
+        // removal, one event.
+        let new = &w.api.write_lines()[writes..];
+        assert_eq!(
+            new.iter().filter(|l| l.ends_with("/web/status")).count(),
+            2,
+            "{new:#?}"
+        );
+        assert_eq!(new.len(), 6, "{new:#?}");
+        assert!(ready(&w, "web"));
+    }
 }
 
 #[tokio::test]

@@ -238,16 +238,21 @@ impl Run {
                     "Submitted",
                     "duplicate requested from DigiCert",
                 );
-                self.save().await?;
                 self.ctx.metrics.reissue("submitted");
-                self.event(
-                    EventType::Normal,
-                    "DuplicateRequested",
-                    "Duplicate",
-                    format!("requested a duplicate of order {order_id}'s certificate"),
-                )
-                .await;
-                self.follow(pending, &client).await
+                // As for a reissue: no status write of its own (a crash before the
+                // reconcile's write leaves `Submitting`, found by its CSR), and the
+                // request is an event only while it is still on its way.
+                let action = self.follow(pending, &client).await?;
+                if self.status.reissue.is_some() {
+                    self.event(
+                        EventType::Normal,
+                        "DuplicateRequested",
+                        "Duplicate",
+                        format!("requested a duplicate of order {order_id}'s certificate"),
+                    )
+                    .await;
+                }
+                Ok(action)
             }
             Err(e) => {
                 if e.certainly_not_processed() || !e.is_retryable() {

@@ -116,7 +116,7 @@ impl Run {
                     // Issued at once: the certificate is fetched and stored now, and that
                     // one status write records it. A crash before it leaves `Submitting`,
                     // which finds this reissue by its CSR.
-                    self.answered = answered_chain(id, &answer);
+                    self.answered = answer.chain_pem().map(|pem| (id, pem));
                     let client = client.clone();
                     return self.write_certificate(id, &pending, &client).await;
                 }
@@ -128,7 +128,7 @@ impl Run {
                 let action = self.follow(pending, &client).await?;
                 // Said only when the reissue is still on its way: an issued one has
                 // its own event.
-                if let Some(r) = self.status.reissue.as_ref().filter(|r| !r.duplicate) {
+                if let Some(r) = &self.status.reissue {
                     let message = format!(
                         "reissue submitted for order {}{}; reason: {}",
                         self.spec().order_id,
@@ -217,21 +217,4 @@ impl Run {
             }
         }
     }
-}
-
-/// The chain a reissue's answer carried for the certificate issued at once, as one PEM
-/// text (leaf first), when it did: the download is then not needed.
-fn answered_chain(
-    certificate_id: u64,
-    answer: &certcentral::ReissueResponse,
-) -> Option<(u64, String)> {
-    let chain = answer
-        .certificate_chain
-        .as_ref()
-        .filter(|c| !c.is_empty())?;
-    let pem = chain
-        .iter()
-        .map(|c| c.pem.trim().to_string() + "\n")
-        .collect::<String>();
-    Some((certificate_id, pem))
 }
