@@ -5,14 +5,14 @@
 #   hack/bench.sh memory latency   some
 #   hack/bench.sh crash --runs 1   flags go to the suite: --runs N, --scale F, --out DIR
 #
-# Benchmarks: calls throughput latency memory keygen crash faults dcv duplicates issuer. Each gets a fresh
+# Benchmarks: calls throughput latency memory keygen crash faults dcv duplicates issuer feed. Each gets a fresh
 # control plane, so the objects of one do not weigh on the next. The suite is built
 # with the release profile (cargo bench). Reports: target/bench-report/NAME.md (the
 # tables of BENCHMARKS.md) and NAME.json (every run's figures).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all=(calls throughput latency memory keygen crash faults dcv duplicates issuer)
+all=(calls throughput latency memory keygen crash faults dcv duplicates issuer feed)
 names=()
 flags=()
 for a in "$@"; do

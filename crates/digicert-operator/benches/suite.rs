@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use scenarios::median;
 
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "calls",
     "throughput",
     "latency",
@@ -33,6 +33,7 @@ const ALL: [&str; 10] = [
     "dcv",
     "duplicates",
     "issuer",
+    "feed",
 ];
 
 struct Args {
@@ -210,6 +211,10 @@ async fn calls(runs: usize, scale: f64) -> Report {
         "with the feed: calls per order per hour at the defaults",
         "/feed_calls_per_order_per_hour_at_defaults",
     );
+    let at_1000 = r.figure(
+        "  the same for 1,000 orders on one key",
+        "/feed_calls_per_order_per_hour_at_1000_orders",
+    );
     r.figure(
         "without the feed (6 h resync): calls per order per hour",
         "/feedless_calls_per_order_per_hour_at_defaults",
@@ -223,6 +228,11 @@ async fn calls(runs: usize, scale: f64) -> Report {
         "≤ 2 calls per order per resync (order info, reissue list)",
         steady <= 2.0,
         format!("{steady:.2}"),
+    );
+    r.verdict(
+        "with the feed, ≤ 0.05 calls per order per hour at 1,000 idle orders on one key (defaults)",
+        at_1000 <= 0.05,
+        format!("{at_1000:.3}"),
     );
     r
 }
@@ -640,6 +650,57 @@ async fn issuer(runs: usize, scale: f64) -> Report {
     r
 }
 
+async fn feed(runs: usize, scale: f64) -> Report {
+    let mut r = Report::new("feed");
+    let interval = Duration::from_secs(30);
+    for _ in 0..runs {
+        let o = scenarios::feed::run(scenarios::feed::Params {
+            orders: ((10_000.0 * scale) as usize).max(10),
+            feed_interval: interval,
+        })
+        .await;
+        println!("feed: {o:?}");
+        r.runs.push(to_value(&o));
+    }
+    r.figure("orders (P-256) on one key", "/orders");
+    r.figure("seconds to issue all (rate limits off)", "/issuing_s");
+    let cold = r.figure(
+        "restart at CertCentral's limits: seconds until the feed read every order",
+        "/cold_start_s",
+    );
+    r.figure("  DigiCert calls", "/cold_start_calls");
+    r.figure(
+        "  list orders calls",
+        "/cold_start_calls_by_operation/list_orders",
+    );
+    let order_calls = r.figure("  calls about single orders", "/cold_start_order_calls");
+    let throttled = r.figure("  429 answers", "/cold_start_429");
+    r.figure(
+        "  one order info per order would take at least (s)",
+        "/one_call_per_order_bound_s",
+    );
+    let revoked = r.figure(
+        "an order revoked at DigiCert: seconds until its status says so (feed every 30 s)",
+        "/revoked_to_status_s",
+    );
+    r.verdict(
+        "cold start: every order's status known without a 429",
+        throttled == 0.0 && cold > 0.0,
+        format!("{throttled} × 429 in {cold:.1} s"),
+    );
+    r.verdict(
+        "cold start: no call about single orders",
+        order_calls == 0.0,
+        format!("{order_calls}"),
+    );
+    r.verdict(
+        "a change at DigiCert in status within 2 × the feed interval",
+        revoked <= 2.0 * interval.as_secs_f64(),
+        format!("{revoked:.1} s"),
+    );
+    r
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 4)]
 async fn main() {
     let a = args();
@@ -647,7 +708,7 @@ async fn main() {
     let machine = machine();
     for name in &a.names {
         let default_runs = match name.as_str() {
-            "faults" => 1,
+            "faults" | "feed" => 1,
             _ => 3,
         };
         let runs = a.runs.unwrap_or(default_runs);
@@ -664,6 +725,7 @@ async fn main() {
             "dcv" => dcv(runs, a.scale).await,
             "duplicates" => duplicates(runs, a.scale).await,
             "issuer" => issuer(runs, a.scale).await,
+            "feed" => feed(runs, a.scale).await,
             _ => unreachable!(),
         };
         let mut md = report.markdown();

@@ -53,6 +53,14 @@ pub struct FeedLabels {
     pub outcome: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FeedOrderLabels {
+    /// The feed: its endpoint and the first hash digits of its key.
+    pub feed: String,
+    /// followed, or unread (followed, not read by the feed yet)
+    pub state: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 /// The times an order's gauges show.
@@ -80,6 +88,7 @@ pub struct Metrics {
     pub reconcile_errors: Counter,
     pub feed_readings: Family<FeedLabels, Counter>,
     pub feed_woken: Counter,
+    pub feed_orders: Family<FeedOrderLabels, Gauge>,
     pub reconcile_duration: Histogram,
     /// Deleted orders (uid → when), so that late reconciles publish nothing for them.
     gone: std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>,
@@ -113,6 +122,7 @@ impl Metrics {
             reconcile_errors: Counter::default(),
             feed_readings: Family::<FeedLabels, Counter>::default(),
             feed_woken: Counter::default(),
+            feed_orders: Family::<FeedOrderLabels, Gauge>::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             domains: Default::default(),
             gone: Default::default(),
@@ -196,6 +206,23 @@ impl Metrics {
             "DigicertOrders woken because DigiCert's change feed or a webhook said their order changed",
             self.feed_woken.clone(),
         );
+        self.registry.register(
+            "feed_orders",
+            "DigicertOrders each change feed follows, and of those the ones it has not read yet",
+            self.feed_orders.clone(),
+        );
+    }
+
+    /// How many orders a feed follows, and how many of them it has not read yet.
+    pub fn feed_orders(&self, feed: &str, followed: usize, unread: usize) {
+        for (state, n) in [("followed", followed), ("unread", unread)] {
+            self.feed_orders
+                .get_or_create(&FeedOrderLabels {
+                    feed: feed.into(),
+                    state: state.into(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     /// Counts one reading of the change feed.

@@ -97,13 +97,5 @@ pub async fn run(p: Params) -> Outcome {
 
 /// `digicert_operator_reconciles_total` from the operator's /metrics.
 async fn reconciles(base: &str) -> u64 {
-    let Ok(r) = reqwest::get(format!("{base}/metrics")).await else {
-        return 0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .find(|l| l.starts_with("digicert_operator_reconciles_total"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+    super::metric(base, "digicert_operator_reconciles_total", "").await
 }

@@ -11,6 +11,7 @@ pub mod crash;
 pub mod dcv;
 pub mod duplicates;
 pub mod faults;
+pub mod feed;
 pub mod issuer;
 pub mod keygen;
 pub mod latency;
@@ -236,6 +237,24 @@ pub fn calls_by_operation(counts: &certcentral_sim::CallCounts) -> BTreeMap<Stri
         .iter()
         .map(|(op, c)| (op.to_string(), c.total))
         .collect()
+}
+
+/// A counter or gauge of the operator's /metrics, summed over its series whose labels
+/// contain `labels` (e.g. `state="unread"`); 0 while it cannot be read.
+pub async fn metric(base: &str, name: &str, labels: &str) -> u64 {
+    let Ok(r) = reqwest::get(format!("{base}/metrics")).await else {
+        return 0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (series, value) = l.split_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            (rest.is_empty() || rest.starts_with('{')).then_some(())?;
+            rest.contains(labels)
+                .then(|| value.trim().parse::<f64>().ok())?
+        })
+        .sum::<f64>() as u64
 }
 
 /// The least time in which `calls` requests fit under sliding windows of

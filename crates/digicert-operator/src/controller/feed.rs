@@ -369,6 +369,13 @@ impl Feeds {
         state.covered = Some(began);
         state.last_ok = Some(Instant::now());
         state.failures = 0;
+        let unread = state
+            .followers
+            .keys()
+            .filter(|id| !state.views.contains_key(id))
+            .count();
+        self.metrics
+            .feed_orders(&short(&feed.id), state.followers.len(), unread);
         Ok(())
     }
 
@@ -379,6 +386,13 @@ impl Feeds {
         feed: &Feed,
         client: &certcentral::Client,
     ) -> Result<(), certcentral::Error> {
+        {
+            let mut state = lock(&feed.state);
+            let State {
+                views, followers, ..
+            } = &mut *state;
+            views.retain(|id, _| followers.contains_key(id));
+        }
         let first = self.list(client, ListOrdersQuery::default()).await?;
         let (total, read) = (first.page.total, first.orders.len() as u64);
         let mut seen: HashSet<u64> = first.orders.iter().map(|o| o.id).collect();
@@ -477,13 +491,12 @@ impl Feeds {
                 let old = state.views.get(&order_id);
                 let news = rules::is_news(old, &view);
                 let merged = rules::merged(old, view);
-                // Only followed orders are kept: an account's other orders cost nothing.
-                let Some(followers) = state.followers.get(&order_id) else {
-                    continue;
-                };
-                if news {
+                if news && let Some(followers) = state.followers.get(&order_id) {
                     woken.extend(followers.iter().cloned());
                 }
+                // Orders nobody follows yet are kept too: at a start, most orders
+                // follow after the reading that covered them, and find their view
+                // then. A full reading drops those nobody came for.
                 state.views.insert(order_id, merged);
             }
         }

@@ -1,4 +1,4 @@
-//! Small versions of benchmarks 1, 4, 6, 9 and 10 (see BENCHMARKS.md), so that a
+//! Small versions of benchmarks 1, 4, 6, 9, 10 and 11 (see BENCHMARKS.md), so that a
 //! regression in calls per certificate or request, memory or crash safety fails CI.
 //! They assert counts and sizes, never times.
 
@@ -28,6 +28,11 @@ async fn calls_per_certificate_and_per_resync_stay_within_target() {
     // With the feed, idle orders cost nothing of their own: one call a reading.
     assert_eq!(o.feed_steady_order_calls, 0, "{o:#?}");
     assert!(o.feed_calls_per_order_per_hour_at_defaults > 0.0, "{o:#?}");
+    // One reading is one call, each full check two: at 1,000 orders, under 0.05 an hour.
+    assert!(
+        o.feed_calls_per_order_per_hour_at_1000_orders <= 0.05,
+        "{o:#?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -90,4 +95,22 @@ async fn cert_manager_requests_cost_bounded_calls_and_nothing_once_finished() {
     assert_eq!(o.duplicate_calls_per_request, 4.0, "{o:#?}");
     assert_eq!(o.reissue_calls_per_request, 4.0, "{o:#?}");
     assert_eq!(o.idle_calls, 0, "{o:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cold_start_with_the_feed_reads_the_orders_in_one_call_without_a_429() {
+    let o = scenarios::feed::run(scenarios::feed::Params {
+        orders: 20,
+        feed_interval: Duration::from_secs(1),
+    })
+    .await;
+    println!("{o:#?}");
+    // One page of list orders for all, nothing about single orders, no 429.
+    assert_eq!(
+        o.cold_start_calls_by_operation.get("list_orders"),
+        Some(&1),
+        "{o:#?}"
+    );
+    assert_eq!(o.cold_start_order_calls, 0, "{o:#?}");
+    assert_eq!(o.cold_start_429, 0, "{o:#?}");
 }
