@@ -1051,6 +1051,7 @@ mod tests {
             duplicate: false,
             names: Vec::new(),
             duplicate_of: None,
+            csr: None,
         };
         // (id, csr, reissue's certificate id, known, ours)
         let cases = [

@@ -443,6 +443,55 @@ async fn a_renewal_issued_at_once_costs_two_calls_or_one_with_the_chain_and_two_
 }
 
 #[tokio::test]
+async fn a_renewal_that_keeps_the_key_writes_no_key_secret() {
+    // Issued at once, and issued later (the reissue is followed with the key read
+    // back from the certificate Secret and the CSR from status).
+    for at_once in [true, false] {
+        let w = world(vec![seed(1001)]).await;
+        let mut order = rsa_order("web");
+        order["spec"]["skipApproval"] = json!(at_once);
+        order["spec"]["privateKey"] = json!({"rotationPolicy": "Never"});
+        w.api.put(order);
+        reconcile_until(&w, "web", 6, |w| ready(w, "web")).await;
+        let secret = |w: &World| w.api.get(&format!("{SECRETS}/web-tls")).unwrap()["data"].clone();
+        let first = secret(&w);
+        let orders: kube::Api<DigicertOrder> = kube::Api::namespaced(w.ctx.client.clone(), NS);
+        let renew = json!({"metadata": {"annotations": {"digicert-operator.dev/renew": "1"}}});
+        orders
+            .patch("web", &Default::default(), &kube::api::Patch::Merge(&renew))
+            .await
+            .unwrap();
+        let writes = w.api.write_lines().len();
+        reconcile_until(&w, "web", 6, |w| secret(w)["tls.crt"] != first["tls.crt"]).await;
+        assert_eq!(secret(&w)["tls.key"], first["tls.key"], "the key is kept");
+        let new = &w.api.write_lines()[writes..];
+        assert!(!new.iter().any(|l| l.contains("pending-key")), "{new:#?}");
+        let submitting = w
+            .api
+            .writes()
+            .into_iter()
+            .skip(writes)
+            .find(|r| r.path.ends_with("/web/status"))
+            .expect("Submitting");
+        let reissue = &submitting.body["status"]["reissue"];
+        assert_eq!(reissue["keySecretName"], "web-tls", "{reissue}");
+        assert!(
+            reissue["csr"].as_str().unwrap().contains("CERTIFICATE REQUEST"),
+            "{reissue}"
+        );
+        assert!(ready(&w, "web"));
+        assert!(w.order("web")["status"]["reissue"].is_null());
+        if at_once {
+            // Submitting (with the CSR), the Secret, the certificate in status, one
+            // event: no key Secret written, none deleted.
+            let statuses = new.iter().filter(|l| l.ends_with("/web/status")).count();
+            assert_eq!(statuses, 2, "{new:#?}");
+            assert_eq!(new.len(), 4, "{new:#?}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn deleting_an_order_with_nothing_in_flight_lets_it_go() {
     let w = world(vec![seed(1001)]).await;
     w.api.put(rsa_order("web"));

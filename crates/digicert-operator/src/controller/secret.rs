@@ -274,6 +274,24 @@ pub fn read_pending_key(secret: &Secret) -> Result<PendingKey, String> {
     })
 }
 
+/// A reissue's key pair when it is the one the certificate Secret holds (kept key):
+/// that key and the CSR recorded in status, which must be for that very key (a key
+/// replaced meanwhile makes the reissue useless).
+pub fn kept_key(certificate: &Secret, csr_pem: &str) -> Result<PendingKey, String> {
+    let key_pem = text(certificate, TLS_KEY).ok_or("no tls.key")?;
+    let key = keys::parse_private_key(&key_pem).map_err(|e| e.to_string())?;
+    let csr = keys::inspect_csr(csr_pem).map_err(|e| e.to_string())?;
+    if csr.public_key_info != rcgen::PublicKeyData::subject_public_key_info(&key) {
+        return Err("the Secret's key is not the one the CSR was made with".into());
+    }
+    Ok(PendingKey {
+        key,
+        key_pem,
+        csr_pem: csr_pem.to_string(),
+        csr_fingerprint: keys::csr_fingerprint(csr_pem).map_err(|e| e.to_string())?,
+    })
+}
+
 /// The key in a certificate Secret, for reuse (rotation policy Never) and for
 /// checking a certificate DigiCert reissued by itself.
 pub fn stored_key(secret: &Secret) -> Option<rcgen::KeyPair> {

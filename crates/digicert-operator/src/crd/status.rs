@@ -197,4 +197,9 @@ pub struct ReissueStatus {
     /// The order's certificate a duplicate copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<u64>,
+    /// The CSR (PEM), when it was made with the key the certificate Secret already
+    /// holds (`rotationPolicy: Never`): nothing secret is new, so no key Secret is
+    /// written; the CSR is public and kept here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr: Option<String>,
 }

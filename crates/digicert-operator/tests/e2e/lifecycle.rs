@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 const NAMES: &[&str] = &["example.com", "www.example.com"];
 
 /// What the tests that reuse a PKCS#1/SEC 1 key check, shown when they fail.
-const NEVER_BUG: &str = "rotationPolicy Never must reuse a PKCS1-encoded tls.key: the pending key \
-     Secret must read back and the issued certificate must be written";
+const NEVER_BUG: &str = "rotationPolicy Never must reuse a PKCS1-encoded tls.key: the kept key \
+     (and the CSR made with it) must read back and the issued certificate must be written";
 
 /// What the renewal-request tests check, shown when they fail.
 const RENEW_BUG: &str = "a renewal requested while a certificate is being obtained is answered by \

@@ -33,7 +33,21 @@ impl Run {
             None => decide::wanted_names(&spec),
         };
         let (key_pem, csr_pem) = key_and_csr(kind, reuse, names).await?;
-        let (key_secret_name, stored) = proceed!(self.store_pending_key(&key_pem, &csr_pem).await?);
+        // A kept key is in the certificate Secret already: only the CSR is new, and
+        // status (written before the send) keeps it. A new key gets its own Secret.
+        let (key_secret_name, pending) = match target.filter(|_| reused) {
+            Some(certificate) => (
+                self.spec().secret_name.clone(),
+                secret::kept_key(certificate, &csr_pem).map_err(Error::Config)?,
+            ),
+            None => {
+                let (name, stored) = proceed!(self.store_pending_key(&key_pem, &csr_pem).await?);
+                (
+                    name,
+                    secret::read_pending_key(&stored).map_err(Error::Config)?,
+                )
+            }
+        };
         self.status.reissue = Some(ReissueStatus {
             state: ReissueState::Prepared,
             reason: reason.as_str().into(),
@@ -46,9 +60,9 @@ impl Run {
             duplicate: duplicate.is_some(),
             duplicate_of: duplicate.as_ref().map(|(_, of)| *of),
             names: duplicate.map(|(n, _)| n).unwrap_or_default(),
+            csr: reused.then_some(csr_pem),
         });
         self.record_prepared(&reason, reused);
-        let pending = secret::read_pending_key(&stored).map_err(Error::Config)?;
         self.submit(pending).await
     }
 
@@ -113,7 +127,14 @@ impl Run {
         }
     }
 
+    /// The key pair of the reissue in flight: the certificate Secret's own (kept key,
+    /// CSR in status) or the pending-key Secret's.
     pub(super) async fn pending_key(&self) -> Result<Option<PendingKey>> {
+        let kept = self.status.reissue.as_ref().and_then(|r| r.csr.clone());
+        if let Some(csr) = kept {
+            let certificate = self.secrets().get_opt(&self.spec().secret_name).await?;
+            return Ok(certificate.and_then(|c| secret::kept_key(&c, &csr).ok()));
+        }
         let name = secret::pending_key_name(&self.name);
         let Some(s) = self.secrets().get_opt(&name).await? else {
             return Ok(None);
@@ -127,6 +148,9 @@ impl Run {
     /// Deletes this DigicertOrder's pending-key Secret: only one labelled as such, and
     /// only the very object that was read (uid precondition).
     pub(super) async fn delete_pending_key(&self) -> Result<()> {
+        if self.status.reissue.as_ref().is_some_and(|r| r.csr.is_some()) {
+            return Ok(()); // a kept key has no Secret of its own
+        }
         let name = secret::pending_key_name(&self.name);
         let Some(found) = self.secrets().get_opt(&name).await? else {
             return Ok(());
