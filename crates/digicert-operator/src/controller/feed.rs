@@ -32,6 +32,37 @@ pub fn feed_id(endpoint: &str, client: &certcentral::Client) -> FeedId {
     format!("{endpoint}#{}", pki::hex(digest.as_ref()))
 }
 
+/// Who follows an order at DigiCert, (namespace, name): a DigicertOrder, or a
+/// cert-manager CertificateRequest whose reissue DigiCert has not issued yet.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Follower {
+    Order(Wake),
+    Request(Wake),
+}
+
+/// The followers of one kind (`requests`: CertificateRequests, else DigicertOrders)
+/// to wake in `scope` (one namespace, or all).
+pub fn woken(
+    rx: broadcast::Receiver<Follower>,
+    requests: bool,
+    scope: Option<String>,
+) -> impl futures::Stream<Item = Wake> + Send + 'static {
+    futures::stream::unfold((rx, scope), move |(mut rx, scope)| async move {
+        loop {
+            let wake = match rx.recv().await {
+                Ok(Follower::Request(w)) if requests => w,
+                Ok(Follower::Order(w)) if !requests => w,
+                // Another kind's, or missed in a burst (their own rechecks still come).
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(broadcast::error::RecvError::Closed) => return None,
+            };
+            if scope.as_ref().is_none_or(|s| *s == wake.0) {
+                return Some((wake, (rx, scope)));
+            }
+        }
+    })
+}
+
 /// What the feed says of an order as its reconcile starts.
 #[derive(Clone, Debug)]
 pub struct Followed {
@@ -58,8 +89,8 @@ pub struct Feeds {
     interval: Option<Duration>,
     feeds: Mutex<HashMap<FeedId, Arc<Feed>>>,
     /// (namespace, name) → the feed and CertCentral order it follows.
-    following: Mutex<HashMap<Wake, (FeedId, u64)>>,
-    wakes: broadcast::Sender<Wake>,
+    following: Mutex<HashMap<Follower, (FeedId, u64)>>,
+    wakes: broadcast::Sender<Follower>,
     stop: OnceLock<watch::Receiver<bool>>,
     metrics: Arc<Metrics>,
 }
@@ -74,7 +105,7 @@ struct Feed {
 }
 
 struct State {
-    followers: HashMap<u64, HashSet<Wake>>,
+    followers: HashMap<u64, HashSet<Follower>>,
     views: HashMap<u64, OrderView>,
     started: Instant,
     last_ok: Option<Instant>,
@@ -90,7 +121,7 @@ struct State {
 
 impl State {
     /// `who` no longer follows `order_id`; an order nobody follows is forgotten.
-    fn unfollow(&mut self, order_id: u64, who: &Wake) {
+    fn unfollow(&mut self, order_id: u64, who: &Follower) {
         if let Some(set) = self.followers.get_mut(&order_id) {
             set.remove(who);
             if set.is_empty() {
@@ -114,7 +145,7 @@ impl Feeds {
     }
 
     /// The orders to wake, for a controller.
-    pub fn subscribe(&self) -> broadcast::Receiver<Wake> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Follower> {
         self.wakes.subscribe()
     }
 
@@ -128,7 +159,7 @@ impl Feeds {
     /// its view of the order.
     pub fn follow(
         self: &Arc<Self>,
-        order: Wake,
+        order: Follower,
         endpoint: &str,
         client: &certcentral::Client,
         order_id: u64,
@@ -166,7 +197,7 @@ impl Feeds {
     }
 
     /// Forgets an order (deleted, or no longer served).
-    pub fn unfollow(&self, order: &Wake) {
+    pub fn unfollow(&self, order: &Follower) {
         let Some((id, order_id)) = lock(&self.following).remove(order) else {
             return;
         };
@@ -208,7 +239,7 @@ impl Feeds {
         woken
     }
 
-    fn unfollow_if_moved(&self, order: &Wake, id: &str, order_id: u64) {
+    fn unfollow_if_moved(&self, order: &Follower, id: &str, order_id: u64) {
         let before = lock(&self.following).insert(order.clone(), (id.to_string(), order_id));
         if let Some((old_id, old_order)) = before
             && (old_id != id || old_order != order_id)
@@ -250,7 +281,7 @@ impl Feeds {
         )
     }
 
-    fn wake(&self, orders: impl IntoIterator<Item = Wake>) {
+    fn wake(&self, orders: impl IntoIterator<Item = Follower>) {
         for order in orders {
             self.metrics.feed_woken.inc();
             let _ = self.wakes.send(order);
@@ -398,7 +429,8 @@ impl Feeds {
         let mut seen: HashSet<u64> = first.orders.iter().map(|o| o.id).collect();
         self.take_in(feed, page_views(first));
         let unseen = self.unseen(feed, &seen);
-        match rules::rest_of_read(total, read, unseen) {
+        let first_reading = lock(&feed.state).last_full.is_none();
+        match rules::rest_of_read(total, read, unseen, first_reading) {
             RestOfRead::Done => {}
             RestOfRead::Pages(offsets) => {
                 for offset in offsets {

@@ -221,7 +221,8 @@ fn forget(ctx: &Context, order: &OrderMeta) {
     );
     ctx.account_users
         .record(&namespace, &order.name_any(), None);
-    ctx.feeds.unfollow(&(namespace, order.name_any()));
+    ctx.feeds
+        .unfollow(&feed::Follower::Order((namespace, order.name_any())));
 }
 
 /// Removes the operator's finalizer, against the version read (a merge patch with the

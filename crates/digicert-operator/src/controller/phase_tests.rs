@@ -476,7 +476,10 @@ async fn a_renewal_that_keeps_the_key_writes_no_key_secret() {
         let reissue = &submitting.body["status"]["reissue"];
         assert_eq!(reissue["keySecretName"], "web-tls", "{reissue}");
         assert!(
-            reissue["csr"].as_str().unwrap().contains("CERTIFICATE REQUEST"),
+            reissue["csr"]
+                .as_str()
+                .unwrap()
+                .contains("CERTIFICATE REQUEST"),
             "{reissue}"
         );
         assert!(ready(&w, "web"));

@@ -317,7 +317,7 @@ pub(crate) fn order_controller(
     // Secrets the order waits on, and orders DigiCert's change feed says changed.
     let waited = futures::stream::select(
         waits::wakes_in(ctx.secret_waits.subscribe(), ns.clone()),
-        waits::wakes_in(ctx.feeds.subscribe(), ns.clone()),
+        super::feed::woken(ctx.feeds.subscribe(), false, ns.clone()),
     )
     .map(|(ns, name)| ObjectRef::<OrderMeta>::new(&name).within(&ns));
     Controller::for_stream(trigger, store)

@@ -11,7 +11,7 @@ use super::decide::{self, Recorded};
 use super::request::{Ask, Flow, Signing};
 use crate::certcentral::{self, DownloadFormat, ReissueStatus, RequestStatus};
 use crate::certmanager::condition;
-use crate::controller::decide::schedule;
+use crate::controller::decide::{feed, schedule};
 use crate::controller::events::EventType;
 use crate::controller::{access, status};
 use crate::crd::Issuance;
@@ -95,9 +95,31 @@ impl Signing {
             _ => {
                 let message = proceed!(self.waiting(ask, &mut record, &client).await?);
                 self.pending(&message);
-                Ok(Action::requeue(schedule::poll_interval(self.now - since)))
+                let standing = self.follow_feed(ask);
+                Ok(Action::requeue(feed::pending_look(
+                    standing,
+                    self.now - since,
+                )))
             }
         }
+    }
+
+    /// A pending reissue follows its order's change feed, which wakes the request as
+    /// soon as the order moves (issued, rejected). A duplicate does not move the
+    /// order: it is polled. Returns how the feed stands for the next look.
+    fn follow_feed(&self, ask: &Ask) -> feed::Standing {
+        if ask.issuer.spec.issuance != Issuance::Reissue {
+            return feed::Standing::Off;
+        }
+        self.ctx
+            .feeds
+            .follow(
+                self.follower(),
+                &ask.account.endpoint,
+                &ask.account.client,
+                ask.order_id,
+            )
+            .standing
     }
 
     /// What a pending request waits for: approval (given here when the issuer asks

@@ -31,7 +31,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
@@ -149,16 +149,30 @@ async fn run_requests(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::Re
     }
     let writer = reflector::store::Writer::<CertificateRequest>::default();
     let store = writer.as_reader();
+    let feeds = ctx.feeds.clone();
     let trigger = watcher(requests, watcher::Config::default())
         .default_backoff()
         .modify(keep_what_decides)
+        .inspect_ok(move |event| {
+            // A request deleted while its reissue was pending follows the feed no more.
+            if let watcher::Event::Delete(r) = event {
+                feeds.unfollow(&crate::controller::feed::Follower::Request((
+                    r.namespace().unwrap_or_default(),
+                    r.name_any(),
+                )));
+            }
+        })
         .reflect(writer)
         .applied_objects()
         .predicate_filter(request_trigger, Default::default());
     let (issuer_store, cluster_store) = (store.clone(), store.clone());
     let issuers: Api<DigicertIssuer> = api(&ctx, ns.as_deref());
     tracing::info!(scope = ?ns, "signing cert-manager CertificateRequests for DigicertIssuers and DigicertClusterIssuers");
+    // Requests whose reissue is pending, woken by the change feed when the order moves.
+    let woken = crate::controller::feed::woken(ctx.feeds.subscribe(), true, ns.clone())
+        .map(|(ns, name)| ObjectRef::<CertificateRequest>::new(&name).within(&ns));
     Controller::for_stream(trigger, store)
+        .reconcile_on(woken)
         .watches(issuers, watcher::Config::default(), move |issuer| {
             requests_of(
                 &issuer_store,
@@ -227,6 +241,11 @@ async fn reconcile_request(request: Arc<CertificateRequest>, ctx: Arc<Context>) 
     let Some(fresh) = api.get_opt(&request.name_any()).await? else {
         ctx.request_backoffs
             .clear(&format!("{ns}/{}", request.name_any()));
+        ctx.feeds
+            .unfollow(&crate::controller::feed::Follower::Request((
+                ns.clone(),
+                request.name_any(),
+            )));
         return Ok(Action::await_change());
     };
     if fresh.metadata.deletion_timestamp.is_some() {

@@ -21,6 +21,7 @@ use crate::certmanager::{
     CERTIFICATE_NAME_ANNOTATION, CertificateRequest, CertificateRequestStatus, condition,
 };
 use crate::controller::claims::{self, Claimant, Outcome};
+use crate::controller::feed::Follower;
 use crate::controller::ownership::{Holder, HolderKind};
 use crate::controller::{Context, access, accounts};
 use crate::crd::issuer::{ISSUANCE_ANNOTATION, ORDER_ID_ANNOTATION};
@@ -75,8 +76,14 @@ impl Signing {
         self.save().await?;
         if decide::gate(&self.status) == Gate::Done {
             self.ctx.request_backoffs.clear(&self.key());
+            self.ctx.feeds.unfollow(&self.follower());
         }
         Ok(action)
+    }
+
+    /// This request, as a follower of its order's change feed.
+    pub(super) fn follower(&self) -> Follower {
+        Follower::Request((self.namespace.clone(), self.name.clone()))
     }
 
     pub(super) async fn step(&mut self) -> Result<Action> {

@@ -577,6 +577,56 @@ async fn approval_and_validation_at_digicert_show_as_pending() {
     assert_eq!(env.calls(Operation::Reissue), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_waiting_at_digicert_is_woken_by_the_change_feed() {
+    const ORDER: u64 = 7116;
+    let mut env = Cm::new("cm-feed", vec![seed(ORDER, |s| s.approval_required = true)]).await;
+    env.operator_args = ["--feed-interval", "1s", "--resync", "24h"]
+        .map(String::from)
+        .to_vec();
+    env.start_operator();
+    let ns = env.ns();
+    env.issuer(&ns, "manual", issuer_spec(&env, json!({"orderId": ORDER})));
+    let (name, _) = env
+        .approved_request(
+            &ns,
+            "approval",
+            1,
+            ("DigicertIssuer", "manual"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.wait_pending(&ns, &name, "waits for approval at DigiCert")
+        .await;
+    // Past its first minute a pending reissue is looked at every 30 minutes while the
+    // feed reads fresh: from then on only the feed can bring the news in time.
+    tokio::time::sleep(Duration::from_secs(66)).await;
+    let listed = env.calls(Operation::ListReissues);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(env.calls(Operation::ListReissues), listed, "no polling");
+    // An administrator approves the request at DigiCert.
+    let client = crate::support::client(&env.sim, crate::support::env::API_KEY);
+    let info = client.order_info(ORDER).await.unwrap();
+    let request = info.requests.first().expect("the pending request").id;
+    client
+        .approve_request(request, "approved at DigiCert")
+        .await
+        .unwrap();
+    env.wait_reason(&ns, &name, "Issued", Duration::from_secs(30))
+        .await;
+    // Nobody follows the key any more: its reader stops.
+    env.operator
+        .as_ref()
+        .unwrap()
+        .wait_for_log("change feed stopped", Duration::from_secs(30));
+    assert_eq!(
+        env.calls(Operation::UpdateRequestStatus),
+        1,
+        "approved once"
+    );
+}
+
 // ---- never twice ----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -69,11 +69,20 @@ pub enum RestOfRead {
     Ids(Vec<Vec<u64>>),
 }
 
-pub fn rest_of_read(total: u64, first_page: u64, mut unseen: Vec<u64>) -> RestOfRead {
+/// At a feed's first reading orders are still coming to follow (a start reconciles
+/// them all within a minute or two): up to this many pages are read whoever follows
+/// already, so that those coming later find their view and cost no call.
+pub const FIRST_READ_PAGES: usize = 20;
+
+/// `first`: the feed's first full reading.
+pub fn rest_of_read(total: u64, first_page: u64, mut unseen: Vec<u64>, first: bool) -> RestOfRead {
+    let offsets: Vec<u64> = (1..).map(|n| n * PAGE).take_while(|o| *o < total).collect();
+    if first && total > first_page && offsets.len() < FIRST_READ_PAGES {
+        return RestOfRead::Pages(offsets);
+    }
     if total <= first_page || unseen.is_empty() {
         return RestOfRead::Done;
     }
-    let offsets: Vec<u64> = (1..).map(|n| n * PAGE).take_while(|o| *o < total).collect();
     unseen.sort_unstable();
     unseen.dedup();
     let chunks: Vec<Vec<u64>> = unseen.chunks(IDS_PER_CALL).map(<[u64]>::to_vec).collect();
@@ -206,6 +215,23 @@ pub fn order_check_period(standing: Standing, resync: Duration) -> Duration {
     }
 }
 
+/// How often a pending reissue is looked at when the order's feed reads fresh: the
+/// feed wakes it as soon as the order moves (issued, rejected, canceled), so the
+/// look is a safety net (and refreshes what the feed does not show: approval and
+/// validation at DigiCert).
+pub const FEED_PENDING_LOOK: Duration = Duration::from_secs(30 * 60);
+
+/// When to look again at a reissue (not a duplicate) pending for `pending_for`: in
+/// its first minute as without a feed (most issue within seconds), then, with a fresh
+/// feed, every [`FEED_PENDING_LOOK`]; without one, as [`super::schedule::poll_interval`].
+pub fn pending_look(standing: Standing, pending_for: time::Duration) -> Duration {
+    let polled = super::schedule::poll_interval(pending_for);
+    match standing {
+        Standing::Fresh if pending_for >= time::Duration::MINUTE => polled.max(FEED_PENDING_LOOK),
+        _ => polled,
+    }
+}
+
 /// The wait before the next reading after `failures` failed ones in a row: the
 /// interval, doubling up to 10 min.
 pub fn retry_after(interval: Duration, failures: u32) -> Duration {
@@ -253,26 +279,42 @@ mod tests {
     #[test]
     fn a_full_reading_takes_the_fewer_calls() {
         // The first page had everything.
-        assert_eq!(rest_of_read(800, 800, vec![1]), RestOfRead::Done);
+        assert_eq!(rest_of_read(800, 800, vec![1], false), RestOfRead::Done);
         // Nothing followed is left unseen.
-        assert_eq!(rest_of_read(5000, 1000, vec![]), RestOfRead::Done);
+        assert_eq!(rest_of_read(5000, 1000, vec![], false), RestOfRead::Done);
         // 10,000 orders, 9,000 followed unseen: 9 pages beat 90 id calls.
         let unseen: Vec<u64> = (1..=9000).collect();
         assert_eq!(
-            rest_of_read(10_000, 1000, unseen),
+            rest_of_read(10_000, 1000, unseen, false),
             RestOfRead::Pages((1..10).map(|n| n * 1000).collect())
         );
         // 100,000 orders, 3 followed: one id call beats 99 pages.
         assert_eq!(
-            rest_of_read(100_000, 1000, vec![7, 3, 7, 5]),
+            rest_of_read(100_000, 1000, vec![7, 3, 7, 5], false),
             RestOfRead::Ids(vec![vec![3, 5, 7]])
         );
         // As many calls either way: pages (they also refresh what is not followed yet).
         let unseen: Vec<u64> = (1..=200).collect();
         assert!(matches!(
-            rest_of_read(3000, 1000, unseen),
+            rest_of_read(3000, 1000, unseen, false),
             RestOfRead::Pages(p) if p == vec![1000, 2000]
         ));
+        // The first reading, while orders are still coming to follow: every page of
+        // an account of up to 20,000 orders, however few follow yet.
+        assert_eq!(
+            rest_of_read(10_000, 1000, vec![3], true),
+            RestOfRead::Pages((1..10).map(|n| n * 1000).collect())
+        );
+        assert_eq!(
+            rest_of_read(10_000, 1000, vec![], true),
+            RestOfRead::Pages((1..10).map(|n| n * 1000).collect())
+        );
+        assert_eq!(rest_of_read(800, 800, vec![1], true), RestOfRead::Done);
+        // A larger account: the fewer calls, as later.
+        assert_eq!(
+            rest_of_read(100_000, 1000, vec![3], true),
+            RestOfRead::Ids(vec![vec![3]])
+        );
     }
 
     fn view(status: OrderStatus, certificate: u64) -> OrderView {
@@ -392,5 +434,26 @@ mod tests {
         assert_eq!(retry_after(MIN, 30), 10 * MIN);
         // An interval longer than the cap is kept.
         assert_eq!(retry_after(20 * MIN, 2), 20 * MIN);
+    }
+
+    #[test]
+    fn a_fresh_feed_stretches_the_looks_at_a_pending_reissue_after_its_first_minute() {
+        let m = time::Duration::minutes;
+        let cases = [
+            (Standing::Fresh, time::Duration::seconds(10), 5),
+            (Standing::Fresh, m(2), 1800),
+            (Standing::Fresh, m(90), 1800),
+            (Standing::Syncing, m(2), 30),
+            (Standing::Failing, m(2), 30),
+            (Standing::Off, m(30), 120),
+            (Standing::Off, m(90), 600),
+        ];
+        for (standing, pending_for, want) in cases {
+            assert_eq!(
+                pending_look(standing, pending_for),
+                Duration::from_secs(want),
+                "{standing:?} {pending_for}"
+            );
+        }
     }
 }

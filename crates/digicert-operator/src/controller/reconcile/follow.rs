@@ -168,7 +168,15 @@ impl Run {
         }
         self.clear_failures();
         self.condition(ISSUING, true, reason, message);
-        Ok(Action::requeue(decide::poll_interval(self.now - since)))
+        // A duplicate's issuance does not move the order: the feed cannot show it.
+        let standing = match reissue.duplicate {
+            true => decide::feed::Standing::Off,
+            false => self.feed.standing,
+        };
+        Ok(Action::requeue(decide::feed::pending_look(
+            standing,
+            self.now - since,
+        )))
     }
 
     /// A request waits for an administrator: approve it when the spec asks and the

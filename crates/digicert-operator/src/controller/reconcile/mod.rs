@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 
 use super::Context;
 use super::decide::{self, ReissueReason, SecretState, schedule};
+use super::feed::Follower;
 use super::secret::{self, PendingKey};
 use super::status::{self, AUTO_REISSUE_SYNCED, ISSUING, ORDER_EXPIRING, READY};
 use crate::certcentral::{
@@ -396,7 +397,7 @@ impl Run {
         match super::accounts::gate(&self.ctx, &self.order, &mut self.status, self.now).await? {
             Ok(resolved) => {
                 self.feed = self.ctx.feeds.follow(
-                    (self.namespace.clone(), self.name.clone()),
+                    Follower::Order((self.namespace.clone(), self.name.clone())),
                     &resolved.endpoint,
                     &resolved.client,
                     self.spec().order_id,
@@ -406,9 +407,10 @@ impl Run {
             Err(blocked) => {
                 // Not this resource's to follow (another drives the order, or no
                 // grant): the feed wakes it no more.
-                self.ctx
-                    .feeds
-                    .unfollow(&(self.namespace.clone(), self.name.clone()));
+                self.ctx.feeds.unfollow(&Follower::Order((
+                    self.namespace.clone(),
+                    self.name.clone(),
+                )));
                 return Ok(self.blocked(blocked, digicert_was, &readiness).await);
             }
         }

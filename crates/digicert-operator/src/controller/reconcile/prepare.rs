@@ -148,7 +148,12 @@ impl Run {
     /// Deletes this DigicertOrder's pending-key Secret: only one labelled as such, and
     /// only the very object that was read (uid precondition).
     pub(super) async fn delete_pending_key(&self) -> Result<()> {
-        if self.status.reissue.as_ref().is_some_and(|r| r.csr.is_some()) {
+        if self
+            .status
+            .reissue
+            .as_ref()
+            .is_some_and(|r| r.csr.is_some())
+        {
             return Ok(()); // a kept key has no Secret of its own
         }
         let name = secret::pending_key_name(&self.name);
