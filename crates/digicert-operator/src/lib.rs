@@ -15,6 +15,7 @@ pub mod health;
 pub mod issuer;
 pub mod metrics;
 pub mod operator;
+pub mod process_metrics;
 pub mod telemetry;
 pub mod webhook;
 

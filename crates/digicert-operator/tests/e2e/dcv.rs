@@ -647,7 +647,7 @@ async fn a_validation_about_to_lapse_is_renewed_ahead_so_the_reissue_never_waits
         .await
         .unwrap();
     assert!(
-        metrics.contains("digicert_operator_domain_validation_expiry_seconds{")
+        metrics.contains("digicert_operator_domain_validation_expiration_timestamp_seconds{")
             && metrics.contains(r#"domain="example.com""#),
         "{metrics}"
     );

@@ -126,7 +126,7 @@ async fn an_order_that_ends_with_its_certificate_does_not_spin_and_says_it_ends(
     let end = today.with_hms(23, 59, 59).unwrap().assume_utc();
     wait_metric(
         &env,
-        &format!("digicert_operator_order_end_seconds{{namespace=\"{ns}\",name=\"web\"}}"),
+        &format!("digicert_operator_order_end_timestamp_seconds{{namespace=\"{ns}\",name=\"web\"}}"),
         end.unix_timestamp() as f64,
     )
     .await;
@@ -376,7 +376,7 @@ async fn a_hand_edited_secret_is_replaced_and_status_describes_what_is_in_the_se
     wait_metric(
         &env,
         &format!(
-            "digicert_operator_certificate_not_after_seconds{{namespace=\"{ns}\",name=\"web\"}}"
+            "digicert_operator_certificate_expiration_timestamp_seconds{{namespace=\"{ns}\",name=\"web\"}}"
         ),
         first_leaf.not_after.unix_timestamp() as f64,
     )
@@ -788,7 +788,9 @@ async fn teardown_never_hangs() {
     .await;
     // Deleted without a finalizer: its metrics go all the same.
     let ns = env.cluster.namespace.clone();
-    let ready = format!("digicert_operator_order_ready{{namespace=\"{ns}\",name=\"switch\"}}");
+    let ready = format!(
+        "digicert_operator_order_ready_status{{namespace=\"{ns}\",name=\"switch\",condition=\"True\"}}"
+    );
     wait_metric(&env, &ready, 1.0).await;
     env.orders()
         .delete("switch", &DeleteParams::default())

@@ -27,6 +27,32 @@ fn sample(page: &str, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// `promtool check metrics` on a page (Debian's `prometheus` package, which
+/// hack/test.sh installs): whether it passed, and what it said.
+fn promtool_check_metrics(page: &str) -> (bool, String) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool on the PATH (hack/test.sh installs Debian's prometheus package)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(page.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn metrics_health_and_readiness_after_an_issuance() {
     let mut env = OperatorEnv::new("metrics", vec![crate::support::order(1001)]).await;
@@ -46,7 +72,8 @@ async fn metrics_health_and_readiness_after_an_issuance() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let page = loop {
         let (_, page) = http_get(&format!("{base}/metrics")).await;
-        if sample(&page, &format!("digicert_operator_order_ready{labels}")) == Some(1.0) {
+        let ready = format!(r#"digicert_operator_order_ready_status{{namespace="{ns}",name="web",condition="True"}}"#);
+        if sample(&page, &ready) == Some(1.0) {
             break page;
         }
         assert!(Instant::now() < deadline, "{page}");
@@ -55,14 +82,14 @@ async fn metrics_health_and_readiness_after_an_issuance() {
     assert_eq!(
         sample(
             &page,
-            &format!("digicert_operator_certificate_not_after_seconds{labels}")
+            &format!("digicert_operator_certificate_expiration_timestamp_seconds{labels}")
         ),
         Some(not_after.unix_timestamp() as f64)
     );
     assert!(
         sample(
             &page,
-            &format!("digicert_operator_certificate_renewal_time_seconds{labels}")
+            &format!("digicert_operator_certificate_renewal_timestamp_seconds{labels}")
         )
         .is_some()
     );
@@ -90,6 +117,36 @@ async fn metrics_health_and_readiness_after_an_issuance() {
     assert!(page.contains("digicert_operator_rate_limiter_wait_seconds_count"));
     assert!(sample(&page, "digicert_operator_reconciles_total").unwrap() >= 1.0);
     assert!(page.contains("digicert_operator_reconcile_duration_seconds_bucket"));
+    // The build, the process, and every condition of the order.
+    let build = format!(
+        r#"digicert_operator_build_info{{version="{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(sample(&page, &build), Some(1.0), "{page}");
+    assert!(sample(&page, "process_resident_memory_bytes").unwrap() > 0.0);
+    assert!(sample(&page, "process_cpu_seconds_total").unwrap() > 0.0);
+    assert!(sample(&page, "process_open_fds").unwrap() > 0.0);
+    let ready = format!(
+        r#"digicert_operator_order_condition{{namespace="{ns}",name="web",type="Ready",status="True",reason="Issued"}}"#
+    );
+    assert_eq!(sample(&page, &ready), Some(1.0), "{page}");
+    // A plain scrape gets Prometheus's text format, which promtool accepts as it is;
+    // a scraper asking for OpenMetrics gets that.
+    let check = promtool_check_metrics(&page);
+    assert!(check.0, "promtool check metrics:\n{}\n{page}", check.1);
+    let open = reqwest::Client::new()
+        .get(format!("{base}/metrics"))
+        .header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        open.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(open.text().await.unwrap().ends_with("# EOF\n"));
 
     // A failing call shows its DigiCert code.
     env.sim

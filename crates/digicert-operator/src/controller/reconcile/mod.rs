@@ -62,6 +62,7 @@ macro_rules! proceed_up {
     };
 }
 
+mod approval;
 mod cancel;
 mod challenge;
 mod duplicate;
@@ -295,10 +296,25 @@ impl Run {
 
     fn publish_metrics(&self) {
         let time = |t: Option<&Time>| t.map(status::offset);
+        let conditions = self
+            .status
+            .conditions
+            .iter()
+            .map(|c| crate::metrics::ConditionSeries {
+                r#type: c.type_.clone(),
+                status: c.status.clone(),
+                reason: c.reason.clone(),
+            })
+            .collect();
         self.ctx.metrics.order(
             &self.labels(),
             &self.order.uid().unwrap_or_default(),
-            status::is_true(&self.status.conditions, READY),
+            status::find(&self.status.conditions, READY).and_then(|c| match c.status.as_str() {
+                "True" => Some(true),
+                "False" => Some(false),
+                _ => None,
+            }),
+            conditions,
             crate::metrics::OrderTimes {
                 not_after: time(self.status.certificate.as_ref().map(|c| &c.not_after)),
                 renewal: time(self.status.renewal_time.as_ref()),
