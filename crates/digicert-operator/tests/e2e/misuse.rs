@@ -126,7 +126,9 @@ async fn an_order_that_ends_with_its_certificate_does_not_spin_and_says_it_ends(
     let end = today.with_hms(23, 59, 59).unwrap().assume_utc();
     wait_metric(
         &env,
-        &format!("digicert_operator_order_end_timestamp_seconds{{namespace=\"{ns}\",name=\"web\"}}"),
+        &format!(
+            "digicert_operator_order_end_timestamp_seconds{{namespace=\"{ns}\",name=\"web\"}}"
+        ),
         end.unix_timestamp() as f64,
     )
     .await;

@@ -72,7 +72,9 @@ async fn metrics_health_and_readiness_after_an_issuance() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let page = loop {
         let (_, page) = http_get(&format!("{base}/metrics")).await;
-        let ready = format!(r#"digicert_operator_order_ready_status{{namespace="{ns}",name="web",condition="True"}}"#);
+        let ready = format!(
+            r#"digicert_operator_order_ready_status{{namespace="{ns}",name="web",condition="True"}}"#
+        );
         if sample(&page, &ready) == Some(1.0) {
             break page;
         }
@@ -136,7 +138,10 @@ async fn metrics_health_and_readiness_after_an_issuance() {
     assert!(check.0, "promtool check metrics:\n{}\n{page}", check.1);
     let open = reqwest::Client::new()
         .get(format!("{base}/metrics"))
-        .header("Accept", "application/openmetrics-text;version=1.0.0,text/plain;q=0.5")
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )
         .send()
         .await
         .unwrap();
