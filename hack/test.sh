@@ -37,6 +37,12 @@ knot_dir=$(hack/dns/install.sh | tail -n 1)
 export DIGICERT_TEST_KNOTD=$knot_dir/knotd
 "$DIGICERT_TEST_KNOTD" --version
 
+step "promtool (checks and unit-tests the chart's alerting rules and dashboard queries)"
+DIGICERT_TEST_PROMTOOL=$(hack/prometheus/install.sh | tail -n 1)
+export DIGICERT_TEST_PROMTOOL
+promtool_version=$("$DIGICERT_TEST_PROMTOOL" --version 2>&1)
+echo "${promtool_version%%$'\n'*}"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

@@ -18,6 +18,7 @@ mod harness;
 mod issuer;
 mod lifecycle;
 mod misuse;
+mod monitoring;
 mod operate;
 mod operator;
 mod reactions;
