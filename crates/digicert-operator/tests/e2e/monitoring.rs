@@ -538,7 +538,24 @@ fn the_dashboard_is_json_with_its_variables_and_prometheus_parses_every_query() 
         }
     }
 
-    // Each subject has its panel: the metrics the readers look at.
+    // The panels lie side by side in Grafana's 24 columns, none over another.
+    let mut cells = BTreeSet::new();
+    for p in panels(&dash) {
+        let g = &p["gridPos"];
+        let [x, y, w, h] = ["x", "y", "w", "h"].map(|k| g[k].as_u64().expect("gridPos"));
+        assert!(x + w <= 24 && w > 0 && h > 0, "{}: {g}", p["title"]);
+        for cx in x..x + w {
+            for cy in y..y + h {
+                assert!(
+                    cells.insert((cx, cy)),
+                    "{} overlaps another panel",
+                    p["title"]
+                );
+            }
+        }
+    }
+
+    // Each subject has its panel: the metrics operators look at.
     let queries = dashboard_queries(&dash);
     let used: BTreeSet<String> = queries.iter().flat_map(|(_, q)| metric_names(q)).collect();
     for metric in [
