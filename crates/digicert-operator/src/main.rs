@@ -377,8 +377,11 @@ async fn run_operator(args: RunArgs) -> anyhow::Result<()> {
     let config = operator_config(&args, dcv);
     tracing::info!(
         certcentral = %base_url,
-        default_account = ?config.default_account,
-        namespaces = ?config.namespaces,
+        default_account = config.default_account.as_deref().unwrap_or("none"),
+        namespaces = %match config.namespaces.as_slice() {
+            [] => "all".to_string(),
+            some => some.join(","),
+        },
         resync_s = config.resync.as_secs(),
         feed_interval_s = config.feed_interval.map(|d| d.as_secs()),
         "starting digicert-operator {}",

@@ -10,6 +10,7 @@ mod plan;
 mod readiness;
 mod revocation;
 pub mod schedule;
+pub mod steps;
 mod teardown;
 mod trigger;
 

@@ -198,7 +198,8 @@ pub(crate) async fn run_namespace(
         _ => None,
     };
     let initial_list = choose_initial_list(ctx.config.initial_list, probe);
-    tracing::info!(scope = %scope, ?probe, "initial lists: {initial_list:?}");
+    let probed = probe.map_or("not made".into(), |p| format!("{p:?}").to_lowercase());
+    tracing::info!(scope = %scope, probe = %probed, "initial lists: {initial_list:?}");
     let controller = order_controller(&ctx, ns, orders, secrets, initial_list);
     report_synced(controller.store(), ctx.health.clone());
     tracing::info!(scope = %scope, "watching DigicertOrders");

@@ -167,7 +167,10 @@ async fn run_requests(ctx: Arc<Context>, ns: Option<String>, mut stop: watch::Re
         .predicate_filter(request_trigger, Default::default());
     let (issuer_store, cluster_store) = (store.clone(), store.clone());
     let issuers: Api<DigicertIssuer> = api(&ctx, ns.as_deref());
-    tracing::info!(scope = ?ns, "signing cert-manager CertificateRequests for DigicertIssuers and DigicertClusterIssuers");
+    tracing::info!(
+        scope = ns.as_deref().unwrap_or("all namespaces"),
+        "signing cert-manager CertificateRequests for DigicertIssuers and DigicertClusterIssuers"
+    );
     // Requests whose reissue is pending, woken by the change feed when the order moves.
     let woken = crate::controller::feed::woken(ctx.feeds.subscribe(), true, ns.clone())
         .map(|(ns, name)| ObjectRef::<CertificateRequest>::new(&name).within(&ns));

@@ -472,19 +472,38 @@ async fn json_logs_carry_the_order_and_never_the_key() {
             .find(|l| l["message"] == "CertCentral call succeeded" && l["operation"] == operation)
             .unwrap_or_else(|| panic!("no {operation} call logged:\n{logs}"))
     };
+    // Flat lines: the order's fields beside the event's, not nested under `span`.
     let reissue = call("reissue");
-    let span = &reissue["span"];
-    assert_eq!(
-        span["namespace"],
-        env.cluster.namespace.as_str(),
+    let ns = env.cluster.namespace.as_str();
+    assert_eq!(reissue["namespace"], ns, "{reissue}");
+    assert_eq!(reissue["order_name"], "web", "{reissue}");
+    assert_eq!(reissue["order_id"], 1001, "{reissue}");
+    assert!(
+        reissue.get("span").is_none_or(|s| s.is_string()),
         "{reissue}"
     );
-    assert_eq!(span["order_name"], "web", "{reissue}");
-    assert_eq!(span["order_id"], 1001, "{reissue}");
     // The change feed's reads are the account key's: they name the feed, not an order.
     let feed = call("list_orders");
-    assert!(feed["span"]["feed"].is_string(), "{feed}");
-    assert!(feed["span"]["order_name"].is_null(), "{feed}");
+    assert!(feed["feed"].is_string(), "{feed}");
+    assert!(feed["order_name"].is_null(), "{feed}");
+    // One info line per step of the order's life, each naming the order.
+    for step in [
+        "reissue_sent",
+        "issued",
+        "secret_written",
+        "renewal_planned",
+    ] {
+        let found: Vec<_> = lines.iter().filter(|l| l["step"] == step).collect();
+        assert_eq!(found.len(), 1, "{step}:\n{logs}");
+        assert_eq!(found[0]["level"], "INFO", "{}", found[0]);
+        assert_eq!(found[0]["order_name"], "web", "{}", found[0]);
+        assert_eq!(found[0]["namespace"], ns, "{}", found[0]);
+    }
+    // No value in Rust's debug dress.
+    for l in &lines {
+        let text = l.to_string();
+        assert!(!text.contains("Some(") && !text.contains("None"), "{text}");
+    }
     assert!(!logs.contains(crate::support::env::API_KEY));
     assert!(!logs.contains("PRIVATE KEY"));
     drop(operator);
@@ -531,7 +550,7 @@ async fn initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhe
     // The suite's server offers streaming lists; another cluster may not, and then the
     // operator must say so.
     let consistent = |l: &&str| {
-        (l.contains("initial lists: Streaming") && l.contains("Offered"))
+        (l.contains("initial lists: Streaming") && l.contains("probe=offered"))
             || (crate::support::cluster::use_existing_cluster()
                 && l.contains("initial lists: Paged"))
     };
@@ -567,7 +586,7 @@ async fn initial_lists_stream_where_the_server_offers_them_and_are_paged_elsewhe
         !lines.is_empty()
             && lines
                 .iter()
-                .all(|l| l.contains("initial lists: Paged") && l.contains("Refused")),
+                .all(|l| l.contains("initial lists: Paged") && l.contains("probe=refused")),
         "{logs}"
     );
 }

@@ -183,6 +183,10 @@ impl Run {
             .replace_status(&self.name, &PostParams::default(), &object)
             .await?;
         self.resource_version = written.metadata.resource_version;
+        // One info line a step of the order's life, once it is on record.
+        for s in decide::steps::steps(&self.saved, &self.status) {
+            tracing::info!(step = s.step, "{}", s.message);
+        }
         self.saved = self.status.clone();
         Ok(())
     }
