@@ -1,38 +1,138 @@
-//! The command line for people: `status`, `renew`, `cancel`, `allow-revocation`, `inspect`. The same
-//! binary installed as `kubectl-digicert` is a kubectl plugin (`kubectl digicert status`).
-//! Uses the current kubeconfig.
+//! The command line for people, the kubectl plugin `kubectl digicert` (the
+//! `kubectl-digicert` binary; also `digicert-operator status` and the other verbs):
+//! `status`, `renew`, `cancel`, `allow-revocation`, `inspect`, `approve`, `deny`. It
+//! writes annotations the operator acts on, so it needs no DigiCert API key.
+
+pub mod plugin;
 
 use std::fmt::Write as _;
+use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use crate::controller::secret::{TLS_CRT, TLS_KEY};
 use crate::controller::status::{ISSUING, READY, find, rfc3339};
 use crate::crd::{
-    ALLOW_REVOCATION_ANNOTATION, CANCEL_ANNOTATION, DigicertOrder, RENEW_ANNOTATION, ReissueState,
-    ReissueStatus,
+    ALLOW_REVOCATION_ANNOTATION, APPROVE_ANNOTATION, CANCEL_ANNOTATION, DENY_ANNOTATION,
+    DENY_REASON_ANNOTATION, DigicertOrder, RENEW_ANNOTATION, ReissueState, ReissueStatus,
 };
 use crate::error::{Error, Result};
 use crate::keys;
 
-/// Where to look: one namespace (default: the kubeconfig's) or all.
-pub struct Scope {
+/// kubectl's flags for which cluster, as which user, in which namespace.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct KubeFlags {
+    /// Path to the kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current context).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub context: Option<String>,
+    /// The kubeconfig cluster to use (default: the context's).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub cluster: Option<String>,
+    /// The kubeconfig user to use (default: the context's).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub user: Option<String>,
+    /// The namespace (default: the context's, else `default`).
+    #[arg(short = 'n', long, global = true, value_name = "NAME")]
     pub namespace: Option<String>,
-    pub all_namespaces: bool,
 }
 
-pub async fn client() -> Result<(Client, String)> {
-    crate::tls::install_crypto_provider();
-    let config = kube::Config::infer()
-        .await
-        .map_err(|e| Error::Config(format!("no usable kubeconfig: {e}")))?;
-    let default_ns = config.default_namespace.clone();
-    let client = Client::try_from(config)?;
-    Ok((client, default_ns))
+/// A client for the cluster the flags chose, and the namespace they chose.
+pub struct Kube {
+    pub client: Client,
+    pub namespace: String,
+    /// The API server's URL, to say which one did not answer.
+    pub server: String,
+}
+
+impl Kube {
+    fn orders(&self) -> Api<DigicertOrder> {
+        Api::namespaced(self.client.clone(), &self.namespace)
+    }
+
+    /// The DigicertOrder `name` of the namespace; a missing one is an error.
+    async fn order(&self, name: &str) -> Result<DigicertOrder> {
+        self.orders()
+            .get_opt(name)
+            .await?
+            .ok_or_else(|| not_found(&self.namespace, name))
+    }
+}
+
+fn not_found(namespace: &str, name: &str) -> Error {
+    Error::Config(format!("DigicertOrder {namespace}/{name} not found"))
+}
+
+impl KubeFlags {
+    /// Connects as kubectl would: the kubeconfig of --kubeconfig, else $KUBECONFIG
+    /// (its list of files merged), else ~/.kube/config; with no kubeconfig and no
+    /// flag naming one of its parts, the pod's service account.
+    pub async fn connect(&self) -> Result<Kube> {
+        crate::tls::install_crypto_provider();
+        let options = KubeConfigOptions {
+            context: self.context.clone(),
+            cluster: self.cluster.clone(),
+            user: self.user.clone(),
+        };
+        let chosen =
+            options.context.is_some() || options.cluster.is_some() || options.user.is_some();
+        let config = match &self.kubeconfig {
+            Some(path) => {
+                std::fs::metadata(path).map_err(|e| {
+                    Error::Config(format!(
+                        "cannot read the kubeconfig {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                let file = Kubeconfig::read_from(path)
+                    .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?;
+                kube::Config::from_custom_kubeconfig(file, &options)
+                    .await
+                    .map_err(|e| Error::Config(format!("kubeconfig {}: {e}", path.display())))?
+            }
+            None if chosen => kube::Config::from_kubeconfig(&options)
+                .await
+                .map_err(|e| Error::Config(format!("kubeconfig: {e}")))?,
+            None => kube::Config::infer()
+                .await
+                .map_err(|e| Error::Config(format!("no usable kubeconfig: {e}")))?,
+        };
+        let namespace = self
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
+        let server = config.cluster_url.to_string();
+        let client = Client::try_from(config)?;
+        Ok(Kube {
+            client,
+            namespace,
+            server,
+        })
+    }
+}
+
+/// Which DigicertOrders `renew` asks for.
+pub enum Selection {
+    Names(Vec<String>),
+    /// Every one of the namespace (or of all namespaces).
+    All,
+    /// Those matching a label selector.
+    Labels(String),
+}
+
+/// How `status` prints: a table, a wider one, or the objects as kubectl does.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    Wide,
+    Json,
+    Yaml,
 }
 
 fn age(t: Option<&Time>, now: time::OffsetDateTime) -> String {
@@ -96,25 +196,25 @@ fn reissue_cause(reissue: &ReissueStatus) -> &str {
     }
 }
 
-/// The rows of `status`, as text (one line per order).
-pub fn status_table(orders: &[DigicertOrder], show_namespace: bool) -> String {
+/// The rows of `status`, as text (one line per order); `wide` adds the Secret, the
+/// account, the certificate's id and its end.
+pub fn status_table(orders: &[DigicertOrder], show_namespace: bool, wide: bool) -> String {
     let now = time::OffsetDateTime::now_utc();
-    let mut rows: Vec<Vec<String>> = vec![
-        [
-            "NAMESPACE",
-            "NAME",
-            "ORDER",
-            "READY",
-            "DIGICERT",
-            "EXPIRES IN",
-            "RENEWAL IN",
-            "REISSUE",
-            "LAST ERROR",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect(),
+    let mut header = vec![
+        "NAMESPACE",
+        "NAME",
+        "ORDER",
+        "READY",
+        "DIGICERT",
+        "EXPIRES IN",
+        "RENEWAL IN",
+        "REISSUE",
     ];
+    if wide {
+        header.extend(["SECRET", "ACCOUNT", "CERTIFICATE", "NOT AFTER"]);
+    }
+    header.push("LAST ERROR");
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for o in orders {
         let status = o.status.clone().unwrap_or_default();
         let ready = find(&status.conditions, READY);
@@ -122,7 +222,7 @@ pub fn status_table(orders: &[DigicertOrder], show_namespace: bool) -> String {
             Some(c) if c.status != "True" => format!("{}: {}", c.reason, c.message),
             _ => "-".into(),
         };
-        rows.push(vec![
+        let mut row = vec![
             o.namespace().unwrap_or_default(),
             o.name_any(),
             o.spec.order_id.to_string(),
@@ -131,8 +231,20 @@ pub fn status_table(orders: &[DigicertOrder], show_namespace: bool) -> String {
             age(status.certificate.as_ref().map(|c| &c.not_after), now),
             age(status.renewal_time.as_ref(), now),
             describe_reissue(o).unwrap_or_else(|| "-".into()),
-            last_error,
-        ]);
+        ];
+        if wide {
+            let certificate = status.certificate.as_ref();
+            row.extend([
+                o.spec.secret_name.clone(),
+                status.account.clone().unwrap_or_else(|| "-".into()),
+                certificate.map_or("-".into(), |c| c.id.to_string()),
+                certificate.map_or("-".into(), |c| {
+                    rfc3339(crate::controller::status::offset(&c.not_after))
+                }),
+            ]);
+        }
+        row.push(last_error);
+        rows.push(row);
     }
     let skip = usize::from(!show_namespace);
     let widths: Vec<usize> = (0..rows[0].len())
@@ -157,60 +269,200 @@ pub fn status_table(orders: &[DigicertOrder], show_namespace: bool) -> String {
     out
 }
 
-pub async fn status(scope: Scope) -> Result<String> {
-    let (client, default_ns) = client().await?;
-    let api: Api<DigicertOrder> = if scope.all_namespaces {
-        Api::all(client)
-    } else {
-        Api::namespaced(client, &scope.namespace.unwrap_or(default_ns))
-    };
-    let mut orders = api.list(&ListParams::default()).await?.items;
-    orders.sort_by_key(|o| (o.namespace(), o.name_any()));
-    if orders.is_empty() {
-        return Ok("No DigicertOrders found.\n".into());
+/// An order as `kubectl get -o json` shows it: with its kind, without managed fields.
+fn as_object(order: &DigicertOrder) -> Result<serde_json::Value> {
+    let mut value = serde_json::to_value(order)?;
+    if let Some(object) = value.as_object_mut() {
+        object.insert(
+            "apiVersion".into(),
+            json!(crate::crd::GROUP.to_string() + "/v1alpha1"),
+        );
+        object.insert("kind".into(), json!("DigicertOrder"));
     }
-    Ok(status_table(&orders, scope.all_namespaces))
-}
-
-async fn annotate(name: &str, namespace: Option<String>, annotation: &str) -> Result<String> {
-    let (client, default_ns) = client().await?;
-    let ns = namespace.unwrap_or(default_ns);
-    let api: Api<DigicertOrder> = Api::namespaced(client, &ns);
-    let value = rfc3339(time::OffsetDateTime::now_utc());
-    api.patch(
-        name,
-        &PatchParams::default(),
-        &Patch::Merge(json!({"metadata": {"annotations": {annotation: value}}})),
-    )
-    .await
-    .map_err(|e| match e {
-        kube::Error::Api(s) if s.code == 404 => {
-            Error::Config(format!("DigicertOrder {ns}/{name} not found"))
-        }
-        other => other.into(),
-    })?;
+    if let Some(meta) = value.get_mut("metadata").and_then(|m| m.as_object_mut()) {
+        meta.remove("managedFields");
+    }
     Ok(value)
 }
 
-pub async fn renew(name: &str, namespace: Option<String>) -> Result<String> {
-    let at = annotate(name, namespace, RENEW_ANNOTATION).await?;
-    Ok(format!(
-        "Requested a reissue of {name} ({RENEW_ANNOTATION}={at}); follow it with: kubectl get dco {name} -w\n"
-    ))
+/// JSON or YAML text of `value`, as kubectl prints it.
+fn render(value: &serde_json::Value, output: Output) -> Result<String> {
+    Ok(match output {
+        Output::Yaml => serde_yaml::to_string(value)
+            .map_err(|e| Error::Config(format!("cannot write YAML: {e}")))?,
+        _ => serde_json::to_string_pretty(value)? + "\n",
+    })
+}
+
+/// `status`: one order (`name`), or those of the namespace (or all namespaces)
+/// matching `selector`; as a table or the objects.
+pub async fn status(
+    kube: &Kube,
+    name: Option<&str>,
+    all_namespaces: bool,
+    selector: Option<&str>,
+    output: Option<Output>,
+) -> Result<String> {
+    let mut orders = match name {
+        Some(name) => vec![kube.order(name).await?],
+        None => {
+            let api: Api<DigicertOrder> = if all_namespaces {
+                Api::all(kube.client.clone())
+            } else {
+                kube.orders()
+            };
+            list(&api, selector).await?
+        }
+    };
+    orders.sort_by_key(|o| (o.namespace(), o.name_any()));
+    match output {
+        Some(format @ (Output::Json | Output::Yaml)) => {
+            let mut items = orders.iter().map(as_object).collect::<Result<Vec<_>>>()?;
+            let value = match (name, items.pop()) {
+                (Some(_), Some(one)) => one,
+                (_, last) => {
+                    items.extend(last);
+                    json!({"apiVersion": "v1", "kind": "List", "items": items,
+                           "metadata": {"resourceVersion": ""}})
+                }
+            };
+            render(&value, format)
+        }
+        _ if orders.is_empty() => Ok(if all_namespaces {
+            "No DigicertOrders found.\n".into()
+        } else {
+            format!("No DigicertOrders found in namespace {}.\n", kube.namespace)
+        }),
+        wide => Ok(status_table(
+            &orders,
+            all_namespaces,
+            wide == Some(Output::Wide),
+        )),
+    }
+}
+
+/// The orders `api` lists, those matching `selector` if given; a selector the API
+/// server cannot parse is named in the error.
+async fn list(api: &Api<DigicertOrder>, selector: Option<&str>) -> Result<Vec<DigicertOrder>> {
+    let mut params = ListParams::default();
+    if let Some(selector) = selector {
+        params = params.labels(selector);
+    }
+    match api.list(&params).await {
+        Ok(list) => Ok(list.items),
+        Err(kube::Error::Api(s)) if s.code == 400 && selector.is_some() => {
+            Err(Error::Config(format!(
+                "label selector {:?}: {}",
+                selector.unwrap_or_default(),
+                s.message
+            )))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Sets `annotations` (a JSON object; null removes one) on an order, as of the
+/// version read when `resource_version` is given (a 409 then says it changed).
+async fn annotate(
+    api: &Api<DigicertOrder>,
+    namespace: &str,
+    name: &str,
+    annotations: serde_json::Value,
+    resource_version: Option<String>,
+) -> Result<()> {
+    let mut metadata = json!({"annotations": annotations});
+    if let Some(version) = resource_version {
+        metadata["resourceVersion"] = json!(version);
+    }
+    api.patch(
+        name,
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": metadata})),
+    )
+    .await
+    .map_err(|e| match e {
+        kube::Error::Api(s) if s.code == 404 => not_found(namespace, name),
+        kube::Error::Api(s) if s.code == 409 => Error::Config(format!(
+            "DigicertOrder {namespace}/{name} changed while it was being annotated; nothing \
+             was changed: try again"
+        )),
+        other => other.into(),
+    })?;
+    Ok(())
+}
+
+/// `renew`: sets the renew annotation on the chosen orders. Names are all checked
+/// before any is annotated, so a wrong one changes nothing.
+pub async fn renew(kube: &Kube, selection: Selection, all_namespaces: bool) -> Result<String> {
+    let targets: Vec<(String, String)> = match &selection {
+        Selection::Names(names) => {
+            for name in names {
+                kube.order(name).await?;
+            }
+            names
+                .iter()
+                .map(|n| (kube.namespace.clone(), n.clone()))
+                .collect()
+        }
+        Selection::All | Selection::Labels(_) => {
+            let api: Api<DigicertOrder> = if all_namespaces {
+                Api::all(kube.client.clone())
+            } else {
+                kube.orders()
+            };
+            let selector = match &selection {
+                Selection::Labels(selector) => Some(selector.as_str()),
+                _ => None,
+            };
+            let mut found: Vec<_> = list(&api, selector)
+                .await?
+                .iter()
+                .map(|o| (o.namespace().unwrap_or_default(), o.name_any()))
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                let place = if all_namespaces {
+                    "in any namespace".to_string()
+                } else {
+                    format!("in namespace {}", kube.namespace)
+                };
+                let which = match &selection {
+                    Selection::Labels(selector) => format!(" matches {selector:?}"),
+                    _ => " exists".into(),
+                };
+                return Err(Error::Config(format!(
+                    "no DigicertOrder {place}{which}; nothing was changed"
+                )));
+            }
+            found
+        }
+    };
+    let at = rfc3339(time::OffsetDateTime::now_utc());
+    let mut out = String::new();
+    for (namespace, name) in &targets {
+        let api: Api<DigicertOrder> = Api::namespaced(kube.client.clone(), namespace);
+        annotate(&api, namespace, name, json!({RENEW_ANNOTATION: at}), None).await?;
+        let _ = writeln!(
+            out,
+            "Requested a reissue of {namespace}/{name} ({RENEW_ANNOTATION}={at})"
+        );
+    }
+    let follow = match targets.as_slice() {
+        [(namespace, name)] => format!("kubectl get dco {name} -n {namespace} -w"),
+        _ => "kubectl digicert status".into(),
+    };
+    let _ = writeln!(out, "Follow it with: {follow}");
+    Ok(out)
 }
 
 /// Cancels the reissue in flight, if there is one: the cancel annotation holds further
 /// reissues of the spec, so it is set only when there is something to cancel, and only
 /// on the object whose status was read (its resourceVersion goes with the patch).
-pub async fn cancel(name: &str, namespace: Option<String>) -> Result<String> {
-    let (client, default_ns) = client().await?;
-    let ns = namespace.unwrap_or(default_ns);
-    let api: Api<DigicertOrder> = Api::namespaced(client, &ns);
+pub async fn cancel(kube: &Kube, name: &str) -> Result<String> {
+    let ns = &kube.namespace;
+    let api = kube.orders();
     for _ in 0..5 {
-        let order = api
-            .get_opt(name)
-            .await?
-            .ok_or_else(|| Error::Config(format!("DigicertOrder {ns}/{name} not found")))?;
+        let order = kube.order(name).await?;
         let Some(reissue) = describe_reissue(&order) else {
             return Ok(nothing_to_cancel(name));
         };
@@ -290,14 +542,10 @@ pub fn describe_guard(order: &DigicertOrder) -> Option<String> {
 }
 
 /// Sets the allow-revocation annotation to the fingerprint the held reissue shows.
-pub async fn allow_revocation(name: &str, namespace: Option<String>) -> Result<String> {
-    let (client, default_ns) = client().await?;
-    let ns = namespace.unwrap_or(default_ns);
-    let api: Api<DigicertOrder> = Api::namespaced(client, &ns);
-    let order = api
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| Error::Config(format!("DigicertOrder {ns}/{name} not found")))?;
+pub async fn allow_revocation(kube: &Kube, name: &str) -> Result<String> {
+    let ns = &kube.namespace;
+    let api = kube.orders();
+    let order = kube.order(name).await?;
     let (Some(text), Some(guard)) = (
         describe_guard(&order),
         order
@@ -320,6 +568,94 @@ pub async fn allow_revocation(name: &str, namespace: Option<String>) -> Result<S
     Ok(format!(
         "{text}Agreed ({ALLOW_REVOCATION_ANNOTATION}={}); the reissue goes ahead.\n",
         guard.fingerprint
+    ))
+}
+
+/// The id of the reissue request of `order` that waits for approval at DigiCert, as
+/// its status says; else why there is none.
+pub fn request_waiting_for_approval(order: &DigicertOrder) -> std::result::Result<u64, String> {
+    let status = order.status.as_ref();
+    let issuing = status.and_then(|s| find(&s.conditions, ISSUING));
+    let waiting = issuing.is_some_and(|c| c.status == "True" && c.reason == "NeedsApproval");
+    let request = status
+        .and_then(|s| s.reissue.as_ref())
+        .filter(|r| r.state == ReissueState::Submitted)
+        .and_then(|r| r.request_id);
+    match (waiting, request) {
+        (true, Some(id)) => Ok(id),
+        _ => Err(match (describe_reissue(order), issuing) {
+            (None, _) => "has no reissue in flight".into(),
+            (Some(reissue), Some(c)) if c.status == "True" => {
+                format!(
+                    "has no request waiting for approval ({reissue}: {})",
+                    c.message
+                )
+            }
+            (Some(reissue), _) => format!("has no request waiting for approval ({reissue})"),
+        }),
+    }
+}
+
+/// The order and its request that waits for approval; else an error that says why
+/// nothing was changed.
+async fn waiting_request(kube: &Kube, name: &str) -> Result<(DigicertOrder, u64)> {
+    let order = kube.order(name).await?;
+    match request_waiting_for_approval(&order) {
+        Ok(id) => Ok((order, id)),
+        Err(why) => Err(Error::Config(format!(
+            "DigicertOrder {}/{name} {why}; nothing was changed",
+            kube.namespace
+        ))),
+    }
+}
+
+/// `approve`: asks the operator to approve the request that waits (the approve
+/// annotation names it); a deny of the same request is withdrawn.
+pub async fn approve(kube: &Kube, name: &str) -> Result<String> {
+    let (order, id) = waiting_request(kube, name).await?;
+    let annotations = json!({
+        APPROVE_ANNOTATION: id.to_string(),
+        DENY_ANNOTATION: null,
+        DENY_REASON_ANNOTATION: null,
+    });
+    annotate(
+        &kube.orders(),
+        &kube.namespace,
+        name,
+        annotations,
+        order.resource_version(),
+    )
+    .await?;
+    Ok(format!(
+        "Asked the operator to approve request {id} of {name} ({APPROVE_ANNOTATION}={id}); it \
+         does when the order's DigicertAccount allows approval (allowApproval). Follow it \
+         with: kubectl get dco {name} -w\n"
+    ))
+}
+
+/// `deny`: asks the operator to reject the request that waits at DigiCert (the deny
+/// annotation names it, the reason goes with it) and to hold further reissues of the
+/// spec until it changes or a renewal is requested.
+pub async fn deny(kube: &Kube, name: &str, reason: Option<&str>) -> Result<String> {
+    let (order, id) = waiting_request(kube, name).await?;
+    let annotations = json!({
+        DENY_ANNOTATION: id.to_string(),
+        DENY_REASON_ANNOTATION: reason.map(str::trim).filter(|r| !r.is_empty()),
+        APPROVE_ANNOTATION: null,
+    });
+    annotate(
+        &kube.orders(),
+        &kube.namespace,
+        name,
+        annotations,
+        order.resource_version(),
+    )
+    .await?;
+    Ok(format!(
+        "Asked the operator to reject request {id} of {name} at DigiCert ({DENY_ANNOTATION}={id}); \
+         it does when the order's DigicertAccount allows approval (allowApproval), and starts \
+         no new reissue of this spec until the spec changes or a renewal is requested \
+         (kubectl digicert renew {name}).\n"
     ))
 }
 
@@ -378,15 +714,10 @@ pub fn describe_secret(secret: &Secret) -> Result<String> {
     Ok(out)
 }
 
-pub async fn inspect(name: &str, namespace: Option<String>) -> Result<String> {
-    let (client, default_ns) = client().await?;
-    let ns = namespace.unwrap_or(default_ns);
-    let orders: Api<DigicertOrder> = Api::namespaced(client.clone(), &ns);
-    let order = orders
-        .get_opt(name)
-        .await?
-        .ok_or_else(|| Error::Config(format!("DigicertOrder {ns}/{name} not found")))?;
-    let secrets: Api<Secret> = Api::namespaced(client, &ns);
+pub async fn inspect(kube: &Kube, name: &str) -> Result<String> {
+    let ns = &kube.namespace;
+    let order = kube.order(name).await?;
+    let secrets: Api<Secret> = Api::namespaced(kube.client.clone(), ns);
     let secret = secrets
         .get_opt(&order.spec.secret_name)
         .await?
@@ -471,7 +802,7 @@ mod tests {
         for (status, want) in cases {
             let o = order(status);
             assert_eq!(describe_reissue(&o).as_deref(), Some(want));
-            let table = status_table(&[o], false);
+            let table = status_table(&[o], false, false);
             assert!(table.contains(want), "{table}");
             assert!(!table.contains("(Missing)"), "{table}");
         }

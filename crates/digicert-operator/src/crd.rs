@@ -33,6 +33,16 @@ pub const CANCEL_ANNOTATION: &str = "digicert-operator.dev/cancel";
 /// a reissue that drops names go ahead, although DigiCert then revokes the order's
 /// earlier certificates and duplicates. It covers that set of names only.
 pub const ALLOW_REVOCATION_ANNOTATION: &str = "digicert-operator.dev/allow-revocation";
+/// Set to the id of the reissue request that waits for approval at DigiCert
+/// (`status.reissue.requestId`) to have the operator approve that request, when the
+/// order's account allows approval. It names one request, so it approves no later one.
+pub const APPROVE_ANNOTATION: &str = "digicert-operator.dev/approve";
+/// Set to the id of the reissue request that waits for approval to have the operator
+/// reject it at DigiCert (when the account allows approval) and hold further reissues
+/// of the spec, as a cancel does. Wins over the approve annotation.
+pub const DENY_ANNOTATION: &str = "digicert-operator.dev/deny";
+/// Why a request was denied: DigiCert records it with the rejection.
+pub const DENY_REASON_ANNOTATION: &str = "digicert-operator.dev/deny-reason";
 
 /// Keeps a DigiCert certificate for the names of one CertCentral order in a
 /// `kubernetes.io/tls` Secret, renewing it by reissuing inside the order.

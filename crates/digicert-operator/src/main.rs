@@ -13,7 +13,11 @@ use digicert_operator::{cli, operator};
 #[command(
     name = "digicert-operator",
     version,
-    about = "Keeps DigiCert CertCentral certificates valid in Kubernetes TLS Secrets"
+    about = "Keeps DigiCert CertCentral certificates valid in Kubernetes TLS Secrets",
+    after_help = "The kubectl plugin's commands (status, renew, cancel, inspect, \
+                  allow-revocation, approve, deny) work here too, e.g. \
+                  `digicert-operator status --help`; installed as kubectl-digicert they are \
+                  `kubectl digicert`."
 )]
 struct Cli {
     /// Log filter (tracing EnvFilter syntax), e.g. `info` or `digicert_operator=debug`
@@ -45,44 +49,6 @@ enum Command {
         /// plural: `digicertorders.yaml`, ...), as `crds/` holds them.
         #[arg(long)]
         out_dir: Option<PathBuf>,
-    },
-    /// A table of DigicertOrders: Ready, DigiCert status, expiry, renewal, last error.
-    Status {
-        /// Namespace (default: the kubeconfig's).
-        #[arg(short, long)]
-        namespace: Option<String>,
-        /// All namespaces.
-        #[arg(short = 'A', long)]
-        all_namespaces: bool,
-    },
-    /// Request a reissue of a DigicertOrder now.
-    Renew {
-        name: String,
-        #[arg(short, long)]
-        namespace: Option<String>,
-    },
-    /// Cancel a DigicertOrder's reissue in flight (at DigiCert too) and hold further
-    /// reissues of its spec until the spec changes or a renewal is requested. With no
-    /// reissue in flight it says so and changes nothing.
-    Cancel {
-        name: String,
-        #[arg(short, long)]
-        namespace: Option<String>,
-    },
-    /// Agree to the reissue a DigicertOrder holds because it drops names (DigiCert then
-    /// revokes the order's earlier certificates and duplicates): shows what would be
-    /// revoked and sets the allow-revocation annotation to the names' fingerprint.
-    AllowRevocation {
-        name: String,
-        #[arg(short, long)]
-        namespace: Option<String>,
-    },
-    /// Show the certificate in a DigicertOrder's Secret: subject, SANs, issuer,
-    /// serial, validity, and whether the key matches.
-    Inspect {
-        name: String,
-        #[arg(short, long)]
-        namespace: Option<String>,
     },
     /// Moved: the CertCentral simulator is a program of its own, `certcentral-sim`.
     #[command(hide = true, disable_help_flag = true)]
@@ -272,14 +238,27 @@ fn simulator_moved(args: &[String]) -> anyhow::Error {
     )
 }
 
-fn print(result: digicert_operator::error::Result<String>) -> anyhow::Result<()> {
-    print!("{}", result?);
-    Ok(())
-}
-
 fn main() -> ExitCode {
+    // The plugin's verbs need none of the operator's set-up, and print their errors
+    // once, without a log line: the plugin's own binary, this one named as it (a
+    // link), or this one given a plugin verb.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let program = args
+        .first()
+        .and_then(|a| std::path::Path::new(a).file_stem())
+        .and_then(|n| n.to_str());
+    if program == Some(cli::plugin::PROGRAM) {
+        return cli::plugin::main(args, "kubectl digicert");
+    }
+    if args
+        .get(1)
+        .and_then(|a| a.to_str())
+        .is_some_and(cli::plugin::is_verb)
+    {
+        return cli::plugin::main(args, "digicert-operator");
+    }
     limit_malloc_arenas();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(args);
     if let Err(e) = telemetry::init(&cli.log_level, cli.log_format) {
         eprintln!("error: {e}");
         return ExitCode::from(2);
@@ -317,22 +296,6 @@ fn main() -> ExitCode {
                 Ok(())
             }
             Command::Simulator { args } => Err(simulator_moved(&args)),
-            Command::Status {
-                namespace,
-                all_namespaces,
-            } => print(
-                cli::status(cli::Scope {
-                    namespace,
-                    all_namespaces,
-                })
-                .await,
-            ),
-            Command::Renew { name, namespace } => print(cli::renew(&name, namespace).await),
-            Command::Cancel { name, namespace } => print(cli::cancel(&name, namespace).await),
-            Command::Inspect { name, namespace } => print(cli::inspect(&name, namespace).await),
-            Command::AllowRevocation { name, namespace } => {
-                print(cli::allow_revocation(&name, namespace).await)
-            }
         }
     });
     match result {

@@ -221,6 +221,17 @@ impl Client {
             .await
     }
 
+    /// `PUT /request/{request_id}/status` with `rejected`: the request is not issued.
+    pub async fn reject_request(&self, request_id: u64, comment: &str) -> Result<(), Error> {
+        let path = format!("request/{request_id}/status");
+        let body = RequestStatusUpdate {
+            status: "rejected".into(),
+            processor_comment: Some(comment.into()),
+        };
+        self.no_content(Operation::UpdateRequestStatus, Method::PUT, &path, &body)
+            .await
+    }
+
     /// `GET /order/certificate/{order_id}/validation`: per-domain DCV state.
     pub async fn order_validation(&self, order_id: u64) -> Result<OrderValidation, Error> {
         let path = format!("order/certificate/{order_id}/validation");

@@ -21,5 +21,6 @@ mod misuse;
 mod monitoring;
 mod operate;
 mod operator;
+mod plugin;
 mod reactions;
 mod revocation;

@@ -137,7 +137,7 @@ impl Run {
         if let Some(request_id) = reissue.request_id {
             match client.request_info(request_id).await {
                 Ok(r) if r.status == RequestStatus::Pending => {
-                    (reason, message) = proceed!(self.approve(request_id, client).await?);
+                    (reason, message) = proceed!(self.decide_request(request_id, client).await?);
                 }
                 Ok(r) if r.status == RequestStatus::Approved => {
                     reason = "ValidationPending";
@@ -182,7 +182,7 @@ impl Run {
     /// A request waits for an administrator: approve it when the spec asks and the
     /// account allows. `Ok` is what the Issuing condition says; `Err` the back-off
     /// after a passing failure.
-    async fn approve(
+    pub(super) async fn approve(
         &mut self,
         request_id: u64,
         client: &certcentral::Client,

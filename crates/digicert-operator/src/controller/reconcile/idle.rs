@@ -132,12 +132,17 @@ impl Run {
         reason: ReissueReason,
         state: &SecretState,
     ) -> Result<Action> {
-        self.condition(
-            ISSUING,
-            false,
-            "Canceled",
-            "canceled on request; a spec change or a renewal request starts a new reissue",
-        );
+        // A denied request holds the spec as a cancel does; its condition says which.
+        let denied = status::find(&self.status.conditions, ISSUING)
+            .is_some_and(|c| c.status == "False" && c.reason == "Denied");
+        if !denied {
+            self.condition(
+                ISSUING,
+                false,
+                "Canceled",
+                "canceled on request; a spec change or a renewal request starts a new reissue",
+            );
+        }
         let SecretState::Valid(stored) = state else {
             self.condition(READY, false, reason.as_str(), reason.describe());
             return Ok(Action::requeue(self.check_period()));
