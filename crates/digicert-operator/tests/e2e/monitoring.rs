@@ -884,6 +884,18 @@ fn the_dashboard_and_the_rules_render_only_when_enabled() {
     let docs = documents(&template(&["--set", "prometheusRule.enabled=true"]));
     assert!(dashboards(&docs).is_empty());
     assert_eq!(of_kind(&docs, "PrometheusRule").len(), 1);
+
+    // Both on, the chart lints strictly.
+    let out = helm(&[
+        "lint",
+        CHART,
+        "--strict",
+        "--set",
+        SET_IMAGE,
+        "--set",
+        "prometheusRule.enabled=true,grafanaDashboard.enabled=true,serviceMonitor.enabled=true",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 #[test]
