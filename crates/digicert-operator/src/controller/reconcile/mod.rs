@@ -62,7 +62,6 @@ macro_rules! proceed_up {
     };
 }
 
-mod approval;
 mod cancel;
 mod challenge;
 mod duplicate;
