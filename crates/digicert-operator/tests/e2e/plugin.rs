@@ -479,3 +479,99 @@ async fn approve_and_deny_are_carried_out_by_the_operator_at_digicert() {
         None
     );
 }
+
+/// The repository's root (tests run in the crate's directory).
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+#[test]
+fn the_krew_package_is_a_manifest_whose_archive_holds_a_working_plugin() {
+    let out = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("bash")
+        .arg(repo_root().join("hack/krew/package.sh"))
+        .args(["v1.2.3", "https://example.org/releases/v1.2.3/"])
+        .arg(out.path())
+        .arg(plugin_binary())
+        .arg("linux/amd64")
+        .output()
+        .expect("bash runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let text = std::fs::read_to_string(out.path().join("digicert.yaml")).unwrap();
+    let manifest: Value = serde_yaml::from_str(&text).expect("YAML");
+    assert_eq!(
+        manifest["apiVersion"], "krew.googlecontainertools.github.com/v1alpha2",
+        "{text}"
+    );
+    assert_eq!(manifest["kind"], "Plugin");
+    assert_eq!(manifest["metadata"]["name"], "digicert");
+    assert_eq!(manifest["spec"]["version"], "v1.2.3");
+    assert!(manifest["spec"]["shortDescription"].is_string());
+    let platforms = manifest["spec"]["platforms"].as_array().expect("platforms");
+    assert_eq!(platforms.len(), 1, "{text}");
+    let p = &platforms[0];
+    assert_eq!(p["selector"]["matchLabels"]["os"], "linux");
+    assert_eq!(p["selector"]["matchLabels"]["arch"], "amd64");
+    assert_eq!(
+        p["uri"],
+        "https://example.org/releases/v1.2.3/kubectl-digicert_linux_amd64.tar.gz"
+    );
+    assert_eq!(p["bin"], "kubectl-digicert");
+    let archive = out.path().join("kubectl-digicert_linux_amd64.tar.gz");
+    let sha = std::process::Command::new("sha256sum")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let sha = String::from_utf8_lossy(&sha.stdout);
+    assert_eq!(
+        p["sha256"].as_str(),
+        sha.split_whitespace().next(),
+        "{text}"
+    );
+
+    // What krew unpacks is the plugin, and it runs.
+    let unpacked = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(unpacked.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for file in p["files"].as_array().unwrap() {
+        let from = file["from"].as_str().unwrap();
+        assert!(
+            unpacked.path().join(from).exists(),
+            "{from} not in the archive"
+        );
+    }
+    let version = std::process::Command::new(unpacked.path().join("kubectl-digicert"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(version.status.success());
+    assert!(
+        String::from_utf8_lossy(&version.stdout).contains(env!("CARGO_PKG_VERSION")),
+        "{version:?}"
+    );
+
+    // A version krew would refuse is refused here.
+    let refused = std::process::Command::new("bash")
+        .arg(repo_root().join("hack/krew/package.sh"))
+        .args([
+            "1.2",
+            "https://example.org",
+            "x",
+            plugin_binary(),
+            "linux/amd64",
+        ])
+        .current_dir(out.path())
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+}
