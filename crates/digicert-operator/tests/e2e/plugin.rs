@@ -373,11 +373,31 @@ async fn approve_and_deny_are_carried_out_by_the_operator_at_digicert() {
         s.approval_required = true;
         s
     };
-    let mut env = OperatorEnv::new("plugin-approval", vec![approval(1001), approval(1002)]).await;
+    let mut env = OperatorEnv::new(
+        "plugin-approval",
+        vec![approval(1001), approval(1002), approval(1003)],
+    )
+    .await;
+    let ns = env.cluster.namespace.clone();
+    // An account that does not allow approval: its orders' requests are not decided.
+    let strict = format!("{ns}-strict");
+    env.put_account(
+        &strict,
+        &env.sim.base_url(),
+        Some(env.sim.ca_pem()),
+        crate::support::env::API_KEY_SECRET,
+        serde_json::json!({"namespaceSelector": {
+            "matchLabels": {"kubernetes.io/metadata.name": ns}}}),
+    )
+    .await;
     env.start_operator();
     env.apply(&OperatorEnv::order_yaml("accept", 1001, ""));
     env.apply(&OperatorEnv::order_yaml("refuse", 1002, ""));
-    let ns = env.cluster.namespace.clone();
+    env.apply(&OperatorEnv::order_yaml(
+        "strict",
+        1003,
+        &format!("  accountRef:\n    name: {strict}\n"),
+    ));
     let k = Some(env.cluster.kubeconfig.as_os_str());
     let wait_approval = |name: &'static str| {
         env.wait_condition(
@@ -390,6 +410,7 @@ async fn approve_and_deny_are_carried_out_by_the_operator_at_digicert() {
     };
     let yes = wait_approval("accept").await;
     let no = wait_approval("refuse").await;
+    let held = wait_approval("strict").await;
     let (yes_id, no_id) = (request_id(&yes), request_id(&no));
     // The operator approves nothing by itself (no spec.approveReissues).
     assert_eq!(
@@ -477,6 +498,49 @@ async fn approve_and_deny_are_carried_out_by_the_operator_at_digicert() {
     assert_eq!(
         annotation(&orders, "refuse", APPROVE_ANNOTATION).await,
         None
+    );
+
+    // The account does not allow approval: the annotation is written, the operator
+    // says why it does not act, and DigiCert is not asked.
+    let held_id = request_id(&held);
+    ok(run(k, &["approve", "strict", "-n", &ns]));
+    let o = env
+        .wait_for(
+            "strict",
+            "the approve annotation refused",
+            Duration::from_secs(30),
+            |o| {
+                condition(o, "Issuing").is_some_and(|c| {
+                    c.reason == "NeedsApproval" && c.message.contains(APPROVE_ANNOTATION)
+                })
+            },
+        )
+        .await;
+    let message = &condition(&o, "Issuing").unwrap().message;
+    assert!(
+        message.contains("allowApproval") && message.contains(&strict),
+        "{message}"
+    );
+    ok(run(k, &["deny", "strict", "-n", &ns]));
+    env.wait_for(
+        "strict",
+        "the deny annotation refused",
+        Duration::from_secs(30),
+        |o| {
+            condition(o, "Issuing")
+                .is_some_and(|c| c.reason == "NeedsApproval" && c.message.contains(DENY_ANNOTATION))
+        },
+    )
+    .await;
+    let record = env.sim.simulator().order_record(1003).unwrap();
+    assert_eq!(record["requests"][0]["status"], "pending", "{record:#}");
+    assert_eq!(record["requests"][0]["id"], held_id, "{record:#}");
+    assert_eq!(
+        env.sim
+            .simulator()
+            .calls()
+            .total(Operation::UpdateRequestStatus),
+        2
     );
 }
 
