@@ -428,7 +428,9 @@ impl Feeds {
         let (total, read) = (first.page.total, first.orders.len() as u64);
         let mut seen: HashSet<u64> = first.orders.iter().map(|o| o.id).collect();
         self.take_in(feed, page_views(first));
-        let unseen = self.unseen(feed, &seen);
+        // Every followed order is read again, those with a view too: a full reading is
+        // what corrects a view the status changes missed.
+        let unseen = self.followed_not_in(feed, &seen);
         let first_reading = lock(&feed.state).last_full.is_none();
         match rules::rest_of_read(total, read, unseen, first_reading) {
             RestOfRead::Done => {}
@@ -447,9 +449,23 @@ impl Feeds {
                     self.take_in(feed, page_views(page));
                 }
             }
-            RestOfRead::Ids(chunks) => self.read_ids(feed, client, chunks).await?,
+            RestOfRead::Ids(chunks) => seen.extend(self.read_ids(feed, client, chunks).await?),
         }
+        // Followed, and listed nowhere in the account.
+        let missing = self.followed_not_in(feed, &seen);
+        self.not_listed(feed, missing, true);
         Ok(())
+    }
+
+    /// Followed orders not in `seen`, whatever the feed knew of them.
+    fn followed_not_in(&self, feed: &Feed, seen: &HashSet<u64>) -> Vec<u64> {
+        let state = lock(&feed.state);
+        state
+            .followers
+            .keys()
+            .filter(|id| !seen.contains(id))
+            .copied()
+            .collect()
     }
 
     /// Followed orders the feed has no view of (they came after the last full
@@ -468,7 +484,13 @@ impl Feeds {
             .chunks(rules::IDS_PER_CALL)
             .map(<[u64]>::to_vec)
             .collect();
-        self.read_ids(feed, client, chunks).await
+        let found = self.read_ids(feed, client, chunks).await?;
+        self.not_listed(
+            feed,
+            unseen.into_iter().filter(|id| !found.contains(id)),
+            false,
+        );
+        Ok(())
     }
 
     async fn read_ids(
@@ -476,7 +498,8 @@ impl Feeds {
         feed: &Feed,
         client: &certcentral::Client,
         chunks: Vec<Vec<u64>>,
-    ) -> Result<(), certcentral::Error> {
+    ) -> Result<HashSet<u64>, certcentral::Error> {
+        let mut found = HashSet::new();
         for ids in chunks {
             let page = self
                 .list(
@@ -487,9 +510,39 @@ impl Feeds {
                     },
                 )
                 .await?;
+            found.extend(page.orders.iter().map(|o| o.id));
             self.take_in(feed, page_views(page));
         }
-        Ok(())
+        Ok(found)
+    }
+
+    /// Followed orders the account does not list: they get a stale view, so they are
+    /// not asked for again at every reading, and their followers are woken to look at
+    /// DigiCert themselves (order info says what is wrong: not found, another account).
+    /// A full reading that lists them later gives them a true view. `replace`: also
+    /// over a view they had (a full reading found them gone).
+    fn not_listed(&self, feed: &Feed, ids: impl IntoIterator<Item = u64>, replace: bool) {
+        let mut woken = Vec::new();
+        {
+            let mut state = lock(&feed.state);
+            for id in ids {
+                if state.views.get(&id).is_some_and(|v| v.stale || !replace) {
+                    continue;
+                }
+                let absent = OrderView {
+                    status: certcentral::OrderStatus::Other("not listed".into()),
+                    certificate_id: None,
+                    order_valid_till: None,
+                    stale: true,
+                };
+                state.views.insert(id, absent);
+                woken.extend(state.followers.get(&id).into_iter().flatten().cloned());
+            }
+        }
+        if !woken.is_empty() {
+            tracing::debug!(orders = woken.len(), "orders the account does not list");
+        }
+        self.wake(woken);
     }
 
     async fn list(

@@ -236,3 +236,29 @@ async fn a_webhook_makes_the_order_look_at_once() {
     let o = env.orders().get("web").await.unwrap();
     assert_eq!(o.status.unwrap().order_status.as_deref(), Some("revoked"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_order_the_account_does_not_list_is_not_asked_for_at_every_reading() {
+    let mut env = OperatorEnv::new("feed-unlisted", vec![seed(1001, |_| {})]).await;
+    env.operator_args = feed_args("1s");
+    env.start_operator();
+    env.apply(&OperatorEnv::order_yaml("web", 1001, ""));
+    // No such order in the account.
+    env.apply(&OperatorEnv::order_yaml("ghost", 4242, ""));
+    env.wait_ready("web").await;
+    env.wait_for("ghost", "OrderNotFound", SOON, |o| {
+        is(o, "Ready", "False", "OrderNotFound")
+    })
+    .await;
+    // The feed asked for it by id once; five readings on, not again.
+    let changes = calls(&env, Operation::StatusChanges);
+    wait_calls(&env, Operation::StatusChanges, changes + 1).await;
+    let lists = calls(&env, Operation::ListOrders);
+    wait_calls(&env, Operation::StatusChanges, changes + 6).await;
+    assert_eq!(
+        calls(&env, Operation::ListOrders),
+        lists,
+        "list orders by id at every reading\n{}",
+        env.operator_logs()
+    );
+}
