@@ -62,6 +62,7 @@ macro_rules! proceed_up {
     };
 }
 
+mod approval;
 mod cancel;
 mod challenge;
 mod duplicate;
