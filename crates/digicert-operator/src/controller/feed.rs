@@ -228,8 +228,10 @@ impl Feeds {
                 let Some(followers) = state.followers.get(&order_id).cloned() else {
                     continue;
                 };
-                if let Some(v) = state.views.get_mut(&order_id) {
-                    v.stale = true;
+                match state.views.get_mut(&order_id) {
+                    Some(v) => v.stale = true,
+                    // Not read yet: the feed reads it now, and wakes its followers.
+                    None => feed.soon.notify_one(),
                 }
                 followers
             };
