@@ -28,34 +28,9 @@ if dir=$(find_knotd); then
   exit 0
 fi
 
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { log "knot is missing; install the package 'knot' as root"; exit 1; }
-  sudo=(sudo)
-fi
-command -v apt-get >/dev/null || { log "knot is missing and there is no apt-get: install Knot DNS (knotd, knotc)"; exit 1; }
-
-# A policy-rc.d that forbids starting services while the package installs (unless the
-# system already has one, e.g. in a container image).
-policy=/usr/sbin/policy-rc.d
-own_policy=false
-if [[ ! -e $policy ]]; then
-  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-  "${sudo[@]}" chmod 755 "$policy"
-  own_policy=true
-fi
-cleanup() { if $own_policy; then "${sudo[@]}" rm -f "$policy"; fi; }
-trap cleanup EXIT
-
-log "installing the Debian package knot"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq >&2
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends knot >&2
-
-# The tests start knotd themselves; the system service stays off.
-if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-  "${sudo[@]}" systemctl disable --now knot.service >/dev/null 2>&1 || true
-fi
+# shellcheck source=hack/lib/apt-package.sh
+source "$(dirname "$0")/../lib/apt-package.sh"
+install_package knot knot.service
 
 dir=$(find_knotd) || { log "knotd not found after installing knot"; exit 1; }
 log "$("$dir/knotd" --version)"

@@ -17,34 +17,9 @@ if path=$(command -v promtool); then
   exit 0
 fi
 
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then
-  command -v sudo >/dev/null || { log "promtool is missing; install the package 'prometheus' as root"; exit 1; }
-  sudo=(sudo)
-fi
-command -v apt-get >/dev/null || { log "promtool is missing and there is no apt-get: install Prometheus's promtool"; exit 1; }
-
-# A policy-rc.d that forbids starting services while the package installs (unless the
-# system already has one, e.g. in a container image).
-policy=/usr/sbin/policy-rc.d
-own_policy=false
-if [[ ! -e $policy ]]; then
-  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
-  "${sudo[@]}" chmod 755 "$policy"
-  own_policy=true
-fi
-cleanup() { if $own_policy; then "${sudo[@]}" rm -f "$policy"; fi; }
-trap cleanup EXIT
-
-log "installing the Debian package prometheus (for promtool)"
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 update -qq >&2
-"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus >&2
-
-# Only promtool is wanted; the server stays off.
-if command -v systemctl >/dev/null && [[ -d /run/systemd/system ]]; then
-  "${sudo[@]}" systemctl disable --now prometheus.service >/dev/null 2>&1 || true
-fi
+# shellcheck source=hack/lib/apt-package.sh
+source "$(dirname "$0")/../lib/apt-package.sh"
+install_package prometheus prometheus.service
 
 path=$(command -v promtool) || { log "promtool not found after installing prometheus"; exit 1; }
 log "$("$path" --version 2>&1 | head -n 1)"
