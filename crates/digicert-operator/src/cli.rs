@@ -3,6 +3,7 @@
 //! `status`, `renew`, `cancel`, `allow-revocation`, `inspect`, `approve`, `deny`. It
 //! writes annotations the operator acts on, so it needs no DigiCert API key.
 
+pub mod complete;
 pub mod plugin;
 
 use std::fmt::Write as _;

@@ -250,6 +250,9 @@ fn main() -> ExitCode {
     if program == Some(cli::plugin::PROGRAM) {
         return cli::plugin::main(args, "kubectl digicert");
     }
+    if program == Some(cli::complete::PROGRAM) {
+        return cli::complete::main(args);
+    }
     if args
         .get(1)
         .and_then(|a| a.to_str())

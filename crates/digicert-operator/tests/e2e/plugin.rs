@@ -337,6 +337,48 @@ async fn the_plugin_takes_kubectls_flags_and_selects_what_it_renews() {
     assert_eq!(annotation(&orders, "web", APPROVE_ANNOTATION).await, None);
     assert_eq!(annotation(&orders, "web", DENY_ANNOTATION).await, None);
 
+    // kubectl's own completion asks kubectl_complete-digicert: verbs, and order names
+    // from the cluster the flags choose.
+    let bin = tempfile::tempdir().unwrap();
+    for name in ["kubectl-digicert", "kubectl_complete-digicert"] {
+        std::os::unix::fs::symlink(plugin_binary(), bin.path().join(name)).unwrap();
+    }
+    let mut path = std::ffi::OsString::from(bin.path());
+    path.push(":");
+    path.push(crate::support::cluster::path_with_assets());
+    let complete = |args: &[&str]| {
+        let out = crate::support::cluster::kubectl_command(file.as_os_str())
+            .arg("__complete")
+            .arg("digicert")
+            .args(args)
+            .env("PATH", &path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines()
+            .take_while(|l| !l.starts_with(':'))
+            .map(str::to_string)
+            .collect::<BTreeSet<String>>()
+    };
+    assert_eq!(complete(&["ap"]), set(&["approve"]));
+    assert_eq!(
+        complete(&["--context", "good", "renew", ""]),
+        set(&["web", "api", "db"])
+    );
+    assert_eq!(
+        complete(&["--context", "good", "renew", "web", "a"]),
+        set(&["api"])
+    );
+    assert_eq!(complete(&["status", "-o", "y"]), set(&["yaml"]));
+    assert_eq!(complete(&["--context", "go"]), set(&["good"]));
+    // The bogus context's cluster does not answer: no names, and no hang.
+    assert_eq!(complete(&["renew", ""]), BTreeSet::new());
+
     // Shell completion that the shell accepts.
     let script = ok(run(None, &["completion", "bash"]));
     assert!(script.contains("kubectl-digicert"), "{script}");
