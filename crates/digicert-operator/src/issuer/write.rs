@@ -90,7 +90,13 @@ impl Signing {
         format!("{}/{}", self.namespace, self.name)
     }
 
+    /// An event on the request, and its line in the log: each is one step (sent,
+    /// issued, validated, rejected, ...).
     pub(super) async fn event(&self, type_: EventType, reason: &str, note: String) {
+        match type_ {
+            EventType::Normal => tracing::info!(step = reason, "{note}"),
+            EventType::Warning => tracing::warn!(step = reason, "{note}"),
+        }
         let object = self.request.object_ref(&());
         if let Err(e) = self
             .ctx

@@ -625,6 +625,16 @@ async fn a_request_waiting_at_digicert_is_woken_by_the_change_feed() {
         1,
         "approved once"
     );
+    // The request's steps are info lines of the log, naming it.
+    let logs = env.operator_logs();
+    for step in ["Submitted", "Issued"] {
+        assert!(
+            logs.lines().any(|l| l.contains(" INFO ")
+                && l.contains(&format!("step=\"{step}\""))
+                && l.contains(&format!("request=\"{name}\""))),
+            "{step}:\n{logs}"
+        );
+    }
 }
 
 // ---- never twice ----
