@@ -383,10 +383,6 @@ async fn annotate(
     .await
     .map_err(|e| match e {
         kube::Error::Api(s) if s.code == 404 => not_found(namespace, name),
-        kube::Error::Api(s) if s.code == 409 => Error::Config(format!(
-            "DigicertOrder {namespace}/{name} changed while it was being annotated; nothing \
-             was changed: try again"
-        )),
         other => other.into(),
     })?;
     Ok(())
@@ -610,22 +606,48 @@ async fn waiting_request(kube: &Kube, name: &str) -> Result<(DigicertOrder, u64)
     }
 }
 
+/// Sets `annotations(request id)` on the order whose request waits for approval, as
+/// of the version whose status showed it waiting: when the order changed meanwhile
+/// (the request may have been decided), it is read again. Returns the request id.
+async fn decide_waiting(
+    kube: &Kube,
+    name: &str,
+    annotations: impl Fn(u64) -> serde_json::Value,
+) -> Result<u64> {
+    for _ in 0..5 {
+        let (order, id) = waiting_request(kube, name).await?;
+        let version = order.resource_version();
+        match annotate(
+            &kube.orders(),
+            &kube.namespace,
+            name,
+            annotations(id),
+            version,
+        )
+        .await
+        {
+            Ok(()) => return Ok(id),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Config(format!(
+        "DigicertOrder {}/{name} kept changing while it was being annotated; nothing was \
+         changed: try again",
+        kube.namespace
+    )))
+}
+
 /// `approve`: asks the operator to approve the request that waits (the approve
 /// annotation names it); a deny of the same request is withdrawn.
 pub async fn approve(kube: &Kube, name: &str) -> Result<String> {
-    let (order, id) = waiting_request(kube, name).await?;
-    let annotations = json!({
-        APPROVE_ANNOTATION: id.to_string(),
-        DENY_ANNOTATION: null,
-        DENY_REASON_ANNOTATION: null,
-    });
-    annotate(
-        &kube.orders(),
-        &kube.namespace,
-        name,
-        annotations,
-        order.resource_version(),
-    )
+    let id = decide_waiting(kube, name, |id| {
+        json!({
+            APPROVE_ANNOTATION: id.to_string(),
+            DENY_ANNOTATION: null,
+            DENY_REASON_ANNOTATION: null,
+        })
+    })
     .await?;
     Ok(format!(
         "Asked the operator to approve request {id} of {name} ({APPROVE_ANNOTATION}={id}); it \
@@ -638,19 +660,14 @@ pub async fn approve(kube: &Kube, name: &str) -> Result<String> {
 /// annotation names it, the reason goes with it) and to hold further reissues of the
 /// spec until it changes or a renewal is requested.
 pub async fn deny(kube: &Kube, name: &str, reason: Option<&str>) -> Result<String> {
-    let (order, id) = waiting_request(kube, name).await?;
-    let annotations = json!({
-        DENY_ANNOTATION: id.to_string(),
-        DENY_REASON_ANNOTATION: reason.map(str::trim).filter(|r| !r.is_empty()),
-        APPROVE_ANNOTATION: null,
-    });
-    annotate(
-        &kube.orders(),
-        &kube.namespace,
-        name,
-        annotations,
-        order.resource_version(),
-    )
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let id = decide_waiting(kube, name, |id| {
+        json!({
+            DENY_ANNOTATION: id.to_string(),
+            DENY_REASON_ANNOTATION: reason,
+            APPROVE_ANNOTATION: null,
+        })
+    })
     .await?;
     Ok(format!(
         "Asked the operator to reject request {id} of {name} at DigiCert ({DENY_ANNOTATION}={id}); \
