@@ -63,30 +63,13 @@ impl Run {
             "Approved on request ({APPROVE_ANNOTATION}) by digicert-operator for {}/{}",
             self.namespace, self.name
         );
-        match client.approve_request(request_id, &note).await {
-            Ok(()) => {
-                self.event(
-                    EventType::Normal,
-                    "ReissueApproved",
-                    "Approve",
-                    format!("approved request {request_id} on request ({APPROVE_ANNOTATION})"),
-                )
-                .await;
-                Ok(Continue((
-                    "Approved",
-                    format!("approved request {request_id} on request; waiting for issuance"),
-                )))
-            }
-            Err(e) if e.is_retryable() => {
-                Ok(Break(self.fail(&e, "approving the reissue request").await))
-            }
-            Err(e) => Ok(Continue((
-                "NeedsApproval",
-                format!(
-                    "request {request_id} waits for approval and the operator cannot approve it: {e}"
-                ),
-            ))),
-        }
+        self.approve_at_digicert(
+            request_id,
+            client,
+            &note,
+            &format!(" on request ({APPROVE_ANNOTATION})"),
+        )
+        .await
     }
 
     /// Rejects the request at DigiCert and ends the reissue; like a cancel, no new

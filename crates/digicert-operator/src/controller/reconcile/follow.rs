@@ -204,18 +204,31 @@ impl Run {
             "Approved by digicert-operator for {}/{}",
             self.namespace, self.name
         );
-        match client.approve_request(request_id, &note).await {
+        self.approve_at_digicert(request_id, client, &note, "")
+            .await
+    }
+
+    /// Approves the request at DigiCert with `note`; `how` is said after "approved
+    /// request N" (e.g. " on request"). `Ok` is what the Issuing condition says.
+    pub(super) async fn approve_at_digicert(
+        &mut self,
+        request_id: u64,
+        client: &certcentral::Client,
+        note: &str,
+        how: &str,
+    ) -> Flow<(&'static str, String)> {
+        match client.approve_request(request_id, note).await {
             Ok(()) => {
                 self.event(
                     EventType::Normal,
                     "ReissueApproved",
                     "Approve",
-                    format!("approved request {request_id}"),
+                    format!("approved request {request_id}{how}"),
                 )
                 .await;
                 Ok(Continue((
                     "Approved",
-                    format!("approved request {request_id}; waiting for issuance"),
+                    format!("approved request {request_id}{how}; waiting for issuance"),
                 )))
             }
             // DigiCert busy or down: back off like any failed call.
