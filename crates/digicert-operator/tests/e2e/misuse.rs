@@ -234,6 +234,7 @@ async fn a_cancel_ends_only_what_is_in_flight_and_a_held_renewal_is_never_silent
         .await;
     let message = &condition(&o, "Ready").unwrap().message;
     assert!(message.contains("digicert-operator.dev/renew"), "{message}");
+    assert!(message.contains("held by a cancel request"), "{message}");
     env.wait_event("web", "RenewalHeld", Duration::from_secs(10))
         .await;
     // ...and at expiry Ready turns false at once, not at the next resync.

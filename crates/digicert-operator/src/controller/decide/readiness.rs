@@ -149,6 +149,25 @@ pub fn ready_when_idle(
         && now < not_after
 }
 
+/// What Ready says while a renewal falls due and reissues are held: by a cancel
+/// request, or by a denied reissue request (which holds the spec the same way).
+pub fn renewal_held_message(
+    renewal_time: Option<&str>,
+    not_after: &str,
+    denied: bool,
+    renew_annotation: &str,
+) -> String {
+    format!(
+        "the renewal due at {} is held by {}; the certificate expires at {not_after}: request a renewal ({renew_annotation}) or change the spec to resume",
+        renewal_time.unwrap_or("its renewal time"),
+        if denied {
+            "a denied reissue request"
+        } else {
+            "a cancel request"
+        },
+    )
+}
+
 #[cfg(test)]
 mod ready_tests {
     use super::*;
@@ -241,5 +260,26 @@ mod ready_tests {
                 "{ready:?} {revoked} {not_after}"
             );
         }
+    }
+
+    #[test]
+    fn a_held_renewal_says_what_holds_it() {
+        let cancel = renewal_held_message(
+            Some("2027-03-01T00:00:00Z"),
+            "2027-04-01T00:00:00Z",
+            false,
+            "x/renew",
+        );
+        assert_eq!(
+            cancel,
+            "the renewal due at 2027-03-01T00:00:00Z is held by a cancel request; the certificate expires at 2027-04-01T00:00:00Z: request a renewal (x/renew) or change the spec to resume"
+        );
+        let denied = renewal_held_message(None, "2027-04-01T00:00:00Z", true, "x/renew");
+        assert!(
+            denied.starts_with(
+                "the renewal due at its renewal time is held by a denied reissue request;"
+            ),
+            "{denied}"
+        );
     }
 }

@@ -150,13 +150,12 @@ impl Run {
         let expired = self.now >= stored.leaf.not_after;
         match reason {
             ReissueReason::Renewal if !expired => {
-                let message = format!(
-                    "the renewal due at {} is held by a cancel request; the certificate expires at {}: request a renewal ({RENEW_ANNOTATION}) or change the spec to resume",
-                    self.status
-                        .renewal_time
-                        .as_ref()
-                        .map_or_else(|| "its renewal time".into(), status::show),
-                    status::rfc3339(stored.leaf.not_after)
+                let renewal = self.status.renewal_time.as_ref().map(status::show);
+                let message = decide::renewal_held_message(
+                    renewal.as_deref(),
+                    &status::rfc3339(stored.leaf.not_after),
+                    denied,
+                    RENEW_ANNOTATION,
                 );
                 if status::find(&self.status.conditions, READY)
                     .is_none_or(|c| c.reason != "RenewalHeld")
