@@ -310,9 +310,20 @@ async fn a_service_account_token_is_limited_by_its_role() {
     config.auth_info.token = Some(token.into());
     let limited = kube::Client::try_from(config).unwrap();
     let maps: Api<ConfigMap> = Api::namespaced(limited.clone(), &ns);
-    maps.list(&Default::default())
-        .await
-        .expect("configmaps may be read");
+    // The authorizer learns of a new RoleBinding from its own watch: a 403 for a
+    // moment after the binding was created is the server catching up, not the role.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match maps.list(&Default::default()).await {
+            Ok(_) => break,
+            Err(kube::Error::Api(status))
+                if status.code == 403 && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("configmaps may be read: {e:?}"),
+        }
+    }
     let secrets: Api<Secret> = Api::namespaced(limited, &ns);
     match secrets.list(&Default::default()).await {
         Err(kube::Error::Api(status)) => assert_eq!(status.code, 403, "{status:?}"),
