@@ -451,7 +451,7 @@ impl Run {
             if manual {
                 self.status.last_renew_request = renew_request;
             }
-            return self.progress(reissue).await;
+            return self.progress(reissue, target.as_ref()).await;
         }
 
         if self.spec().issuance == Issuance::Duplicate {

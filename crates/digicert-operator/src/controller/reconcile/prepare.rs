@@ -128,12 +128,11 @@ impl Run {
     }
 
     /// The key pair of the reissue in flight: the certificate Secret's own (kept key,
-    /// CSR in status) or the pending-key Secret's.
-    pub(super) async fn pending_key(&self) -> Result<Option<PendingKey>> {
-        let kept = self.status.reissue.as_ref().and_then(|r| r.csr.clone());
-        if let Some(csr) = kept {
-            let certificate = self.secrets().get_opt(&self.spec().secret_name).await?;
-            return Ok(certificate.and_then(|c| secret::kept_key(&c, &csr).ok()));
+    /// CSR in status; `target` is that Secret as the reconcile read it) or the
+    /// pending-key Secret's.
+    pub(super) async fn pending_key(&self, target: Option<&Secret>) -> Result<Option<PendingKey>> {
+        if let Some(csr) = self.status.reissue.as_ref().and_then(|r| r.csr.as_deref()) {
+            return Ok(target.and_then(|c| secret::kept_key(c, csr).ok()));
         }
         let name = secret::pending_key_name(&self.name);
         let Some(s) = self.secrets().get_opt(&name).await? else {

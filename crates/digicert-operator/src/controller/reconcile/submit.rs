@@ -4,7 +4,12 @@ use super::*;
 
 impl Run {
     /// Carries a reissue in flight one step further.
-    pub(super) async fn progress(&mut self, reissue: ReissueStatus) -> Result<Action> {
+    /// `target`: the certificate Secret as this reconcile read it.
+    pub(super) async fn progress(
+        &mut self,
+        reissue: ReissueStatus,
+        target: Option<&Secret>,
+    ) -> Result<Action> {
         let Some(client) = self.client().await? else {
             return Ok(Action::requeue(schedule::NO_ACCOUNT_RETRY));
         };
@@ -34,7 +39,7 @@ impl Run {
             self.abandon().await?;
             return Ok(Action::requeue(schedule::NEXT_STEP_NOW));
         }
-        let Some(pending) = self.pending_key().await? else {
+        let Some(pending) = self.pending_key(target).await? else {
             // Only a deleted key Secret gets here. Without the key the certificate is
             // useless: stop the reissue at DigiCert and start over.
             if sent {
