@@ -148,28 +148,22 @@ fn ready_labels(labels: &OrderLabels, condition: &str) -> ReadyLabels {
 /// OpenMetrics text as Prometheus's text format 0.0.4: no `# EOF` and no `# UNIT`, and
 /// a counter's HELP and TYPE name its samples (`x_total`), not the family (`x`).
 pub fn to_text_format(openmetrics: &str) -> String {
-    let lines: Vec<&str> = openmetrics.lines().collect();
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter"))
+        .collect();
     let mut out = String::with_capacity(openmetrics.len());
-    for (i, line) in lines.iter().enumerate() {
-        if *line == "# EOF" || line.starts_with("# UNIT ") {
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
             continue;
         }
-        let counter_family = |name: &str| {
-            lines[i..]
-                .iter()
-                .take(3)
-                .any(|l| *l == format!("# TYPE {name} counter"))
-        };
-        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|kind| {
-            let rest = line.strip_prefix(kind)?;
-            let (name, tail) = rest.split_once(' ')?;
-            (counter_family(name) && !name.ends_with("_total"))
+        let counter = ["# HELP ", "# TYPE "].iter().find_map(|kind| {
+            let (name, tail) = line.strip_prefix(kind)?.split_once(' ')?;
+            counters
+                .contains(name)
                 .then(|| format!("{kind}{name}_total {tail}"))
         });
-        match renamed {
-            Some(l) => out.push_str(&l),
-            None => out.push_str(line),
-        }
+        out.push_str(counter.as_deref().unwrap_or(line));
         out.push('\n');
     }
     out

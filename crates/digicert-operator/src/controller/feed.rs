@@ -120,6 +120,15 @@ struct State {
 }
 
 impl State {
+    /// Followed orders the feed has no view of.
+    fn unread(&self) -> Vec<u64> {
+        self.followers
+            .keys()
+            .filter(|id| !self.views.contains_key(id))
+            .copied()
+            .collect()
+    }
+
     /// `who` no longer follows `order_id`; an order nobody follows is forgotten.
     fn unfollow(&mut self, order_id: u64, who: &Follower) {
         if let Some(set) = self.followers.get_mut(&order_id) {
@@ -402,11 +411,7 @@ impl Feeds {
         state.covered = Some(began);
         state.last_ok = Some(Instant::now());
         state.failures = 0;
-        let unread = state
-            .followers
-            .keys()
-            .filter(|id| !state.views.contains_key(id))
-            .count();
+        let unread = state.unread().len();
         self.metrics
             .feed_orders(&short(&feed.id), state.followers.len(), unread);
         Ok(())
@@ -477,7 +482,7 @@ impl Feeds {
         feed: &Feed,
         client: &certcentral::Client,
     ) -> Result<(), certcentral::Error> {
-        let mut unseen = self.unseen(feed, &HashSet::new());
+        let mut unseen = lock(&feed.state).unread();
         if unseen.is_empty() {
             return Ok(());
         }
@@ -556,17 +561,6 @@ impl Feeds {
         let page = client.list_orders(&query).await;
         self.metrics.feed_reading(kind, page.is_ok());
         page
-    }
-
-    /// Followed orders without a view, leaving out `seen`.
-    fn unseen(&self, feed: &Feed, seen: &HashSet<u64>) -> Vec<u64> {
-        let state = lock(&feed.state);
-        state
-            .followers
-            .iter()
-            .filter(|(id, _)| !seen.contains(id) && !state.views.contains_key(id))
-            .map(|(id, _)| *id)
-            .collect()
     }
 
     /// Keeps what a reading said and wakes the followers of the orders it is news for.
