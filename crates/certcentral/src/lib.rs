@@ -11,7 +11,7 @@ pub mod types;
 
 pub use client::{
     ApiKey, BaseUrl, CallObserver, Client, ClientConfig, EU_BASE_URL, LimiterFactory, RetryPolicy,
-    SendSlot, Service, TrustRoots, US_BASE_URL,
+    SendSlot, Service, TrustRoots, US_BASE_URL, error_chain,
 };
 pub use duplicate::*;
 pub use error::{Error, TransportKind};

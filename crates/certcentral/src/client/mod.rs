@@ -447,8 +447,9 @@ fn parse_bundle(pem: &[u8]) -> Result<Vec<reqwest::Certificate>, Error> {
     Ok(certs)
 }
 
-/// reqwest's top-level message is terse ("error sending request"); the causes say why.
-fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its causes, each said once: reqwest's (and kube's) top-level message
+/// is terse ("error sending request"); the causes say why.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use digicert_operator::certcentral::RevokeOrderRequest;
 
-use super::{Key, ReadyWatch, calls_by_operation, create_all, metric, order, rate_limit_bound};
+use super::{calls_by_operation, issue_all, metric, rate_limit_bound};
 use crate::support::env::{API_KEY, OperatorEnv, condition};
 
 pub struct Params {
@@ -45,18 +45,7 @@ pub async fn run(p: Params) -> Outcome {
     env.log_level = "info".into();
     env.operator_args = vec!["--no-rate-limit".into()];
     env.start_operator();
-    super::latency::wait_ready_endpoint(&env).await;
-    let watch = ReadyWatch::start(env.orders());
-    let objects = (0..p.orders)
-        .map(|i| order(&format!("feed-{i:05}"), i as u64 + 1, Key::EcdsaP256))
-        .collect();
-    let started = Instant::now();
-    create_all(&env.orders(), objects, 32).await;
-    let last = watch
-        .wait_for(p.orders, Duration::from_secs(600 + p.orders as u64 / 5))
-        .await
-        .unwrap_or_else(|| panic!("{} of {} Ready", watch.count(), p.orders));
-    let issuing_s = (last - started).as_secs_f64();
+    let issuing_s = issue_all(&env, "feed", p.orders).await;
     env.stop_operator();
 
     // CertCentral's limits from here on, at the simulator and in the operator.

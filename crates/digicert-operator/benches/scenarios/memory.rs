@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::env::OperatorEnv;
 
-use super::{Key, ReadyWatch, create_all, order, rss_kib, unrelated_secrets};
+use super::{create_all, issue_all, rss_kib, unrelated_secrets};
 
 pub struct Params {
     pub orders: usize,
@@ -39,25 +39,7 @@ pub async fn run(p: Params) -> Outcome {
     env.operator_args = vec!["--no-rate-limit".into()];
     create_all(&env.secrets(), unrelated_secrets(p.unrelated_secrets), 32).await;
     env.start_operator();
-    super::latency::wait_ready_endpoint(&env).await;
-    let watch = ReadyWatch::start(env.orders());
-    let objects = (0..p.orders)
-        .map(|i| order(&format!("mem-{i:05}"), i as u64 + 1, Key::EcdsaP256))
-        .collect();
-    let started = Instant::now();
-    create_all(&env.orders(), objects, 32).await;
-    let last = watch
-        .wait_for(p.orders, Duration::from_secs(600 + p.orders as u64 / 5))
-        .await
-        .unwrap_or_else(|| {
-            panic!(
-                "{} of {} Ready\n{}",
-                watch.count(),
-                p.orders,
-                env.operator_logs()
-            )
-        });
-    let issuing_s = (last - started).as_secs_f64();
+    let issuing_s = issue_all(&env, "mem", p.orders).await;
     let pid = env.operator.as_ref().unwrap().pid();
     let (issuing_peak, _) = rss_kib(pid);
 

@@ -70,6 +70,29 @@ pub fn order(name: &str, order_id: u64, key: Key) -> DigicertOrder {
 
 /// Orders named by `names`, for simulator orders 1, 2, …: RSA-2048 and ECDSA P-256
 /// in turn.
+/// Creates `count` P-256 DigicertOrders `PREFIX-00000`… (orders 1…count) on the
+/// running operator of `env` and waits until all are Ready. Returns the seconds it took.
+pub async fn issue_all(env: &crate::support::env::OperatorEnv, prefix: &str, count: usize) -> f64 {
+    latency::wait_ready_endpoint(env).await;
+    let watch = ReadyWatch::start(env.orders());
+    let objects = (0..count)
+        .map(|i| order(&format!("{prefix}-{i:05}"), i as u64 + 1, Key::EcdsaP256))
+        .collect();
+    let started = Instant::now();
+    create_all(&env.orders(), objects, 32).await;
+    let last = watch
+        .wait_for(count, Duration::from_secs(600 + count as u64 / 5))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "{} of {count} Ready\n{}",
+                watch.count(),
+                env.operator_logs()
+            )
+        });
+    (last - started).as_secs_f64()
+}
+
 pub fn mixed_orders(names: &[String]) -> Vec<DigicertOrder> {
     names
         .iter()

@@ -235,25 +235,10 @@ pub fn explain(e: &Error) -> String {
     let text = match e {
         Error::Kube(kube::Error::Api(s)) => format!("{} ({})", s.message, s.reason),
         // The API server's words without the wrapper's prefix.
-        Error::Kube(k) => chain(k),
-        _ => chain(e),
+        Error::Kube(k) => crate::certcentral::error_chain(k),
+        _ => crate::certcentral::error_chain(e),
     };
     text.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// An error and its causes, each said once.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -1433,19 +1433,7 @@ fn token_kubeconfig(admin: &OsStr, token: &str) -> String {
         .find(|p| p.exists())
         .expect("a kubeconfig file");
     let kc = Kubeconfig::read_from(&path).expect("kubeconfig");
-    let current = kc.current_context.clone().expect("a current context");
-    let context = kc
-        .contexts
-        .iter()
-        .find(|c| c.name == current)
-        .and_then(|c| c.context.clone())
-        .expect("the current context");
-    let cluster = kc
-        .clusters
-        .iter()
-        .find(|c| c.name == context.cluster)
-        .and_then(|c| c.cluster.clone())
-        .expect("the context's cluster");
+    let (_, cluster) = crate::support::cluster::current_cluster(&kc);
     let mut entry = serde_json::Map::new();
     entry.insert("server".into(), json!(cluster.server.expect("a server")));
     if let Some(data) = cluster.certificate_authority_data {

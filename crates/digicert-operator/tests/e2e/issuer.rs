@@ -36,6 +36,25 @@ async fn approved_web(env: &Cm, ns: &str) -> (String, keys::CsrInfo) {
     .await
 }
 
+/// A request through the DigicertIssuer `manual` (for `order`, whose reissues need
+/// approval at DigiCert), approved by cert-manager and pending at DigiCert. Its name.
+async fn waiting_for_approval(env: &Cm, ns: &str, order: u64) -> String {
+    env.issuer(ns, "manual", issuer_spec(env, json!({"orderId": order})));
+    let (name, _) = env
+        .approved_request(
+            ns,
+            "approval",
+            1,
+            ("DigicertIssuer", "manual"),
+            NAMES,
+            json!({}),
+        )
+        .await;
+    env.wait_pending(ns, &name, "waits for approval at DigiCert")
+        .await;
+    name
+}
+
 fn seed(id: u64, change: impl FnOnce(&mut OrderSeed)) -> OrderSeed {
     let mut s = crate::support::order(id);
     change(&mut s);
@@ -530,23 +549,7 @@ async fn approval_and_validation_at_digicert_show_as_pending() {
     .await;
     env.start_operator();
     let ns = env.ns();
-    env.issuer(
-        &ns,
-        "manual",
-        issuer_spec(&env, json!({"orderId": APPROVAL})),
-    );
-    let (name, _) = env
-        .approved_request(
-            &ns,
-            "approval",
-            1,
-            ("DigicertIssuer", "manual"),
-            NAMES,
-            json!({}),
-        )
-        .await;
-    env.wait_pending(&ns, &name, "waits for approval at DigiCert")
-        .await;
+    let name = waiting_for_approval(&env, &ns, APPROVAL).await;
     // The issuer asks to approve, and the account allows it: approved, issued.
     env.issuer(
         &ns,
@@ -586,19 +589,7 @@ async fn a_request_waiting_at_digicert_is_woken_by_the_change_feed() {
         .to_vec();
     env.start_operator();
     let ns = env.ns();
-    env.issuer(&ns, "manual", issuer_spec(&env, json!({"orderId": ORDER})));
-    let (name, _) = env
-        .approved_request(
-            &ns,
-            "approval",
-            1,
-            ("DigicertIssuer", "manual"),
-            NAMES,
-            json!({}),
-        )
-        .await;
-    env.wait_pending(&ns, &name, "waits for approval at DigiCert")
-        .await;
+    let name = waiting_for_approval(&env, &ns, ORDER).await;
     // Past its first minute a pending reissue is looked at every 30 minutes while the
     // feed reads fresh: from then on only the feed can bring the news in time.
     tokio::time::sleep(Duration::from_secs(66)).await;

@@ -32,7 +32,7 @@ const PROMETHEUS_SERIES: &[&str] = &["up"];
 
 /// promtool: `DIGICERT_TEST_PROMTOOL`, else the one on the PATH. Missing, it is an
 /// error, not a reason to skip: hack/test.sh installs it.
-fn promtool() -> PathBuf {
+pub(crate) fn promtool() -> PathBuf {
     if let Some(p) = std::env::var_os("DIGICERT_TEST_PROMTOOL") {
         let p = PathBuf::from(p);
         assert!(

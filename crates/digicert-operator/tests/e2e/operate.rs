@@ -27,17 +27,17 @@ fn sample(page: &str, prefix: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// `promtool check metrics` on a page (Debian's `prometheus` package, which
-/// hack/test.sh installs): whether it passed, and what it said.
+/// `promtool check metrics` on a page (the promtool the monitoring tests use): whether
+/// it passed, and what it said.
 fn promtool_check_metrics(page: &str) -> (bool, String) {
     use std::io::Write;
-    let mut child = std::process::Command::new("promtool")
+    let mut child = std::process::Command::new(crate::monitoring::promtool())
         .args(["check", "metrics"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("promtool on the PATH (hack/test.sh installs Debian's prometheus package)");
+        .expect("promtool runs");
     child
         .stdin
         .take()

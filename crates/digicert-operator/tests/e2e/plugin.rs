@@ -84,19 +84,7 @@ fn two_contexts(kubeconfig: &OsStr, ns: &str, dir: &Path) -> PathBuf {
         });
     }
     let mut kc = merged.expect("a kubeconfig");
-    let current = kc.current_context.clone().expect("a current context");
-    let context = kc
-        .contexts
-        .iter()
-        .find(|c| c.name == current)
-        .and_then(|c| c.context.clone())
-        .expect("the current context");
-    let cluster = kc
-        .clusters
-        .iter()
-        .find(|c| c.name == context.cluster)
-        .and_then(|c| c.cluster.clone())
-        .expect("its cluster");
+    let (context, cluster) = crate::support::cluster::current_cluster(&kc);
     let mut bogus_cluster = cluster.clone();
     bogus_cluster.server = Some("https://127.0.0.1:9".into());
     kc.clusters.push(NamedCluster {

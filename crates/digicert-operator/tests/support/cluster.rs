@@ -182,6 +182,24 @@ fn own_control_plane() -> Result<PathBuf, String> {
 }
 
 /// The value to pass as `KUBECONFIG` to kubectl, the operator and Helm.
+/// A kubeconfig's current context and that context's cluster.
+pub fn current_cluster(kc: &Kubeconfig) -> (kube::config::Context, kube::config::Cluster) {
+    let current = kc.current_context.clone().expect("a current context");
+    let context = kc
+        .contexts
+        .iter()
+        .find(|c| c.name == current)
+        .and_then(|c| c.context.clone())
+        .expect("the current context");
+    let cluster = kc
+        .clusters
+        .iter()
+        .find(|c| c.name == context.cluster)
+        .and_then(|c| c.cluster.clone())
+        .expect("the context's cluster");
+    (context, cluster)
+}
+
 pub fn kubeconfig_env() -> OsString {
     if use_existing_cluster() {
         return std::env::var_os("KUBECONFIG").unwrap_or_else(|| {
